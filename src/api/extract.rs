@@ -1,0 +1,201 @@
+//! `Signed<T>`: the extractor for every route a business server calls.
+//!
+//! Order of checks, cheapest and least revealing first: headers present and well formed →
+//! JSON content type → body within 64 KiB → timestamp in window → app known and enabled →
+//! signature → nonce unused → JSON body parses. The nonce is claimed only after the
+//! signature verified, so nobody without the secret can burn nonces.
+
+use actix_web::dev::Payload;
+use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::StreamExt;
+use futures_util::future::LocalBoxFuture;
+use serde::de::DeserializeOwned;
+use utoipa::IntoParams;
+
+use crate::app::AppState;
+use crate::auth::{SignatureError, SignedHeaders, unix_now};
+use crate::error::{ApiError, ErrorCode};
+use crate::metrics;
+use crate::store::App;
+
+/// Largest request body accepted on signed routes.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// A request whose signature verified: the calling app and the parsed JSON body.
+pub struct Signed<T> {
+    pub app: App,
+    pub body: T,
+}
+
+impl<T: DeserializeOwned + 'static> FromRequest for Signed<T> {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            let (app, body) = authenticate(&req, payload).await.inspect_err(|err| {
+                if let Some(reason) = err.signature_reason {
+                    metrics::signature_failure(reason);
+                }
+            })?;
+            let body = parse_json(&body)?;
+            Ok(Signed { app, body })
+        })
+    }
+}
+
+/// An [`ApiError`] that remembers which signature check failed, for the metric.
+struct AuthFailure {
+    error: ApiError,
+    signature_reason: Option<&'static str>,
+}
+
+impl From<SignatureError> for AuthFailure {
+    fn from(err: SignatureError) -> Self {
+        let signature_reason = Some(err.reason());
+        AuthFailure {
+            error: err.into(),
+            signature_reason,
+        }
+    }
+}
+
+impl From<ApiError> for AuthFailure {
+    fn from(error: ApiError) -> Self {
+        AuthFailure {
+            error,
+            signature_reason: None,
+        }
+    }
+}
+
+impl From<AuthFailure> for ApiError {
+    fn from(failure: AuthFailure) -> Self {
+        failure.error
+    }
+}
+
+async fn authenticate(
+    req: &HttpRequest,
+    payload: Payload,
+) -> Result<(App, web::Bytes), AuthFailure> {
+    let state = req
+        .app_data::<web::Data<AppState>>()
+        .ok_or_else(|| ApiError::internal("AppState missing from app data"))?;
+    let headers =
+        SignedHeaders::parse(|name| req.headers().get(name).and_then(|v| v.to_str().ok()))?;
+    require_json_content_type(req)?;
+    let body = read_body(req, payload).await?;
+    headers.check_timestamp(unix_now())?;
+    let app = state
+        .store
+        .app(headers.app_id)
+        .await
+        .map_err(ApiError::from)?
+        .ok_or(SignatureError::UnknownApp(headers.app_id))?;
+    if app.disabled {
+        return Err(SignatureError::AppDisabled(app.app_id).into());
+    }
+    let path = req
+        .uri()
+        .path_and_query()
+        .map_or_else(|| req.path(), |pq| pq.as_str());
+    headers.verify(
+        app.server_secret.as_bytes(),
+        req.method().as_str(),
+        path,
+        &body,
+    )?;
+    state.nonces.claim(app.app_id, &headers.nonce).await?;
+    Ok((app, body))
+}
+
+fn require_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
+    let essence = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase()
+        });
+    match essence.as_deref() {
+        Some("application/json") => Ok(()),
+        Some(other) => Err(ApiError::new(
+            ErrorCode::UnsupportedContentType,
+            format!("content type {other:?} is not accepted; send application/json"),
+        )),
+        None => Err(ApiError::new(
+            ErrorCode::UnsupportedContentType,
+            "missing Content-Type: application/json",
+        )),
+    }
+}
+
+async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<web::Bytes, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            ErrorCode::BodyTooLarge,
+            format!("body exceeds {MAX_BODY_BYTES} bytes"),
+        )
+    };
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return Err(too_large());
+    }
+    let mut body =
+        web::BytesMut::with_capacity(declared.unwrap_or(0).min(MAX_BODY_BYTES as u64) as usize);
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|e| {
+            ApiError::new(
+                ErrorCode::MalformedJson,
+                format!("body could not be read: {e}"),
+            )
+        })?;
+        if body.len() + chunk.len() > MAX_BODY_BYTES {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|err| {
+        let code = match err.classify() {
+            serde_json::error::Category::Data => ErrorCode::InvalidBody,
+            _ => ErrorCode::MalformedJson,
+        };
+        ApiError::new(code, format!("body: {err}"))
+    })
+}
+
+/// The signature headers, for the OpenAPI document.
+#[derive(IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)]
+pub struct SignatureHeaderParams {
+    /// The calling app's id.
+    #[param(rename = "X-Huddle-AppId", example = "1234567890")]
+    app_id: u32,
+    /// Unix time in seconds; must be within 300 s of the server clock.
+    #[param(rename = "X-Huddle-Timestamp", example = "1764096000")]
+    timestamp: i64,
+    /// 8–64 printable ASCII characters, never reused by this app within 10 minutes.
+    #[param(rename = "X-Huddle-Nonce", example = "4f1c2a9e7b3d")]
+    nonce: String,
+    /// Lowercase hex HMAC-SHA256 of `appId\ntimestamp\nnonce\nMETHOD\npathAndQuery\nhex(sha256(body))`
+    /// keyed with the server secret.
+    #[param(rename = "X-Huddle-Signature")]
+    signature: String,
+}

@@ -1,0 +1,113 @@
+//! HTTP routes for business servers and operators. Handlers extract, call a service and
+//! respond; errors go through [`crate::error::ApiError`].
+
+pub mod dev;
+pub mod extract;
+pub mod ops;
+pub mod tokens;
+
+use std::sync::LazyLock;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::middleware::Next;
+use actix_web::{HttpResponse, web};
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Huddle",
+        description = "Self-hosted real-time audio/video rooms. Business servers sign every request \
+            with their app's server secret (see the README's signing recipe); every error is \
+            `{\"code\", \"message\"}` with the codes listed in the README.",
+        license(name = "Apache-2.0")
+    ),
+    paths(tokens::create_token, dev::dev_token, ops::healthz, ops::readyz, ops::metrics, ops::openapi_yaml),
+    components(schemas(ErrorBody, tokens::TokenRequest, tokens::TokenResponse, dev::DevTokenResponse)),
+    modifiers(&SignatureScheme),
+    tags(
+        (name = "tokens", description = "User tokens for the browser SDK"),
+        (name = "operations", description = "Health, readiness, metrics"),
+        (name = "dev", description = "Only when dev mode is on"),
+    )
+)]
+pub struct ApiDoc;
+
+struct SignatureScheme;
+
+impl Modify for SignatureScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "huddleSignature",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Huddle-Signature",
+                "HMAC-SHA256 request signature; also send X-Huddle-AppId, X-Huddle-Timestamp and X-Huddle-Nonce.",
+            ))),
+        );
+    }
+}
+
+static OPENAPI_YAML: LazyLock<Result<String, String>> =
+    LazyLock::new(|| ApiDoc::openapi().to_yaml().map_err(|e| e.to_string()));
+
+/// The OpenAPI document as YAML (what `openapi.yaml` must contain).
+pub fn openapi_yaml() -> Result<&'static str, String> {
+    OPENAPI_YAML.as_deref().map_err(Clone::clone)
+}
+
+/// All routes. `dev` adds `/dev/token`.
+pub fn configure(cfg: &mut web::ServiceConfig, dev: bool) {
+    tokens::configure(cfg);
+    ops::configure(cfg);
+    if dev {
+        dev::configure(cfg);
+    }
+}
+
+pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "method not allowed on this route",
+    ))
+}
+
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(ErrorCode::NotFound, "no such route"))
+}
+
+/// Counts and times every request by its route pattern.
+pub async fn record_metrics(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let response = next.call(req).await?;
+    // Routing happens inside `next`, so the matched pattern is known only on the way out.
+    let route = response.request().match_pattern();
+    let route = route.as_deref().unwrap_or("unmatched");
+    let status = response.status().as_u16();
+    let elapsed = started.elapsed();
+    crate::metrics::http_request(route, method.as_str(), status, elapsed);
+    tracing::debug!(%method, route, status, micros = elapsed.as_micros() as u64, "request");
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn openapi_yaml_in_the_repository_matches_the_code() {
+        let generated = super::openapi_yaml().unwrap();
+        let committed = include_str!("../../openapi.yaml");
+        assert!(
+            generated == committed,
+            "openapi.yaml is stale: run `cargo run -- openapi > openapi.yaml` and commit it"
+        );
+    }
+}

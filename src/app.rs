@@ -1,0 +1,136 @@
+//! Wiring: build the shared state from settings, then serve HTTP until a shutdown signal.
+
+use std::net::TcpListener;
+
+use actix_web::{App, HttpServer, middleware, web};
+use redis::aio::ConnectionManager;
+use thiserror::Error;
+
+use crate::api;
+use crate::auth::NonceStore;
+use crate::config::Settings;
+use crate::store::{NewApp, Store, StoreError, redact_url};
+
+/// What every request handler can reach. Workers share it; nothing in it is per-connection.
+pub struct AppState {
+    pub store: Store,
+    pub nonces: NonceStore,
+    /// Present when `REDIS_URL` is set.
+    pub redis: Option<ConnectionManager>,
+    pub dev: bool,
+}
+
+#[derive(Debug, Error)]
+pub enum StartError {
+    #[error("cannot open the database {url}: {source}")]
+    Store { url: String, source: StoreError },
+    #[error("cannot connect to Redis at {url}: {source}")]
+    Redis {
+        url: String,
+        source: redis::RedisError,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("cannot prepare the dev app: {0}")]
+    DevApp(StoreError),
+    #[error("server failed: {0}")]
+    Server(std::io::Error),
+}
+
+impl AppState {
+    pub async fn build(settings: &Settings) -> Result<AppState, StartError> {
+        let store = Store::open(&settings.database_url)
+            .await
+            .map_err(|source| StartError::Store {
+                url: redact_url(&settings.database_url),
+                source,
+            })?;
+        let redis = match &settings.redis_url {
+            None => None,
+            Some(url) => {
+                let redis_error = |source| StartError::Redis {
+                    url: redact_url(url),
+                    source,
+                };
+                let client = redis::Client::open(url.as_str()).map_err(redis_error)?;
+                Some(ConnectionManager::new(client).await.map_err(redis_error)?)
+            }
+        };
+        let nonces = match &redis {
+            Some(connection) => NonceStore::Redis(connection.clone()),
+            None => NonceStore::memory(),
+        };
+        if settings.dev {
+            ensure_dev_app(&store).await.map_err(StartError::DevApp)?;
+        }
+        Ok(AppState {
+            store,
+            nonces,
+            redis,
+            dev: settings.dev,
+        })
+    }
+}
+
+/// Dev mode needs an app to mint tokens for; create app 1 on first start.
+async fn ensure_dev_app(store: &Store) -> Result<(), StoreError> {
+    if store.find_app(api::dev::DEV_APP_ID).await?.is_some() {
+        return Ok(());
+    }
+    let new = NewApp {
+        app_id: Some(api::dev::DEV_APP_ID),
+        name: "dev".to_owned(),
+        ..NewApp::default()
+    };
+    match store.create_app(new).await {
+        Ok(_) | Err(StoreError::AppExists(_)) => Ok(()),
+        Err(err) => Err(err),
+    }
+}
+
+/// Serves until SIGINT/SIGTERM. Prints `huddle listening on http://ADDR` on stdout once
+/// bound (tests and scripts wait for that line; with port 0 it tells the chosen port).
+pub async fn run(settings: Settings) -> Result<(), StartError> {
+    let state = web::Data::new(AppState::build(&settings).await?);
+    let listener = TcpListener::bind(settings.http_addr).map_err(|source| StartError::Bind {
+        addr: settings.http_addr.to_string(),
+        source,
+    })?;
+    let local_addr = listener.local_addr().map_err(StartError::Server)?;
+    if state.dev {
+        tracing::warn!(
+            "dev mode is on: GET /dev/token mints tokens for anyone; never expose this to a network"
+        );
+    }
+    tracing::info!(
+        addr = %local_addr,
+        store = state.store.backend().name(),
+        redis = state.redis.is_some(),
+        dev = state.dev,
+        "huddle started"
+    );
+    let dev = state.dev;
+    let server_state = state.clone();
+    let server = HttpServer::new(move || {
+        App::new()
+            .app_data(server_state.clone())
+            .wrap(middleware::from_fn(api::record_metrics))
+            .configure(|cfg| api::configure(cfg, dev))
+            .default_service(web::to(api::not_found))
+    })
+    .workers(settings.http_workers)
+    .listen(listener)
+    .map_err(|source| StartError::Bind {
+        addr: local_addr.to_string(),
+        source,
+    })?
+    .run();
+    println!("huddle listening on http://{local_addr}");
+    server.await.map_err(StartError::Server)?;
+    state.store.close().await;
+    tracing::info!("huddle stopped");
+    Ok(())
+}

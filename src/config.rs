@@ -1,0 +1,277 @@
+//! Command line and environment. Every flag has a `HUDDLE_*` variable; `DATABASE_URL` and
+//! `REDIS_URL` are also read under their conventional names. Values are checked in
+//! [`ServeArgs::resolve`] so that a bad setting stops start-up with a clear message.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use thiserror::Error;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "huddle",
+    version,
+    about = "Self-hosted real-time audio/video rooms"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of `serve`, which is also what plain `huddle` runs.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the service (the default).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate(StoreArgs),
+    /// Manage apps (tenants).
+    #[command(subcommand)]
+    App(AppCommand),
+    /// Mint a user token locally from the store (for scripts and debugging).
+    Token(TokenArgs),
+    /// Print the OpenAPI document (YAML) that the server serves at /openapi.yaml.
+    Openapi,
+    /// Load generators to point at a running deployment.
+    #[command(subcommand)]
+    Loadtest(crate::loadtest::LoadtestCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AppCommand {
+    /// Create an app and print {"appId", "serverSecret"} as JSON.
+    Create(AppCreateArgs),
+    /// List apps (without secrets) as JSON lines.
+    List(StoreArgs),
+    /// Replace an app's server secret and print the new one as JSON.
+    RotateSecret(AppIdArgs),
+    /// Refuse all requests and tokens of an app.
+    Disable(AppIdArgs),
+    /// Accept an app's requests and tokens again.
+    Enable(AppIdArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct StoreArgs {
+    /// Database URL: `sqlite://PATH` or `postgres://…`. Also read from DATABASE_URL.
+    /// Default: a SQLite file in the data directory.
+    #[arg(long, env = "HUDDLE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Directory for the default SQLite database.
+    #[arg(long, env = "HUDDLE_DATA_DIR", default_value = "huddle-data")]
+    pub data_dir: PathBuf,
+}
+
+impl StoreArgs {
+    /// The explicit URL (flag, HUDDLE_DATABASE_URL, then DATABASE_URL), if any.
+    pub fn explicit_url(&self) -> Option<String> {
+        self.database_url
+            .clone()
+            .or_else(|| non_empty_env("DATABASE_URL"))
+    }
+
+    /// The URL to connect to, defaulting to `DATA_DIR/huddle.db`.
+    pub fn url(&self) -> String {
+        self.explicit_url()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("huddle.db").display()))
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AppCreateArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Display name.
+    #[arg(long)]
+    pub name: String,
+    /// App id (1–4294967295); random when omitted.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub app_id: Option<u32>,
+    /// Server secret (32–128 printable characters); 32 random bytes in hex when omitted.
+    #[arg(long)]
+    pub secret: Option<String>,
+    /// Most users one room of this app may hold.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_users_per_room: Option<u32>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AppIdArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub app_id: u32,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct TokenArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub app_id: u32,
+    #[arg(long)]
+    pub user_id: String,
+    /// Bind the token to one room.
+    #[arg(long)]
+    pub room_id: Option<String>,
+    /// Grant the publishStream privilege.
+    #[arg(long)]
+    pub publish: bool,
+    /// Restrict publishing to these stream ids (repeatable).
+    #[arg(long = "stream-id")]
+    pub stream_ids: Vec<String>,
+    /// Lifetime in seconds (1–86400).
+    #[arg(long, default_value_t = crate::auth::token::DEFAULT_TTL_SECS)]
+    pub ttl: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address the HTTP server (REST, websocket, SDK, demo page) listens on. Port 0 picks a
+    /// free port; the chosen address is printed on stdout.
+    #[arg(long, env = "HUDDLE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: SocketAddr,
+    /// HTTP worker threads (default: one per core).
+    #[arg(long, env = "HUDDLE_HTTP_WORKERS")]
+    pub http_workers: Option<usize>,
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Redis URL; when set, nonces (and later rooms) are shared through Redis. Also read from
+    /// REDIS_URL. Absent: in memory.
+    #[arg(long, env = "HUDDLE_REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Serve GET /dev/token (tokens for anyone, no signature). Default: on only when neither
+    /// a database nor Redis is configured (embedded defaults).
+    #[arg(long, env = "HUDDLE_DEV", num_args = 0..=1, default_missing_value = "true")]
+    pub dev: Option<bool>,
+    /// Log filter, e.g. `info` or `huddle=debug,actix_web=info`.
+    #[arg(long, env = "HUDDLE_LOG", default_value = "info")]
+    pub log: String,
+    #[arg(long, env = "HUDDLE_LOG_FORMAT", value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("invalid database URL: {0} (expected sqlite://PATH or postgres://USER@HOST/DB)")]
+    DatabaseUrl(String),
+    #[error("invalid Redis URL: {0} (expected redis://HOST:PORT or rediss://…)")]
+    RedisUrl(String),
+    #[error("--http-workers must be between 1 and 1024")]
+    Workers,
+    #[error("invalid log filter {0:?}: {1}")]
+    LogFilter(String, String),
+}
+
+/// Serve settings after defaults and validation.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub http_addr: SocketAddr,
+    pub http_workers: usize,
+    pub database_url: String,
+    pub redis_url: Option<String>,
+    pub dev: bool,
+}
+
+impl ServeArgs {
+    pub fn resolve(&self) -> Result<Settings, ConfigError> {
+        let explicit_db = self.store.explicit_url();
+        let database_url = self.store.url();
+        crate::store::Backend::of_url(&database_url)
+            .map_err(|_| ConfigError::DatabaseUrl(crate::store::redact_url(&database_url)))?;
+        let redis_url = self
+            .redis_url
+            .clone()
+            .or_else(|| non_empty_env("REDIS_URL"));
+        if let Some(url) = &redis_url
+            && redis::Client::open(url.as_str()).is_err()
+        {
+            return Err(ConfigError::RedisUrl(crate::store::redact_url(url)));
+        }
+        let http_workers = match self.http_workers {
+            Some(n) if (1..=1024).contains(&n) => n,
+            Some(_) => return Err(ConfigError::Workers),
+            None => std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2),
+        };
+        let embedded_defaults = explicit_db.is_none() && redis_url.is_none();
+        Ok(Settings {
+            http_addr: self.http_addr,
+            http_workers,
+            database_url,
+            redis_url,
+            dev: self.dev.unwrap_or(embedded_defaults),
+        })
+    }
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn serve(args: &[&str]) -> ServeArgs {
+        let cli =
+            Cli::try_parse_from(std::iter::once("huddle").chain(args.iter().copied())).unwrap();
+        match cli.command {
+            Some(Command::Serve(a)) => a,
+            _ => cli.serve,
+        }
+    }
+
+    #[test]
+    fn plain_huddle_means_serve_on_embedded_defaults_with_dev_mode() {
+        let args = serve(&["--database-url", "sqlite://x.db"]);
+        assert_eq!(args.http_addr.to_string(), "127.0.0.1:8080");
+        let settings = serve(&["serve", "--data-dir", "d"]).resolve().unwrap();
+        if std::env::var("DATABASE_URL").is_err() && std::env::var("REDIS_URL").is_err() {
+            assert!(settings.dev);
+            assert_eq!(settings.database_url, "sqlite://d/huddle.db");
+        }
+    }
+
+    #[test]
+    fn dev_mode_is_off_once_a_database_is_configured_unless_asked_for() {
+        let configured = serve(&["serve", "--database-url", "postgres://u@h/db"])
+            .resolve()
+            .unwrap();
+        assert!(!configured.dev);
+        let asked = serve(&["serve", "--database-url", "postgres://u@h/db", "--dev"])
+            .resolve()
+            .unwrap();
+        assert!(asked.dev);
+        let refused = serve(&["serve", "--dev=false"]).resolve().unwrap();
+        assert!(!refused.dev);
+    }
+
+    #[test]
+    fn bad_settings_give_clear_errors() {
+        let err = serve(&["serve", "--database-url", "mysql://u:pw@h/db"])
+            .resolve()
+            .unwrap_err();
+        assert!(err.to_string().contains("invalid database URL"));
+        assert!(!err.to_string().contains("pw"));
+        let err = serve(&["serve", "--redis-url", "http://nope"])
+            .resolve()
+            .unwrap_err();
+        assert!(matches!(err, ConfigError::RedisUrl(_)));
+        assert!(matches!(
+            serve(&["serve", "--http-workers", "0"]).resolve(),
+            Err(ConfigError::Workers)
+        ));
+        assert!(Cli::try_parse_from(["huddle", "serve", "--http-addr", "nope"]).is_err());
+    }
+}

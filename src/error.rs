@@ -1,0 +1,232 @@
+//! The one place where module errors become `{"code", "message"}` responses.
+//!
+//! Every module keeps its own `thiserror` type; this file maps each of them to an
+//! [`ErrorCode`] (a stable number for clients plus an HTTP status) and renders the JSON body.
+//! Codes are grouped in ranges: 1xxx request and service, 2xxx server-request signatures,
+//! 3xxx invalid input, 4xxx user tokens. The README lists them all (a test keeps it honest).
+
+use actix_web::{HttpResponse, ResponseError, http::StatusCode};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+use crate::auth::{SignatureError, TokenError};
+use crate::ids::{IdError, IdKind};
+use crate::store::StoreError;
+
+macro_rules! error_codes {
+    ($($variant:ident = $code:literal, $status:ident, $doc:literal;)+) => {
+        /// Stable error codes. Numbers never change meaning once released.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum ErrorCode {
+            $(#[doc = $doc] $variant,)+
+        }
+
+        impl ErrorCode {
+            /// Every code, in numeric order (used by docs and tests).
+            pub const ALL: &'static [ErrorCode] = &[$(ErrorCode::$variant,)+];
+
+            pub fn code(self) -> u32 {
+                match self { $(ErrorCode::$variant => $code,)+ }
+            }
+
+            pub fn status(self) -> StatusCode {
+                match self { $(ErrorCode::$variant => StatusCode::$status,)+ }
+            }
+
+            /// One-line meaning, as printed in the README table.
+            pub fn description(self) -> &'static str {
+                match self { $(ErrorCode::$variant => $doc,)+ }
+            }
+
+            /// Label used in metrics and logs (the variant name).
+            pub fn name(self) -> &'static str {
+                match self { $(ErrorCode::$variant => stringify!($variant),)+ }
+            }
+        }
+    };
+}
+
+error_codes! {
+    Internal = 1000, INTERNAL_SERVER_ERROR, "Unexpected server error; details are in the server log.";
+    NotFound = 1001, NOT_FOUND, "No such route.";
+    MethodNotAllowed = 1002, METHOD_NOT_ALLOWED, "The route exists but not for this HTTP method.";
+    UnsupportedContentType = 1003, UNSUPPORTED_MEDIA_TYPE, "The body must be sent as `Content-Type: application/json`.";
+    BodyTooLarge = 1004, PAYLOAD_TOO_LARGE, "The body is larger than 64 KiB.";
+    MalformedJson = 1005, BAD_REQUEST, "The body is not valid JSON.";
+    InvalidBody = 1006, BAD_REQUEST, "The body is JSON but a field is missing, unknown or of the wrong type.";
+    ServiceUnavailable = 1007, SERVICE_UNAVAILABLE, "The store or Redis cannot be reached; retry later.";
+    InvalidQuery = 1008, BAD_REQUEST, "A query parameter is missing or malformed.";
+    MissingAuthHeader = 2001, UNAUTHORIZED, "A required `X-Huddle-*` signature header is missing.";
+    InvalidAuthHeader = 2002, BAD_REQUEST, "A signature header is malformed (app id not a number, nonce not 8-64 printable characters, ...).";
+    UnknownApp = 2003, UNAUTHORIZED, "No app has this app id.";
+    AppDisabled = 2004, FORBIDDEN, "The app exists but is disabled.";
+    BadSignature = 2005, UNAUTHORIZED, "The signature does not match the request.";
+    StaleTimestamp = 2006, UNAUTHORIZED, "`X-Huddle-Timestamp` is more than 300 s away from the server clock.";
+    NonceReused = 2007, UNAUTHORIZED, "This nonce was already used by this app inside the time window.";
+    InvalidUserId = 3001, BAD_REQUEST, "userId is empty, longer than 64 bytes, or has characters outside `A-Za-z0-9_.~-@:`.";
+    InvalidRoomId = 3002, BAD_REQUEST, "roomId is empty, longer than 128 bytes, or has characters outside `A-Za-z0-9_.~-`.";
+    InvalidStreamId = 3003, BAD_REQUEST, "A streamId is empty, longer than 256 bytes, or has characters outside `A-Za-z0-9_.~-`.";
+    TtlOutOfRange = 3004, BAD_REQUEST, "ttlSeconds must be between 1 and 86400.";
+    TooManyStreamIds = 3005, BAD_REQUEST, "streamIds holds more than 64 entries.";
+    TokenMalformed = 4001, UNAUTHORIZED, "The token is not a Huddle token (not a JWT, wrong algorithm, missing claims).";
+    TokenBadSignature = 4002, UNAUTHORIZED, "The token was not signed with this app's server secret.";
+    TokenExpired = 4003, UNAUTHORIZED, "The token has expired.";
+    TokenNotYetValid = 4004, UNAUTHORIZED, "The token's `nbf` is in the future.";
+    TokenAppMismatch = 4005, UNAUTHORIZED, "The token belongs to another app.";
+    TokenUserMismatch = 4006, UNAUTHORIZED, "The token was issued for another user id.";
+    TokenRoomMismatch = 4007, UNAUTHORIZED, "The token is bound to another room.";
+    TokenNoLoginPrivilege = 4008, FORBIDDEN, "The token does not grant the loginRoom privilege.";
+}
+
+/// The JSON body of every error response.
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(example = json!({"code": 2005, "message": "signature does not match the request"}))]
+pub struct ErrorBody {
+    /// Stable numeric code; see the README's table.
+    pub code: u32,
+    /// Human-readable explanation, safe to show to a developer.
+    pub message: String,
+}
+
+/// An error on its way to a client: a code plus a message that reveals no internals.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// An internal failure: the cause is logged here, the client sees a generic message.
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        ApiError::new(ErrorCode::Internal, "internal error")
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        ErrorBody {
+            code: self.code.code(),
+            message: self.message.clone(),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.code.status()
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        crate::metrics::error_returned(self.code);
+        HttpResponse::build(self.status_code()).json(self.body())
+    }
+}
+
+impl From<IdError> for ApiError {
+    fn from(err: IdError) -> Self {
+        let code = match err.kind() {
+            IdKind::User => ErrorCode::InvalidUserId,
+            IdKind::Room => ErrorCode::InvalidRoomId,
+            IdKind::Stream => ErrorCode::InvalidStreamId,
+        };
+        ApiError::new(code, err.to_string())
+    }
+}
+
+impl From<SignatureError> for ApiError {
+    fn from(err: SignatureError) -> Self {
+        let code = match &err {
+            SignatureError::MissingHeader(_) => ErrorCode::MissingAuthHeader,
+            SignatureError::InvalidHeader { .. } => ErrorCode::InvalidAuthHeader,
+            SignatureError::UnknownApp(_) => ErrorCode::UnknownApp,
+            SignatureError::AppDisabled(_) => ErrorCode::AppDisabled,
+            SignatureError::BadSignature => ErrorCode::BadSignature,
+            SignatureError::StaleTimestamp { .. } => ErrorCode::StaleTimestamp,
+            SignatureError::NonceReused => ErrorCode::NonceReused,
+            SignatureError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "signature check could not reach its backend");
+                return ApiError::new(ErrorCode::ServiceUnavailable, "nonce store unavailable");
+            }
+        };
+        ApiError::new(code, err.to_string())
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(err: TokenError) -> Self {
+        let code = match &err {
+            TokenError::Malformed(_) => ErrorCode::TokenMalformed,
+            TokenError::BadSignature => ErrorCode::TokenBadSignature,
+            TokenError::Expired => ErrorCode::TokenExpired,
+            TokenError::NotYetValid => ErrorCode::TokenNotYetValid,
+            TokenError::AppMismatch => ErrorCode::TokenAppMismatch,
+            TokenError::UserMismatch => ErrorCode::TokenUserMismatch,
+            TokenError::RoomMismatch => ErrorCode::TokenRoomMismatch,
+            TokenError::NoLoginPrivilege => ErrorCode::TokenNoLoginPrivilege,
+            TokenError::TtlOutOfRange(_) => ErrorCode::TtlOutOfRange,
+            TokenError::TooManyStreamIds(_) => ErrorCode::TooManyStreamIds,
+            TokenError::InvalidId(id_err) => return ApiError::from(id_err.clone()),
+            TokenError::Signing(cause) => return ApiError::internal(cause),
+        };
+        ApiError::new(code, err.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "store unavailable");
+                ApiError::new(ErrorCode::ServiceUnavailable, "store unavailable")
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn codes_are_unique_and_sorted() {
+        let numbers: Vec<u32> = ErrorCode::ALL.iter().map(|c| c.code()).collect();
+        let unique: HashSet<u32> = numbers.iter().copied().collect();
+        assert_eq!(unique.len(), numbers.len());
+        let mut sorted = numbers.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, numbers);
+    }
+
+    #[test]
+    fn every_code_is_documented_in_the_readme() {
+        let readme = include_str!("../README.md");
+        for code in ErrorCode::ALL {
+            let row = format!(
+                "| {} | {} | {} |",
+                code.code(),
+                code.status().as_u16(),
+                code.name()
+            );
+            assert!(
+                readme.contains(&row),
+                "README.md lacks the row starting `{row}`"
+            );
+        }
+    }
+
+    #[test]
+    fn internal_errors_hide_their_cause() {
+        let err = ApiError::internal("database file /secret/path is corrupt");
+        assert_eq!(err.body().message, "internal error");
+        assert_eq!(err.code.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+}

@@ -1,0 +1,70 @@
+//! Load generators an operator can point at a deployment (`huddle loadtest …`).
+//! Every run is bounded in time and request count and stops by itself.
+
+mod http;
+
+use clap::Subcommand;
+
+pub use http::HttpLoadArgs;
+
+#[derive(Debug, Subcommand)]
+pub enum LoadtestCommand {
+    /// Signed `POST /v1/tokens` (unique nonce per request) or bare `GET /healthz`, at fixed concurrency.
+    Http(HttpLoadArgs),
+}
+
+impl LoadtestCommand {
+    pub async fn run(self) -> Result<(), String> {
+        match self {
+            LoadtestCommand::Http(args) => http::run(args).await,
+        }
+    }
+}
+
+/// Latency percentiles over recorded samples (microseconds).
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct Percentiles {
+    pub p50_us: u64,
+    pub p90_us: u64,
+    pub p99_us: u64,
+    pub max_us: u64,
+}
+
+impl Percentiles {
+    pub fn of(samples: &mut [u64]) -> Percentiles {
+        samples.sort_unstable();
+        let at = |q: f64| -> u64 {
+            if samples.is_empty() {
+                return 0;
+            }
+            let rank = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len());
+            samples[rank - 1]
+        };
+        Percentiles {
+            p50_us: at(0.50),
+            p90_us: at(0.90),
+            p99_us: at(0.99),
+            max_us: at(1.0),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Percentiles;
+
+    #[test]
+    fn percentiles_use_nearest_rank() {
+        let mut samples: Vec<u64> = (1..=100).rev().collect();
+        assert_eq!(
+            Percentiles::of(&mut samples),
+            Percentiles {
+                p50_us: 50,
+                p90_us: 90,
+                p99_us: 99,
+                max_us: 100
+            }
+        );
+        assert_eq!(Percentiles::of(&mut []).p99_us, 0);
+    }
+}
