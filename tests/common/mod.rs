@@ -1,0 +1,269 @@
+//! Helpers shared by the integration tests: a fresh database per test (SQLite file or a new
+//! PostgreSQL database), the real `huddle` binary on a free port, and signed requests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use huddle::auth::{signature, unix_now};
+use serde_json::Value;
+use sqlx::Connection;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_huddle");
+
+pub fn postgres_admin_url() -> String {
+    std::env::var("HUDDLE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+pub fn redis_url() -> String {
+    std::env::var("HUDDLE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A database of this test's own, removed when dropped (SQLite) or at the next test run's
+/// start (PostgreSQL databases left by a crashed run are named `huddle_test_*`).
+pub struct TestDb {
+    pub url: String,
+    pub dir: tempfile::TempDir,
+    postgres_name: Option<String>,
+}
+
+impl TestDb {
+    pub async fn new(kind: Db) -> TestDb {
+        let dir = tempfile::tempdir().expect("temp dir");
+        match kind {
+            Db::Sqlite => {
+                let url = format!("sqlite://{}", dir.path().join("huddle.db").display());
+                TestDb { url, dir, postgres_name: None }
+            }
+            Db::Postgres => {
+                let name = format!("huddle_test_{}", uuid::Uuid::new_v4().simple());
+                let admin = postgres_admin_url();
+                let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL reachable at HUDDLE_TEST_POSTGRES_URL");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create database");
+                let base = admin.rsplit_once('/').map(|(base, _)| base).expect("database in URL");
+                TestDb { url: format!("{base}/{name}"), dir, postgres_name: Some(name) }
+            }
+        }
+    }
+
+    /// Drops the PostgreSQL database (call at the end of a test).
+    pub async fn cleanup(self) {
+        if let Some(name) = &self.postgres_name {
+            if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
+                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await;
+            }
+        }
+    }
+}
+
+/// Runs a `huddle` CLI command against `db` and parses its JSON output.
+pub fn cli(db: &TestDb, args: &[&str]) -> Value {
+    let output = Command::new(BIN)
+        .args(args)
+        .env_clear()
+        .env("HUDDLE_DATABASE_URL", &db.url)
+        .output()
+        .expect("run huddle");
+    assert!(output.status.success(), "huddle {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).expect("JSON on stdout")
+}
+
+/// An app created through the CLI.
+#[derive(Debug, Clone)]
+pub struct TestApp {
+    pub app_id: u32,
+    pub secret: String,
+}
+
+pub fn create_app(db: &TestDb) -> TestApp {
+    let created = cli(db, &["app", "create", "--name", "test"]);
+    TestApp {
+        app_id: created["appId"].as_u64().expect("appId") as u32,
+        secret: created["serverSecret"].as_str().expect("serverSecret").to_owned(),
+    }
+}
+
+/// The real binary, serving on a free port until dropped.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub http: reqwest::Client,
+}
+
+pub struct ServerOptions<'a> {
+    pub redis: bool,
+    pub dev: Option<bool>,
+    pub extra_env: Vec<(&'a str, String)>,
+}
+
+impl Default for ServerOptions<'_> {
+    fn default() -> Self {
+        ServerOptions { redis: false, dev: None, extra_env: Vec::new() }
+    }
+}
+
+impl Server {
+    pub fn start(db: &TestDb) -> Server {
+        Server::start_with(db, ServerOptions::default())
+    }
+
+    pub fn start_with(db: &TestDb, options: ServerOptions<'_>) -> Server {
+        let mut command = Command::new(BIN);
+        command
+            .args(["serve", "--http-addr", "127.0.0.1:0", "--http-workers", "1"])
+            .env_clear()
+            .env("HUDDLE_DATABASE_URL", &db.url)
+            .env("HUDDLE_DATA_DIR", db.dir.path())
+            .env("HUDDLE_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit());
+        if options.redis {
+            command.env("HUDDLE_REDIS_URL", redis_url());
+        }
+        if let Some(dev) = options.dev {
+            command.env("HUDDLE_DEV", dev.to_string());
+        }
+        for (key, value) in options.extra_env {
+            command.env(key, value);
+        }
+        let mut child = command.spawn().expect("spawn huddle");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut lines = BufReader::new(stdout).lines();
+        let base = loop {
+            match lines.next() {
+                Some(Ok(line)) => {
+                    if let Some(addr) = line.strip_prefix("huddle listening on ") {
+                        break addr.to_owned();
+                    }
+                }
+                _ => {
+                    let status = child.wait();
+                    panic!("huddle exited before listening: {status:?}");
+                }
+            }
+        };
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+        Server { child, base, http }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// Stops the process the hard way (for crash tests) or as part of drop.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let response = self.http.get(self.url(path)).send().await.expect("GET");
+        let status = response.status().as_u16();
+        (status, response.text().await.expect("body"))
+    }
+
+    /// Sends a request signed for `app` with a fresh nonce and the current time.
+    pub async fn signed_post(&self, app: &TestApp, path: &str, body: &str) -> (u16, Value) {
+        let request = SignedRequest::new(app, "POST", path, body);
+        self.send(&request).await
+    }
+
+    pub async fn send(&self, request: &SignedRequest) -> (u16, Value) {
+        let mut builder = self
+            .http
+            .request(request.method.parse().expect("method"), self.url(&request.path))
+            .body(request.body.clone());
+        for (name, value) in &request.headers {
+            builder = builder.header(name.as_str(), value.as_str());
+        }
+        let response = builder.send().await.expect("send");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    pub async fn metrics(&self) -> String {
+        self.get("/metrics").await.1
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// A fully signed request whose parts tests may then tamper with.
+#[derive(Debug, Clone)]
+pub struct SignedRequest {
+    pub method: String,
+    pub path: String,
+    pub body: String,
+    pub headers: Vec<(String, String)>,
+}
+
+impl SignedRequest {
+    pub fn new(app: &TestApp, method: &str, path: &str, body: &str) -> SignedRequest {
+        SignedRequest::at(app, method, path, body, unix_now(), &fresh_nonce())
+    }
+
+    pub fn at(app: &TestApp, method: &str, path: &str, body: &str, timestamp: i64, nonce: &str) -> SignedRequest {
+        let sig = signature::sign(app.secret.as_bytes(), app.app_id, timestamp, nonce, method, path, body.as_bytes());
+        SignedRequest {
+            method: method.to_owned(),
+            path: path.to_owned(),
+            body: body.to_owned(),
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("x-huddle-appid".into(), app.app_id.to_string()),
+                ("x-huddle-timestamp".into(), timestamp.to_string()),
+                ("x-huddle-nonce".into(), nonce.to_owned()),
+                ("x-huddle-signature".into(), sig),
+            ],
+        }
+    }
+
+    pub fn set_header(mut self, name: &str, value: &str) -> SignedRequest {
+        self.headers.retain(|(n, _)| n != name);
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn without_header(mut self, name: &str) -> SignedRequest {
+        self.headers.retain(|(n, _)| n != name);
+        self
+    }
+}
+
+pub fn fresh_nonce() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Decodes a JWT's claims without verifying (tests verify separately).
+pub fn jwt_claims(token: &str) -> Value {
+    use base64::Engine;
+    let payload = token.split('.').nth(1).expect("three parts");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON claims")
+}
+
+pub fn jwt_header(token: &str) -> Value {
+    use base64::Engine;
+    let header = token.split('.').next().expect("header");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).expect("base64url");
+    serde_json::from_slice(&bytes).expect("JSON header")
+}
+
+pub fn data_dir_of(db: &TestDb) -> PathBuf {
+    db.dir.path().to_path_buf()
+}
