@@ -14,7 +14,8 @@ use sqlx::Connection;
 pub const BIN: &str = env!("CARGO_BIN_EXE_huddle");
 
 pub fn postgres_admin_url() -> String {
-    std::env::var("HUDDLE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("HUDDLE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 pub fn redis_url() -> String {
@@ -41,25 +42,45 @@ impl TestDb {
         match kind {
             Db::Sqlite => {
                 let url = format!("sqlite://{}", dir.path().join("huddle.db").display());
-                TestDb { url, dir, postgres_name: None }
+                TestDb {
+                    url,
+                    dir,
+                    postgres_name: None,
+                }
             }
             Db::Postgres => {
                 let name = format!("huddle_test_{}", uuid::Uuid::new_v4().simple());
                 let admin = postgres_admin_url();
-                let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL reachable at HUDDLE_TEST_POSTGRES_URL");
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.expect("create database");
-                let base = admin.rsplit_once('/').map(|(base, _)| base).expect("database in URL");
-                TestDb { url: format!("{base}/{name}"), dir, postgres_name: Some(name) }
+                let mut conn = sqlx::PgConnection::connect(&admin)
+                    .await
+                    .expect("PostgreSQL reachable at HUDDLE_TEST_POSTGRES_URL");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                    .execute(&mut conn)
+                    .await
+                    .expect("create database");
+                let base = admin
+                    .rsplit_once('/')
+                    .map(|(base, _)| base)
+                    .expect("database in URL");
+                TestDb {
+                    url: format!("{base}/{name}"),
+                    dir,
+                    postgres_name: Some(name),
+                }
             }
         }
     }
 
     /// Drops the PostgreSQL database (call at the end of a test).
     pub async fn cleanup(self) {
-        if let Some(name) = &self.postgres_name {
-            if let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await {
-                let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))).execute(&mut conn).await;
-            }
+        if let Some(name) = &self.postgres_name
+            && let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await
+        {
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+            )))
+            .execute(&mut conn)
+            .await;
         }
     }
 }
@@ -72,7 +93,11 @@ pub fn cli(db: &TestDb, args: &[&str]) -> Value {
         .env("HUDDLE_DATABASE_URL", &db.url)
         .output()
         .expect("run huddle");
-    assert!(output.status.success(), "huddle {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "huddle {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     serde_json::from_slice(&output.stdout).expect("JSON on stdout")
 }
 
@@ -87,7 +112,10 @@ pub fn create_app(db: &TestDb) -> TestApp {
     let created = cli(db, &["app", "create", "--name", "test"]);
     TestApp {
         app_id: created["appId"].as_u64().expect("appId") as u32,
-        secret: created["serverSecret"].as_str().expect("serverSecret").to_owned(),
+        secret: created["serverSecret"]
+            .as_str()
+            .expect("serverSecret")
+            .to_owned(),
     }
 }
 
@@ -98,16 +126,11 @@ pub struct Server {
     pub http: reqwest::Client,
 }
 
+#[derive(Default)]
 pub struct ServerOptions<'a> {
     pub redis: bool,
     pub dev: Option<bool>,
     pub extra_env: Vec<(&'a str, String)>,
-}
-
-impl Default for ServerOptions<'_> {
-    fn default() -> Self {
-        ServerOptions { redis: false, dev: None, extra_env: Vec::new() }
-    }
 }
 
 impl Server {
@@ -152,7 +175,10 @@ impl Server {
         };
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(10))
+            .build()
+            .expect("client");
         Server { child, base, http }
     }
 
@@ -181,7 +207,10 @@ impl Server {
     pub async fn send(&self, request: &SignedRequest) -> (u16, Value) {
         let mut builder = self
             .http
-            .request(request.method.parse().expect("method"), self.url(&request.path))
+            .request(
+                request.method.parse().expect("method"),
+                self.url(&request.path),
+            )
             .body(request.body.clone());
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
@@ -189,7 +218,10 @@ impl Server {
         let response = builder.send().await.expect("send");
         let status = response.status().as_u16();
         let text = response.text().await.expect("body");
-        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
     }
 
     pub async fn metrics(&self) -> String {
@@ -217,8 +249,23 @@ impl SignedRequest {
         SignedRequest::at(app, method, path, body, unix_now(), &fresh_nonce())
     }
 
-    pub fn at(app: &TestApp, method: &str, path: &str, body: &str, timestamp: i64, nonce: &str) -> SignedRequest {
-        let sig = signature::sign(app.secret.as_bytes(), app.app_id, timestamp, nonce, method, path, body.as_bytes());
+    pub fn at(
+        app: &TestApp,
+        method: &str,
+        path: &str,
+        body: &str,
+        timestamp: i64,
+        nonce: &str,
+    ) -> SignedRequest {
+        let sig = signature::sign(
+            app.secret.as_bytes(),
+            app.app_id,
+            timestamp,
+            nonce,
+            method,
+            path,
+            body.as_bytes(),
+        );
         SignedRequest {
             method: method.to_owned(),
             path: path.to_owned(),
@@ -253,14 +300,18 @@ pub fn fresh_nonce() -> String {
 pub fn jwt_claims(token: &str) -> Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).expect("three parts");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .expect("base64url");
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
 pub fn jwt_header(token: &str) -> Value {
     use base64::Engine;
     let header = token.split('.').next().expect("header");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).expect("base64url");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(header)
+        .expect("base64url");
     serde_json::from_slice(&bytes).expect("JSON header")
 }
 
