@@ -13,4 +13,5 @@ pub mod error;
 pub mod ids;
 pub mod loadtest;
 pub mod metrics;
+pub mod rooms;
 pub mod store;

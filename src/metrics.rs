@@ -4,12 +4,20 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use prometheus::core::Collector;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 use crate::error::ErrorCode;
+
+/// Latency buckets from 50 µs to 2.5 s: token issuance and fan-out take tens of
+/// microseconds, so the usual millisecond-first buckets would put everything in the first.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5,
+];
 
 struct Collectors {
     registry: Registry,
@@ -18,82 +26,160 @@ struct Collectors {
     errors: IntCounterVec,
     tokens_issued: IntCounter,
     signature_failures: IntCounterVec,
+    ws_connections: IntGauge,
+    sessions: IntGauge,
+    local_rooms: IntGauge,
+    ws_messages: IntCounterVec,
+    login_latency: Histogram,
+    events_fanned_out: IntCounterVec,
+    events_dropped: IntCounter,
+    redis_latency: Histogram,
+    pubsub_lag: Histogram,
+    pubsub_disconnects: IntCounter,
 }
 
-/// Latency buckets from 50 µs to 2.5 s: token issuance is tens of microseconds, so the usual
-/// millisecond-first buckets would put everything in the first one.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5,
-];
+/// Registers a collector built from a static definition. Only a programming error (an
+/// invalid name or a duplicate) can make this fail, which the unit test below would catch;
+/// no input from a client or the network reaches it.
+fn register<C: Collector + Clone + 'static>(
+    registry: &Registry,
+    built: prometheus::Result<C>,
+) -> C {
+    let collector = built.expect("static metric definition is valid");
+    registry
+        .register(Box::new(collector.clone()))
+        .expect("metric names are unique");
+    collector
+}
+
+fn histogram(name: &str, help: &str) -> prometheus::Result<Histogram> {
+    Histogram::with_opts(HistogramOpts::new(name, help).buckets(LATENCY_BUCKETS.to_vec()))
+}
 
 static COLLECTORS: LazyLock<Collectors> = LazyLock::new(|| {
     let registry = Registry::new_custom(Some("huddle".to_owned()), None).unwrap_or_default();
-    let http_requests = IntCounterVec::new(
-        Opts::new(
-            "http_requests_total",
-            "HTTP requests by route pattern, method and status",
+    let r = &registry;
+    let build_info: IntGaugeVec = register(
+        r,
+        IntGaugeVec::new(
+            Opts::new("build_info", "Version of the running binary"),
+            &["version"],
         ),
-        &["route", "method", "status"],
     );
-    let http_latency = HistogramVec::new(
-        HistogramOpts::new(
-            "http_request_duration_seconds",
-            "HTTP request latency by route pattern",
-        )
-        .buckets(LATENCY_BUCKETS.to_vec()),
-        &["route", "method"],
-    );
-    let errors = IntCounterVec::new(
-        Opts::new("errors_total", "Error responses by error code"),
-        &["code", "name"],
-    );
-    let tokens_issued = IntCounter::new("tokens_issued_total", "User tokens issued");
-    let signature_failures = IntCounterVec::new(
-        Opts::new(
-            "signature_failures_total",
-            "Refused signed requests by reason",
-        ),
-        &["reason"],
-    );
-    let build_info = IntGaugeVec::new(
-        Opts::new("build_info", "Version of the running binary"),
-        &["version"],
-    );
-
-    // Metric definitions are static, so these cannot fail; a failure would only lose metrics.
-    let (http_requests, http_latency, errors, tokens_issued, signature_failures, build_info) =
-        match (
-            http_requests,
-            http_latency,
-            errors,
-            tokens_issued,
-            signature_failures,
-            build_info,
-        ) {
-            (Ok(a), Ok(b), Ok(c), Ok(d), Ok(e), Ok(f)) => (a, b, c, d, e, f),
-            _ => unreachable!("static metric definitions are valid"),
-        };
     build_info
         .with_label_values(&[env!("CARGO_PKG_VERSION")])
         .set(1);
-    for collector in [
-        Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
-        Box::new(http_latency.clone()),
-        Box::new(errors.clone()),
-        Box::new(tokens_issued.clone()),
-        Box::new(signature_failures.clone()),
-        Box::new(build_info),
-    ] {
-        let _ = registry.register(collector);
-    }
     Collectors {
+        http_requests: register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "http_requests_total",
+                    "HTTP requests by route pattern, method and status",
+                ),
+                &["route", "method", "status"],
+            ),
+        ),
+        http_latency: register(
+            r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "http_request_duration_seconds",
+                    "HTTP request latency by route pattern",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["route", "method"],
+            ),
+        ),
+        errors: register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "errors_total",
+                    "Errors returned (REST and websocket) by code",
+                ),
+                &["code", "name"],
+            ),
+        ),
+        tokens_issued: register(
+            r,
+            IntCounter::new("tokens_issued_total", "User tokens issued"),
+        ),
+        signature_failures: register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "signature_failures_total",
+                    "Refused signed requests by reason",
+                ),
+                &["reason"],
+            ),
+        ),
+        ws_connections: register(
+            r,
+            IntGauge::new("ws_connections", "Open websocket connections"),
+        ),
+        sessions: register(
+            r,
+            IntGauge::new(
+                "sessions",
+                "Logged-in sessions, including those inside the reconnect grace",
+            ),
+        ),
+        local_rooms: register(
+            r,
+            IntGauge::new("rooms", "Rooms with at least one member on this worker"),
+        ),
+        ws_messages: register(
+            r,
+            IntCounterVec::new(
+                Opts::new("ws_messages_total", "Websocket requests received by type"),
+                &["type"],
+            ),
+        ),
+        login_latency: register(
+            r,
+            histogram("login_duration_seconds", "Time from login request to reply"),
+        ),
+        events_fanned_out: register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "events_fanned_out_total",
+                    "Room events queued to local sessions, by event type",
+                ),
+                &["type"],
+            ),
+        ),
+        events_dropped: register(
+            r,
+            IntCounter::new(
+                "events_dropped_total",
+                "Events not queued because a session's queue was full (it resyncs)",
+            ),
+        ),
+        redis_latency: register(
+            r,
+            histogram(
+                "redis_round_trip_seconds",
+                "Round trip of room operations to Redis",
+            ),
+        ),
+        pubsub_lag: register(
+            r,
+            histogram(
+                "pubsub_lag_seconds",
+                "Time from a message being sent to its arrival here",
+            ),
+        ),
+        pubsub_disconnects: register(
+            r,
+            IntCounter::new(
+                "pubsub_disconnects_total",
+                "Times the Redis subscription connection dropped",
+            ),
+        ),
         registry,
-        http_requests,
-        http_latency,
-        errors,
-        tokens_issued,
-        signature_failures,
     }
 });
 
@@ -127,6 +213,61 @@ pub fn signature_failure(reason: &'static str) {
         .inc();
 }
 
+pub fn ws_connection_opened() {
+    COLLECTORS.ws_connections.inc();
+}
+
+pub fn ws_connection_closed() {
+    COLLECTORS.ws_connections.dec();
+}
+
+pub fn session_started() {
+    COLLECTORS.sessions.inc();
+}
+
+pub fn session_ended() {
+    COLLECTORS.sessions.dec();
+}
+
+pub fn local_room_opened() {
+    COLLECTORS.local_rooms.inc();
+}
+
+pub fn local_room_closed() {
+    COLLECTORS.local_rooms.dec();
+}
+
+pub fn ws_message(kind: &'static str) {
+    COLLECTORS.ws_messages.with_label_values(&[kind]).inc();
+}
+
+pub fn login_completed(elapsed: Duration) {
+    COLLECTORS.login_latency.observe(elapsed.as_secs_f64());
+}
+
+pub fn events_fanned_out(kind: &'static str, recipients: u64) {
+    COLLECTORS
+        .events_fanned_out
+        .with_label_values(&[kind])
+        .inc_by(recipients);
+}
+
+pub fn event_dropped() {
+    COLLECTORS.events_dropped.inc();
+}
+
+pub fn redis_round_trip(elapsed: Duration) {
+    COLLECTORS.redis_latency.observe(elapsed.as_secs_f64());
+}
+
+pub fn pubsub_lag(millis: i64) {
+    COLLECTORS.pubsub_lag.observe(millis.max(0) as f64 / 1000.0);
+}
+
+pub fn pubsub_disconnected() {
+    COLLECTORS.pubsub_disconnects.inc();
+}
+
 /// The text exposition format served at `/metrics`.
 pub fn render() -> String {
     let mut buffer = Vec::new();
@@ -140,6 +281,7 @@ pub fn render() -> String {
 /// Status codes as static strings, so that the hot path formats nothing.
 fn status_label(status: u16) -> &'static str {
     match status {
+        101 => "101",
         200 => "200",
         201 => "201",
         204 => "204",
@@ -170,12 +312,14 @@ mod tests {
         token_issued();
         signature_failure("bad_signature");
         http_request("/v1/tokens", "POST", 200, Duration::from_micros(80));
+        events_fanned_out("user_added", 3);
         let text = render();
         assert!(text.contains("huddle_tokens_issued_total"));
         assert!(text.contains(r#"huddle_signature_failures_total{reason="bad_signature"}"#));
         assert!(text.contains(
             r#"huddle_http_requests_total{method="POST",route="/v1/tokens",status="200"}"#
         ));
+        assert!(text.contains(r#"huddle_events_fanned_out_total{type="user_added"} 3"#));
         assert!(text.contains("huddle_build_info{version="));
     }
 }

@@ -1,0 +1,325 @@
+//! Rooms in this process's memory: the embedded default. Events are dispatched to the hub
+//! while the state lock is held, so they leave in the order the state changed.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use async_trait::async_trait;
+
+use super::model::{JoinOutcome, Member, RoomEvent, RoomExtraInfo, RoomKey, Snapshot, StreamInfo};
+use super::{Hub, RoomBackend, RoomError};
+
+#[derive(Default)]
+struct RoomData {
+    members: HashMap<String, Member>,
+    streams: BTreeMap<String, StreamInfo>,
+    extra: BTreeMap<String, RoomExtraInfo>,
+}
+
+impl RoomData {
+    fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            members: self.members.values().cloned().collect(),
+            streams: self.streams.values().cloned().collect(),
+            extra_info: self.extra.values().cloned().collect(),
+        }
+        .normalized()
+    }
+
+    fn count(&self) -> u32 {
+        self.members.len() as u32
+    }
+
+    fn member_session(&self, user_id: &str) -> Option<&str> {
+        self.members.get(user_id).map(|m| m.session_id.as_str())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    rooms: HashMap<RoomKey, RoomData>,
+    /// (app, stream id) → room id: stream ids are unique per app.
+    app_streams: HashMap<(u32, String), String>,
+}
+
+impl State {
+    /// Removes every stream of `user_id`, emitting `StreamRemoved` for each.
+    fn drop_streams_of(&mut self, hub: &Hub, room: &RoomKey, user_id: &str) {
+        let Some(data) = self.rooms.get_mut(room) else {
+            return;
+        };
+        let owned: Vec<String> = data
+            .streams
+            .values()
+            .filter(|s| s.user.user_id == user_id)
+            .map(|s| s.stream_id.clone())
+            .collect();
+        for stream_id in owned {
+            if let Some(stream) = data.streams.remove(&stream_id) {
+                self.app_streams.remove(&(room.app_id, stream_id));
+                hub.dispatch(room.clone(), RoomEvent::StreamRemoved { stream });
+            }
+        }
+    }
+}
+
+pub struct MemoryRooms {
+    hub: Arc<Hub>,
+    state: Mutex<State>,
+}
+
+impl MemoryRooms {
+    pub fn new(hub: Arc<Hub>) -> Self {
+        MemoryRooms {
+            hub,
+            state: Mutex::default(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl RoomBackend for MemoryRooms {
+    async fn watch(&self, _room: &RoomKey) -> Result<(), RoomError> {
+        Ok(())
+    }
+
+    async fn unwatch(&self, _room: &RoomKey) -> Result<(), RoomError> {
+        Ok(())
+    }
+
+    async fn join(
+        &self,
+        room: &RoomKey,
+        member: Member,
+        max_users: u32,
+    ) -> Result<JoinOutcome, RoomError> {
+        let mut state = self.lock();
+        let data = state.rooms.entry(room.clone()).or_default();
+        let user_id = member.user.user_id.clone();
+        let replaced_session = match data.member_session(&user_id) {
+            Some(existing) if existing == member.session_id => None,
+            Some(existing) => Some(existing.to_owned()),
+            None if data.count() >= max_users => {
+                if data.members.is_empty() {
+                    state.rooms.remove(room);
+                }
+                return Err(RoomError::RoomFull(max_users));
+            }
+            None => None,
+        };
+        let is_new = !data.members.contains_key(&user_id);
+        let user = member.user.clone();
+        data.members.insert(user_id.clone(), member);
+        let count = data.count();
+        if let Some(old_session) = &replaced_session {
+            self.hub.dispatch(
+                room.clone(),
+                RoomEvent::Kickout {
+                    user_id: user_id.clone(),
+                    session_id: old_session.clone(),
+                },
+            );
+            state.drop_streams_of(&self.hub, room, &user_id);
+        } else if is_new {
+            self.hub.dispatch(
+                room.clone(),
+                RoomEvent::UserAdded {
+                    user,
+                    online_count: count,
+                },
+            );
+        }
+        let snapshot = state
+            .rooms
+            .get(room)
+            .map(RoomData::snapshot)
+            .unwrap_or_default();
+        Ok(JoinOutcome {
+            snapshot,
+            replaced_session,
+        })
+    }
+
+    async fn leave(
+        &self,
+        room: &RoomKey,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<bool, RoomError> {
+        let mut state = self.lock();
+        let holds = state
+            .rooms
+            .get(room)
+            .and_then(|d| d.member_session(user_id))
+            == Some(session_id);
+        if !holds {
+            return Ok(false);
+        }
+        state.drop_streams_of(&self.hub, room, user_id);
+        let Some(data) = state.rooms.get_mut(room) else {
+            return Ok(false);
+        };
+        let Some(member) = data.members.remove(user_id) else {
+            return Ok(false);
+        };
+        let count = data.count();
+        self.hub.dispatch(
+            room.clone(),
+            RoomEvent::UserRemoved {
+                user: member.user,
+                online_count: count,
+            },
+        );
+        if data.members.is_empty() {
+            state.rooms.remove(room);
+        }
+        Ok(true)
+    }
+
+    async fn add_stream(
+        &self,
+        room: &RoomKey,
+        session_id: &str,
+        stream: StreamInfo,
+    ) -> Result<(), RoomError> {
+        let mut state = self.lock();
+        let user_id = stream.user.user_id.clone();
+        let holds = state
+            .rooms
+            .get(room)
+            .and_then(|d| d.member_session(&user_id))
+            == Some(session_id);
+        if !holds {
+            return Err(RoomError::NotMember);
+        }
+        let key = (room.app_id, stream.stream_id.clone());
+        if let Some(holder_room) = state.app_streams.get(&key) {
+            let own = holder_room == &room.room_id
+                && state
+                    .rooms
+                    .get(room)
+                    .and_then(|d| d.streams.get(&stream.stream_id))
+                    .is_some_and(|s| s.user.user_id == user_id);
+            return if own {
+                Ok(())
+            } else {
+                Err(RoomError::StreamIdTaken(stream.stream_id))
+            };
+        }
+        state.app_streams.insert(key, room.room_id.clone());
+        let data = state.rooms.entry(room.clone()).or_default();
+        data.streams
+            .insert(stream.stream_id.clone(), stream.clone());
+        self.hub
+            .dispatch(room.clone(), RoomEvent::StreamAdded { stream });
+        Ok(())
+    }
+
+    async fn remove_stream(
+        &self,
+        room: &RoomKey,
+        user_id: &str,
+        stream_id: &str,
+    ) -> Result<(), RoomError> {
+        let mut state = self.lock();
+        let data = state
+            .rooms
+            .get_mut(room)
+            .ok_or_else(|| RoomError::StreamNotFound(stream_id.to_owned()))?;
+        match data.streams.get(stream_id) {
+            Some(s) if s.user.user_id == user_id => {}
+            _ => return Err(RoomError::StreamNotFound(stream_id.to_owned())),
+        }
+        let Some(stream) = data.streams.remove(stream_id) else {
+            return Ok(());
+        };
+        state
+            .app_streams
+            .remove(&(room.app_id, stream_id.to_owned()));
+        self.hub
+            .dispatch(room.clone(), RoomEvent::StreamRemoved { stream });
+        Ok(())
+    }
+
+    async fn set_stream_extra_info(
+        &self,
+        room: &RoomKey,
+        user_id: &str,
+        stream_id: &str,
+        extra_info: &str,
+    ) -> Result<(), RoomError> {
+        let mut state = self.lock();
+        let stream = state
+            .rooms
+            .get_mut(room)
+            .and_then(|d| d.streams.get_mut(stream_id))
+            .filter(|s| s.user.user_id == user_id)
+            .ok_or_else(|| RoomError::StreamNotFound(stream_id.to_owned()))?;
+        stream.extra_info = extra_info.to_owned();
+        let stream = stream.clone();
+        self.hub
+            .dispatch(room.clone(), RoomEvent::StreamExtraInfo { stream });
+        Ok(())
+    }
+
+    async fn set_room_extra_info(
+        &self,
+        room: &RoomKey,
+        extra: RoomExtraInfo,
+        max_keys: usize,
+    ) -> Result<(), RoomError> {
+        let mut state = self.lock();
+        let data = state.rooms.get_mut(room).ok_or(RoomError::NotMember)?;
+        if !data.extra.contains_key(&extra.key) && data.extra.len() >= max_keys {
+            return Err(RoomError::TooManyExtraInfoKeys(max_keys));
+        }
+        data.extra.insert(extra.key.clone(), extra.clone());
+        self.hub
+            .dispatch(room.clone(), RoomEvent::RoomExtraInfo { extra });
+        Ok(())
+    }
+
+    async fn publish(&self, room: &RoomKey, event: RoomEvent) -> Result<(), RoomError> {
+        // Taking the lock keeps messages ordered with state events of the same room.
+        let _state = self.lock();
+        self.hub.dispatch(room.clone(), event);
+        Ok(())
+    }
+
+    async fn snapshot(&self, room: &RoomKey) -> Result<Snapshot, RoomError> {
+        Ok(self
+            .lock()
+            .rooms
+            .get(room)
+            .map(RoomData::snapshot)
+            .unwrap_or_default())
+    }
+
+    async fn find_stream(
+        &self,
+        app_id: u32,
+        stream_id: &str,
+    ) -> Result<Option<(RoomKey, StreamInfo)>, RoomError> {
+        let state = self.lock();
+        let Some(room_id) = state.app_streams.get(&(app_id, stream_id.to_owned())) else {
+            return Ok(None);
+        };
+        let room = RoomKey::new(app_id, room_id.clone());
+        let stream = state
+            .rooms
+            .get(&room)
+            .and_then(|d| d.streams.get(stream_id))
+            .cloned();
+        Ok(stream.map(|s| (room, s)))
+    }
+
+    async fn ping(&self) -> Result<(), RoomError> {
+        Ok(())
+    }
+}

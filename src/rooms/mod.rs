@@ -1,0 +1,194 @@
+//! Rooms: who is in which room, which streams exist, room extra info — and the event bus
+//! that fans every change out to the members.
+//!
+//! One trait, [`RoomBackend`], with two implementations: [`memory::MemoryRooms`] (one
+//! process, the embedded default) and [`redis::RedisRooms`] (any number of stateless workers
+//! sharing Redis). Both deliver events through the same [`hub::Hub`]. [`RoomService`] is what
+//! signaling uses: it keeps the local fan-out registry and the backend's room subscriptions
+//! in step with joins and leaves. Nothing here knows about websockets or HTTP.
+
+pub mod hub;
+pub mod memory;
+pub mod model;
+pub mod redis;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+pub use hub::{Delivery, Hub, LocalMember};
+pub use model::{
+    ImMessage, JoinOutcome, Member, RoomEvent, RoomExtraInfo, RoomKey, Snapshot, StreamInfo, User,
+    unix_millis,
+};
+
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum RoomError {
+    #[error("room is full ({0} users)")]
+    RoomFull(u32),
+    #[error("this session is not a member of the room")]
+    NotMember,
+    #[error("stream id {0} is already published by another user")]
+    StreamIdTaken(String),
+    #[error("stream {0} is not published by this user")]
+    StreamNotFound(String),
+    #[error("a room holds at most {0} extra info keys")]
+    TooManyExtraInfoKeys(usize),
+    #[error("room state unavailable: {0}")]
+    Unavailable(String),
+    #[error("room state is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// The live state and its event bus. Every mutating call is atomic and emits its events
+/// (to every worker listening to the room) as part of the same step, so events of one room
+/// arrive in the order the state changed.
+#[async_trait]
+pub trait RoomBackend: Send + Sync + 'static {
+    /// Starts delivering `room`'s events to the hub (the first local member arrived).
+    async fn watch(&self, room: &RoomKey) -> Result<(), RoomError>;
+    /// Stops delivering `room`'s events (the last local member left).
+    async fn unwatch(&self, room: &RoomKey) -> Result<(), RoomError>;
+    /// Adds `member`, or replaces the same user's older session (which gets a `Kickout`
+    /// and loses its streams, while the room sees no user change). Refuses a new user when
+    /// the room holds `max_users`.
+    async fn join(
+        &self,
+        room: &RoomKey,
+        member: Member,
+        max_users: u32,
+    ) -> Result<JoinOutcome, RoomError>;
+    /// Removes the user and its streams if `session_id` still holds the membership.
+    async fn leave(
+        &self,
+        room: &RoomKey,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<bool, RoomError>;
+    /// Registers a stream; stream ids are unique within an app.
+    async fn add_stream(
+        &self,
+        room: &RoomKey,
+        session_id: &str,
+        stream: StreamInfo,
+    ) -> Result<(), RoomError>;
+    async fn remove_stream(
+        &self,
+        room: &RoomKey,
+        user_id: &str,
+        stream_id: &str,
+    ) -> Result<(), RoomError>;
+    async fn set_stream_extra_info(
+        &self,
+        room: &RoomKey,
+        user_id: &str,
+        stream_id: &str,
+        extra_info: &str,
+    ) -> Result<(), RoomError>;
+    async fn set_room_extra_info(
+        &self,
+        room: &RoomKey,
+        extra: RoomExtraInfo,
+        max_keys: usize,
+    ) -> Result<(), RoomError>;
+    /// Fans out an event that changes no state (messages, commands).
+    async fn publish(&self, room: &RoomKey, event: RoomEvent) -> Result<(), RoomError>;
+    async fn snapshot(&self, room: &RoomKey) -> Result<Snapshot, RoomError>;
+    /// Where a stream id is published in an app, if anywhere.
+    async fn find_stream(
+        &self,
+        app_id: u32,
+        stream_id: &str,
+    ) -> Result<Option<(RoomKey, StreamInfo)>, RoomError>;
+    /// Whether the backend answers (for `/readyz`).
+    async fn ping(&self) -> Result<(), RoomError>;
+}
+
+/// What signaling talks to: the backend plus this worker's local fan-out.
+#[derive(Clone)]
+pub struct RoomService {
+    backend: Arc<dyn RoomBackend>,
+    hub: Arc<Hub>,
+    worker_id: Arc<str>,
+}
+
+impl RoomService {
+    pub fn new(
+        backend: Arc<dyn RoomBackend>,
+        hub: Arc<Hub>,
+        worker_id: impl Into<Arc<str>>,
+    ) -> Self {
+        RoomService {
+            backend,
+            hub,
+            worker_id: worker_id.into(),
+        }
+    }
+
+    /// In-memory rooms for a single process.
+    pub fn in_memory() -> Self {
+        let hub = Arc::new(Hub::default());
+        let backend = Arc::new(memory::MemoryRooms::new(hub.clone()));
+        RoomService::new(backend, hub, "local")
+    }
+
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    pub fn backend(&self) -> &Arc<dyn RoomBackend> {
+        &self.backend
+    }
+
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.hub
+    }
+
+    /// Joins `member` to `room` and registers `local` for its events. Listening starts before
+    /// the join, so no event that follows the join can be missed.
+    pub async fn enter(
+        &self,
+        room: &RoomKey,
+        member: Member,
+        max_users: u32,
+        local: LocalMember,
+    ) -> Result<JoinOutcome, RoomError> {
+        let session_id = local.session_id.clone();
+        if self.hub.attach(room, local)
+            && let Err(err) = self.backend.watch(room).await
+        {
+            self.hub.detach(room, &session_id);
+            return Err(err);
+        }
+        match self.backend.join(room, member, max_users).await {
+            Ok(outcome) => Ok(outcome),
+            Err(err) => {
+                self.stop_listening(room, &session_id).await;
+                Err(err)
+            }
+        }
+    }
+
+    /// Leaves the room (DELETE events for the user and its streams) and stops listening.
+    pub async fn exit(
+        &self,
+        room: &RoomKey,
+        user_id: &str,
+        session_id: &str,
+    ) -> Result<bool, RoomError> {
+        let left = self.backend.leave(room, user_id, session_id).await;
+        self.stop_listening(room, session_id).await;
+        left
+    }
+
+    /// Stops delivering events to a session without touching the room (a kicked-out session,
+    /// whose membership already belongs to a newer one).
+    pub async fn stop_listening(&self, room: &RoomKey, session_id: &str) {
+        if self.hub.detach(room, session_id)
+            && let Err(err) = self.backend.unwatch(room).await
+        {
+            tracing::warn!(%room, error = %err, "could not stop listening to a room");
+        }
+    }
+}

@@ -1,0 +1,190 @@
+//! The live state of a room and the events that describe its changes.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// A room is named by its app and its room id; two apps may use the same room id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomKey {
+    pub app_id: u32,
+    pub room_id: String,
+}
+
+impl RoomKey {
+    pub fn new(app_id: u32, room_id: impl Into<String>) -> Self {
+        RoomKey {
+            app_id,
+            room_id: room_id.into(),
+        }
+    }
+}
+
+impl fmt::Display for RoomKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.app_id, self.room_id)
+    }
+}
+
+/// What other members see of a user.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct User {
+    #[serde(rename = "userID")]
+    pub user_id: String,
+    pub user_name: String,
+}
+
+/// A user in a room, with the session (connection lifetime) that holds the membership.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Member {
+    pub user: User,
+    pub session_id: String,
+    /// The worker whose lease keeps this member alive.
+    pub worker_id: String,
+    pub joined_at: i64,
+}
+
+/// A published stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamInfo {
+    #[serde(rename = "streamID")]
+    pub stream_id: String,
+    pub user: User,
+    pub extra_info: String,
+}
+
+/// One key of a room's extra info.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomExtraInfo {
+    pub key: String,
+    pub value: String,
+    pub update_user: User,
+    /// Unix milliseconds.
+    pub update_time: i64,
+}
+
+/// A broadcast or barrage message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ImMessage {
+    pub message: String,
+    pub from_user: User,
+    /// Unix milliseconds.
+    pub send_time: i64,
+    #[serde(rename = "messageID")]
+    pub message_id: u64,
+}
+
+/// The state of a room as one consistent read.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Snapshot {
+    pub members: Vec<Member>,
+    pub streams: Vec<StreamInfo>,
+    pub extra_info: Vec<RoomExtraInfo>,
+}
+
+impl Snapshot {
+    /// Sorted so that both backends return the same order.
+    pub fn normalized(mut self) -> Self {
+        self.members
+            .sort_by(|a, b| a.user.user_id.cmp(&b.user.user_id));
+        self.streams.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
+        self.extra_info.sort_by(|a, b| a.key.cmp(&b.key));
+        self
+    }
+
+    pub fn users(&self) -> Vec<User> {
+        self.members.iter().map(|m| m.user.clone()).collect()
+    }
+}
+
+/// A change in a room, fanned out to every worker with members in it. The same JSON form
+/// travels over Redis pub/sub.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "camelCase")]
+pub enum RoomEvent {
+    #[serde(rename_all = "camelCase")]
+    UserAdded {
+        user: User,
+        online_count: u32,
+    },
+    #[serde(rename_all = "camelCase")]
+    UserRemoved {
+        user: User,
+        online_count: u32,
+    },
+    StreamAdded {
+        stream: StreamInfo,
+    },
+    StreamRemoved {
+        stream: StreamInfo,
+    },
+    StreamExtraInfo {
+        stream: StreamInfo,
+    },
+    RoomExtraInfo {
+        extra: RoomExtraInfo,
+    },
+    Broadcast {
+        message: ImMessage,
+    },
+    Barrage {
+        message: ImMessage,
+    },
+    #[serde(rename_all = "camelCase")]
+    CustomCommand {
+        message: ImMessage,
+        /// Empty: everyone in the room but the sender.
+        #[serde(default)]
+        to_user_ids: Vec<String>,
+    },
+    /// The user logged in again elsewhere; only the named session reacts.
+    #[serde(rename_all = "camelCase")]
+    Kickout {
+        user_id: String,
+        session_id: String,
+    },
+    /// State may have changed without events (Redis restart); members should re-read it.
+    Resync,
+}
+
+impl RoomEvent {
+    /// Label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            RoomEvent::UserAdded { .. } => "user_added",
+            RoomEvent::UserRemoved { .. } => "user_removed",
+            RoomEvent::StreamAdded { .. } => "stream_added",
+            RoomEvent::StreamRemoved { .. } => "stream_removed",
+            RoomEvent::StreamExtraInfo { .. } => "stream_extra_info",
+            RoomEvent::RoomExtraInfo { .. } => "room_extra_info",
+            RoomEvent::Broadcast { .. } => "broadcast",
+            RoomEvent::Barrage { .. } => "barrage",
+            RoomEvent::CustomCommand { .. } => "custom_command",
+            RoomEvent::Kickout { .. } => "kickout",
+            RoomEvent::Resync => "resync",
+        }
+    }
+}
+
+/// What a join returns: the room as the new member finds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JoinOutcome {
+    pub snapshot: Snapshot,
+    /// The session this join replaced (same user id logged in again), now kicked out.
+    pub replaced_session: Option<String>,
+}
+
+/// Current unix time in milliseconds.
+pub fn unix_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
