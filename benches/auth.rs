@@ -14,26 +14,15 @@ fn tokens(c: &mut Criterion) {
     let spec = TokenSpec {
         user_id: "alice@corp".into(),
         room_id: Some("room-1".into()),
-        privileges: Privileges {
-            login_room: true,
-            publish_stream: true,
-        },
+        privileges: Privileges { login_room: true, publish_stream: true },
         stream_ids: Some(vec!["cam-1".into()]),
         ttl_secs: None,
     };
     let now = unix_now();
-    c.bench_function("token_issue", |b| {
-        b.iter(|| token::issue(7, SECRET, black_box(&spec), now))
-    });
+    c.bench_function("token_issue", |b| b.iter(|| token::issue(7, SECRET, black_box(&spec), now)));
     let issued = token::issue(7, SECRET, &spec, now).expect("issue");
-    let expected = Expected {
-        app_id: 7,
-        user_id: "alice@corp",
-        room_id: Some("room-1"),
-    };
-    c.bench_function("token_verify", |b| {
-        b.iter(|| token::verify(black_box(&issued.token), SECRET, expected, now))
-    });
+    let expected = Expected { app_id: 7, user_id: "alice@corp", room_id: Some("room-1") };
+    c.bench_function("token_verify", |b| b.iter(|| token::verify(black_box(&issued.token), SECRET, expected, now)));
 }
 
 fn signatures(c: &mut Criterion) {
@@ -46,12 +35,7 @@ fn signatures(c: &mut Criterion) {
         ("x-huddle-nonce", "n0nce-1234".to_owned()),
         ("x-huddle-signature", sig),
     ];
-    let get = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let get = |name: &str| headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_str());
     c.bench_function("request_signature_parse_and_verify", |b| {
         b.iter(|| {
             let parsed = SignedHeaders::parse(get).expect("headers");

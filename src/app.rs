@@ -6,9 +6,14 @@ use actix_web::{App, HttpServer, middleware, web};
 use redis::aio::ConnectionManager;
 use thiserror::Error;
 
+use std::sync::Arc;
+
 use crate::api;
 use crate::auth::NonceStore;
 use crate::config::Settings;
+use crate::rooms::redis::{RedisRooms, RedisRoomsConfig};
+use crate::rooms::{Hub, RoomError, RoomService};
+use crate::signaling::SignalingContext;
 use crate::store::{NewApp, Store, StoreError, redact_url};
 
 /// What every request handler can reach. Workers share it; nothing in it is per-connection.
@@ -18,6 +23,7 @@ pub struct AppState {
     /// Present when `REDIS_URL` is set.
     pub redis: Option<ConnectionManager>,
     pub dev: bool,
+    pub signaling: Arc<SignalingContext>,
 }
 
 #[derive(Debug, Error)]
@@ -25,15 +31,11 @@ pub enum StartError {
     #[error("cannot open the database {url}: {source}")]
     Store { url: String, source: StoreError },
     #[error("cannot connect to Redis at {url}: {source}")]
-    Redis {
-        url: String,
-        source: redis::RedisError,
-    },
+    Redis { url: String, source: redis::RedisError },
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: String,
-        source: std::io::Error,
-    },
+    Bind { addr: String, source: std::io::Error },
+    #[error("cannot start the Redis room backend: {0}")]
+    Rooms(RoomError),
     #[error("cannot prepare the dev app: {0}")]
     DevApp(StoreError),
     #[error("server failed: {0}")]
@@ -44,17 +46,11 @@ impl AppState {
     pub async fn build(settings: &Settings) -> Result<AppState, StartError> {
         let store = Store::open(&settings.database_url)
             .await
-            .map_err(|source| StartError::Store {
-                url: redact_url(&settings.database_url),
-                source,
-            })?;
+            .map_err(|source| StartError::Store { url: redact_url(&settings.database_url), source })?;
         let redis = match &settings.redis_url {
             None => None,
             Some(url) => {
-                let redis_error = |source| StartError::Redis {
-                    url: redact_url(url),
-                    source,
-                };
+                let redis_error = |source| StartError::Redis { url: redact_url(url), source };
                 let client = redis::Client::open(url.as_str()).map_err(redis_error)?;
                 Some(ConnectionManager::new(client).await.map_err(redis_error)?)
             }
@@ -66,12 +62,20 @@ impl AppState {
         if settings.dev {
             ensure_dev_app(&store).await.map_err(StartError::DevApp)?;
         }
-        Ok(AppState {
-            store,
-            nonces,
-            redis,
-            dev: settings.dev,
-        })
+        let rooms = match &settings.redis_url {
+            None => RoomService::in_memory(),
+            Some(url) => {
+                let hub = Arc::new(Hub::default());
+                let worker_id = uuid::Uuid::new_v4().simple().to_string();
+                let config = RedisRoomsConfig { lease: settings.redis_lease };
+                let backend =
+                    RedisRooms::start(url, hub.clone(), worker_id.clone(), config).await.map_err(StartError::Rooms)?;
+                tracing::info!(worker = %worker_id, "rooms in Redis");
+                RoomService::new(backend, hub, worker_id)
+            }
+        };
+        let signaling = Arc::new(SignalingContext::new(rooms, store.clone(), settings.signaling.clone()));
+        Ok(AppState { store, nonces, redis, dev: settings.dev, signaling })
     }
 }
 
@@ -80,11 +84,7 @@ async fn ensure_dev_app(store: &Store) -> Result<(), StoreError> {
     if store.find_app(api::dev::DEV_APP_ID).await?.is_some() {
         return Ok(());
     }
-    let new = NewApp {
-        app_id: Some(api::dev::DEV_APP_ID),
-        name: "dev".to_owned(),
-        ..NewApp::default()
-    };
+    let new = NewApp { app_id: Some(api::dev::DEV_APP_ID), name: "dev".to_owned(), ..NewApp::default() };
     match store.create_app(new).await {
         Ok(_) | Err(StoreError::AppExists(_)) => Ok(()),
         Err(err) => Err(err),
@@ -95,15 +95,11 @@ async fn ensure_dev_app(store: &Store) -> Result<(), StoreError> {
 /// bound (tests and scripts wait for that line; with port 0 it tells the chosen port).
 pub async fn run(settings: Settings) -> Result<(), StartError> {
     let state = web::Data::new(AppState::build(&settings).await?);
-    let listener = TcpListener::bind(settings.http_addr).map_err(|source| StartError::Bind {
-        addr: settings.http_addr.to_string(),
-        source,
-    })?;
+    let listener = TcpListener::bind(settings.http_addr)
+        .map_err(|source| StartError::Bind { addr: settings.http_addr.to_string(), source })?;
     let local_addr = listener.local_addr().map_err(StartError::Server)?;
     if state.dev {
-        tracing::warn!(
-            "dev mode is on: GET /dev/token mints tokens for anyone; never expose this to a network"
-        );
+        tracing::warn!("dev mode is on: GET /dev/token mints tokens for anyone; never expose this to a network");
     }
     tracing::info!(
         addr = %local_addr,
@@ -114,19 +110,18 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     );
     let dev = state.dev;
     let server_state = state.clone();
+    let signaling = web::Data::from(state.signaling.clone());
     let server = HttpServer::new(move || {
         App::new()
             .app_data(server_state.clone())
+            .app_data(signaling.clone())
             .wrap(middleware::from_fn(api::record_metrics))
             .configure(|cfg| api::configure(cfg, dev))
             .default_service(web::to(api::not_found))
     })
     .workers(settings.http_workers)
     .listen(listener)
-    .map_err(|source| StartError::Bind {
-        addr: local_addr.to_string(),
-        source,
-    })?
+    .map_err(|source| StartError::Bind { addr: local_addr.to_string(), source })?
     .run();
     println!("huddle listening on http://{local_addr}");
     server.await.map_err(StartError::Server)?;

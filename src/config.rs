@@ -9,11 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use thiserror::Error;
 
 #[derive(Debug, Parser)]
-#[command(
-    name = "huddle",
-    version,
-    about = "Self-hosted real-time audio/video rooms"
-)]
+#[command(name = "huddle", version, about = "Self-hosted real-time audio/video rooms")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
@@ -68,15 +64,12 @@ pub struct StoreArgs {
 impl StoreArgs {
     /// The explicit URL (flag, HUDDLE_DATABASE_URL, then DATABASE_URL), if any.
     pub fn explicit_url(&self) -> Option<String> {
-        self.database_url
-            .clone()
-            .or_else(|| non_empty_env("DATABASE_URL"))
+        self.database_url.clone().or_else(|| non_empty_env("DATABASE_URL"))
     }
 
     /// The URL to connect to, defaulting to `DATA_DIR/huddle.db`.
     pub fn url(&self) -> String {
-        self.explicit_url()
-            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("huddle.db").display()))
+        self.explicit_url().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("huddle.db").display()))
     }
 }
 
@@ -153,6 +146,21 @@ pub struct ServeArgs {
     /// a database nor Redis is configured (embedded defaults).
     #[arg(long, env = "HUDDLE_DEV", num_args = 0..=1, default_missing_value = "true")]
     pub dev: Option<bool>,
+    /// Websocket: how often the server pings, in milliseconds.
+    #[arg(long, env = "HUDDLE_WS_HEARTBEAT_INTERVAL_MS", default_value_t = 10_000)]
+    pub ws_heartbeat_interval_ms: u64,
+    /// Websocket: silence after which a connection counts as dead, in milliseconds.
+    #[arg(long, env = "HUDDLE_WS_HEARTBEAT_TIMEOUT_MS", default_value_t = 30_000)]
+    pub ws_heartbeat_timeout_ms: u64,
+    /// How long a dropped session may be resumed before its user leaves the room, in ms.
+    #[arg(long, env = "HUDDLE_RECONNECT_GRACE_MS", default_value_t = 30_000)]
+    pub reconnect_grace_ms: u64,
+    /// Websocket connections this process accepts at once.
+    #[arg(long, env = "HUDDLE_MAX_CONNECTIONS", default_value_t = 100_000)]
+    pub max_connections: usize,
+    /// With Redis: a worker silent this long (ms) is dead and its users are removed.
+    #[arg(long, env = "HUDDLE_REDIS_LEASE_MS", default_value_t = 15_000)]
+    pub redis_lease_ms: u64,
     /// Log filter, e.g. `info` or `huddle=debug,actix_web=info`.
     #[arg(long, env = "HUDDLE_LOG", default_value = "info")]
     pub log: String,
@@ -168,6 +176,8 @@ pub enum ConfigError {
     RedisUrl(String),
     #[error("--http-workers must be between 1 and 1024")]
     Workers,
+    #[error("{0}")]
+    Timing(&'static str),
     #[error("invalid log filter {0:?}: {1}")]
     LogFilter(String, String),
 }
@@ -180,6 +190,8 @@ pub struct Settings {
     pub database_url: String,
     pub redis_url: Option<String>,
     pub dev: bool,
+    pub signaling: crate::signaling::SignalingConfig,
+    pub redis_lease: std::time::Duration,
 }
 
 impl ServeArgs {
@@ -188,10 +200,7 @@ impl ServeArgs {
         let database_url = self.store.url();
         crate::store::Backend::of_url(&database_url)
             .map_err(|_| ConfigError::DatabaseUrl(crate::store::redact_url(&database_url)))?;
-        let redis_url = self
-            .redis_url
-            .clone()
-            .or_else(|| non_empty_env("REDIS_URL"));
+        let redis_url = self.redis_url.clone().or_else(|| non_empty_env("REDIS_URL"));
         if let Some(url) = &redis_url
             && redis::Client::open(url.as_str()).is_err()
         {
@@ -200,17 +209,35 @@ impl ServeArgs {
         let http_workers = match self.http_workers {
             Some(n) if (1..=1024).contains(&n) => n,
             Some(_) => return Err(ConfigError::Workers),
-            None => std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2),
+            None => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2),
         };
         let embedded_defaults = explicit_db.is_none() && redis_url.is_none();
+        let ms = std::time::Duration::from_millis;
+        if self.ws_heartbeat_interval_ms < 100 || self.ws_heartbeat_timeout_ms <= self.ws_heartbeat_interval_ms {
+            return Err(ConfigError::Timing(
+                "--ws-heartbeat-interval-ms must be at least 100 and below --ws-heartbeat-timeout-ms",
+            ));
+        }
+        if self.redis_lease_ms < 1000 {
+            return Err(ConfigError::Timing("--redis-lease-ms must be at least 1000"));
+        }
+        if self.max_connections == 0 {
+            return Err(ConfigError::Timing("--max-connections must be at least 1"));
+        }
+        let signaling = crate::signaling::SignalingConfig {
+            heartbeat_interval: ms(self.ws_heartbeat_interval_ms),
+            heartbeat_timeout: ms(self.ws_heartbeat_timeout_ms),
+            reconnect_grace: ms(self.reconnect_grace_ms),
+            max_connections: self.max_connections,
+        };
         Ok(Settings {
             http_addr: self.http_addr,
             http_workers,
             database_url,
             redis_url,
             dev: self.dev.unwrap_or(embedded_defaults),
+            signaling,
+            redis_lease: ms(self.redis_lease_ms),
         })
     }
 }
@@ -224,8 +251,7 @@ mod tests {
     use super::*;
 
     fn serve(args: &[&str]) -> ServeArgs {
-        let cli =
-            Cli::try_parse_from(std::iter::once("huddle").chain(args.iter().copied())).unwrap();
+        let cli = Cli::try_parse_from(std::iter::once("huddle").chain(args.iter().copied())).unwrap();
         match cli.command {
             Some(Command::Serve(a)) => a,
             _ => cli.serve,
@@ -245,13 +271,9 @@ mod tests {
 
     #[test]
     fn dev_mode_is_off_once_a_database_is_configured_unless_asked_for() {
-        let configured = serve(&["serve", "--database-url", "postgres://u@h/db"])
-            .resolve()
-            .unwrap();
+        let configured = serve(&["serve", "--database-url", "postgres://u@h/db"]).resolve().unwrap();
         assert!(!configured.dev);
-        let asked = serve(&["serve", "--database-url", "postgres://u@h/db", "--dev"])
-            .resolve()
-            .unwrap();
+        let asked = serve(&["serve", "--database-url", "postgres://u@h/db", "--dev"]).resolve().unwrap();
         assert!(asked.dev);
         let refused = serve(&["serve", "--dev=false"]).resolve().unwrap();
         assert!(!refused.dev);
@@ -259,19 +281,12 @@ mod tests {
 
     #[test]
     fn bad_settings_give_clear_errors() {
-        let err = serve(&["serve", "--database-url", "mysql://u:pw@h/db"])
-            .resolve()
-            .unwrap_err();
+        let err = serve(&["serve", "--database-url", "mysql://u:pw@h/db"]).resolve().unwrap_err();
         assert!(err.to_string().contains("invalid database URL"));
         assert!(!err.to_string().contains("pw"));
-        let err = serve(&["serve", "--redis-url", "http://nope"])
-            .resolve()
-            .unwrap_err();
+        let err = serve(&["serve", "--redis-url", "http://nope"]).resolve().unwrap_err();
         assert!(matches!(err, ConfigError::RedisUrl(_)));
-        assert!(matches!(
-            serve(&["serve", "--http-workers", "0"]).resolve(),
-            Err(ConfigError::Workers)
-        ));
+        assert!(matches!(serve(&["serve", "--http-workers", "0"]).resolve(), Err(ConfigError::Workers)));
         assert!(Cli::try_parse_from(["huddle", "serve", "--http-addr", "nope"]).is_err());
     }
 }

@@ -11,6 +11,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{SignatureError, TokenError};
 use crate::ids::{IdError, IdKind};
+use crate::rooms::RoomError;
 use crate::store::StoreError;
 
 macro_rules! error_codes {
@@ -76,6 +77,27 @@ error_codes! {
     TokenUserMismatch = 4006, UNAUTHORIZED, "The token was issued for another user id.";
     TokenRoomMismatch = 4007, UNAUTHORIZED, "The token is bound to another room.";
     TokenNoLoginPrivilege = 4008, FORBIDDEN, "The token does not grant the loginRoom privilege.";
+    NotLoggedIn = 5001, BAD_REQUEST, "Websocket: this request needs a logged-in session; send `login` (or `resume`) first.";
+    AlreadyLoggedIn = 5002, CONFLICT, "Websocket: this connection already holds a session.";
+    UnknownMessageType = 5003, BAD_REQUEST, "Websocket: the `type` of the request is not one the protocol knows.";
+    MalformedFrame = 5004, BAD_REQUEST, "Websocket: the frame is not a JSON request with `id`, `type` and `data` as PROTOCOL.md describes.";
+    FrameTooLarge = 5005, PAYLOAD_TOO_LARGE, "Websocket: a frame exceeded 64 KiB; the connection is closed.";
+    RoomFull = 5006, FORBIDDEN, "The room holds the app's maximum number of users.";
+    RateLimited = 5007, TOO_MANY_REQUESTS, "Too many requests or messages from this session; slow down.";
+    MessageTooLarge = 5008, PAYLOAD_TOO_LARGE, "A message or command exceeds 1024 bytes.";
+    KickedOut = 5009, CONFLICT, "The same user id logged in to this room from another connection.";
+    SessionNotFound = 5010, NOT_FOUND, "Resume failed: no such session, wrong resume token, or the grace period is over; log in again.";
+    StreamIdTaken = 5011, CONFLICT, "Another user already publishes this stream id in this app.";
+    NoPublishPrivilege = 5012, FORBIDDEN, "The token does not grant publishStream.";
+    StreamNotAllowed = 5013, FORBIDDEN, "The token's streamIds allow-list does not contain this stream id.";
+    StreamNotFound = 5014, NOT_FOUND, "No such stream in this room (or it is not yours).";
+    TooManyConnections = 5015, SERVICE_UNAVAILABLE, "This worker holds its maximum number of websocket connections.";
+    UnsupportedVersion = 5016, BAD_REQUEST, "The websocket protocol version (`v` query parameter) is not supported.";
+    HeartbeatTimeout = 5017, REQUEST_TIMEOUT, "No frame or pong from the client within the heartbeat timeout; the connection is closed.";
+    InvalidExtraInfo = 5018, BAD_REQUEST, "Extra info key or value too long (key 1-128 bytes, value up to 4096), or too many keys (32).";
+    InvalidUserName = 5019, BAD_REQUEST, "userName is longer than 256 bytes.";
+    WrongRoom = 5020, BAD_REQUEST, "The request names a room this session is not in.";
+    TooManyTargets = 5021, BAD_REQUEST, "A custom command names more than 100 users.";
 }
 
 /// The JSON body of every error response.
@@ -98,10 +120,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            message: message.into(),
-        }
+        ApiError { code, message: message.into() }
     }
 
     /// An internal failure: the cause is logged here, the client sees a generic message.
@@ -111,10 +130,7 @@ impl ApiError {
     }
 
     pub fn body(&self) -> ErrorBody {
-        ErrorBody {
-            code: self.code.code(),
-            message: self.message.clone(),
-        }
+        ErrorBody { code: self.code.code(), message: self.message.clone() }
     }
 }
 
@@ -191,6 +207,24 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<RoomError> for ApiError {
+    fn from(err: RoomError) -> Self {
+        let code = match &err {
+            RoomError::RoomFull(_) => ErrorCode::RoomFull,
+            RoomError::NotMember => ErrorCode::SessionNotFound,
+            RoomError::StreamIdTaken(_) => ErrorCode::StreamIdTaken,
+            RoomError::StreamNotFound(_) => ErrorCode::StreamNotFound,
+            RoomError::TooManyExtraInfoKeys(_) => ErrorCode::InvalidExtraInfo,
+            RoomError::Unavailable(cause) => {
+                tracing::warn!(error = %cause, "room state unavailable");
+                return ApiError::new(ErrorCode::ServiceUnavailable, "room state unavailable; retry");
+            }
+            RoomError::Corrupt(_) => return ApiError::internal(err),
+        };
+        ApiError::new(code, err.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,16 +244,8 @@ mod tests {
     fn every_code_is_documented_in_the_readme() {
         let readme = include_str!("../README.md");
         for code in ErrorCode::ALL {
-            let row = format!(
-                "| {} | {} | {} |",
-                code.code(),
-                code.status().as_u16(),
-                code.name()
-            );
-            assert!(
-                readme.contains(&row),
-                "README.md lacks the row starting `{row}`"
-            );
+            let row = format!("| {} | {} | {} |", code.code(), code.status().as_u16(), code.name());
+            assert!(readme.contains(&row), "README.md lacks the row starting `{row}`");
         }
     }
 

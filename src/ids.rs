@@ -99,20 +99,8 @@ mod tests {
 
     #[test]
     fn rejects_empty_and_too_long_ids() {
-        assert_eq!(
-            validate_user_id(""),
-            Err(IdError::Length {
-                kind: IdKind::User,
-                len: 0
-            })
-        );
-        assert_eq!(
-            validate_user_id(&"u".repeat(65)),
-            Err(IdError::Length {
-                kind: IdKind::User,
-                len: 65
-            })
-        );
+        assert_eq!(validate_user_id(""), Err(IdError::Length { kind: IdKind::User, len: 0 }));
+        assert_eq!(validate_user_id(&"u".repeat(65)), Err(IdError::Length { kind: IdKind::User, len: 65 }));
         assert!(validate_room_id(&"r".repeat(129)).is_err());
         assert!(validate_stream_id(&"s".repeat(257)).is_err());
     }
@@ -120,10 +108,7 @@ mod tests {
     #[test]
     fn user_ids_allow_at_and_colon_but_rooms_and_streams_do_not() {
         assert!(validate_user_id("alice@corp:1_a.b~c-d").is_ok());
-        assert_eq!(
-            validate_room_id("room@1"),
-            Err(IdError::Characters { kind: IdKind::Room })
-        );
+        assert_eq!(validate_room_id("room@1"), Err(IdError::Characters { kind: IdKind::Room }));
         assert!(validate_stream_id("s:1").is_err());
     }
 
@@ -138,9 +123,6 @@ mod tests {
     #[test]
     fn error_messages_name_the_field() {
         let err = validate_room_id("bad room").unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "roomId may only contain A-Z a-z 0-9 _ . ~ -"
-        );
+        assert_eq!(err.to_string(), "roomId may only contain A-Z a-z 0-9 _ . ~ -");
     }
 }

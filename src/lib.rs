@@ -14,4 +14,5 @@ pub mod ids;
 pub mod loadtest;
 pub mod metrics;
 pub mod rooms;
+pub mod signaling;
 pub mod store;

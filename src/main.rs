@@ -5,9 +5,7 @@ use serde_json::json;
 use tracing_subscriber::EnvFilter;
 
 use huddle::auth::{TokenSpec, token, unix_now};
-use huddle::config::{
-    AppCommand, Cli, Command, ConfigError, LogFormat, ServeArgs, StoreArgs, TokenArgs,
-};
+use huddle::config::{AppCommand, Cli, Command, ConfigError, LogFormat, ServeArgs, StoreArgs, TokenArgs};
 use huddle::store::{NewApp, Store};
 use huddle::{api, app, auth};
 
@@ -19,10 +17,7 @@ fn main() -> ExitCode {
         Some(Command::Serve(args)) => return serve_until_stopped(args),
         Some(command) => command,
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => return fail(format!("cannot start the async runtime: {err}")),
     };
@@ -59,11 +54,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
 }
 
 fn init_tracing(args: &ServeArgs) -> Result<(), ConfigError> {
-    let filter = EnvFilter::try_new(&args.log)
-        .map_err(|e| ConfigError::LogFilter(args.log.clone(), e.to_string()))?;
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    let filter = EnvFilter::try_new(&args.log).map_err(|e| ConfigError::LogFilter(args.log.clone(), e.to_string()))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match args.log_format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -102,11 +94,7 @@ async fn app_command(command: AppCommand) -> Result<(), String> {
             print_json(json!({"appId": app.app_id, "serverSecret": app.server_secret}));
         }
         AppCommand::List(args) => {
-            let apps = open(&args)
-                .await?
-                .list_apps()
-                .await
-                .map_err(|e| e.to_string())?;
+            let apps = open(&args).await?.list_apps().await.map_err(|e| e.to_string())?;
             let listed: Vec<_> = apps
                 .iter()
                 .map(|app| {
@@ -122,11 +110,7 @@ async fn app_command(command: AppCommand) -> Result<(), String> {
             print_json(json!(listed));
         }
         AppCommand::RotateSecret(args) => {
-            let app = open(&args.store)
-                .await?
-                .rotate_secret(args.app_id)
-                .await
-                .map_err(|e| e.to_string())?;
+            let app = open(&args.store).await?.rotate_secret(args.app_id).await.map_err(|e| e.to_string())?;
             print_json(json!({"appId": app.app_id, "serverSecret": app.server_secret}));
         }
         AppCommand::Disable(args) => set_disabled(args.store, args.app_id, true).await?,
@@ -136,11 +120,7 @@ async fn app_command(command: AppCommand) -> Result<(), String> {
 }
 
 async fn set_disabled(store: StoreArgs, app_id: u32, disabled: bool) -> Result<(), String> {
-    open(&store)
-        .await?
-        .set_app_disabled(app_id, disabled)
-        .await
-        .map_err(|e| e.to_string())?;
+    open(&store).await?.set_app_disabled(app_id, disabled).await.map_err(|e| e.to_string())?;
     print_json(json!({"appId": app_id, "disabled": disabled}));
     Ok(())
 }
@@ -155,15 +135,12 @@ async fn mint_token(args: TokenArgs) -> Result<(), String> {
     let spec = TokenSpec {
         user_id: args.user_id,
         room_id: args.room_id,
-        privileges: auth::Privileges {
-            login_room: true,
-            publish_stream: args.publish,
-        },
+        privileges: auth::Privileges { login_room: true, publish_stream: args.publish },
         stream_ids: (!args.stream_ids.is_empty()).then_some(args.stream_ids),
         ttl_secs: Some(args.ttl),
     };
-    let issued = token::issue(app.app_id, app.server_secret.as_bytes(), &spec, unix_now())
-        .map_err(|e| e.to_string())?;
+    let issued =
+        token::issue(app.app_id, app.server_secret.as_bytes(), &spec, unix_now()).map_err(|e| e.to_string())?;
     print_json(json!({"token": issued.token, "expiresAt": issued.claims.exp}));
     Ok(())
 }

@@ -6,18 +6,16 @@ use std::time::Duration;
 
 use prometheus::core::Collector;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
-    IntGaugeVec, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry,
+    TextEncoder,
 };
 
 use crate::error::ErrorCode;
 
 /// Latency buckets from 50 µs to 2.5 s: token issuance and fan-out take tens of
 /// microseconds, so the usual millisecond-first buckets would put everything in the first.
-const LATENCY_BUCKETS: &[f64] = &[
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
-    2.5,
-];
+const LATENCY_BUCKETS: &[f64] =
+    &[0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5];
 
 struct Collectors {
     registry: Registry,
@@ -41,14 +39,9 @@ struct Collectors {
 /// Registers a collector built from a static definition. Only a programming error (an
 /// invalid name or a duplicate) can make this fail, which the unit test below would catch;
 /// no input from a client or the network reaches it.
-fn register<C: Collector + Clone + 'static>(
-    registry: &Registry,
-    built: prometheus::Result<C>,
-) -> C {
+fn register<C: Collector + Clone + 'static>(registry: &Registry, built: prometheus::Result<C>) -> C {
     let collector = built.expect("static metric definition is valid");
-    registry
-        .register(Box::new(collector.clone()))
-        .expect("metric names are unique");
+    registry.register(Box::new(collector.clone())).expect("metric names are unique");
     collector
 }
 
@@ -59,95 +52,52 @@ fn histogram(name: &str, help: &str) -> prometheus::Result<Histogram> {
 static COLLECTORS: LazyLock<Collectors> = LazyLock::new(|| {
     let registry = Registry::new_custom(Some("huddle".to_owned()), None).unwrap_or_default();
     let r = &registry;
-    let build_info: IntGaugeVec = register(
-        r,
-        IntGaugeVec::new(
-            Opts::new("build_info", "Version of the running binary"),
-            &["version"],
-        ),
-    );
-    build_info
-        .with_label_values(&[env!("CARGO_PKG_VERSION")])
-        .set(1);
+    let build_info: IntGaugeVec =
+        register(r, IntGaugeVec::new(Opts::new("build_info", "Version of the running binary"), &["version"]));
+    build_info.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
     Collectors {
         http_requests: register(
             r,
             IntCounterVec::new(
-                Opts::new(
-                    "http_requests_total",
-                    "HTTP requests by route pattern, method and status",
-                ),
+                Opts::new("http_requests_total", "HTTP requests by route pattern, method and status"),
                 &["route", "method", "status"],
             ),
         ),
         http_latency: register(
             r,
             HistogramVec::new(
-                HistogramOpts::new(
-                    "http_request_duration_seconds",
-                    "HTTP request latency by route pattern",
-                )
-                .buckets(LATENCY_BUCKETS.to_vec()),
+                HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route pattern")
+                    .buckets(LATENCY_BUCKETS.to_vec()),
                 &["route", "method"],
             ),
         ),
         errors: register(
             r,
             IntCounterVec::new(
-                Opts::new(
-                    "errors_total",
-                    "Errors returned (REST and websocket) by code",
-                ),
+                Opts::new("errors_total", "Errors returned (REST and websocket) by code"),
                 &["code", "name"],
             ),
         ),
-        tokens_issued: register(
-            r,
-            IntCounter::new("tokens_issued_total", "User tokens issued"),
-        ),
+        tokens_issued: register(r, IntCounter::new("tokens_issued_total", "User tokens issued")),
         signature_failures: register(
             r,
-            IntCounterVec::new(
-                Opts::new(
-                    "signature_failures_total",
-                    "Refused signed requests by reason",
-                ),
-                &["reason"],
-            ),
+            IntCounterVec::new(Opts::new("signature_failures_total", "Refused signed requests by reason"), &["reason"]),
         ),
-        ws_connections: register(
-            r,
-            IntGauge::new("ws_connections", "Open websocket connections"),
-        ),
+        ws_connections: register(r, IntGauge::new("ws_connections", "Open websocket connections")),
         sessions: register(
             r,
-            IntGauge::new(
-                "sessions",
-                "Logged-in sessions, including those inside the reconnect grace",
-            ),
+            IntGauge::new("sessions", "Logged-in sessions, including those inside the reconnect grace"),
         ),
-        local_rooms: register(
-            r,
-            IntGauge::new("rooms", "Rooms with at least one member on this worker"),
-        ),
+        local_rooms: register(r, IntGauge::new("rooms", "Rooms with at least one member on this worker")),
         ws_messages: register(
             r,
-            IntCounterVec::new(
-                Opts::new("ws_messages_total", "Websocket requests received by type"),
-                &["type"],
-            ),
+            IntCounterVec::new(Opts::new("ws_messages_total", "Websocket requests received by type"), &["type"]),
         ),
-        login_latency: register(
-            r,
-            histogram("login_duration_seconds", "Time from login request to reply"),
-        ),
+        login_latency: register(r, histogram("login_duration_seconds", "Time from login request to reply")),
         events_fanned_out: register(
             r,
             IntCounterVec::new(
-                Opts::new(
-                    "events_fanned_out_total",
-                    "Room events queued to local sessions, by event type",
-                ),
+                Opts::new("events_fanned_out_total", "Room events queued to local sessions, by event type"),
                 &["type"],
             ),
         ),
@@ -158,26 +108,11 @@ static COLLECTORS: LazyLock<Collectors> = LazyLock::new(|| {
                 "Events not queued because a session's queue was full (it resyncs)",
             ),
         ),
-        redis_latency: register(
-            r,
-            histogram(
-                "redis_round_trip_seconds",
-                "Round trip of room operations to Redis",
-            ),
-        ),
-        pubsub_lag: register(
-            r,
-            histogram(
-                "pubsub_lag_seconds",
-                "Time from a message being sent to its arrival here",
-            ),
-        ),
+        redis_latency: register(r, histogram("redis_round_trip_seconds", "Round trip of room operations to Redis")),
+        pubsub_lag: register(r, histogram("pubsub_lag_seconds", "Time from a message being sent to its arrival here")),
         pubsub_disconnects: register(
             r,
-            IntCounter::new(
-                "pubsub_disconnects_total",
-                "Times the Redis subscription connection dropped",
-            ),
+            IntCounter::new("pubsub_disconnects_total", "Times the Redis subscription connection dropped"),
         ),
         registry,
     }
@@ -187,19 +122,12 @@ static COLLECTORS: LazyLock<Collectors> = LazyLock::new(|| {
 /// would make a label per id).
 pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
     let c = &*COLLECTORS;
-    c.http_requests
-        .with_label_values(&[route, method, status_label(status)])
-        .inc();
-    c.http_latency
-        .with_label_values(&[route, method])
-        .observe(elapsed.as_secs_f64());
+    c.http_requests.with_label_values(&[route, method, status_label(status)]).inc();
+    c.http_latency.with_label_values(&[route, method]).observe(elapsed.as_secs_f64());
 }
 
 pub fn error_returned(code: ErrorCode) {
-    COLLECTORS
-        .errors
-        .with_label_values(&[&code.code().to_string(), code.name()])
-        .inc();
+    COLLECTORS.errors.with_label_values(&[&code.code().to_string(), code.name()]).inc();
 }
 
 pub fn token_issued() {
@@ -207,10 +135,7 @@ pub fn token_issued() {
 }
 
 pub fn signature_failure(reason: &'static str) {
-    COLLECTORS
-        .signature_failures
-        .with_label_values(&[reason])
-        .inc();
+    COLLECTORS.signature_failures.with_label_values(&[reason]).inc();
 }
 
 pub fn ws_connection_opened() {
@@ -246,10 +171,7 @@ pub fn login_completed(elapsed: Duration) {
 }
 
 pub fn events_fanned_out(kind: &'static str, recipients: u64) {
-    COLLECTORS
-        .events_fanned_out
-        .with_label_values(&[kind])
-        .inc_by(recipients);
+    COLLECTORS.events_fanned_out.with_label_values(&[kind]).inc_by(recipients);
 }
 
 pub fn event_dropped() {
@@ -316,9 +238,7 @@ mod tests {
         let text = render();
         assert!(text.contains("huddle_tokens_issued_total"));
         assert!(text.contains(r#"huddle_signature_failures_total{reason="bad_signature"}"#));
-        assert!(text.contains(
-            r#"huddle_http_requests_total{method="POST",route="/v1/tokens",status="200"}"#
-        ));
+        assert!(text.contains(r#"huddle_http_requests_total{method="POST",route="/v1/tokens",status="200"}"#));
         assert!(text.contains(r#"huddle_events_fanned_out_total{type="user_added"} 3"#));
         assert!(text.contains("huddle_build_info{version="));
     }

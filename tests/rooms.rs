@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use huddle::rooms::redis::{RedisRooms, RedisRoomsConfig};
 use huddle::rooms::{
-    Delivery, Hub, ImMessage, LocalMember, Member, RoomError, RoomEvent, RoomExtraInfo, RoomKey,
-    RoomService, StreamInfo, User,
+    Delivery, Hub, ImMessage, LocalMember, Member, RoomError, RoomEvent, RoomExtraInfo, RoomKey, RoomService,
+    StreamInfo, User,
 };
 use tokio::sync::mpsc;
 
@@ -33,14 +33,9 @@ impl Backend {
 async fn redis_worker(url: &str, lease: Duration) -> RoomService {
     let hub = Arc::new(Hub::default());
     let worker_id = uuid::Uuid::new_v4().simple().to_string();
-    let rooms = RedisRooms::start(
-        url,
-        hub.clone(),
-        worker_id.clone(),
-        RedisRoomsConfig { lease },
-    )
-    .await
-    .expect("Redis reachable");
+    let rooms = RedisRooms::start(url, hub.clone(), worker_id.clone(), RedisRoomsConfig { lease })
+        .await
+        .expect("Redis reachable");
     RoomService::new(rooms, hub, worker_id)
 }
 
@@ -54,10 +49,7 @@ fn rand_app_id() -> u32 {
 }
 
 fn user(id: &str) -> User {
-    User {
-        user_id: id.into(),
-        user_name: format!("name-{id}"),
-    }
+    User { user_id: id.into(), user_name: format!("name-{id}") }
 }
 
 struct Client {
@@ -77,12 +69,8 @@ impl Client {
     ) -> Result<(Client, huddle::rooms::JoinOutcome), RoomError> {
         let session = uuid::Uuid::new_v4().simple().to_string();
         let (sender, events) = mpsc::channel(256);
-        let local = LocalMember {
-            session_id: session.clone(),
-            user_id: user_id.into(),
-            sender,
-            overflowed: Arc::default(),
-        };
+        let local =
+            LocalMember { session_id: session.clone(), user_id: user_id.into(), sender, overflowed: Arc::default() };
         let member = Member {
             user: user(user_id),
             session_id: session.clone(),
@@ -90,23 +78,11 @@ impl Client {
             joined_at: 0,
         };
         let outcome = service.enter(room, member, max_users, local).await?;
-        Ok((
-            Client {
-                service: service.clone(),
-                room: room.clone(),
-                user: user(user_id),
-                session,
-                events,
-            },
-            outcome,
-        ))
+        Ok((Client { service: service.clone(), room: room.clone(), user: user(user_id), session, events }, outcome))
     }
 
     async fn joined(service: &RoomService, room: &RoomKey, user_id: &str) -> Client {
-        Client::join(service, room, user_id, 100)
-            .await
-            .expect("join")
-            .0
+        Client::join(service, room, user_id, 100).await.expect("join").0
     }
 
     async fn next(&mut self) -> RoomEvent {
@@ -127,45 +103,25 @@ impl Client {
     }
 
     async fn silent(&mut self) {
-        if let Ok(Some(delivery)) =
-            tokio::time::timeout(Duration::from_millis(300), self.events.recv()).await
-        {
-            panic!(
-                "{} expected silence, got {:?}",
-                self.user.user_id, delivery.event
-            );
+        if let Ok(Some(delivery)) = tokio::time::timeout(Duration::from_millis(300), self.events.recv()).await {
+            panic!("{} expected silence, got {:?}", self.user.user_id, delivery.event);
         }
     }
 
     async fn leave(&self) -> bool {
-        self.service
-            .exit(&self.room, &self.user.user_id, &self.session)
-            .await
-            .expect("leave")
+        self.service.exit(&self.room, &self.user.user_id, &self.session).await.expect("leave")
     }
 
     fn stream(&self, id: &str) -> StreamInfo {
-        StreamInfo {
-            stream_id: id.into(),
-            user: self.user.clone(),
-            extra_info: String::new(),
-        }
+        StreamInfo { stream_id: id.into(), user: self.user.clone(), extra_info: String::new() }
     }
 
     async fn publish(&self, id: &str) -> Result<(), RoomError> {
-        self.service
-            .backend()
-            .add_stream(&self.room, &self.session, self.stream(id))
-            .await
+        self.service.backend().add_stream(&self.room, &self.session, self.stream(id)).await
     }
 
     fn message(&self, text: &str) -> ImMessage {
-        ImMessage {
-            message: text.into(),
-            from_user: self.user.clone(),
-            send_time: 0,
-            message_id: 7,
-        }
+        ImMessage { message: text.into(), from_user: self.user.clone(), send_time: 0, message_id: 7 }
     }
 }
 
@@ -176,32 +132,13 @@ async fn joins_and_leaves_are_announced(backend: Backend) {
     assert_eq!(first.snapshot.users(), vec![user("alice")]);
     let (mut bob, second) = Client::join(&w2, &room, "bob", 100).await.unwrap();
     assert_eq!(second.snapshot.users(), vec![user("alice"), user("bob")]);
-    assert_eq!(
-        alice.next().await,
-        RoomEvent::UserAdded {
-            user: user("bob"),
-            online_count: 2
-        }
-    );
+    assert_eq!(alice.next().await, RoomEvent::UserAdded { user: user("bob"), online_count: 2 });
     bob.silent().await;
     assert!(bob.leave().await);
-    assert_eq!(
-        alice.next().await,
-        RoomEvent::UserRemoved {
-            user: user("bob"),
-            online_count: 1
-        }
-    );
+    assert_eq!(alice.next().await, RoomEvent::UserRemoved { user: user("bob"), online_count: 1 });
     assert!(!bob.leave().await, "leaving twice is a no-op");
     assert!(alice.leave().await);
-    assert!(
-        w1.backend()
-            .snapshot(&room)
-            .await
-            .unwrap()
-            .members
-            .is_empty()
-    );
+    assert!(w1.backend().snapshot(&room).await.unwrap().members.is_empty());
 }
 
 async fn a_second_login_kicks_the_first_without_user_churn(backend: Backend) {
@@ -211,46 +148,20 @@ async fn a_second_login_kicks_the_first_without_user_churn(backend: Backend) {
     let mut first = Client::joined(&w1, &room, "alice").await;
     assert!(matches!(observer.next().await, RoomEvent::UserAdded { .. }));
     first.publish("alice-cam").await.unwrap();
-    assert!(matches!(
-        observer.next().await,
-        RoomEvent::StreamAdded { .. }
-    ));
+    assert!(matches!(observer.next().await, RoomEvent::StreamAdded { .. }));
 
     let (mut second, outcome) = Client::join(&w2, &room, "alice", 100).await.unwrap();
-    assert_eq!(
-        outcome.replaced_session.as_deref(),
-        Some(first.session.as_str())
-    );
-    assert_eq!(
-        first.next().await,
-        RoomEvent::Kickout {
-            user_id: "alice".into(),
-            session_id: first.session.clone()
-        }
-    );
+    assert_eq!(outcome.replaced_session.as_deref(), Some(first.session.as_str()));
+    assert_eq!(first.next().await, RoomEvent::Kickout { user_id: "alice".into(), session_id: first.session.clone() });
     // The old session's streams end; the user itself stays.
-    assert_eq!(
-        observer.next().await,
-        RoomEvent::StreamRemoved {
-            stream: first.stream("alice-cam")
-        }
-    );
+    assert_eq!(observer.next().await, RoomEvent::StreamRemoved { stream: first.stream("alice-cam") });
     observer.silent().await;
     second.silent().await;
 
-    assert!(
-        !first.leave().await,
-        "the replaced session no longer holds the membership"
-    );
+    assert!(!first.leave().await, "the replaced session no longer holds the membership");
     observer.silent().await;
     assert!(second.leave().await);
-    assert_eq!(
-        observer.next().await,
-        RoomEvent::UserRemoved {
-            user: user("alice"),
-            online_count: 1
-        }
-    );
+    assert_eq!(observer.next().await, RoomEvent::UserRemoved { user: user("alice"), online_count: 1 });
 }
 
 async fn full_rooms_refuse_new_users_and_change_nothing(backend: Backend) {
@@ -262,20 +173,8 @@ async fn full_rooms_refuse_new_users_and_change_nothing(backend: Backend) {
     let refused = Client::join(&worker, &room, "c", 2).await.err();
     assert_eq!(refused, Some(RoomError::RoomFull(2)));
     a.silent().await;
-    assert_eq!(
-        worker
-            .backend()
-            .snapshot(&room)
-            .await
-            .unwrap()
-            .members
-            .len(),
-        2
-    );
-    assert!(
-        Client::join(&worker, &room, "b", 2).await.is_ok(),
-        "a member may log in again when full"
-    );
+    assert_eq!(worker.backend().snapshot(&room).await.unwrap().members.len(), 2);
+    assert!(Client::join(&worker, &room, "b", 2).await.is_ok(), "a member may log in again when full");
 }
 
 async fn streams_are_registered_unique_and_announced(backend: Backend) {
@@ -287,58 +186,25 @@ async fn streams_are_registered_unique_and_announced(backend: Backend) {
     let carol = Client::joined(&w2, &other_room, "carol").await;
 
     alice.publish("cam").await.unwrap();
-    assert_eq!(
-        bob.next().await,
-        RoomEvent::StreamAdded {
-            stream: alice.stream("cam")
-        }
-    );
-    alice
-        .publish("cam")
-        .await
-        .expect("publishing the same stream again is idempotent");
-    assert_eq!(
-        carol.publish("cam").await,
-        Err(RoomError::StreamIdTaken("cam".into())),
-        "unique per app"
-    );
-    assert_eq!(
-        bob.publish("cam").await,
-        Err(RoomError::StreamIdTaken("cam".into()))
-    );
+    assert_eq!(bob.next().await, RoomEvent::StreamAdded { stream: alice.stream("cam") });
+    alice.publish("cam").await.expect("publishing the same stream again is idempotent");
+    assert_eq!(carol.publish("cam").await, Err(RoomError::StreamIdTaken("cam".into())), "unique per app");
+    assert_eq!(bob.publish("cam").await, Err(RoomError::StreamIdTaken("cam".into())));
     let elsewhere = RoomKey::new(room.app_id + 1, "room-1");
     let dave = Client::joined(&w1, &elsewhere, "dave").await;
-    dave.publish("cam")
-        .await
-        .expect("another app may use the same stream id");
+    dave.publish("cam").await.expect("another app may use the same stream id");
 
     let backend1 = w1.backend();
-    backend1
-        .set_stream_extra_info(&room, "alice", "cam", "hd")
-        .await
-        .unwrap();
+    backend1.set_stream_extra_info(&room, "alice", "cam", "hd").await.unwrap();
     let mut with_extra = alice.stream("cam");
     with_extra.extra_info = "hd".into();
+    assert_eq!(bob.next().await, RoomEvent::StreamExtraInfo { stream: with_extra.clone() });
     assert_eq!(
-        bob.next().await,
-        RoomEvent::StreamExtraInfo {
-            stream: with_extra.clone()
-        }
-    );
-    assert_eq!(
-        backend1
-            .set_stream_extra_info(&room, "bob", "cam", "x")
-            .await,
+        backend1.set_stream_extra_info(&room, "bob", "cam", "x").await,
         Err(RoomError::StreamNotFound("cam".into()))
     );
-    assert_eq!(
-        backend1.remove_stream(&room, "bob", "cam").await,
-        Err(RoomError::StreamNotFound("cam".into()))
-    );
-    assert_eq!(
-        backend1.find_stream(room.app_id, "cam").await.unwrap(),
-        Some((room.clone(), with_extra.clone()))
-    );
+    assert_eq!(backend1.remove_stream(&room, "bob", "cam").await, Err(RoomError::StreamNotFound("cam".into())));
+    assert_eq!(backend1.find_stream(room.app_id, "cam").await.unwrap(), Some((room.clone(), with_extra.clone())));
     let snapshot = w2.backend().snapshot(&room).await.unwrap();
     assert_eq!(snapshot.streams, vec![with_extra.clone()]);
 
@@ -347,33 +213,16 @@ async fn streams_are_registered_unique_and_announced(backend: Backend) {
     assert!(alice.leave().await);
     let mut removed = vec![bob.next().await, bob.next().await];
     removed.sort_by_key(|e| format!("{e:?}"));
-    assert!(
-        removed
-            .iter()
-            .all(|e| matches!(e, RoomEvent::StreamRemoved { .. })),
-        "{removed:?}"
-    );
+    assert!(removed.iter().all(|e| matches!(e, RoomEvent::StreamRemoved { .. })), "{removed:?}");
     assert_eq!(
         bob.next().await,
-        RoomEvent::UserRemoved {
-            user: user("alice"),
-            online_count: 1
-        },
+        RoomEvent::UserRemoved { user: user("alice"), online_count: 1 },
         "streams end before their user"
     );
-    assert_eq!(
-        backend1.find_stream(room.app_id, "cam").await.unwrap(),
-        None
-    );
-    carol
-        .publish("cam")
-        .await
-        .expect("a freed stream id can be reused");
+    assert_eq!(backend1.find_stream(room.app_id, "cam").await.unwrap(), None);
+    carol.publish("cam").await.expect("a freed stream id can be reused");
 
-    let stranger = Client {
-        session: "not-a-session".into(),
-        ..Client::joined(&w1, &room, "eve").await
-    };
+    let stranger = Client { session: "not-a-session".into(), ..Client::joined(&w1, &room, "eve").await };
     assert_eq!(stranger.publish("x").await, Err(RoomError::NotMember));
 }
 
@@ -388,98 +237,31 @@ async fn extra_info_and_messages_fan_out(backend: Backend) {
     }
     assert!(matches!(bob.next().await, RoomEvent::UserAdded { .. }));
 
-    let extra = RoomExtraInfo {
-        key: "topic".into(),
-        value: "hello".into(),
-        update_user: user("alice"),
-        update_time: 1,
-    };
-    w1.backend()
-        .set_room_extra_info(&room, extra.clone(), 2)
-        .await
-        .unwrap();
-    assert_eq!(
-        bob.next().await,
-        RoomEvent::RoomExtraInfo {
-            extra: extra.clone()
-        }
-    );
-    assert_eq!(
-        carol.next().await,
-        RoomEvent::RoomExtraInfo {
-            extra: extra.clone()
-        }
-    );
+    let extra =
+        RoomExtraInfo { key: "topic".into(), value: "hello".into(), update_user: user("alice"), update_time: 1 };
+    w1.backend().set_room_extra_info(&room, extra.clone(), 2).await.unwrap();
+    assert_eq!(bob.next().await, RoomEvent::RoomExtraInfo { extra: extra.clone() });
+    assert_eq!(carol.next().await, RoomEvent::RoomExtraInfo { extra: extra.clone() });
     alice.silent().await;
-    let second = RoomExtraInfo {
-        key: "k2".into(),
-        ..extra.clone()
-    };
-    w1.backend()
-        .set_room_extra_info(&room, second.clone(), 2)
-        .await
-        .unwrap();
-    let third = RoomExtraInfo {
-        key: "k3".into(),
-        ..extra.clone()
-    };
-    assert_eq!(
-        w1.backend().set_room_extra_info(&room, third, 2).await,
-        Err(RoomError::TooManyExtraInfoKeys(2))
-    );
-    let updated = RoomExtraInfo {
-        value: "changed".into(),
-        ..extra.clone()
-    };
-    w1.backend()
-        .set_room_extra_info(&room, updated.clone(), 2)
-        .await
-        .expect("an existing key may change when full");
-    assert_eq!(
-        w2.backend().snapshot(&room).await.unwrap().extra_info,
-        vec![second.clone(), updated.clone()]
-    );
+    let second = RoomExtraInfo { key: "k2".into(), ..extra.clone() };
+    w1.backend().set_room_extra_info(&room, second.clone(), 2).await.unwrap();
+    let third = RoomExtraInfo { key: "k3".into(), ..extra.clone() };
+    assert_eq!(w1.backend().set_room_extra_info(&room, third, 2).await, Err(RoomError::TooManyExtraInfoKeys(2)));
+    let updated = RoomExtraInfo { value: "changed".into(), ..extra.clone() };
+    w1.backend().set_room_extra_info(&room, updated.clone(), 2).await.expect("an existing key may change when full");
+    assert_eq!(w2.backend().snapshot(&room).await.unwrap().extra_info, vec![second.clone(), updated.clone()]);
     let empty_room = RoomKey::new(room.app_id, "nobody-here");
-    assert_eq!(
-        w1.backend()
-            .set_room_extra_info(&empty_room, extra, 2)
-            .await,
-        Err(RoomError::NotMember)
-    );
+    assert_eq!(w1.backend().set_room_extra_info(&empty_room, extra, 2).await, Err(RoomError::NotMember));
     for _ in 0..2 {
         assert!(matches!(bob.next().await, RoomEvent::RoomExtraInfo { .. }));
-        assert!(matches!(
-            carol.next().await,
-            RoomEvent::RoomExtraInfo { .. }
-        ));
+        assert!(matches!(carol.next().await, RoomEvent::RoomExtraInfo { .. }));
     }
 
-    w1.backend()
-        .publish(
-            &room,
-            RoomEvent::Broadcast {
-                message: alice.message("hi all"),
-            },
-        )
-        .await
-        .unwrap();
-    assert_eq!(
-        bob.next().await,
-        RoomEvent::Broadcast {
-            message: alice.message("hi all")
-        }
-    );
-    assert_eq!(
-        carol.next().await,
-        RoomEvent::Broadcast {
-            message: alice.message("hi all")
-        }
-    );
+    w1.backend().publish(&room, RoomEvent::Broadcast { message: alice.message("hi all") }).await.unwrap();
+    assert_eq!(bob.next().await, RoomEvent::Broadcast { message: alice.message("hi all") });
+    assert_eq!(carol.next().await, RoomEvent::Broadcast { message: alice.message("hi all") });
     alice.silent().await;
-    let command = RoomEvent::CustomCommand {
-        message: alice.message("psst"),
-        to_user_ids: vec!["carol".into()],
-    };
+    let command = RoomEvent::CustomCommand { message: alice.message("psst"), to_user_ids: vec!["carol".into()] };
     w1.backend().publish(&room, command.clone()).await.unwrap();
     assert_eq!(carol.next().await, command);
     bob.silent().await;
@@ -493,19 +275,11 @@ async fn events_keep_the_order_of_changes(backend: Backend) {
     for i in 0..30 {
         let id = format!("s{i}");
         alice.publish(&id).await.unwrap();
-        w1.backend()
-            .remove_stream(&room, "alice", &id)
-            .await
-            .unwrap();
+        w1.backend().remove_stream(&room, "alice", &id).await.unwrap();
     }
     for i in 0..30 {
         let stream = alice.stream(&format!("s{i}"));
-        assert_eq!(
-            bob.next().await,
-            RoomEvent::StreamAdded {
-                stream: stream.clone()
-            }
-        );
+        assert_eq!(bob.next().await, RoomEvent::StreamAdded { stream: stream.clone() });
         assert_eq!(bob.next().await, RoomEvent::StreamRemoved { stream });
     }
 }
@@ -544,13 +318,7 @@ macro_rules! suite {
 }
 
 suite!(memory, Backend::Memory(RoomService::in_memory()));
-suite!(
-    redis,
-    Backend::Redis {
-        url: common::redis_url(),
-        lease: Duration::from_secs(15)
-    }
-);
+suite!(redis, Backend::Redis { url: common::redis_url(), lease: Duration::from_secs(15) });
 
 /// A worker that stops renewing its lease (crashed) has its users removed by another worker,
 /// and the room is told.
@@ -565,10 +333,7 @@ async fn a_dead_workers_users_are_removed_within_the_lease() {
     let victim = Client::joined(&doomed, &room, "victim").await;
     victim.publish("victim-cam").await.unwrap();
     assert!(matches!(watcher.next().await, RoomEvent::UserAdded { .. }));
-    assert!(matches!(
-        watcher.next().await,
-        RoomEvent::StreamAdded { .. }
-    ));
+    assert!(matches!(watcher.next().await, RoomEvent::StreamAdded { .. }));
 
     // Dropping the last handle stops the lease loop, as a crash would.
     drop(victim);
@@ -577,23 +342,9 @@ async fn a_dead_workers_users_are_removed_within_the_lease() {
     assert_eq!(
         watcher.next_change().await,
         RoomEvent::StreamRemoved {
-            stream: StreamInfo {
-                stream_id: "victim-cam".into(),
-                user: user("victim"),
-                extra_info: String::new()
-            }
+            stream: StreamInfo { stream_id: "victim-cam".into(), user: user("victim"), extra_info: String::new() }
         }
     );
-    assert_eq!(
-        watcher.next_change().await,
-        RoomEvent::UserRemoved {
-            user: user("victim"),
-            online_count: 1
-        }
-    );
-    assert!(
-        started.elapsed() < lease * 4,
-        "reaped after {:?}",
-        started.elapsed()
-    );
+    assert_eq!(watcher.next_change().await, RoomEvent::UserRemoved { user: user("victim"), online_count: 1 });
+    assert!(started.elapsed() < lease * 4, "reaped after {:?}", started.elapsed());
 }

@@ -13,13 +13,7 @@ async fn app_lifecycle(kind: Db) {
     // Opening again must find the migrations applied and change nothing.
     let again = Store::open(&db.url).await.expect("reopen");
 
-    let random = store
-        .create_app(NewApp {
-            name: "random".into(),
-            ..NewApp::default()
-        })
-        .await
-        .unwrap();
+    let random = store.create_app(NewApp { name: "random".into(), ..NewApp::default() }).await.unwrap();
     assert!(random.app_id >= 100_000_000, "random ids are 9-10 digits");
     assert_eq!(random.server_secret.len(), 64);
     assert_eq!(random.max_users_per_room, 1000);
@@ -31,14 +25,8 @@ async fn app_lifecycle(kind: Db) {
         max_users_per_room: Some(8),
     };
     let fixed_app = store.create_app(fixed.clone()).await.unwrap();
-    assert_eq!(
-        (fixed_app.app_id, fixed_app.max_users_per_room),
-        (4_294_967_295, 8)
-    );
-    assert!(matches!(
-        store.create_app(fixed).await,
-        Err(StoreError::AppExists(4_294_967_295))
-    ));
+    assert_eq!((fixed_app.app_id, fixed_app.max_users_per_room), (4_294_967_295, 8));
+    assert!(matches!(store.create_app(fixed).await, Err(StoreError::AppExists(4_294_967_295))));
 
     let listed = again.list_apps().await.unwrap();
     let ids: Vec<u32> = listed.iter().map(|a| a.app_id).collect();
@@ -46,43 +34,19 @@ async fn app_lifecycle(kind: Db) {
     sorted.sort_unstable();
     assert_eq!(ids, sorted);
     assert_eq!(listed.len(), 2);
-    assert_eq!(
-        again.find_app(fixed_app.app_id).await.unwrap(),
-        Some(fixed_app.clone())
-    );
+    assert_eq!(again.find_app(fixed_app.app_id).await.unwrap(), Some(fixed_app.clone()));
     assert_eq!(again.find_app(12345).await.unwrap(), None);
 
     let rotated = store.rotate_secret(fixed_app.app_id).await.unwrap();
     assert_ne!(rotated.server_secret, fixed_app.server_secret);
-    assert_eq!(
-        store
-            .app(fixed_app.app_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .server_secret,
-        rotated.server_secret
-    );
-    assert!(matches!(
-        store.rotate_secret(12345).await,
-        Err(StoreError::AppNotFound(12345))
-    ));
+    assert_eq!(store.app(fixed_app.app_id).await.unwrap().unwrap().server_secret, rotated.server_secret);
+    assert!(matches!(store.rotate_secret(12345).await, Err(StoreError::AppNotFound(12345))));
 
     store.set_app_disabled(random.app_id, true).await.unwrap();
     assert!(store.app(random.app_id).await.unwrap().unwrap().disabled);
     store.set_app_disabled(random.app_id, false).await.unwrap();
-    assert!(
-        !store
-            .find_app(random.app_id)
-            .await
-            .unwrap()
-            .unwrap()
-            .disabled
-    );
-    assert!(matches!(
-        store.set_app_disabled(12345, true).await,
-        Err(StoreError::AppNotFound(12345))
-    ));
+    assert!(!store.find_app(random.app_id).await.unwrap().unwrap().disabled);
+    assert!(matches!(store.set_app_disabled(12345, true).await, Err(StoreError::AppNotFound(12345))));
     store.ping().await.unwrap();
     store.close().await;
     again.close().await;
@@ -102,10 +66,7 @@ async fn app_lifecycle_on_postgres() {
 async fn cli_commands(kind: Db) {
     let db = TestDb::new(kind).await;
     assert_eq!(cli(&db, &["migrate"])["migrated"], true);
-    let created = cli(
-        &db,
-        &["app", "create", "--name", "shop", "--app-id", "4242"],
-    );
+    let created = cli(&db, &["app", "create", "--name", "shop", "--app-id", "4242"]);
     assert_eq!(created["appId"], 4242);
     let secret = created["serverSecret"].as_str().unwrap().to_owned();
     assert!(secret.len() == 64 && secret.bytes().all(|b| b.is_ascii_hexdigit()));
@@ -113,10 +74,7 @@ async fn cli_commands(kind: Db) {
     let listed = cli(&db, &["app", "list"]);
     assert_eq!(listed[0]["appId"], 4242);
     assert_eq!(listed[0]["name"], "shop");
-    assert!(
-        !listed.to_string().contains(&secret),
-        "list must not print secrets"
-    );
+    assert!(!listed.to_string().contains(&secret), "list must not print secrets");
 
     let rotated = cli(&db, &["app", "rotate-secret", "--app-id", "4242"]);
     let new_secret = rotated["serverSecret"].as_str().unwrap().to_owned();
@@ -140,24 +98,13 @@ async fn cli_commands(kind: Db) {
         ],
     );
     let token = minted["token"].as_str().unwrap();
-    let expected = Expected {
-        app_id: 4242,
-        user_id: "alice",
-        room_id: Some("r1"),
-    };
-    let claims = token::verify(token, new_secret.as_bytes(), expected, unix_now())
-        .expect("CLI token verifies");
+    let expected = Expected { app_id: 4242, user_id: "alice", room_id: Some("r1") };
+    let claims = token::verify(token, new_secret.as_bytes(), expected, unix_now()).expect("CLI token verifies");
     assert!(claims.may_publish("cam") && !claims.may_publish("other"));
     assert_eq!(minted["expiresAt"].as_i64(), Some(claims.exp));
-    assert!(
-        token::verify(token, secret.as_bytes(), expected, unix_now()).is_err(),
-        "old secret no longer signs"
-    );
+    assert!(token::verify(token, secret.as_bytes(), expected, unix_now()).is_err(), "old secret no longer signs");
 
-    assert_eq!(
-        cli(&db, &["app", "disable", "--app-id", "4242"])["disabled"],
-        true
-    );
+    assert_eq!(cli(&db, &["app", "disable", "--app-id", "4242"])["disabled"], true);
     assert_eq!(cli(&db, &["app", "list"])[0]["disabled"], true);
     db.cleanup().await;
 }
@@ -176,26 +123,12 @@ async fn cli_on_postgres() {
 async fn cli_refuses_bad_input_with_a_message() {
     let db = TestDb::new(Db::Sqlite).await;
     let run = |args: &[&str]| {
-        std::process::Command::new(BIN)
-            .args(args)
-            .env_clear()
-            .env("HUDDLE_DATABASE_URL", &db.url)
-            .output()
-            .unwrap()
+        std::process::Command::new(BIN).args(args).env_clear().env("HUDDLE_DATABASE_URL", &db.url).output().unwrap()
     };
     for (args, needle) in [
-        (
-            vec!["app", "create", "--name", "x", "--secret", "short"],
-            "server secret",
-        ),
-        (
-            vec!["app", "rotate-secret", "--app-id", "999"],
-            "no app with id 999",
-        ),
-        (
-            vec!["token", "--app-id", "999", "--user-id", "a"],
-            "no app with id 999",
-        ),
+        (vec!["app", "create", "--name", "x", "--secret", "short"], "server secret"),
+        (vec!["app", "rotate-secret", "--app-id", "999"], "no app with id 999"),
+        (vec!["token", "--app-id", "999", "--user-id", "a"], "no app with id 999"),
         (vec!["app", "create", "--name", "x", "--app-id", "0"], "0"),
     ] {
         let output = run(&args);
@@ -207,11 +140,8 @@ async fn cli_refuses_bad_input_with_a_message() {
     let first = cli(&db, &["app", "list"])[0]["appId"].to_string();
     let output = run(&["token", "--app-id", &first, "--user-id", "bad id"]);
     assert!(String::from_utf8_lossy(&output.stderr).contains("userId may only contain"));
-    let output = std::process::Command::new(BIN)
-        .args(["serve", "--database-url", "mysql://x"])
-        .env_clear()
-        .output()
-        .unwrap();
+    let output =
+        std::process::Command::new(BIN).args(["serve", "--database-url", "mysql://x"]).env_clear().output().unwrap();
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("invalid database URL"));
 }

@@ -11,9 +11,7 @@ use serde_json::{Value, json};
 const TOKENS: &str = "/v1/tokens";
 
 fn code(body: &Value) -> u64 {
-    body["code"]
-        .as_u64()
-        .unwrap_or_else(|| panic!("no error code in {body}"))
+    body["code"].as_u64().unwrap_or_else(|| panic!("no error code in {body}"))
 }
 
 async fn issue_and_check_claims(kind: Db) {
@@ -39,43 +37,24 @@ async fn issue_and_check_claims(kind: Db) {
     assert_eq!(claims["appId"], app.app_id);
     assert_eq!(claims["userId"], "alice@corp");
     assert_eq!(claims["roomId"], "room-1");
-    assert_eq!(
-        claims["privileges"],
-        json!({"loginRoom": true, "publishStream": true})
-    );
+    assert_eq!(claims["privileges"], json!({"loginRoom": true, "publishStream": true}));
     assert_eq!(claims["streamIds"], json!(["cam-1", "screen-1"]));
-    let (iat, nbf, exp) = (
-        claims["iat"].as_i64().unwrap(),
-        claims["nbf"].as_i64().unwrap(),
-        claims["exp"].as_i64().unwrap(),
-    );
+    let (iat, nbf, exp) =
+        (claims["iat"].as_i64().unwrap(), claims["nbf"].as_i64().unwrap(), claims["exp"].as_i64().unwrap());
     assert!(iat >= before && nbf == iat && exp == iat + 600);
     assert_eq!(reply["expiresAt"].as_i64(), Some(exp));
     assert_eq!(claims["jti"].as_str().map(str::len), Some(32));
 
-    let expected = Expected {
-        app_id: app.app_id,
-        user_id: "alice@corp",
-        room_id: Some("room-1"),
-    };
-    let verified = token::verify(token, app.secret.as_bytes(), expected, unix_now())
-        .expect("verifies with the secret");
+    let expected = Expected { app_id: app.app_id, user_id: "alice@corp", room_id: Some("room-1") };
+    let verified = token::verify(token, app.secret.as_bytes(), expected, unix_now()).expect("verifies with the secret");
     assert!(verified.may_publish("cam-1") && !verified.may_publish("cam-2"));
 
     // Defaults: one hour, login only.
-    let (status, reply) = server
-        .signed_post(&app, TOKENS, r#"{"userId":"bob"}"#)
-        .await;
+    let (status, reply) = server.signed_post(&app, TOKENS, r#"{"userId":"bob"}"#).await;
     assert_eq!(status, 200, "{reply}");
     let claims = jwt_claims(reply["token"].as_str().unwrap());
-    assert_eq!(
-        claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
-        3600
-    );
-    assert_eq!(
-        claims["privileges"],
-        json!({"loginRoom": true, "publishStream": false})
-    );
+    assert_eq!(claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(), 3600);
+    assert_eq!(claims["privileges"], json!({"loginRoom": true, "publishStream": false}));
     assert!(claims.get("roomId").is_none());
     drop(server);
     db.cleanup().await;
@@ -101,81 +80,37 @@ async fn replay_tamper_and_clock_refusals() {
     let request = SignedRequest::new(&app, "POST", TOKENS, body);
     assert_eq!(server.send(&request).await.0, 200);
     let (status, reply) = server.send(&request).await;
-    assert_eq!(
-        (status, code(&reply)),
-        (401, 2007),
-        "same request twice: nonce reused"
-    );
+    assert_eq!((status, code(&reply)), (401, 2007), "same request twice: nonce reused");
 
     let mut tampered = SignedRequest::new(&app, "POST", TOKENS, body);
     tampered.body = r#"{"userId":"mallory"}"#.into();
     let (status, reply) = server.send(&tampered).await;
-    assert_eq!(
-        (status, code(&reply)),
-        (401, 2005),
-        "tampered body: bad signature"
-    );
+    assert_eq!((status, code(&reply)), (401, 2005), "tampered body: bad signature");
 
     let other_path = SignedRequest::new(&app, "POST", "/v1/tokens?x=1", body);
     let mut moved = other_path.clone();
     moved.path = TOKENS.into();
-    assert_eq!(
-        code(&server.send(&moved).await.1),
-        2005,
-        "signature covers the query string"
-    );
-    assert_eq!(
-        server.send(&other_path).await.0,
-        200,
-        "a query string is part of the signed path"
-    );
+    assert_eq!(code(&server.send(&moved).await.1), 2005, "signature covers the query string");
+    assert_eq!(server.send(&other_path).await.0, 200, "a query string is part of the signed path");
 
     for skew in [-301, 301, -100_000] {
-        let stale = SignedRequest::at(
-            &app,
-            "POST",
-            TOKENS,
-            body,
-            unix_now() + skew,
-            &fresh_nonce(),
-        );
+        let stale = SignedRequest::at(&app, "POST", TOKENS, body, unix_now() + skew, &fresh_nonce());
         let (status, reply) = server.send(&stale).await;
-        assert_eq!(
-            (status, code(&reply)),
-            (401, 2006),
-            "timestamp off by {skew} s"
-        );
+        assert_eq!((status, code(&reply)), (401, 2006), "timestamp off by {skew} s");
     }
     let near = SignedRequest::at(&app, "POST", TOKENS, body, unix_now() - 250, &fresh_nonce());
     assert_eq!(server.send(&near).await.0, 200, "inside the window");
 
-    let wrong_secret = TestApp {
-        app_id: app.app_id,
-        secret: "f".repeat(64),
-    };
+    let wrong_secret = TestApp { app_id: app.app_id, secret: "f".repeat(64) };
     let (status, reply) = server.signed_post(&wrong_secret, TOKENS, body).await;
     assert_eq!((status, code(&reply)), (401, 2005));
 
     let metrics = server.metrics().await;
-    assert!(
-        metrics.contains(r#"huddle_signature_failures_total{reason="nonce_reused"} 1"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(r#"huddle_signature_failures_total{reason="bad_signature"} 3"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains(r#"huddle_signature_failures_total{reason="stale_timestamp"} 3"#),
-        "{metrics}"
-    );
-    assert!(
-        metrics.contains("huddle_tokens_issued_total 3"),
-        "{metrics}"
-    );
-    assert!(metrics.contains(
-        r#"huddle_http_requests_total{method="POST",route="/v1/tokens",status="200"} 3"#
-    ));
+    assert!(metrics.contains(r#"huddle_signature_failures_total{reason="nonce_reused"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"huddle_signature_failures_total{reason="bad_signature"} 3"#), "{metrics}");
+    assert!(metrics.contains(r#"huddle_signature_failures_total{reason="stale_timestamp"} 3"#), "{metrics}");
+    assert!(metrics.contains("huddle_tokens_issued_total 3"), "{metrics}");
+    assert!(metrics.contains(r#"huddle_http_requests_total{method="POST",route="/v1/tokens",status="200"} 3"#));
     assert!(metrics.contains(r#"huddle_errors_total{code="2007",name="NonceReused"} 1"#));
 }
 
@@ -184,30 +119,15 @@ async fn header_app_and_transport_refusals() {
     let db = TestDb::new(Db::Sqlite).await;
     let app = create_app(&db);
     let disabled = create_app(&db);
-    cli(
-        &db,
-        &["app", "disable", "--app-id", &disabled.app_id.to_string()],
-    );
+    cli(&db, &["app", "disable", "--app-id", &disabled.app_id.to_string()]);
     let server = Server::start(&db);
     let body = r#"{"userId":"alice"}"#;
     let signed = || SignedRequest::new(&app, "POST", TOKENS, body);
 
-    for header in [
-        "x-huddle-appid",
-        "x-huddle-timestamp",
-        "x-huddle-nonce",
-        "x-huddle-signature",
-    ] {
+    for header in ["x-huddle-appid", "x-huddle-timestamp", "x-huddle-nonce", "x-huddle-signature"] {
         let (status, reply) = server.send(&signed().without_header(header)).await;
         assert_eq!((status, code(&reply)), (401, 2001), "without {header}");
-        assert!(
-            reply["message"]
-                .as_str()
-                .unwrap()
-                .to_lowercase()
-                .contains(header),
-            "{reply}"
-        );
+        assert!(reply["message"].as_str().unwrap().to_lowercase().contains(header), "{reply}");
     }
     for (header, value) in [
         ("x-huddle-appid", "abc"),
@@ -221,28 +141,17 @@ async fn header_app_and_transport_refusals() {
         assert_eq!((status, code(&reply)), (400, 2002), "{header}: {value}");
     }
 
-    let unknown = TestApp {
-        app_id: 4_000_000_001,
-        secret: app.secret.clone(),
-    };
+    let unknown = TestApp { app_id: 4_000_000_001, secret: app.secret.clone() };
     let (status, reply) = server.signed_post(&unknown, TOKENS, body).await;
     assert_eq!((status, code(&reply)), (401, 2003));
     let (status, reply) = server.signed_post(&disabled, TOKENS, body).await;
     assert_eq!((status, code(&reply)), (403, 2004));
 
-    let (status, reply) = server
-        .send(&signed().set_header("content-type", "text/plain"))
-        .await;
+    let (status, reply) = server.send(&signed().set_header("content-type", "text/plain")).await;
     assert_eq!((status, code(&reply)), (415, 1003));
     let (status, reply) = server.send(&signed().without_header("content-type")).await;
     assert_eq!((status, code(&reply)), (415, 1003));
-    assert_eq!(
-        server
-            .send(&signed().set_header("content-type", "application/json; charset=utf-8"))
-            .await
-            .0,
-        200
-    );
+    assert_eq!(server.send(&signed().set_header("content-type", "application/json; charset=utf-8")).await.0, 200);
 
     let huge = format!(r#"{{"userId":"alice","pad":"{}"}}"#, "x".repeat(70 * 1024));
     let (status, reply) = server.signed_post(&app, TOKENS, &huge).await;
@@ -274,73 +183,38 @@ async fn body_refusals_each_have_their_code() {
         (r#"{"userId":"has space"}"#.into(), 400, 3001),
         (json!({"userId": "u".repeat(65)}).to_string(), 400, 3001),
         (r#"{"userId":"alice","roomId":"room/1"}"#.into(), 400, 3002),
-        (
-            json!({"userId": "alice", "roomId": "r".repeat(129)}).to_string(),
-            400,
-            3002,
-        ),
-        (
-            r#"{"userId":"alice","streamIds":["ok","not ok"]}"#.into(),
-            400,
-            3003,
-        ),
-        (
-            json!({"userId": "alice", "streamIds": ["s".repeat(257)]}).to_string(),
-            400,
-            3003,
-        ),
+        (json!({"userId": "alice", "roomId": "r".repeat(129)}).to_string(), 400, 3002),
+        (r#"{"userId":"alice","streamIds":["ok","not ok"]}"#.into(), 400, 3003),
+        (json!({"userId": "alice", "streamIds": ["s".repeat(257)]}).to_string(), 400, 3003),
         (r#"{"userId":"alice","ttlSeconds":0}"#.into(), 400, 3004),
         (r#"{"userId":"alice","ttlSeconds":-5}"#.into(), 400, 3004),
         (r#"{"userId":"alice","ttlSeconds":86401}"#.into(), 400, 3004),
-        (
-            json!({"userId": "alice", "streamIds": long_stream_list}).to_string(),
-            400,
-            3005,
-        ),
+        (json!({"userId": "alice", "streamIds": long_stream_list}).to_string(), 400, 3005),
     ];
     for (body, want_status, want_code) in cases {
         let (status, reply) = server.signed_post(&app, TOKENS, &body).await;
-        assert_eq!(
-            (status, code(&reply)),
-            (want_status, want_code),
-            "body {body:.80}"
-        );
+        assert_eq!((status, code(&reply)), (want_status, want_code), "body {body:.80}");
         assert!(reply["message"].as_str().is_some_and(|m| !m.is_empty()));
     }
-    let (status, _) = server
-        .signed_post(&app, TOKENS, r#"{"userId":"alice","ttlSeconds":86400}"#)
-        .await;
+    let (status, _) = server.signed_post(&app, TOKENS, r#"{"userId":"alice","ttlSeconds":86400}"#).await;
     assert_eq!(status, 200, "24 h is the maximum, inclusive");
-    assert!(
-        !server.metrics().await.contains(r#"status="500""#),
-        "no case may end in a 500"
-    );
+    assert!(!server.metrics().await.contains(r#"status="500""#), "no case may end in a 500");
 }
 
 #[tokio::test]
 async fn nonces_are_shared_between_workers_through_redis() {
     let db = TestDb::new(Db::Postgres).await;
     let app = create_app(&db);
-    let options = || ServerOptions {
-        redis: true,
-        ..ServerOptions::default()
-    };
+    let options = || ServerOptions { redis: true, ..ServerOptions::default() };
     let first = Server::start_with(&db, options());
     let second = Server::start_with(&db, options());
     let (_, ready) = first.get("/readyz").await;
-    assert!(
-        ready.contains(r#""redis":"ok""#) && ready.contains(r#""store":"ok""#),
-        "{ready}"
-    );
+    assert!(ready.contains(r#""redis":"ok""#) && ready.contains(r#""store":"ok""#), "{ready}");
 
     let request = SignedRequest::new(&app, "POST", TOKENS, r#"{"userId":"alice"}"#);
     assert_eq!(first.send(&request).await.0, 200);
     let (status, reply) = second.send(&request).await;
-    assert_eq!(
-        (status, code(&reply)),
-        (401, 2007),
-        "the second worker must know the nonce"
-    );
+    assert_eq!((status, code(&reply)), (401, 2007), "the second worker must know the nonce");
     assert_eq!(code(&first.send(&request).await.1), 2007);
     drop((first, second));
     db.cleanup().await;
@@ -354,31 +228,15 @@ async fn operations_endpoints_and_dev_mode() {
     assert_eq!((status, body.as_str()), (200, r#"{"status":"ok"}"#));
     let (status, body) = server.get("/readyz").await;
     assert_eq!(status, 200);
-    assert!(
-        body.contains(r#""store":"ok""#) && body.contains(r#""redis":"absent""#),
-        "{body}"
-    );
+    assert!(body.contains(r#""store":"ok""#) && body.contains(r#""redis":"absent""#), "{body}");
     let (status, served) = server.get("/openapi.yaml").await;
     assert_eq!(status, 200);
-    assert_eq!(
-        served,
-        include_str!("../openapi.yaml"),
-        "served OpenAPI differs from the file"
-    );
+    assert_eq!(served, include_str!("../openapi.yaml"), "served OpenAPI differs from the file");
     let (status, body) = server.get("/dev/token?userId=alice").await;
-    assert_eq!(
-        status, 404,
-        "a configured database turns dev mode off: {body}"
-    );
+    assert_eq!(status, 404, "a configured database turns dev mode off: {body}");
     drop(server);
 
-    let dev = Server::start_with(
-        &db,
-        ServerOptions {
-            dev: Some(true),
-            ..ServerOptions::default()
-        },
-    );
+    let dev = Server::start_with(&db, ServerOptions { dev: Some(true), ..ServerOptions::default() });
     let (status, body) = dev.get("/dev/token?userId=alice&roomId=room-1").await;
     assert_eq!(status, 200, "{body}");
     let reply: Value = serde_json::from_str(&body).unwrap();
@@ -386,20 +244,11 @@ async fn operations_endpoints_and_dev_mode() {
     let claims = jwt_claims(reply["token"].as_str().unwrap());
     assert_eq!(claims["privileges"]["publishStream"], true);
     let (status, body) = dev.get("/dev/token?userId=bad%20id").await;
-    assert_eq!(
-        (status, code(&serde_json::from_str(&body).unwrap())),
-        (400, 3001)
-    );
+    assert_eq!((status, code(&serde_json::from_str(&body).unwrap())), (400, 3001));
     let (status, body) = dev.get("/dev/token").await;
-    assert_eq!(
-        (status, code(&serde_json::from_str(&body).unwrap())),
-        (400, 1008)
-    );
+    assert_eq!((status, code(&serde_json::from_str(&body).unwrap())), (400, 1008));
     let (status, body) = dev.get("/dev/token?userId=a&appId=77").await;
-    assert_eq!(
-        (status, code(&serde_json::from_str(&body).unwrap())),
-        (401, 2003)
-    );
+    assert_eq!((status, code(&serde_json::from_str(&body).unwrap())), (401, 2003));
 }
 
 #[tokio::test]
@@ -414,19 +263,9 @@ async fn embedded_defaults_create_the_data_dir_and_turn_dev_mode_on() {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    let base = line
-        .trim()
-        .strip_prefix("huddle listening on ")
-        .expect("listening line")
-        .to_owned();
-    let body = reqwest::get(format!("{base}/dev/token?userId=alice"))
-        .await
-        .unwrap();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+    let base = line.trim().strip_prefix("huddle listening on ").expect("listening line").to_owned();
+    let body = reqwest::get(format!("{base}/dev/token?userId=alice")).await.unwrap();
     assert_eq!(body.status(), 200);
     assert!(dir.path().join("huddle-data/huddle.db").is_file());
     child.kill().unwrap();

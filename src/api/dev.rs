@@ -43,47 +43,30 @@ pub struct DevTokenResponse {
         (status = 403, description = "2004 app disabled", body = ErrorBody),
         (status = 404, description = "1001 dev mode is off", body = ErrorBody),
     ))]
-pub async fn dev_token(
-    state: web::Data<AppState>,
-    query: web::Query<DevTokenQuery>,
-) -> Result<HttpResponse, ApiError> {
+pub async fn dev_token(state: web::Data<AppState>, query: web::Query<DevTokenQuery>) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let app_id = query.app_id.unwrap_or(DEV_APP_ID);
-    let app =
-        state.store.app(app_id).await?.ok_or_else(|| {
-            ApiError::new(ErrorCode::UnknownApp, format!("unknown app id {app_id}"))
-        })?;
+    let app = state
+        .store
+        .app(app_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownApp, format!("unknown app id {app_id}")))?;
     if app.disabled {
-        return Err(ApiError::new(
-            ErrorCode::AppDisabled,
-            format!("app {app_id} is disabled"),
-        ));
+        return Err(ApiError::new(ErrorCode::AppDisabled, format!("app {app_id} is disabled")));
     }
     let spec = TokenSpec {
         user_id: query.user_id,
         room_id: query.room_id,
-        privileges: Privileges {
-            login_room: true,
-            publish_stream: true,
-        },
+        privileges: Privileges { login_room: true, publish_stream: true },
         ..TokenSpec::default()
     };
     let issued = token::issue(app_id, app.server_secret.as_bytes(), &spec, unix_now())?;
     metrics::token_issued();
-    Ok(HttpResponse::Ok().json(DevTokenResponse {
-        app_id,
-        token: issued.token,
-        expires_at: issued.claims.exp,
-    }))
+    Ok(HttpResponse::Ok().json(DevTokenResponse { app_id, token: issued.token, expires_at: issued.claims.exp }))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let query_errors = web::QueryConfig::default().error_handler(|err, _| {
-        ApiError::new(ErrorCode::InvalidQuery, format!("query: {err}")).into()
-    });
-    cfg.service(
-        web::resource("/dev/token")
-            .app_data(query_errors)
-            .route(web::get().to(dev_token)),
-    );
+    let query_errors = web::QueryConfig::default()
+        .error_handler(|err, _| ApiError::new(ErrorCode::InvalidQuery, format!("query: {err}")).into());
+    cfg.service(web::resource("/dev/token").app_data(query_errors).route(web::get().to(dev_token)));
 }

@@ -56,19 +56,13 @@ struct AuthFailure {
 impl From<SignatureError> for AuthFailure {
     fn from(err: SignatureError) -> Self {
         let signature_reason = Some(err.reason());
-        AuthFailure {
-            error: err.into(),
-            signature_reason,
-        }
+        AuthFailure { error: err.into(), signature_reason }
     }
 }
 
 impl From<ApiError> for AuthFailure {
     fn from(error: ApiError) -> Self {
-        AuthFailure {
-            error,
-            signature_reason: None,
-        }
+        AuthFailure { error, signature_reason: None }
     }
 }
 
@@ -78,15 +72,10 @@ impl From<AuthFailure> for ApiError {
     }
 }
 
-async fn authenticate(
-    req: &HttpRequest,
-    payload: Payload,
-) -> Result<(App, web::Bytes), AuthFailure> {
-    let state = req
-        .app_data::<web::Data<AppState>>()
-        .ok_or_else(|| ApiError::internal("AppState missing from app data"))?;
-    let headers =
-        SignedHeaders::parse(|name| req.headers().get(name).and_then(|v| v.to_str().ok()))?;
+async fn authenticate(req: &HttpRequest, payload: Payload) -> Result<(App, web::Bytes), AuthFailure> {
+    let state =
+        req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal("AppState missing from app data"))?;
+    let headers = SignedHeaders::parse(|name| req.headers().get(name).and_then(|v| v.to_str().ok()))?;
     require_json_content_type(req)?;
     let body = read_body(req, payload).await?;
     headers.check_timestamp(unix_now())?;
@@ -99,16 +88,8 @@ async fn authenticate(
     if app.disabled {
         return Err(SignatureError::AppDisabled(app.app_id).into());
     }
-    let path = req
-        .uri()
-        .path_and_query()
-        .map_or_else(|| req.path(), |pq| pq.as_str());
-    headers.verify(
-        app.server_secret.as_bytes(),
-        req.method().as_str(),
-        path,
-        &body,
-    )?;
+    let path = req.uri().path_and_query().map_or_else(|| req.path(), |pq| pq.as_str());
+    headers.verify(app.server_secret.as_bytes(), req.method().as_str(), path, &body)?;
     state.nonces.claim(app.app_id, &headers.nonce).await?;
     Ok((app, body))
 }
@@ -118,50 +99,27 @@ fn require_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .map(|v| {
-            v.split(';')
-                .next()
-                .unwrap_or("")
-                .trim()
-                .to_ascii_lowercase()
-        });
+        .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
     match essence.as_deref() {
         Some("application/json") => Ok(()),
         Some(other) => Err(ApiError::new(
             ErrorCode::UnsupportedContentType,
             format!("content type {other:?} is not accepted; send application/json"),
         )),
-        None => Err(ApiError::new(
-            ErrorCode::UnsupportedContentType,
-            "missing Content-Type: application/json",
-        )),
+        None => Err(ApiError::new(ErrorCode::UnsupportedContentType, "missing Content-Type: application/json")),
     }
 }
 
 async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<web::Bytes, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            ErrorCode::BodyTooLarge,
-            format!("body exceeds {MAX_BODY_BYTES} bytes"),
-        )
-    };
-    let declared = req
-        .headers()
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || ApiError::new(ErrorCode::BodyTooLarge, format!("body exceeds {MAX_BODY_BYTES} bytes"));
+    let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
         return Err(too_large());
     }
-    let mut body =
-        web::BytesMut::with_capacity(declared.unwrap_or(0).min(MAX_BODY_BYTES as u64) as usize);
+    let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(MAX_BODY_BYTES as u64) as usize);
     while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|e| {
-            ApiError::new(
-                ErrorCode::MalformedJson,
-                format!("body could not be read: {e}"),
-            )
-        })?;
+        let chunk =
+            chunk.map_err(|e| ApiError::new(ErrorCode::MalformedJson, format!("body could not be read: {e}")))?;
         if body.len() + chunk.len() > MAX_BODY_BYTES {
             return Err(too_large());
         }

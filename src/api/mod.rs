@@ -65,16 +65,14 @@ pub fn openapi_yaml() -> Result<&'static str, String> {
 pub fn configure(cfg: &mut web::ServiceConfig, dev: bool) {
     tokens::configure(cfg);
     ops::configure(cfg);
+    crate::signaling::configure(cfg);
     if dev {
         dev::configure(cfg);
     }
 }
 
 pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(
-        ErrorCode::MethodNotAllowed,
-        "method not allowed on this route",
-    ))
+    Err(ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this route"))
 }
 
 pub async fn not_found() -> Result<HttpResponse, ApiError> {

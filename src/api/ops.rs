@@ -43,32 +43,22 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         None => "absent",
         Some(connection) => {
             let mut connection = connection.clone();
-            let pong: redis::RedisResult<String> =
-                redis::cmd("PING").query_async(&mut connection).await;
+            let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut connection).await;
             if pong.is_ok() { "ok" } else { "down" }
         }
     };
     let store = if store_ok { "ok" } else { "down" };
     if store == "down" || redis == "down" {
-        return Err(ApiError::new(
-            ErrorCode::ServiceUnavailable,
-            format!("not ready: store {store}, redis {redis}"),
-        ));
+        return Err(ApiError::new(ErrorCode::ServiceUnavailable, format!("not ready: store {store}, redis {redis}")));
     }
-    Ok(HttpResponse::Ok().json(Readiness {
-        status: "ready",
-        store,
-        redis,
-    }))
+    Ok(HttpResponse::Ok().json(Readiness { status: "ready", store, redis }))
 }
 
 /// Prometheus metrics in the text exposition format.
 #[utoipa::path(get, path = "/metrics", tag = "operations",
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; version=0.0.4")
-        .body(crate::metrics::render())
+    HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(crate::metrics::render())
 }
 
 /// This API's OpenAPI 3 document (identical to `openapi.yaml` in the repository).
@@ -76,9 +66,7 @@ pub async fn metrics() -> HttpResponse {
     responses((status = 200, description = "OpenAPI document", content_type = "application/yaml", body = String)))]
 pub async fn openapi_yaml() -> HttpResponse {
     match super::openapi_yaml() {
-        Ok(yaml) => HttpResponse::Ok()
-            .content_type("application/yaml")
-            .body(yaml),
+        Ok(yaml) => HttpResponse::Ok().content_type("application/yaml").body(yaml),
         Err(err) => actix_web::ResponseError::error_response(&ApiError::internal(err)),
     }
 }

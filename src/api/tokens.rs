@@ -78,17 +78,9 @@ impl TokenRequest {
 )]
 pub async fn create_token(request: Signed<TokenRequest>) -> Result<HttpResponse, ApiError> {
     let spec = request.body.into_spec()?;
-    let issued = token::issue(
-        request.app.app_id,
-        request.app.server_secret.as_bytes(),
-        &spec,
-        unix_now(),
-    )?;
+    let issued = token::issue(request.app.app_id, request.app.server_secret.as_bytes(), &spec, unix_now())?;
     metrics::token_issued();
-    Ok(HttpResponse::Ok().json(TokenResponse {
-        token: issued.token,
-        expires_at: issued.claims.exp,
-    }))
+    Ok(HttpResponse::Ok().json(TokenResponse { token: issued.token, expires_at: issued.claims.exp }))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

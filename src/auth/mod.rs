@@ -13,8 +13,5 @@ pub use token::{Claims, Privileges, TokenError, TokenSpec};
 /// Current unix time in seconds. Auth code takes `now` as a parameter everywhere so that
 /// tests can move the clock; this is the one place that reads the real one.
 pub fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0)
 }

@@ -46,11 +46,7 @@ impl NonceStore {
                 reply.is_some()
             }
         };
-        if fresh {
-            Ok(())
-        } else {
-            Err(SignatureError::NonceReused)
-        }
+        if fresh { Ok(()) } else { Err(SignatureError::NonceReused) }
     }
 }
 
@@ -69,24 +65,14 @@ struct Generations {
 
 impl MemoryNonces {
     pub fn new(ttl: Duration) -> Self {
-        let inner = Generations {
-            current: HashSet::new(),
-            previous: HashSet::new(),
-            started: Instant::now(),
-        };
-        MemoryNonces {
-            ttl,
-            inner: Mutex::new(inner),
-        }
+        let inner = Generations { current: HashSet::new(), previous: HashSet::new(), started: Instant::now() };
+        MemoryNonces { ttl, inner: Mutex::new(inner) }
     }
 
     /// True when the nonce was not seen before (and is now recorded).
     pub fn claim(&self, app_id: u32, nonce: &str, now: Instant) -> bool {
         // A poisoned lock only means another thread panicked mid-insert; the sets stay usable.
-        let mut generations = self
-            .inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut generations = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         if now.saturating_duration_since(generations.started) >= self.ttl {
             generations.previous = std::mem::take(&mut generations.current);
             generations.started = now;
@@ -109,10 +95,7 @@ mod tests {
         let now = Instant::now();
         assert!(nonces.claim(1, "abcdefgh", now));
         assert!(!nonces.claim(1, "abcdefgh", now));
-        assert!(
-            nonces.claim(2, "abcdefgh", now),
-            "another app has its own nonces"
-        );
+        assert!(nonces.claim(2, "abcdefgh", now), "another app has its own nonces");
     }
 
     #[test]
@@ -121,14 +104,8 @@ mod tests {
         let nonces = MemoryNonces::new(ttl);
         let start = Instant::now();
         assert!(nonces.claim(1, "abcdefgh", start));
-        assert!(
-            !nonces.claim(1, "abcdefgh", start + ttl),
-            "still remembered one TTL later"
-        );
+        assert!(!nonces.claim(1, "abcdefgh", start + ttl), "still remembered one TTL later");
         assert!(!nonces.claim(1, "abcdefgh", start + ttl + Duration::from_secs(599)));
-        assert!(
-            nonces.claim(1, "abcdefgh", start + ttl * 2 + Duration::from_secs(1)),
-            "forgotten after two TTLs"
-        );
+        assert!(nonces.claim(1, "abcdefgh", start + ttl * 2 + Duration::from_secs(1)), "forgotten after two TTLs");
     }
 }

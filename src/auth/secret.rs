@@ -22,11 +22,7 @@ pub fn generate() -> String {
 /// from any captured token, so fewer than 32 characters is refused.
 pub fn validate(secret: &str) -> Result<(), WeakSecret> {
     let printable = secret.bytes().all(|b| (0x21..=0x7e).contains(&b));
-    if (32..=128).contains(&secret.len()) && printable {
-        Ok(())
-    } else {
-        Err(WeakSecret)
-    }
+    if (32..=128).contains(&secret.len()) && printable { Ok(()) } else { Err(WeakSecret) }
 }
 
 #[cfg(test)]

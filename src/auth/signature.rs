@@ -26,10 +26,7 @@ pub enum SignatureError {
     #[error("missing header {0}")]
     MissingHeader(&'static str),
     #[error("header {header} is malformed: {reason}")]
-    InvalidHeader {
-        header: &'static str,
-        reason: &'static str,
-    },
+    InvalidHeader { header: &'static str, reason: &'static str },
     #[error("unknown app id {0}")]
     UnknownApp(u32),
     #[error("app {0} is disabled")]
@@ -71,31 +68,26 @@ pub struct SignedHeaders {
 
 impl SignedHeaders {
     /// Parses the headers through `get` (header name, lowercase → value).
-    pub fn parse<'a>(
-        get: impl Fn(&'static str) -> Option<&'a str>,
-    ) -> Result<Self, SignatureError> {
-        let require =
-            |name: &'static str| get(name).ok_or(SignatureError::MissingHeader(display_name(name)));
+    pub fn parse<'a>(get: impl Fn(&'static str) -> Option<&'a str>) -> Result<Self, SignatureError> {
+        let require = |name: &'static str| get(name).ok_or(SignatureError::MissingHeader(display_name(name)));
         let app_id = require(HEADER_APP_ID)?;
         let timestamp = require(HEADER_TIMESTAMP)?;
         let nonce = require(HEADER_NONCE)?;
         let signature = require(HEADER_SIGNATURE)?;
 
-        let app_id = parse_canonical_u64(app_id)
-            .and_then(|n| u32::try_from(n).ok())
-            .filter(|n| *n != 0)
-            .ok_or(SignatureError::InvalidHeader {
+        let app_id = parse_canonical_u64(app_id).and_then(|n| u32::try_from(n).ok()).filter(|n| *n != 0).ok_or(
+            SignatureError::InvalidHeader {
                 header: "X-Huddle-AppId",
                 reason: "must be a decimal number from 1 to 4294967295",
-            })?;
-        let timestamp = parse_canonical_u64(timestamp)
-            .and_then(|n| i64::try_from(n).ok())
-            .ok_or(SignatureError::InvalidHeader {
+            },
+        )?;
+        let timestamp = parse_canonical_u64(timestamp).and_then(|n| i64::try_from(n).ok()).ok_or(
+            SignatureError::InvalidHeader {
                 header: "X-Huddle-Timestamp",
                 reason: "must be unix seconds as a decimal number",
-            })?;
-        let nonce_ok =
-            (8..=64).contains(&nonce.len()) && nonce.bytes().all(|b| (0x21..=0x7e).contains(&b));
+            },
+        )?;
+        let nonce_ok = (8..=64).contains(&nonce.len()) && nonce.bytes().all(|b| (0x21..=0x7e).contains(&b));
         if !nonce_ok {
             return Err(SignatureError::InvalidHeader {
                 header: "X-Huddle-Nonce",
@@ -103,18 +95,11 @@ impl SignedHeaders {
             });
         }
         let mut signature_bytes = [0u8; 32];
-        hex::decode_to_slice(signature, &mut signature_bytes).map_err(|_| {
-            SignatureError::InvalidHeader {
-                header: "X-Huddle-Signature",
-                reason: "must be 64 hex characters",
-            }
+        hex::decode_to_slice(signature, &mut signature_bytes).map_err(|_| SignatureError::InvalidHeader {
+            header: "X-Huddle-Signature",
+            reason: "must be 64 hex characters",
         })?;
-        Ok(SignedHeaders {
-            app_id,
-            timestamp,
-            nonce: nonce.to_owned(),
-            signature: signature_bytes,
-        })
+        Ok(SignedHeaders { app_id, timestamp, nonce: nonce.to_owned(), signature: signature_bytes })
     }
 
     /// Refuses timestamps further than the window from `now`.
@@ -127,24 +112,9 @@ impl SignedHeaders {
     }
 
     /// Checks the signature over the request in constant time.
-    pub fn verify(
-        &self,
-        secret: &[u8],
-        method: &str,
-        path_and_query: &str,
-        body: &[u8],
-    ) -> Result<(), SignatureError> {
-        let mac = request_mac(
-            secret,
-            self.app_id,
-            self.timestamp,
-            &self.nonce,
-            method,
-            path_and_query,
-            body,
-        );
-        mac.verify_slice(&self.signature)
-            .map_err(|_| SignatureError::BadSignature)
+    pub fn verify(&self, secret: &[u8], method: &str, path_and_query: &str, body: &[u8]) -> Result<(), SignatureError> {
+        let mac = request_mac(secret, self.app_id, self.timestamp, &self.nonce, method, path_and_query, body);
+        mac.verify_slice(&self.signature).map_err(|_| SignatureError::BadSignature)
     }
 }
 
@@ -171,15 +141,7 @@ pub fn sign(
     path_and_query: &str,
     body: &[u8],
 ) -> String {
-    let mac = request_mac(
-        secret,
-        app_id,
-        timestamp,
-        nonce,
-        method,
-        path_and_query,
-        body,
-    );
+    let mac = request_mac(secret, app_id, timestamp, nonce, method, path_and_query, body);
     hex::encode(mac.finalize().into_bytes())
 }
 
@@ -193,8 +155,7 @@ fn request_mac(
     body: &[u8],
 ) -> HmacSha256 {
     // HMAC accepts keys of any length, so this cannot fail; the fallback keeps it panic-free.
-    let mut mac =
-        HmacSha256::new_from_slice(secret).unwrap_or_else(|_| HmacSha256::new(&Default::default()));
+    let mut mac = HmacSha256::new_from_slice(secret).unwrap_or_else(|_| HmacSha256::new(&Default::default()));
     mac.update(string_to_sign(app_id, timestamp, nonce, method, path_and_query, body).as_bytes());
     mac
 }
@@ -202,9 +163,8 @@ fn request_mac(
 /// Only canonical decimals ("42", not "042" or "+42"), so that the signed text and the
 /// parsed value cannot disagree.
 fn parse_canonical_u64(text: &str) -> Option<u64> {
-    let canonical = !text.is_empty()
-        && text.bytes().all(|b| b.is_ascii_digit())
-        && (text == "0" || !text.starts_with('0'));
+    let canonical =
+        !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) && (text == "0" || !text.starts_with('0'));
     if canonical { text.parse().ok() } else { None }
 }
 
@@ -242,15 +202,7 @@ mod tests {
         // Computed independently with Python's hmac/hashlib, as in the README's recipe.
         let body = br#"{"userId":"alice","roomId":"room-1"}"#;
         assert_eq!(
-            sign(
-                SECRET,
-                1,
-                1_700_000_000,
-                "n0nce-123",
-                "POST",
-                "/v1/tokens",
-                body
-            ),
+            sign(SECRET, 1, 1_700_000_000, "n0nce-123", "POST", "/v1/tokens", body),
             "a4ad454f503c64fc3c46bc0719b45358e986fec73a4c08e4567b89f965e56bf8"
         );
     }
@@ -258,46 +210,13 @@ mod tests {
     #[test]
     fn a_signed_request_verifies_and_any_change_breaks_it() {
         let body = br#"{"userId":"alice"}"#;
-        let sig = sign(
-            SECRET,
-            7,
-            1_700_000_000,
-            "abcdefgh",
-            "POST",
-            "/v1/tokens?x=1",
-            body,
-        );
+        let sig = sign(SECRET, 7, 1_700_000_000, "abcdefgh", "POST", "/v1/tokens?x=1", body);
         let parsed = parse(&headers("7", "1700000000", "abcdefgh", &sig)).unwrap();
-        assert!(
-            parsed
-                .verify(SECRET, "POST", "/v1/tokens?x=1", body)
-                .is_ok()
-        );
-        assert!(
-            parsed
-                .verify(SECRET, "POST", "/v1/tokens?x=2", body)
-                .is_err()
-        );
-        assert!(
-            parsed
-                .verify(SECRET, "GET", "/v1/tokens?x=1", body)
-                .is_err()
-        );
-        assert!(
-            parsed
-                .verify(SECRET, "POST", "/v1/tokens?x=1", br#"{"userId":"mallory"}"#)
-                .is_err()
-        );
-        assert!(
-            parsed
-                .verify(
-                    b"another-secret-another-secret-xx",
-                    "POST",
-                    "/v1/tokens?x=1",
-                    body
-                )
-                .is_err()
-        );
+        assert!(parsed.verify(SECRET, "POST", "/v1/tokens?x=1", body).is_ok());
+        assert!(parsed.verify(SECRET, "POST", "/v1/tokens?x=2", body).is_err());
+        assert!(parsed.verify(SECRET, "GET", "/v1/tokens?x=1", body).is_err());
+        assert!(parsed.verify(SECRET, "POST", "/v1/tokens?x=1", br#"{"userId":"mallory"}"#).is_err());
+        assert!(parsed.verify(b"another-secret-another-secret-xx", "POST", "/v1/tokens?x=1", body).is_err());
         let other_nonce = parse(&headers("7", "1700000000", "abcdefgi", &sig)).unwrap();
         assert!(matches!(
             other_nonce.verify(SECRET, "POST", "/v1/tokens?x=1", body),
@@ -345,13 +264,7 @@ mod tests {
         let at = |ts: i64| parse(&headers("7", &ts.to_string(), "abcdefgh", &sig)).unwrap();
         assert!(at(1000).check_timestamp(1300).is_ok());
         assert!(at(1600).check_timestamp(1300).is_ok());
-        assert!(matches!(
-            at(999).check_timestamp(1300),
-            Err(SignatureError::StaleTimestamp { skew_secs: -301 })
-        ));
-        assert!(matches!(
-            at(1601).check_timestamp(1300),
-            Err(SignatureError::StaleTimestamp { skew_secs: 301 })
-        ));
+        assert!(matches!(at(999).check_timestamp(1300), Err(SignatureError::StaleTimestamp { skew_secs: -301 })));
+        assert!(matches!(at(1601).check_timestamp(1300), Err(SignatureError::StaleTimestamp { skew_secs: 301 })));
     }
 }

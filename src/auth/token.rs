@@ -60,10 +60,7 @@ pub struct Privileges {
 
 impl Default for Privileges {
     fn default() -> Self {
-        Privileges {
-            login_room: true,
-            publish_stream: false,
-        }
+        Privileges { login_room: true, publish_stream: false }
     }
 }
 
@@ -93,10 +90,7 @@ impl Claims {
     /// Whether this token lets its holder publish `stream_id`.
     pub fn may_publish(&self, stream_id: &str) -> bool {
         self.privileges.publish_stream
-            && self
-                .stream_ids
-                .as_ref()
-                .is_none_or(|allowed| allowed.iter().any(|s| s == stream_id))
+            && self.stream_ids.as_ref().is_none_or(|allowed| allowed.iter().any(|s| s == stream_id))
     }
 }
 
@@ -139,12 +133,7 @@ pub struct IssuedToken {
 }
 
 /// Validates `spec` and signs a token for it with `secret`, valid from `now`.
-pub fn issue(
-    app_id: u32,
-    secret: &[u8],
-    spec: &TokenSpec,
-    now: i64,
-) -> Result<IssuedToken, TokenError> {
+pub fn issue(app_id: u32, secret: &[u8], spec: &TokenSpec, now: i64) -> Result<IssuedToken, TokenError> {
     spec.validate()?;
     let ttl = spec.ttl_secs.unwrap_or(DEFAULT_TTL_SECS) as i64;
     let claims = Claims {
@@ -159,10 +148,7 @@ pub fn issue(
         exp: now + ttl,
         jti: uuid::Uuid::new_v4().simple().to_string(),
     };
-    let header = Header {
-        kid: Some(app_id.to_string()),
-        ..Header::new(Algorithm::HS256)
-    };
+    let header = Header { kid: Some(app_id.to_string()), ..Header::new(Algorithm::HS256) };
     let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret))
         .map_err(|e| TokenError::Signing(e.to_string()))?;
     Ok(IssuedToken { token, claims })
@@ -171,13 +157,9 @@ pub fn issue(
 /// Reads the app id from the token's header, to find the secret to verify it with.
 /// Nothing read here is trusted until [`verify`] succeeds.
 pub fn app_id_of(token: &str) -> Result<u32, TokenError> {
-    let header =
-        jsonwebtoken::decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
+    let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
     if header.alg != Algorithm::HS256 {
-        return Err(TokenError::Malformed(format!(
-            "algorithm {:?} is not accepted",
-            header.alg
-        )));
+        return Err(TokenError::Malformed(format!("algorithm {:?} is not accepted", header.alg)));
     }
     header
         .kid
@@ -196,12 +178,7 @@ pub struct Expected<'a> {
 }
 
 /// Verifies signature, algorithm, time and binding; returns the claims.
-pub fn verify(
-    token: &str,
-    secret: &[u8],
-    expected: Expected<'_>,
-    now: i64,
-) -> Result<Claims, TokenError> {
+pub fn verify(token: &str, secret: &[u8], expected: Expected<'_>, now: i64) -> Result<Claims, TokenError> {
     let mut validation = Validation::new(Algorithm::HS256);
     validation.algorithms = vec![Algorithm::HS256];
     // Time is checked below against the caller's clock, so tests can move it.
@@ -210,12 +187,12 @@ pub fn verify(
     validation.validate_aud = false;
     validation.required_spec_claims.clear();
     validation.set_issuer(&[ISSUER]);
-    let data =
-        jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation)
-            .map_err(|e| match e.kind() {
-                ErrorKind::InvalidSignature => TokenError::BadSignature,
-                _ => TokenError::Malformed(e.to_string()),
-            })?;
+    let data = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation).map_err(|e| {
+        match e.kind() {
+            ErrorKind::InvalidSignature => TokenError::BadSignature,
+            _ => TokenError::Malformed(e.to_string()),
+        }
+    })?;
     let claims = data.claims;
     if now > claims.exp + LEEWAY_SECS {
         return Err(TokenError::Expired);
@@ -250,18 +227,11 @@ mod tests {
     const NOW: i64 = 1_700_000_000;
 
     fn spec(user: &str) -> TokenSpec {
-        TokenSpec {
-            user_id: user.to_owned(),
-            ..TokenSpec::default()
-        }
+        TokenSpec { user_id: user.to_owned(), ..TokenSpec::default() }
     }
 
     fn expect(user: &str) -> Expected<'_> {
-        Expected {
-            app_id: 7,
-            user_id: user,
-            room_id: Some("room-1"),
-        }
+        Expected { app_id: 7, user_id: user, room_id: Some("room-1") }
     }
 
     #[test]
@@ -269,10 +239,7 @@ mod tests {
         let spec = TokenSpec {
             user_id: "alice".into(),
             room_id: Some("room-1".into()),
-            privileges: Privileges {
-                login_room: true,
-                publish_stream: true,
-            },
+            privileges: Privileges { login_room: true, publish_stream: true },
             stream_ids: Some(vec!["cam-1".into()]),
             ttl_secs: Some(60),
         };
@@ -297,122 +264,48 @@ mod tests {
     fn defaults_are_one_hour_login_only() {
         let issued = issue(7, SECRET, &spec("alice"), NOW).unwrap();
         assert_eq!(issued.claims.exp - issued.claims.iat, 3600);
-        assert_eq!(
-            issued.claims.privileges,
-            Privileges {
-                login_room: true,
-                publish_stream: false
-            }
-        );
+        assert_eq!(issued.claims.privileges, Privileges { login_room: true, publish_stream: false });
         assert!(!issued.claims.may_publish("any"));
     }
 
     #[test]
     fn expiry_and_not_before_use_a_small_leeway() {
-        let issued = issue(
-            7,
-            SECRET,
-            &TokenSpec {
-                ttl_secs: Some(10),
-                ..spec("alice")
-            },
-            NOW,
-        )
-        .unwrap();
-        assert!(
-            verify(
-                &issued.token,
-                SECRET,
-                expect("alice"),
-                NOW + 10 + LEEWAY_SECS
-            )
-            .is_ok()
-        );
+        let issued = issue(7, SECRET, &TokenSpec { ttl_secs: Some(10), ..spec("alice") }, NOW).unwrap();
+        assert!(verify(&issued.token, SECRET, expect("alice"), NOW + 10 + LEEWAY_SECS).is_ok());
         assert!(matches!(
-            verify(
-                &issued.token,
-                SECRET,
-                expect("alice"),
-                NOW + 11 + LEEWAY_SECS
-            ),
+            verify(&issued.token, SECRET, expect("alice"), NOW + 11 + LEEWAY_SECS),
             Err(TokenError::Expired)
         ));
         assert!(matches!(
-            verify(
-                &issued.token,
-                SECRET,
-                expect("alice"),
-                NOW - 1 - LEEWAY_SECS
-            ),
+            verify(&issued.token, SECRET, expect("alice"), NOW - 1 - LEEWAY_SECS),
             Err(TokenError::NotYetValid)
         ));
     }
 
     #[test]
     fn binding_to_app_user_and_room_is_enforced() {
-        let bound = issue(
-            7,
-            SECRET,
-            &TokenSpec {
-                room_id: Some("room-1".into()),
-                ..spec("alice")
-            },
-            NOW,
-        )
-        .unwrap();
-        let wrong_app = Expected {
-            app_id: 8,
-            ..expect("alice")
-        };
-        assert!(matches!(
-            verify(&bound.token, SECRET, wrong_app, NOW),
-            Err(TokenError::AppMismatch)
-        ));
-        assert!(matches!(
-            verify(&bound.token, SECRET, expect("bob"), NOW),
-            Err(TokenError::UserMismatch)
-        ));
-        let other_room = Expected {
-            room_id: Some("room-2"),
-            ..expect("alice")
-        };
-        assert!(matches!(
-            verify(&bound.token, SECRET, other_room, NOW),
-            Err(TokenError::RoomMismatch)
-        ));
+        let bound = issue(7, SECRET, &TokenSpec { room_id: Some("room-1".into()), ..spec("alice") }, NOW).unwrap();
+        let wrong_app = Expected { app_id: 8, ..expect("alice") };
+        assert!(matches!(verify(&bound.token, SECRET, wrong_app, NOW), Err(TokenError::AppMismatch)));
+        assert!(matches!(verify(&bound.token, SECRET, expect("bob"), NOW), Err(TokenError::UserMismatch)));
+        let other_room = Expected { room_id: Some("room-2"), ..expect("alice") };
+        assert!(matches!(verify(&bound.token, SECRET, other_room, NOW), Err(TokenError::RoomMismatch)));
         let unbound = issue(7, SECRET, &spec("alice"), NOW).unwrap();
-        assert!(
-            verify(&unbound.token, SECRET, other_room, NOW).is_ok(),
-            "a token without a room opens any room"
-        );
+        assert!(verify(&unbound.token, SECRET, other_room, NOW).is_ok(), "a token without a room opens any room");
     }
 
     #[test]
     fn login_privilege_is_required() {
-        let spec = TokenSpec {
-            privileges: Privileges {
-                login_room: false,
-                publish_stream: true,
-            },
-            ..spec("alice")
-        };
+        let spec = TokenSpec { privileges: Privileges { login_room: false, publish_stream: true }, ..spec("alice") };
         let issued = issue(7, SECRET, &spec, NOW).unwrap();
-        assert!(matches!(
-            verify(&issued.token, SECRET, expect("alice"), NOW),
-            Err(TokenError::NoLoginPrivilege)
-        ));
+        assert!(matches!(verify(&issued.token, SECRET, expect("alice"), NOW), Err(TokenError::NoLoginPrivilege)));
     }
 
     #[test]
     fn wrong_secret_and_tampered_claims_fail_the_signature() {
         let issued = issue(7, SECRET, &spec("alice"), NOW).unwrap();
         assert!(matches!(
-            verify(
-                &issued.token,
-                b"another-secret-another-secret-xx",
-                expect("alice"),
-                NOW
-            ),
+            verify(&issued.token, b"another-secret-another-secret-xx", expect("alice"), NOW),
             Err(TokenError::BadSignature)
         ));
         let mut parts: Vec<String> = issued.token.split('.').map(str::to_owned).collect();
@@ -420,10 +313,7 @@ mod tests {
             serde_json::from_slice(&URL_SAFE_NO_PAD.decode(&parts[1]).unwrap()).unwrap();
         claims["privileges"]["publishStream"] = true.into();
         parts[1] = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&claims).unwrap());
-        assert!(matches!(
-            verify(&parts.join("."), SECRET, expect("alice"), NOW),
-            Err(TokenError::BadSignature)
-        ));
+        assert!(matches!(verify(&parts.join("."), SECRET, expect("alice"), NOW), Err(TokenError::BadSignature)));
     }
 
     #[test]
@@ -431,35 +321,20 @@ mod tests {
         let issued = issue(7, SECRET, &spec("alice"), NOW).unwrap();
         let payload = issued.token.split('.').nth(1).unwrap();
         for alg in ["none", "HS512", "RS256"] {
-            let header =
-                URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"7"}}"#));
+            let header = URL_SAFE_NO_PAD.encode(format!(r#"{{"alg":"{alg}","typ":"JWT","kid":"7"}}"#));
             for signature in ["", "c2ln"] {
                 let forged = format!("{header}.{payload}.{signature}");
                 assert!(app_id_of(&forged).is_err(), "{alg} header accepted");
-                assert!(
-                    verify(&forged, SECRET, expect("alice"), NOW).is_err(),
-                    "{alg} token accepted"
-                );
+                assert!(verify(&forged, SECRET, expect("alice"), NOW).is_err(), "{alg} token accepted");
             }
         }
     }
 
     #[test]
     fn garbage_is_malformed_not_a_panic() {
-        for garbage in [
-            "",
-            "a",
-            "a.b",
-            "a.b.c",
-            "....",
-            "eyJ.eyJ.eyJ",
-            "\u{0}\u{ff}",
-        ] {
+        for garbage in ["", "a", "a.b", "a.b.c", "....", "eyJ.eyJ.eyJ", "\u{0}\u{ff}"] {
             assert!(
-                matches!(
-                    verify(garbage, SECRET, expect("alice"), NOW),
-                    Err(TokenError::Malformed(_))
-                ),
+                matches!(verify(garbage, SECRET, expect("alice"), NOW), Err(TokenError::Malformed(_))),
                 "{garbage:?}"
             );
             assert!(app_id_of(garbage).is_err());
@@ -468,43 +343,16 @@ mod tests {
 
     #[test]
     fn spec_validation_rejects_bad_input() {
-        assert!(matches!(
-            issue(7, SECRET, &spec("bad user"), NOW),
-            Err(TokenError::InvalidId(_))
-        ));
-        let bad_room = TokenSpec {
-            room_id: Some(String::new()),
-            ..spec("alice")
-        };
-        assert!(matches!(
-            issue(7, SECRET, &bad_room, NOW),
-            Err(TokenError::InvalidId(_))
-        ));
+        assert!(matches!(issue(7, SECRET, &spec("bad user"), NOW), Err(TokenError::InvalidId(_))));
+        let bad_room = TokenSpec { room_id: Some(String::new()), ..spec("alice") };
+        assert!(matches!(issue(7, SECRET, &bad_room, NOW), Err(TokenError::InvalidId(_))));
         for ttl in [0, MAX_TTL_SECS + 1] {
-            let s = TokenSpec {
-                ttl_secs: Some(ttl),
-                ..spec("alice")
-            };
-            assert!(matches!(
-                issue(7, SECRET, &s, NOW),
-                Err(TokenError::TtlOutOfRange(_))
-            ));
+            let s = TokenSpec { ttl_secs: Some(ttl), ..spec("alice") };
+            assert!(matches!(issue(7, SECRET, &s, NOW), Err(TokenError::TtlOutOfRange(_))));
         }
-        let many = TokenSpec {
-            stream_ids: Some(vec!["s".into(); MAX_STREAM_IDS + 1]),
-            ..spec("alice")
-        };
-        assert!(matches!(
-            issue(7, SECRET, &many, NOW),
-            Err(TokenError::TooManyStreamIds(65))
-        ));
-        let bad_stream = TokenSpec {
-            stream_ids: Some(vec!["a/b".into()]),
-            ..spec("alice")
-        };
-        assert!(matches!(
-            issue(7, SECRET, &bad_stream, NOW),
-            Err(TokenError::InvalidId(_))
-        ));
+        let many = TokenSpec { stream_ids: Some(vec!["s".into(); MAX_STREAM_IDS + 1]), ..spec("alice") };
+        assert!(matches!(issue(7, SECRET, &many, NOW), Err(TokenError::TooManyStreamIds(65))));
+        let bad_stream = TokenSpec { stream_ids: Some(vec!["a/b".into()]), ..spec("alice") };
+        assert!(matches!(issue(7, SECRET, &bad_stream, NOW), Err(TokenError::InvalidId(_))));
     }
 }

@@ -21,11 +21,7 @@ pub enum Target {
 #[derive(Debug, Clone, Args)]
 pub struct HttpLoadArgs {
     /// Base URL of the deployment.
-    #[arg(
-        long,
-        env = "HUDDLE_LOADTEST_URL",
-        default_value = "http://127.0.0.1:8080"
-    )]
+    #[arg(long, env = "HUDDLE_LOADTEST_URL", default_value = "http://127.0.0.1:8080")]
     pub url: String,
     #[arg(long, value_enum, default_value = "tokens")]
     pub target: Target,
@@ -84,34 +80,14 @@ pub async fn run(args: HttpLoadArgs) -> Result<(), String> {
 
     if args.warmup > 0 {
         let warmup_end = Instant::now() + Duration::from_secs(args.warmup);
-        drive(
-            &client,
-            &base,
-            &credentials,
-            args.concurrency,
-            warmup_end,
-            u64::MAX,
-            "w",
-        )
-        .await;
+        drive(&client, &base, &credentials, args.concurrency, warmup_end, u64::MAX, "w").await;
     }
     let started = Instant::now();
     let deadline = started + Duration::from_secs(args.seconds);
-    let results = drive(
-        &client,
-        &base,
-        &credentials,
-        args.concurrency,
-        deadline,
-        args.max_requests,
-        "m",
-    )
-    .await;
+    let results = drive(&client, &base, &credentials, args.concurrency, deadline, args.max_requests, "m").await;
     let elapsed = started.elapsed().as_secs_f64();
 
-    let (ok, errors) = results
-        .iter()
-        .fold((0, 0), |(ok, errors), r| (ok + r.ok, errors + r.errors));
+    let (ok, errors) = results.iter().fold((0, 0), |(ok, errors), r| (ok + r.ok, errors + r.errors));
     let mut latencies: Vec<u64> = results.into_iter().flat_map(|r| r.latencies_us).collect();
     let report = Report {
         target: args.target,
@@ -123,10 +99,7 @@ pub async fn run(args: HttpLoadArgs) -> Result<(), String> {
         requests_per_second: ok as f64 / elapsed,
         latency: Percentiles::of(&mut latencies),
     };
-    println!(
-        "{}",
-        serde_json::to_string(&report).map_err(|e| e.to_string())?
-    );
+    println!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
     if ok == 0 {
         return Err(format!("no request succeeded ({errors} errors)"));
     }
@@ -152,37 +125,25 @@ async fn drive(
         let credentials = credentials.clone();
         let run_id = run_id.clone();
         tokio::spawn(async move {
-            let mut result = WorkerResult {
-                ok: 0,
-                errors: 0,
-                latencies_us: Vec::new(),
-            };
+            let mut result = WorkerResult { ok: 0, errors: 0, latencies_us: Vec::new() };
             let mut sequence = 0u64;
             while Instant::now() < deadline && sequence < per_worker {
                 sequence += 1;
                 let request = match &credentials {
                     Some((app_id, secret)) => {
                         let nonce = format!("{}{phase}{worker}x{sequence}", &run_id[..12]);
-                        signed_token_request(
-                            &client, &base, *app_id, secret, &nonce, worker, sequence,
-                        )
+                        signed_token_request(&client, &base, *app_id, secret, &nonce, worker, sequence)
                     }
                     None => client.get(format!("{base}/healthz")),
                 };
                 let sent = Instant::now();
                 let outcome = request.send().await;
                 let ok = match outcome {
-                    Ok(response) => {
-                        response.status().is_success() && response.bytes().await.is_ok()
-                    }
+                    Ok(response) => response.status().is_success() && response.bytes().await.is_ok(),
                     Err(_) => false,
                 };
                 result.latencies_us.push(sent.elapsed().as_micros() as u64);
-                if ok {
-                    result.ok += 1
-                } else {
-                    result.errors += 1
-                }
+                if ok { result.ok += 1 } else { result.errors += 1 }
             }
             result
         })
@@ -208,15 +169,7 @@ fn signed_token_request(
     let path = "/v1/tokens";
     let body = format!(r#"{{"userId":"load-{worker}-{sequence}","roomId":"load-room"}}"#);
     let timestamp = unix_now();
-    let sig = signature::sign(
-        secret.as_bytes(),
-        app_id,
-        timestamp,
-        nonce,
-        "POST",
-        path,
-        body.as_bytes(),
-    );
+    let sig = signature::sign(secret.as_bytes(), app_id, timestamp, nonce, "POST", path, body.as_bytes());
     client
         .post(format!("{base}{path}"))
         .header("content-type", "application/json")

@@ -40,12 +40,7 @@ impl Percentiles {
             let rank = ((samples.len() as f64 * q).ceil() as usize).clamp(1, samples.len());
             samples[rank - 1]
         };
-        Percentiles {
-            p50_us: at(0.50),
-            p90_us: at(0.90),
-            p99_us: at(0.99),
-            max_us: at(1.0),
-        }
+        Percentiles { p50_us: at(0.50), p90_us: at(0.90), p99_us: at(0.99), max_us: at(1.0) }
     }
 }
 
@@ -56,15 +51,7 @@ mod tests {
     #[test]
     fn percentiles_use_nearest_rank() {
         let mut samples: Vec<u64> = (1..=100).rev().collect();
-        assert_eq!(
-            Percentiles::of(&mut samples),
-            Percentiles {
-                p50_us: 50,
-                p90_us: 90,
-                p99_us: 99,
-                max_us: 100
-            }
-        );
+        assert_eq!(Percentiles::of(&mut samples), Percentiles { p50_us: 50, p90_us: 90, p99_us: 99, max_us: 100 });
         assert_eq!(Percentiles::of(&mut []).p99_us, 0);
     }
 }

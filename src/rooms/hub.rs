@@ -2,6 +2,7 @@
 //! so memory and Redis share one delivery path. An event is wrapped once in an
 //! `Arc<Delivery>`; its wire form is encoded by the first recipient and reused by the rest.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::collections::hash_map::DefaultHasher;
 use std::hash::{Hash, Hasher};
@@ -21,23 +22,22 @@ const SHARDS: usize = 16;
 pub struct Delivery {
     pub room: RoomKey,
     pub event: RoomEvent,
-    encoded: OnceLock<Arc<str>>,
+    encoded: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
 impl Delivery {
     pub fn new(room: RoomKey, event: RoomEvent) -> Self {
-        Delivery {
-            room,
-            event,
-            encoded: OnceLock::new(),
-        }
+        Delivery { room, event, encoded: OnceLock::new() }
     }
 
-    /// The wire form, computed once for all recipients.
-    pub fn encoded(&self, encode: impl FnOnce(&RoomKey, &RoomEvent) -> String) -> Arc<str> {
-        self.encoded
-            .get_or_init(|| Arc::from(encode(&self.room, &self.event)))
-            .clone()
+    /// The wire form, computed by the first recipient and shared with the rest. The type is
+    /// the transport's choice (rooms know nothing of websockets); one transport, one type.
+    pub fn encoded<T: Any + Send + Sync>(&self, encode: impl Fn(&RoomKey, &RoomEvent) -> T) -> Arc<T> {
+        let stored = self.encoded.get_or_init(|| Arc::new(encode(&self.room, &self.event)));
+        match stored.clone().downcast::<T>() {
+            Ok(shared) => shared,
+            Err(_) => Arc::new(encode(&self.room, &self.event)),
+        }
     }
 }
 
@@ -57,18 +57,13 @@ pub struct Hub {
 }
 
 impl Hub {
-    fn shard(
-        &self,
-        room: &RoomKey,
-    ) -> std::sync::MutexGuard<'_, HashMap<RoomKey, Vec<LocalMember>>> {
+    fn shard(&self, room: &RoomKey) -> std::sync::MutexGuard<'_, HashMap<RoomKey, Vec<LocalMember>>> {
         let mut hasher = DefaultHasher::new();
         room.hash(&mut hasher);
         let index = (hasher.finish() as usize) % SHARDS;
         // A panic while holding the lock cannot leave the map half-updated in a way that
         // matters (each operation is a single insert or retain), so poisoning is ignored.
-        self.shards[index]
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.shards[index].lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Adds a local member; true when it is the first of its room on this worker (the
@@ -104,14 +99,7 @@ impl Hub {
     pub fn rooms(&self) -> Vec<RoomKey> {
         self.shards
             .iter()
-            .flat_map(|shard| {
-                shard
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-            })
+            .flat_map(|shard| shard.lock().unwrap_or_else(|p| p.into_inner()).keys().cloned().collect::<Vec<_>>())
             .collect()
     }
 
@@ -143,22 +131,14 @@ impl Hub {
 fn is_recipient(event: &RoomEvent, member: &LocalMember) -> bool {
     let not_self = |user_id: &str| member.user_id != user_id;
     match event {
-        RoomEvent::UserAdded { user, .. } | RoomEvent::UserRemoved { user, .. } => {
-            not_self(&user.user_id)
-        }
+        RoomEvent::UserAdded { user, .. } | RoomEvent::UserRemoved { user, .. } => not_self(&user.user_id),
         RoomEvent::StreamAdded { stream }
         | RoomEvent::StreamRemoved { stream }
         | RoomEvent::StreamExtraInfo { stream } => not_self(&stream.user.user_id),
         RoomEvent::RoomExtraInfo { extra } => not_self(&extra.update_user.user_id),
-        RoomEvent::Broadcast { message } | RoomEvent::Barrage { message } => {
-            not_self(&message.from_user.user_id)
-        }
-        RoomEvent::CustomCommand {
-            message,
-            to_user_ids,
-        } => {
-            not_self(&message.from_user.user_id)
-                && (to_user_ids.is_empty() || to_user_ids.contains(&member.user_id))
+        RoomEvent::Broadcast { message } | RoomEvent::Barrage { message } => not_self(&message.from_user.user_id),
+        RoomEvent::CustomCommand { message, to_user_ids } => {
+            not_self(&message.from_user.user_id) && (to_user_ids.is_empty() || to_user_ids.contains(&member.user_id))
         }
         RoomEvent::Kickout { session_id, .. } => member.session_id == *session_id,
         RoomEvent::Resync => true,
@@ -170,26 +150,15 @@ mod tests {
     use super::*;
     use crate::rooms::model::{ImMessage, User};
 
-    fn member(
-        session: &str,
-        user: &str,
-        capacity: usize,
-    ) -> (LocalMember, mpsc::Receiver<Arc<Delivery>>) {
+    fn member(session: &str, user: &str, capacity: usize) -> (LocalMember, mpsc::Receiver<Arc<Delivery>>) {
         let (sender, receiver) = mpsc::channel(capacity);
-        let member = LocalMember {
-            session_id: session.into(),
-            user_id: user.into(),
-            sender,
-            overflowed: Arc::default(),
-        };
+        let member =
+            LocalMember { session_id: session.into(), user_id: user.into(), sender, overflowed: Arc::default() };
         (member, receiver)
     }
 
     fn user(id: &str) -> User {
-        User {
-            user_id: id.into(),
-            user_name: id.into(),
-        }
+        User { user_id: id.into(), user_name: id.into() }
     }
 
     #[test]
@@ -216,43 +185,20 @@ mod tests {
         for m in [a, b, c] {
             hub.attach(&room, m);
         }
-        hub.dispatch(
-            room.clone(),
-            RoomEvent::UserAdded {
-                user: user("a"),
-                online_count: 3,
-            },
-        );
+        hub.dispatch(room.clone(), RoomEvent::UserAdded { user: user("a"), online_count: 3 });
         assert!(ra.try_recv().is_err());
         assert!(rb.try_recv().is_ok() && rc.try_recv().is_ok());
 
-        let message = ImMessage {
-            message: "hi".into(),
-            from_user: user("a"),
-            send_time: 0,
-            message_id: 1,
-        };
-        hub.dispatch(
-            room.clone(),
-            RoomEvent::CustomCommand {
-                message,
-                to_user_ids: vec!["c".into()],
-            },
-        );
+        let message = ImMessage { message: "hi".into(), from_user: user("a"), send_time: 0, message_id: 1 };
+        hub.dispatch(room.clone(), RoomEvent::CustomCommand { message, to_user_ids: vec!["c".into()] });
         assert!(rb.try_recv().is_err());
         let got = rc.try_recv().unwrap();
         // The encoded form is shared between recipients.
-        let first = got.encoded(|_, _| "x".into());
-        assert_eq!(&*first, "x");
-        assert_eq!(&*got.encoded(|_, _| "y".into()), "x");
+        let first = got.encoded(|_, _| "x".to_owned());
+        assert_eq!(first.as_str(), "x");
+        assert_eq!(got.encoded(|_, _| "y".to_owned()).as_str(), "x");
 
-        hub.dispatch(
-            room.clone(),
-            RoomEvent::Kickout {
-                user_id: "b".into(),
-                session_id: "s2".into(),
-            },
-        );
+        hub.dispatch(room.clone(), RoomEvent::Kickout { user_id: "b".into(), session_id: "s2".into() });
         assert!(rb.try_recv().is_ok());
         assert!(ra.try_recv().is_err() && rc.try_recv().is_err());
     }

@@ -48,12 +48,8 @@ impl State {
         let Some(data) = self.rooms.get_mut(room) else {
             return;
         };
-        let owned: Vec<String> = data
-            .streams
-            .values()
-            .filter(|s| s.user.user_id == user_id)
-            .map(|s| s.stream_id.clone())
-            .collect();
+        let owned: Vec<String> =
+            data.streams.values().filter(|s| s.user.user_id == user_id).map(|s| s.stream_id.clone()).collect();
         for stream_id in owned {
             if let Some(stream) = data.streams.remove(&stream_id) {
                 self.app_streams.remove(&(room.app_id, stream_id));
@@ -70,16 +66,11 @@ pub struct MemoryRooms {
 
 impl MemoryRooms {
     pub fn new(hub: Arc<Hub>) -> Self {
-        MemoryRooms {
-            hub,
-            state: Mutex::default(),
-        }
+        MemoryRooms { hub, state: Mutex::default() }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
@@ -93,12 +84,7 @@ impl RoomBackend for MemoryRooms {
         Ok(())
     }
 
-    async fn join(
-        &self,
-        room: &RoomKey,
-        member: Member,
-        max_users: u32,
-    ) -> Result<JoinOutcome, RoomError> {
+    async fn join(&self, room: &RoomKey, member: Member, max_users: u32) -> Result<JoinOutcome, RoomError> {
         let mut state = self.lock();
         let data = state.rooms.entry(room.clone()).or_default();
         let user_id = member.user.user_id.clone();
@@ -120,44 +106,19 @@ impl RoomBackend for MemoryRooms {
         if let Some(old_session) = &replaced_session {
             self.hub.dispatch(
                 room.clone(),
-                RoomEvent::Kickout {
-                    user_id: user_id.clone(),
-                    session_id: old_session.clone(),
-                },
+                RoomEvent::Kickout { user_id: user_id.clone(), session_id: old_session.clone() },
             );
             state.drop_streams_of(&self.hub, room, &user_id);
         } else if is_new {
-            self.hub.dispatch(
-                room.clone(),
-                RoomEvent::UserAdded {
-                    user,
-                    online_count: count,
-                },
-            );
+            self.hub.dispatch(room.clone(), RoomEvent::UserAdded { user, online_count: count });
         }
-        let snapshot = state
-            .rooms
-            .get(room)
-            .map(RoomData::snapshot)
-            .unwrap_or_default();
-        Ok(JoinOutcome {
-            snapshot,
-            replaced_session,
-        })
+        let snapshot = state.rooms.get(room).map(RoomData::snapshot).unwrap_or_default();
+        Ok(JoinOutcome { snapshot, replaced_session })
     }
 
-    async fn leave(
-        &self,
-        room: &RoomKey,
-        user_id: &str,
-        session_id: &str,
-    ) -> Result<bool, RoomError> {
+    async fn leave(&self, room: &RoomKey, user_id: &str, session_id: &str) -> Result<bool, RoomError> {
         let mut state = self.lock();
-        let holds = state
-            .rooms
-            .get(room)
-            .and_then(|d| d.member_session(user_id))
-            == Some(session_id);
+        let holds = state.rooms.get(room).and_then(|d| d.member_session(user_id)) == Some(session_id);
         if !holds {
             return Ok(false);
         }
@@ -169,32 +130,17 @@ impl RoomBackend for MemoryRooms {
             return Ok(false);
         };
         let count = data.count();
-        self.hub.dispatch(
-            room.clone(),
-            RoomEvent::UserRemoved {
-                user: member.user,
-                online_count: count,
-            },
-        );
+        self.hub.dispatch(room.clone(), RoomEvent::UserRemoved { user: member.user, online_count: count });
         if data.members.is_empty() {
             state.rooms.remove(room);
         }
         Ok(true)
     }
 
-    async fn add_stream(
-        &self,
-        room: &RoomKey,
-        session_id: &str,
-        stream: StreamInfo,
-    ) -> Result<(), RoomError> {
+    async fn add_stream(&self, room: &RoomKey, session_id: &str, stream: StreamInfo) -> Result<(), RoomError> {
         let mut state = self.lock();
         let user_id = stream.user.user_id.clone();
-        let holds = state
-            .rooms
-            .get(room)
-            .and_then(|d| d.member_session(&user_id))
-            == Some(session_id);
+        let holds = state.rooms.get(room).and_then(|d| d.member_session(&user_id)) == Some(session_id);
         if !holds {
             return Err(RoomError::NotMember);
         }
@@ -206,32 +152,18 @@ impl RoomBackend for MemoryRooms {
                     .get(room)
                     .and_then(|d| d.streams.get(&stream.stream_id))
                     .is_some_and(|s| s.user.user_id == user_id);
-            return if own {
-                Ok(())
-            } else {
-                Err(RoomError::StreamIdTaken(stream.stream_id))
-            };
+            return if own { Ok(()) } else { Err(RoomError::StreamIdTaken(stream.stream_id)) };
         }
         state.app_streams.insert(key, room.room_id.clone());
         let data = state.rooms.entry(room.clone()).or_default();
-        data.streams
-            .insert(stream.stream_id.clone(), stream.clone());
-        self.hub
-            .dispatch(room.clone(), RoomEvent::StreamAdded { stream });
+        data.streams.insert(stream.stream_id.clone(), stream.clone());
+        self.hub.dispatch(room.clone(), RoomEvent::StreamAdded { stream });
         Ok(())
     }
 
-    async fn remove_stream(
-        &self,
-        room: &RoomKey,
-        user_id: &str,
-        stream_id: &str,
-    ) -> Result<(), RoomError> {
+    async fn remove_stream(&self, room: &RoomKey, user_id: &str, stream_id: &str) -> Result<(), RoomError> {
         let mut state = self.lock();
-        let data = state
-            .rooms
-            .get_mut(room)
-            .ok_or_else(|| RoomError::StreamNotFound(stream_id.to_owned()))?;
+        let data = state.rooms.get_mut(room).ok_or_else(|| RoomError::StreamNotFound(stream_id.to_owned()))?;
         match data.streams.get(stream_id) {
             Some(s) if s.user.user_id == user_id => {}
             _ => return Err(RoomError::StreamNotFound(stream_id.to_owned())),
@@ -239,11 +171,8 @@ impl RoomBackend for MemoryRooms {
         let Some(stream) = data.streams.remove(stream_id) else {
             return Ok(());
         };
-        state
-            .app_streams
-            .remove(&(room.app_id, stream_id.to_owned()));
-        self.hub
-            .dispatch(room.clone(), RoomEvent::StreamRemoved { stream });
+        state.app_streams.remove(&(room.app_id, stream_id.to_owned()));
+        self.hub.dispatch(room.clone(), RoomEvent::StreamRemoved { stream });
         Ok(())
     }
 
@@ -263,8 +192,7 @@ impl RoomBackend for MemoryRooms {
             .ok_or_else(|| RoomError::StreamNotFound(stream_id.to_owned()))?;
         stream.extra_info = extra_info.to_owned();
         let stream = stream.clone();
-        self.hub
-            .dispatch(room.clone(), RoomEvent::StreamExtraInfo { stream });
+        self.hub.dispatch(room.clone(), RoomEvent::StreamExtraInfo { stream });
         Ok(())
     }
 
@@ -280,8 +208,7 @@ impl RoomBackend for MemoryRooms {
             return Err(RoomError::TooManyExtraInfoKeys(max_keys));
         }
         data.extra.insert(extra.key.clone(), extra.clone());
-        self.hub
-            .dispatch(room.clone(), RoomEvent::RoomExtraInfo { extra });
+        self.hub.dispatch(room.clone(), RoomEvent::RoomExtraInfo { extra });
         Ok(())
     }
 
@@ -293,29 +220,16 @@ impl RoomBackend for MemoryRooms {
     }
 
     async fn snapshot(&self, room: &RoomKey) -> Result<Snapshot, RoomError> {
-        Ok(self
-            .lock()
-            .rooms
-            .get(room)
-            .map(RoomData::snapshot)
-            .unwrap_or_default())
+        Ok(self.lock().rooms.get(room).map(RoomData::snapshot).unwrap_or_default())
     }
 
-    async fn find_stream(
-        &self,
-        app_id: u32,
-        stream_id: &str,
-    ) -> Result<Option<(RoomKey, StreamInfo)>, RoomError> {
+    async fn find_stream(&self, app_id: u32, stream_id: &str) -> Result<Option<(RoomKey, StreamInfo)>, RoomError> {
         let state = self.lock();
         let Some(room_id) = state.app_streams.get(&(app_id, stream_id.to_owned())) else {
             return Ok(None);
         };
         let room = RoomKey::new(app_id, room_id.clone());
-        let stream = state
-            .rooms
-            .get(&room)
-            .and_then(|d| d.streams.get(stream_id))
-            .cloned();
+        let stream = state.rooms.get(&room).and_then(|d| d.streams.get(stream_id)).cloned();
         Ok(stream.map(|s| (room, s)))
     }
 

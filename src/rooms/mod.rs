@@ -19,8 +19,7 @@ use thiserror::Error;
 
 pub use hub::{Delivery, Hub, LocalMember};
 pub use model::{
-    ImMessage, JoinOutcome, Member, RoomEvent, RoomExtraInfo, RoomKey, Snapshot, StreamInfo, User,
-    unix_millis,
+    ImMessage, JoinOutcome, Member, RoomEvent, RoomExtraInfo, RoomKey, Snapshot, StreamInfo, User, unix_millis,
 };
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -53,32 +52,12 @@ pub trait RoomBackend: Send + Sync + 'static {
     /// Adds `member`, or replaces the same user's older session (which gets a `Kickout`
     /// and loses its streams, while the room sees no user change). Refuses a new user when
     /// the room holds `max_users`.
-    async fn join(
-        &self,
-        room: &RoomKey,
-        member: Member,
-        max_users: u32,
-    ) -> Result<JoinOutcome, RoomError>;
+    async fn join(&self, room: &RoomKey, member: Member, max_users: u32) -> Result<JoinOutcome, RoomError>;
     /// Removes the user and its streams if `session_id` still holds the membership.
-    async fn leave(
-        &self,
-        room: &RoomKey,
-        user_id: &str,
-        session_id: &str,
-    ) -> Result<bool, RoomError>;
+    async fn leave(&self, room: &RoomKey, user_id: &str, session_id: &str) -> Result<bool, RoomError>;
     /// Registers a stream; stream ids are unique within an app.
-    async fn add_stream(
-        &self,
-        room: &RoomKey,
-        session_id: &str,
-        stream: StreamInfo,
-    ) -> Result<(), RoomError>;
-    async fn remove_stream(
-        &self,
-        room: &RoomKey,
-        user_id: &str,
-        stream_id: &str,
-    ) -> Result<(), RoomError>;
+    async fn add_stream(&self, room: &RoomKey, session_id: &str, stream: StreamInfo) -> Result<(), RoomError>;
+    async fn remove_stream(&self, room: &RoomKey, user_id: &str, stream_id: &str) -> Result<(), RoomError>;
     async fn set_stream_extra_info(
         &self,
         room: &RoomKey,
@@ -86,21 +65,13 @@ pub trait RoomBackend: Send + Sync + 'static {
         stream_id: &str,
         extra_info: &str,
     ) -> Result<(), RoomError>;
-    async fn set_room_extra_info(
-        &self,
-        room: &RoomKey,
-        extra: RoomExtraInfo,
-        max_keys: usize,
-    ) -> Result<(), RoomError>;
+    async fn set_room_extra_info(&self, room: &RoomKey, extra: RoomExtraInfo, max_keys: usize)
+    -> Result<(), RoomError>;
     /// Fans out an event that changes no state (messages, commands).
     async fn publish(&self, room: &RoomKey, event: RoomEvent) -> Result<(), RoomError>;
     async fn snapshot(&self, room: &RoomKey) -> Result<Snapshot, RoomError>;
     /// Where a stream id is published in an app, if anywhere.
-    async fn find_stream(
-        &self,
-        app_id: u32,
-        stream_id: &str,
-    ) -> Result<Option<(RoomKey, StreamInfo)>, RoomError>;
+    async fn find_stream(&self, app_id: u32, stream_id: &str) -> Result<Option<(RoomKey, StreamInfo)>, RoomError>;
     /// Whether the backend answers (for `/readyz`).
     async fn ping(&self) -> Result<(), RoomError>;
 }
@@ -114,16 +85,8 @@ pub struct RoomService {
 }
 
 impl RoomService {
-    pub fn new(
-        backend: Arc<dyn RoomBackend>,
-        hub: Arc<Hub>,
-        worker_id: impl Into<Arc<str>>,
-    ) -> Self {
-        RoomService {
-            backend,
-            hub,
-            worker_id: worker_id.into(),
-        }
+    pub fn new(backend: Arc<dyn RoomBackend>, hub: Arc<Hub>, worker_id: impl Into<Arc<str>>) -> Self {
+        RoomService { backend, hub, worker_id: worker_id.into() }
     }
 
     /// In-memory rooms for a single process.
@@ -171,12 +134,7 @@ impl RoomService {
     }
 
     /// Leaves the room (DELETE events for the user and its streams) and stops listening.
-    pub async fn exit(
-        &self,
-        room: &RoomKey,
-        user_id: &str,
-        session_id: &str,
-    ) -> Result<bool, RoomError> {
+    pub async fn exit(&self, room: &RoomKey, user_id: &str, session_id: &str) -> Result<bool, RoomError> {
         let left = self.backend.leave(room, user_id, session_id).await;
         self.stop_listening(room, session_id).await;
         left

@@ -14,10 +14,7 @@ pub struct RoomKey {
 
 impl RoomKey {
     pub fn new(app_id: u32, room_id: impl Into<String>) -> Self {
-        RoomKey {
-            app_id,
-            room_id: room_id.into(),
-        }
+        RoomKey { app_id, room_id: room_id.into() }
     }
 }
 
@@ -92,8 +89,7 @@ pub struct Snapshot {
 impl Snapshot {
     /// Sorted so that both backends return the same order.
     pub fn normalized(mut self) -> Self {
-        self.members
-            .sort_by(|a, b| a.user.user_id.cmp(&b.user.user_id));
+        self.members.sort_by(|a, b| a.user.user_id.cmp(&b.user.user_id));
         self.streams.sort_by(|a, b| a.stream_id.cmp(&b.stream_id));
         self.extra_info.sort_by(|a, b| a.key.cmp(&b.key));
         self
@@ -183,8 +179,5 @@ pub struct JoinOutcome {
 
 /// Current unix time in milliseconds.
 pub fn unix_millis() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }

@@ -35,9 +35,7 @@ pub struct RedisRoomsConfig {
 
 impl Default for RedisRoomsConfig {
     fn default() -> Self {
-        RedisRoomsConfig {
-            lease: Duration::from_secs(15),
-        }
+        RedisRoomsConfig { lease: Duration::from_secs(15) }
     }
 }
 
@@ -87,12 +85,7 @@ pub struct RedisRooms {
 
 fn keys(room: &RoomKey) -> (String, String, String, String) {
     let base = format!("huddle:r:{}:{}", room.app_id, room.room_id);
-    (
-        format!("{base}:u"),
-        format!("{base}:s"),
-        format!("{base}:x"),
-        app_streams_key(room.app_id),
-    )
+    (format!("{base}:u"), format!("{base}:s"), format!("{base}:x"), app_streams_key(room.app_id))
 }
 
 fn app_streams_key(app_id: u32) -> String {
@@ -158,17 +151,12 @@ impl RedisRooms {
             .set_connection_timeout(Some(Duration::from_secs(2)))
             .set_response_timeout(Some(Duration::from_secs(2)))
             .set_max_delay(Duration::from_secs(1));
-        let commands = ConnectionManager::new_with_config(client.clone(), manager_config.clone())
-            .await
-            .map_err(unavailable)?;
+        let commands =
+            ConnectionManager::new_with_config(client.clone(), manager_config.clone()).await.map_err(unavailable)?;
 
         let info = client.get_connection_info().clone();
-        let resp3 = info
-            .redis_settings()
-            .clone()
-            .set_protocol(ProtocolVersion::RESP3);
-        let push_client =
-            redis::Client::open(info.set_redis_settings(resp3)).map_err(unavailable)?;
+        let resp3 = info.redis_settings().clone().set_protocol(ProtocolVersion::RESP3);
+        let push_client = redis::Client::open(info.set_redis_settings(resp3)).map_err(unavailable)?;
         let missed_events = Arc::new(AtomicBool::new(false));
         let push_hub = hub.clone();
         let push_missed = missed_events.clone();
@@ -178,9 +166,7 @@ impl RedisRooms {
         };
         let subscriptions = ConnectionManager::new_with_config(
             push_client,
-            manager_config
-                .set_push_sender(push_sender)
-                .set_automatic_resubscription(),
+            manager_config.set_push_sender(push_sender).set_automatic_resubscription(),
         )
         .await
         .map_err(unavailable)?;
@@ -219,11 +205,7 @@ impl RedisRooms {
     async fn register_lease(&self) -> Result<(), RoomError> {
         let mut conn = self.conn();
         redis::pipe()
-            .set_ex(
-                worker_key(&self.worker_id),
-                1,
-                self.config.lease.as_secs().max(1),
-            )
+            .set_ex(worker_key(&self.worker_id), 1, self.config.lease.as_secs().max(1))
             .zadd(WORKERS_KEY, &self.worker_id, crate::auth::unix_now())
             .query_async::<()>(&mut conn)
             .await
@@ -244,22 +226,15 @@ impl RedisRooms {
             .await
             .map_err(unavailable)?;
         let mut pipe = redis::pipe();
-        pipe.zadd(WORKERS_KEY, &self.worker_id, crate::auth::unix_now())
-            .ignore();
-        pipe.expire(
-            worker_sessions_key(&self.worker_id),
-            (lease_secs * 4) as i64,
-        )
-        .ignore();
+        pipe.zadd(WORKERS_KEY, &self.worker_id, crate::auth::unix_now()).ignore();
+        pipe.expire(worker_sessions_key(&self.worker_id), (lease_secs * 4) as i64).ignore();
         for room in self.hub.rooms() {
             let (users, streams, extra, _) = keys(&room);
             for key in [users, streams, extra] {
                 pipe.expire(key, self.room_ttl_secs() as i64).ignore();
             }
         }
-        pipe.query_async::<()>(&mut conn)
-            .await
-            .map_err(unavailable)?;
+        pipe.query_async::<()>(&mut conn).await.map_err(unavailable)?;
         Ok(renewed.is_some())
     }
 
@@ -268,19 +243,14 @@ impl RedisRooms {
     async fn reap_dead_workers(&self) -> Result<usize, RoomError> {
         let mut conn = self.conn();
         let deadline = crate::auth::unix_now() - self.config.lease.as_secs() as i64;
-        let candidates: Vec<String> = conn
-            .zrangebyscore_limit(WORKERS_KEY, "-inf", deadline, 0, 16)
-            .await
-            .map_err(unavailable)?;
+        let candidates: Vec<String> =
+            conn.zrangebyscore_limit(WORKERS_KEY, "-inf", deadline, 0, 16).await.map_err(unavailable)?;
         let mut reaped = 0;
         for worker in candidates {
             if worker == self.worker_id {
                 continue;
             }
-            let alive: bool = conn
-                .exists(worker_key(&worker))
-                .await
-                .map_err(unavailable)?;
+            let alive: bool = conn.exists(worker_key(&worker)).await.map_err(unavailable)?;
             if alive {
                 continue;
             }
@@ -299,10 +269,7 @@ impl RedisRooms {
                 };
                 let Ok(app_id) = app.parse() else { continue };
                 let room = RoomKey::new(app_id, room_id);
-                if self
-                    .run_leave(&room, user_id, session_id, &sessions_key)
-                    .await?
-                {
+                if self.run_leave(&room, user_id, session_id, &sessions_key).await? {
                     reaped += 1;
                 }
             }
@@ -327,14 +294,12 @@ impl RedisRooms {
                 continue; // the user logged in elsewhere meanwhile
             }
             for stream in streams.values() {
-                self.run_add_stream(room, &member.session_id, stream, "restore")
-                    .await?;
+                self.run_add_stream(room, &member.session_id, stream, "restore").await?;
             }
         }
         for (room, values) in &extra {
             for value in values.values() {
-                self.run_room_extra_info(room, value, usize::MAX, "restore")
-                    .await?;
+                self.run_room_extra_info(room, value, usize::MAX, "restore").await?;
             }
         }
         let mut rooms: Vec<&RoomKey> = sessions.iter().map(|(room, _, _)| room).collect();
@@ -343,10 +308,7 @@ impl RedisRooms {
         for room in rooms {
             self.publish(room, RoomEvent::Resync).await?;
         }
-        tracing::warn!(
-            sessions = sessions.len(),
-            "restored this worker's rooms into Redis"
-        );
+        tracing::warn!(sessions = sessions.len(), "restored this worker's rooms into Redis");
         Ok(())
     }
 
@@ -380,20 +342,14 @@ impl RedisRooms {
             .await
             .map_err(unavailable)?;
         metrics::redis_round_trip(started.elapsed());
-        let status: String = reply
-            .first()
-            .map(redis::from_redis_value_ref)
-            .transpose()
-            .map_err(unparsable)?
-            .unwrap_or_default();
+        let status: String =
+            reply.first().map(redis::from_redis_value_ref).transpose().map_err(unparsable)?.unwrap_or_default();
         match status.as_str() {
             "ok" => {}
             "full" => return Err(RoomError::RoomFull(max_users)),
             "superseded" => return Ok(None),
             other => {
-                return Err(RoomError::Corrupt(format!(
-                    "join script answered {other:?}"
-                )));
+                return Err(RoomError::Corrupt(format!("join script answered {other:?}")));
             }
         }
         let field = |index: usize| -> Result<Vec<String>, RoomError> {
@@ -404,22 +360,15 @@ impl RedisRooms {
                 .map_err(unparsable)
                 .map(Option::unwrap_or_default)
         };
-        let replaced: String = reply
-            .get(1)
-            .map(redis::from_redis_value_ref)
-            .transpose()
-            .map_err(unparsable)?
-            .unwrap_or_default();
+        let replaced: String =
+            reply.get(1).map(redis::from_redis_value_ref).transpose().map_err(unparsable)?.unwrap_or_default();
         let snapshot = Snapshot {
             members: decode_all(&field(2)?)?,
             streams: decode_all(&field(3)?)?,
             extra_info: decode_all(&field(4)?)?,
         }
         .normalized();
-        Ok(Some(JoinOutcome {
-            snapshot,
-            replaced_session: (!replaced.is_empty()).then_some(replaced),
-        }))
+        Ok(Some(JoinOutcome { snapshot, replaced_session: (!replaced.is_empty()).then_some(replaced) }))
     }
 
     async fn run_leave(
@@ -483,9 +432,7 @@ impl RedisRooms {
             "ok" => Ok(()),
             "not_member" => Err(RoomError::NotMember),
             "taken" => Err(RoomError::StreamIdTaken(stream.stream_id.clone())),
-            other => Err(RoomError::Corrupt(format!(
-                "add_stream script answered {other:?}"
-            ))),
+            other => Err(RoomError::Corrupt(format!("add_stream script answered {other:?}"))),
         }
     }
 
@@ -515,9 +462,7 @@ impl RedisRooms {
             "ok" => Ok(()),
             "not_member" => Err(RoomError::NotMember),
             "too_many" => Err(RoomError::TooManyExtraInfoKeys(max_keys)),
-            other => Err(RoomError::Corrupt(format!(
-                "room_extra_info script answered {other:?}"
-            ))),
+            other => Err(RoomError::Corrupt(format!("room_extra_info script answered {other:?}"))),
         }
     }
 
@@ -528,17 +473,12 @@ impl RedisRooms {
         stream_id: &str,
     ) -> Result<(), RoomError> {
         let started = Instant::now();
-        let status: String = invocation
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
+        let status: String = invocation.invoke_async(&mut self.conn()).await.map_err(unavailable)?;
         metrics::redis_round_trip(started.elapsed());
         match status.as_str() {
             "ok" => Ok(()),
             "not_found" => Err(RoomError::StreamNotFound(stream_id.to_owned())),
-            other => Err(RoomError::Corrupt(format!(
-                "stream script answered {other:?}"
-            ))),
+            other => Err(RoomError::Corrupt(format!("stream script answered {other:?}"))),
         }
     }
 }
@@ -551,10 +491,9 @@ fn handle_push(hub: &Hub, missed_events: &AtomicBool, push: PushInfo) {
             let (Some(channel), Some(payload)) = (data.next(), data.next()) else {
                 return;
             };
-            let (Ok(channel), Ok(payload)) = (
-                redis::from_redis_value::<String>(channel),
-                redis::from_redis_value::<String>(payload),
-            ) else {
+            let (Ok(channel), Ok(payload)) =
+                (redis::from_redis_value::<String>(channel), redis::from_redis_value::<String>(payload))
+            else {
                 return;
             };
             let Some(room) = room_of_channel(&channel) else {
@@ -621,28 +560,15 @@ async fn lease_loop(rooms: Weak<RedisRooms>) {
 #[async_trait]
 impl RoomBackend for RedisRooms {
     async fn watch(&self, room: &RoomKey) -> Result<(), RoomError> {
-        self.subscriptions
-            .clone()
-            .subscribe(channel(room))
-            .await
-            .map_err(unavailable)
+        self.subscriptions.clone().subscribe(channel(room)).await.map_err(unavailable)
     }
 
     async fn unwatch(&self, room: &RoomKey) -> Result<(), RoomError> {
         self.local().extra.remove(room);
-        self.subscriptions
-            .clone()
-            .unsubscribe(channel(room))
-            .await
-            .map_err(unavailable)
+        self.subscriptions.clone().unsubscribe(channel(room)).await.map_err(unavailable)
     }
 
-    async fn join(
-        &self,
-        room: &RoomKey,
-        member: Member,
-        max_users: u32,
-    ) -> Result<JoinOutcome, RoomError> {
+    async fn join(&self, room: &RoomKey, member: Member, max_users: u32) -> Result<JoinOutcome, RoomError> {
         let outcome = self
             .run_join(room, &member, max_users, "join")
             .await?
@@ -651,63 +577,30 @@ impl RoomBackend for RedisRooms {
         if let Some(replaced) = &outcome.replaced_session {
             local.sessions.remove(replaced);
         }
-        let extra: BTreeMap<String, RoomExtraInfo> = outcome
-            .snapshot
-            .extra_info
-            .iter()
-            .map(|e| (e.key.clone(), e.clone()))
-            .collect();
+        let extra: BTreeMap<String, RoomExtraInfo> =
+            outcome.snapshot.extra_info.iter().map(|e| (e.key.clone(), e.clone())).collect();
         local.extra.insert(room.clone(), extra);
-        local.sessions.insert(
-            member.session_id.clone(),
-            (room.clone(), member, BTreeMap::new()),
-        );
+        local.sessions.insert(member.session_id.clone(), (room.clone(), member, BTreeMap::new()));
         Ok(outcome)
     }
 
-    async fn leave(
-        &self,
-        room: &RoomKey,
-        user_id: &str,
-        session_id: &str,
-    ) -> Result<bool, RoomError> {
+    async fn leave(&self, room: &RoomKey, user_id: &str, session_id: &str) -> Result<bool, RoomError> {
         self.local().sessions.remove(session_id);
-        self.run_leave(
-            room,
-            user_id,
-            session_id,
-            &worker_sessions_key(&self.worker_id),
-        )
-        .await
+        self.run_leave(room, user_id, session_id, &worker_sessions_key(&self.worker_id)).await
     }
 
-    async fn add_stream(
-        &self,
-        room: &RoomKey,
-        session_id: &str,
-        stream: StreamInfo,
-    ) -> Result<(), RoomError> {
-        self.run_add_stream(room, session_id, &stream, "publish")
-            .await?;
+    async fn add_stream(&self, room: &RoomKey, session_id: &str, stream: StreamInfo) -> Result<(), RoomError> {
+        self.run_add_stream(room, session_id, &stream, "publish").await?;
         if let Some((_, _, streams)) = self.local().sessions.get_mut(session_id) {
             streams.insert(stream.stream_id.clone(), stream);
         }
         Ok(())
     }
 
-    async fn remove_stream(
-        &self,
-        room: &RoomKey,
-        user_id: &str,
-        stream_id: &str,
-    ) -> Result<(), RoomError> {
+    async fn remove_stream(&self, room: &RoomKey, user_id: &str, stream_id: &str) -> Result<(), RoomError> {
         let (_, streams, _, app_streams) = keys(room);
         let mut invocation = self.scripts.remove_stream.key(streams);
-        invocation
-            .key(app_streams)
-            .arg(user_id)
-            .arg(stream_id)
-            .arg(channel(room));
+        invocation.key(app_streams).arg(user_id).arg(stream_id).arg(channel(room));
         self.run_stream_script(&mut invocation, stream_id).await?;
         for (_, member, streams) in self.local().sessions.values_mut() {
             if member.user.user_id == user_id {
@@ -726,17 +619,10 @@ impl RoomBackend for RedisRooms {
     ) -> Result<(), RoomError> {
         let (_, streams, _, _) = keys(room);
         let mut invocation = self.scripts.stream_extra_info.key(streams);
-        invocation
-            .arg(user_id)
-            .arg(stream_id)
-            .arg(extra_info)
-            .arg(channel(room));
+        invocation.arg(user_id).arg(stream_id).arg(extra_info).arg(channel(room));
         self.run_stream_script(&mut invocation, stream_id).await?;
         for (_, member, streams) in self.local().sessions.values_mut() {
-            if let Some(stream) = streams
-                .get_mut(stream_id)
-                .filter(|_| member.user.user_id == user_id)
-            {
+            if let Some(stream) = streams.get_mut(stream_id).filter(|_| member.user.user_id == user_id) {
                 stream.extra_info = extra_info.to_owned();
             }
         }
@@ -749,24 +635,15 @@ impl RoomBackend for RedisRooms {
         extra: RoomExtraInfo,
         max_keys: usize,
     ) -> Result<(), RoomError> {
-        self.run_room_extra_info(room, &extra, max_keys, "set")
-            .await?;
-        self.local()
-            .extra
-            .entry(room.clone())
-            .or_default()
-            .insert(extra.key.clone(), extra);
+        self.run_room_extra_info(room, &extra, max_keys, "set").await?;
+        self.local().extra.entry(room.clone()).or_default().insert(extra.key.clone(), extra);
         Ok(())
     }
 
     async fn publish(&self, room: &RoomKey, event: RoomEvent) -> Result<(), RoomError> {
         let payload = encode(&event)?;
         let started = Instant::now();
-        let _: i64 = self
-            .conn()
-            .publish(channel(room), payload)
-            .await
-            .map_err(unavailable)?;
+        let _: i64 = self.conn().publish(channel(room), payload).await.map_err(unavailable)?;
         metrics::redis_round_trip(started.elapsed());
         Ok(())
     }
@@ -783,39 +660,24 @@ impl RoomBackend for RedisRooms {
             .await
             .map_err(unavailable)?;
         metrics::redis_round_trip(started.elapsed());
-        Ok(Snapshot {
-            members: decode_all(&members)?,
-            streams: decode_all(&streams)?,
-            extra_info: decode_all(&extra)?,
-        }
-        .normalized())
+        Ok(Snapshot { members: decode_all(&members)?, streams: decode_all(&streams)?, extra_info: decode_all(&extra)? }
+            .normalized())
     }
 
-    async fn find_stream(
-        &self,
-        app_id: u32,
-        stream_id: &str,
-    ) -> Result<Option<(RoomKey, StreamInfo)>, RoomError> {
+    async fn find_stream(&self, app_id: u32, stream_id: &str) -> Result<Option<(RoomKey, StreamInfo)>, RoomError> {
         let mut conn = self.conn();
-        let room_id: Option<String> = conn
-            .hget(app_streams_key(app_id), stream_id)
-            .await
-            .map_err(unavailable)?;
+        let room_id: Option<String> = conn.hget(app_streams_key(app_id), stream_id).await.map_err(unavailable)?;
         let Some(room_id) = room_id else {
             return Ok(None);
         };
         let room = RoomKey::new(app_id, room_id);
         let (_, streams, _, _) = keys(&room);
         let raw: Option<String> = conn.hget(streams, stream_id).await.map_err(unavailable)?;
-        raw.map(|raw| decode::<StreamInfo>(&raw).map(|stream| (room, stream)))
-            .transpose()
+        raw.map(|raw| decode::<StreamInfo>(&raw).map(|stream| (room, stream))).transpose()
     }
 
     async fn ping(&self) -> Result<(), RoomError> {
-        let _: String = redis::cmd("PING")
-            .query_async(&mut self.conn())
-            .await
-            .map_err(unavailable)?;
+        let _: String = redis::cmd("PING").query_async(&mut self.conn()).await.map_err(unavailable)?;
         Ok(())
     }
 }

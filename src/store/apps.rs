@@ -101,9 +101,7 @@ impl Store {
     pub async fn create_app(&self, new: NewApp) -> Result<App, StoreError> {
         let server_secret = new.server_secret.unwrap_or_else(secret::generate);
         for _ in 0..ID_ATTEMPTS {
-            let app_id = new
-                .app_id
-                .unwrap_or_else(|| rand::rng().random_range(100_000_000..=4_294_967_295));
+            let app_id = new.app_id.unwrap_or_else(|| rand::rng().random_range(100_000_000..=4_294_967_295));
             let app = App {
                 app_id,
                 name: new.name.clone(),
@@ -137,18 +135,14 @@ impl Store {
     }
 
     pub async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
-        let rows: Vec<AppRow> = sqlx::query_as(select_app!("ORDER BY app_id"))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows: Vec<AppRow> = sqlx::query_as(select_app!("ORDER BY app_id")).fetch_all(&self.pool).await?;
         Ok(rows.into_iter().map(App::from).collect())
     }
 
     /// Reads an app from the database, bypassing the cache.
     pub async fn find_app(&self, app_id: u32) -> Result<Option<App>, StoreError> {
-        let row: Option<AppRow> = sqlx::query_as(select_app!("WHERE app_id = $1"))
-            .bind(i64::from(app_id))
-            .fetch_optional(&self.pool)
-            .await?;
+        let row: Option<AppRow> =
+            sqlx::query_as(select_app!("WHERE app_id = $1")).bind(i64::from(app_id)).fetch_optional(&self.pool).await?;
         Ok(row.map(App::from))
     }
 
@@ -176,9 +170,7 @@ impl Store {
         if updated == 0 {
             return Err(StoreError::AppNotFound(app_id));
         }
-        self.find_app(app_id)
-            .await?
-            .ok_or(StoreError::AppNotFound(app_id))
+        self.find_app(app_id).await?.ok_or(StoreError::AppNotFound(app_id))
     }
 
     /// Enables or disables an app; a disabled app's requests and tokens are refused.
@@ -190,11 +182,7 @@ impl Store {
             .await?
             .rows_affected();
         self.apps.forget(app_id);
-        if updated == 0 {
-            Err(StoreError::AppNotFound(app_id))
-        } else {
-            Ok(())
-        }
+        if updated == 0 { Err(StoreError::AppNotFound(app_id)) } else { Ok(()) }
     }
 }
 
@@ -208,10 +196,7 @@ pub struct AppCache {
 
 impl AppCache {
     pub fn new(ttl: Duration) -> Self {
-        AppCache {
-            ttl,
-            entries: Arc::default(),
-        }
+        AppCache { ttl, entries: Arc::default() }
     }
 
     fn get(&self, app_id: u32, now: Instant) -> Option<App> {
@@ -228,10 +213,7 @@ impl AppCache {
     }
 
     fn forget(&self, app_id: u32) {
-        self.entries
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&app_id);
+        self.entries.write().unwrap_or_else(|p| p.into_inner()).remove(&app_id);
     }
 }
 

@@ -36,10 +36,9 @@ pub enum StoreError {
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
         match err {
-            sqlx::Error::Io(_)
-            | sqlx::Error::Tls(_)
-            | sqlx::Error::PoolTimedOut
-            | sqlx::Error::PoolClosed => StoreError::Unavailable(err.to_string()),
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
+                StoreError::Unavailable(err.to_string())
+            }
             other => StoreError::Database(other),
         }
     }
@@ -97,11 +96,7 @@ impl Store {
             .acquire_timeout(Duration::from_secs(5))
             .connect(&url)
             .await?;
-        let store = Store {
-            pool,
-            backend,
-            apps: AppCache::new(apps::CACHE_TTL),
-        };
+        let store = Store { pool, backend, apps: AppCache::new(apps::CACHE_TTL) };
         store.migrate().await?;
         Ok(store)
     }
@@ -111,10 +106,7 @@ impl Store {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("migrations/postgres"),
         };
-        migrator
-            .run(&self.pool)
-            .await
-            .map_err(|e| StoreError::Migration(e.to_string()))
+        migrator.run(&self.pool).await.map_err(|e| StoreError::Migration(e.to_string()))
     }
 
     pub fn backend(&self) -> Backend {
@@ -139,25 +131,12 @@ fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
     if path.is_empty() || path == ":memory:" {
         return Ok(url.to_owned());
     }
-    if let Some(dir) = Path::new(path)
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-    {
-        std::fs::create_dir_all(dir).map_err(|e| {
-            StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
-        })?;
+    if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
     }
-    let mode = if query.contains("mode=") {
-        String::new()
-    } else {
-        "mode=rwc".to_owned()
-    };
-    let query = [query, mode.as_str()]
-        .iter()
-        .filter(|s| !s.is_empty())
-        .copied()
-        .collect::<Vec<_>>()
-        .join("&");
+    let mode = if query.contains("mode=") { String::new() } else { "mode=rwc".to_owned() };
+    let query = [query, mode.as_str()].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join("&");
     Ok(format!("sqlite://{path}?{query}"))
 }
 
@@ -186,23 +165,14 @@ mod tests {
         let url = prepare_sqlite_url(&format!("sqlite://{}", path.display())).unwrap();
         assert_eq!(url, format!("sqlite://{}?mode=rwc", path.display()));
         assert!(path.parent().unwrap().is_dir());
-        assert_eq!(
-            prepare_sqlite_url("sqlite::memory:").unwrap(),
-            "sqlite::memory:"
-        );
+        assert_eq!(prepare_sqlite_url("sqlite::memory:").unwrap(), "sqlite::memory:");
     }
 
     #[test]
     fn urls_are_redacted_and_classified() {
-        assert_eq!(
-            redact_url("postgres://u:pw@h:5432/db"),
-            "postgres://u:***@h:5432/db"
-        );
+        assert_eq!(redact_url("postgres://u:pw@h:5432/db"), "postgres://u:***@h:5432/db");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-        assert_eq!(
-            Backend::of_url("postgresql://h/db").unwrap(),
-            Backend::Postgres
-        );
+        assert_eq!(Backend::of_url("postgresql://h/db").unwrap(), Backend::Postgres);
         assert!(
             matches!(Backend::of_url("mysql://u:pw@h/db"), Err(StoreError::UnsupportedUrl(u)) if !u.contains("pw"))
         );

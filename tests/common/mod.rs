@@ -14,8 +14,7 @@ use sqlx::Connection;
 pub const BIN: &str = env!("CARGO_BIN_EXE_huddle");
 
 pub fn postgres_admin_url() -> String {
-    std::env::var("HUDDLE_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+    std::env::var("HUDDLE_TEST_POSTGRES_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
 pub fn redis_url() -> String {
@@ -42,11 +41,7 @@ impl TestDb {
         match kind {
             Db::Sqlite => {
                 let url = format!("sqlite://{}", dir.path().join("huddle.db").display());
-                TestDb {
-                    url,
-                    dir,
-                    postgres_name: None,
-                }
+                TestDb { url, dir, postgres_name: None }
             }
             Db::Postgres => {
                 let name = format!("huddle_test_{}", uuid::Uuid::new_v4().simple());
@@ -58,15 +53,8 @@ impl TestDb {
                     .execute(&mut conn)
                     .await
                     .expect("create database");
-                let base = admin
-                    .rsplit_once('/')
-                    .map(|(base, _)| base)
-                    .expect("database in URL");
-                TestDb {
-                    url: format!("{base}/{name}"),
-                    dir,
-                    postgres_name: Some(name),
-                }
+                let base = admin.rsplit_once('/').map(|(base, _)| base).expect("database in URL");
+                TestDb { url: format!("{base}/{name}"), dir, postgres_name: Some(name) }
             }
         }
     }
@@ -76,28 +64,18 @@ impl TestDb {
         if let Some(name) = &self.postgres_name
             && let Ok(mut conn) = sqlx::PgConnection::connect(&postgres_admin_url()).await
         {
-            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
-                "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-            )))
-            .execute(&mut conn)
-            .await;
+            let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
+                .execute(&mut conn)
+                .await;
         }
     }
 }
 
 /// Runs a `huddle` CLI command against `db` and parses its JSON output.
 pub fn cli(db: &TestDb, args: &[&str]) -> Value {
-    let output = Command::new(BIN)
-        .args(args)
-        .env_clear()
-        .env("HUDDLE_DATABASE_URL", &db.url)
-        .output()
-        .expect("run huddle");
-    assert!(
-        output.status.success(),
-        "huddle {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let output =
+        Command::new(BIN).args(args).env_clear().env("HUDDLE_DATABASE_URL", &db.url).output().expect("run huddle");
+    assert!(output.status.success(), "huddle {args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     serde_json::from_slice(&output.stdout).expect("JSON on stdout")
 }
 
@@ -112,10 +90,7 @@ pub fn create_app(db: &TestDb) -> TestApp {
     let created = cli(db, &["app", "create", "--name", "test"]);
     TestApp {
         app_id: created["appId"].as_u64().expect("appId") as u32,
-        secret: created["serverSecret"]
-            .as_str()
-            .expect("serverSecret")
-            .to_owned(),
+        secret: created["serverSecret"].as_str().expect("serverSecret").to_owned(),
     }
 }
 
@@ -175,10 +150,7 @@ impl Server {
         };
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("client");
+        let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
         Server { child, base, http }
     }
 
@@ -207,10 +179,7 @@ impl Server {
     pub async fn send(&self, request: &SignedRequest) -> (u16, Value) {
         let mut builder = self
             .http
-            .request(
-                request.method.parse().expect("method"),
-                self.url(&request.path),
-            )
+            .request(request.method.parse().expect("method"), self.url(&request.path))
             .body(request.body.clone());
         for (name, value) in &request.headers {
             builder = builder.header(name.as_str(), value.as_str());
@@ -218,10 +187,7 @@ impl Server {
         let response = builder.send().await.expect("send");
         let status = response.status().as_u16();
         let text = response.text().await.expect("body");
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
+        (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
     }
 
     pub async fn metrics(&self) -> String {
@@ -249,23 +215,8 @@ impl SignedRequest {
         SignedRequest::at(app, method, path, body, unix_now(), &fresh_nonce())
     }
 
-    pub fn at(
-        app: &TestApp,
-        method: &str,
-        path: &str,
-        body: &str,
-        timestamp: i64,
-        nonce: &str,
-    ) -> SignedRequest {
-        let sig = signature::sign(
-            app.secret.as_bytes(),
-            app.app_id,
-            timestamp,
-            nonce,
-            method,
-            path,
-            body.as_bytes(),
-        );
+    pub fn at(app: &TestApp, method: &str, path: &str, body: &str, timestamp: i64, nonce: &str) -> SignedRequest {
+        let sig = signature::sign(app.secret.as_bytes(), app.app_id, timestamp, nonce, method, path, body.as_bytes());
         SignedRequest {
             method: method.to_owned(),
             path: path.to_owned(),
@@ -300,21 +251,68 @@ pub fn fresh_nonce() -> String {
 pub fn jwt_claims(token: &str) -> Value {
     use base64::Engine;
     let payload = token.split('.').nth(1).expect("three parts");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .expect("base64url");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload).expect("base64url");
     serde_json::from_slice(&bytes).expect("JSON claims")
 }
 
 pub fn jwt_header(token: &str) -> Value {
     use base64::Engine;
     let header = token.split('.').next().expect("header");
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(header)
-        .expect("base64url");
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header).expect("base64url");
     serde_json::from_slice(&bytes).expect("JSON header")
 }
 
 pub fn data_dir_of(db: &TestDb) -> PathBuf {
     db.dir.path().to_path_buf()
+}
+
+pub mod ws;
+
+/// Mints a token directly with the app's secret (as a business server's own code would).
+pub fn mint(app: &TestApp, user_id: &str, room_id: Option<&str>, publish: bool) -> String {
+    mint_with(app, user_id, room_id, publish, None, 3600, unix_now())
+}
+
+pub fn mint_with(
+    app: &TestApp,
+    user_id: &str,
+    room_id: Option<&str>,
+    publish: bool,
+    stream_ids: Option<Vec<String>>,
+    ttl: u64,
+    now: i64,
+) -> String {
+    let spec = huddle::auth::TokenSpec {
+        user_id: user_id.into(),
+        room_id: room_id.map(Into::into),
+        privileges: huddle::auth::Privileges { login_room: true, publish_stream: publish },
+        stream_ids,
+        ttl_secs: Some(ttl),
+    };
+    huddle::auth::token::issue(app.app_id, app.secret.as_bytes(), &spec, now).expect("mint").token
+}
+
+/// The `data` of a login request.
+pub fn login_data(app: &TestApp, room: &str, user: &str, token: &str, user_update: bool) -> Value {
+    serde_json::json!({
+        "appID": app.app_id,
+        "roomID": room,
+        "token": token,
+        "user": {"userID": user, "userName": format!("{user} name")},
+        "userUpdate": user_update,
+    })
+}
+
+/// Connects and logs in with a publish token; returns the client and the login reply data.
+pub async fn join(
+    server_base: &str,
+    app: &TestApp,
+    room: &str,
+    user: &str,
+    user_update: bool,
+) -> (ws::WsClient, Value) {
+    let mut client = ws::WsClient::connect(server_base).await;
+    let token = mint(app, user, Some(room), true);
+    let data = client.ok("login", login_data(app, room, user, &token, user_update)).await;
+    (client, data)
 }

@@ -1,0 +1,63 @@
+//! Sessions whose connection dropped, kept for the reconnect grace period. A session is
+//! plain data (`Send`), so a new connection on any HTTP worker thread of this process can
+//! take it over; events keep queueing into its channel meanwhile.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use super::session::SessionState;
+
+struct Parked {
+    state: SessionState,
+    /// Distinguishes successive parkings of one session, so an old timer cannot end a
+    /// session that was resumed and parked again.
+    parking: u64,
+}
+
+#[derive(Default)]
+pub struct Registry {
+    parked: Mutex<HashMap<String, Parked>>,
+    next_parking: Mutex<u64>,
+}
+
+impl Registry {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Parked>> {
+        self.parked.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Parks a session; returns the parking number its grace timer must present.
+    pub fn park(&self, state: SessionState) -> u64 {
+        let parking = {
+            let mut next = self.next_parking.lock().unwrap_or_else(|p| p.into_inner());
+            *next += 1;
+            *next
+        };
+        self.lock().insert(state.session_id.clone(), Parked { state, parking });
+        parking
+    }
+
+    /// Takes a parked session for a resuming client whose token matches.
+    pub fn resume(&self, session_id: &str, resume_token: &str) -> Option<SessionState> {
+        let mut parked = self.lock();
+        let matches = parked.get(session_id).is_some_and(|p| p.state.resume_token_matches(resume_token));
+        if matches { parked.remove(session_id).map(|p| p.state) } else { None }
+    }
+
+    /// Takes a session whose grace period ran out, if it is still the same parking.
+    pub fn expire(&self, session_id: &str, parking: u64) -> Option<SessionState> {
+        let mut parked = self.lock();
+        if parked.get(session_id).is_some_and(|p| p.parking == parking) {
+            parked.remove(session_id).map(|p| p.state)
+        } else {
+            None
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,380 @@
+//! What a logged-in session is and what each request does to it. Transport-free: the
+//! connection task feeds requests in and writes the replies and frames out.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use bytestring::ByteString;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::SignalingContext;
+use super::limits::{self, RateLimit};
+use super::protocol::{self, LoginRequest, Request, ResumeRequest, RoomView};
+use crate::auth::token::{self, Claims, Expected, LEEWAY_SECS};
+use crate::auth::{TokenError, unix_now};
+use crate::error::{ApiError, ErrorCode};
+use crate::ids;
+use crate::rooms::{
+    Delivery, ImMessage, LocalMember, Member, RoomEvent, RoomExtraInfo, RoomKey, StreamInfo, User, unix_millis,
+};
+
+/// How long before expiry `tokenWillExpire` is pushed.
+pub const TOKEN_WARNING_SECS: i64 = 30;
+
+/// A reply's data plus frames to send right after it.
+#[derive(Debug, Default)]
+pub struct Reply {
+    pub data: Value,
+    pub after: Vec<ByteString>,
+}
+
+impl Reply {
+    fn data(data: Value) -> Self {
+        Reply { data, after: Vec::new() }
+    }
+}
+
+pub struct SessionState {
+    pub session_id: String,
+    resume_token: String,
+    pub room: RoomKey,
+    pub user: User,
+    pub user_update: bool,
+    pub claims: Claims,
+    warned_expiry: bool,
+    pub events: mpsc::Receiver<Arc<Delivery>>,
+    pub overflowed: Arc<AtomicBool>,
+    requests: RateLimit,
+    messages: RateLimit,
+}
+
+impl SessionState {
+    pub fn resume_token_matches(&self, candidate: &str) -> bool {
+        // Constant time: the token is a secret.
+        let (a, b) = (self.resume_token.as_bytes(), candidate.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    }
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buffer = vec![0u8; bytes];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut buffer);
+    hex::encode(buffer)
+}
+
+/// Message ids: milliseconds shifted left 12 bits plus a per-process counter that starts at a
+/// random value. Stays below 2^53, so JavaScript numbers hold it exactly.
+fn next_message_id() -> u64 {
+    static COUNTER: std::sync::LazyLock<AtomicU64> =
+        std::sync::LazyLock::new(|| AtomicU64::new(rand::random::<u64>() & 0xfff));
+    let sequence = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xfff;
+    ((unix_millis() as u64) << 12 | sequence) & ((1 << 53) - 1)
+}
+
+async fn verify_token(
+    ctx: &SignalingContext,
+    app_id: u32,
+    token_text: &str,
+    user_id: &str,
+    room_id: &str,
+) -> Result<(Claims, u32), ApiError> {
+    if token::app_id_of(token_text)? != app_id {
+        return Err(TokenError::AppMismatch.into());
+    }
+    let app = ctx
+        .store
+        .app(app_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownApp, format!("unknown app id {app_id}")))?;
+    if app.disabled {
+        return Err(ApiError::new(ErrorCode::AppDisabled, format!("app {app_id} is disabled")));
+    }
+    let expected = Expected { app_id, user_id, room_id: Some(room_id) };
+    let claims = token::verify(token_text, app.server_secret.as_bytes(), expected, unix_now())?;
+    Ok((claims, app.max_users_per_room))
+}
+
+/// Verifies the token and joins the room.
+pub async fn login(ctx: &SignalingContext, request: LoginRequest) -> Result<(SessionState, Reply), ApiError> {
+    let started = Instant::now();
+    ids::validate_room_id(&request.room_id)?;
+    ids::validate_user_id(&request.user.user_id)?;
+    let user_name = request.user.user_name.unwrap_or_else(|| request.user.user_id.clone());
+    if user_name.len() > limits::MAX_USER_NAME_BYTES {
+        return Err(ApiError::new(ErrorCode::InvalidUserName, "userName is longer than 256 bytes"));
+    }
+    let (claims, max_users) =
+        verify_token(ctx, request.app_id, &request.token, &request.user.user_id, &request.room_id).await?;
+
+    let room = RoomKey::new(request.app_id, request.room_id);
+    let user = User { user_id: request.user.user_id, user_name };
+    let session_id = random_hex(16);
+    let (sender, events) = mpsc::channel(limits::SESSION_QUEUE);
+    let overflowed = Arc::new(AtomicBool::new(false));
+    let local = LocalMember {
+        session_id: session_id.clone(),
+        user_id: user.user_id.clone(),
+        sender,
+        overflowed: overflowed.clone(),
+    };
+    let member = Member {
+        user: user.clone(),
+        session_id: session_id.clone(),
+        worker_id: ctx.rooms.worker_id().to_owned(),
+        joined_at: unix_now(),
+    };
+    let outcome = ctx.rooms.enter(&room, member, max_users, local).await?;
+    let state = SessionState {
+        session_id,
+        resume_token: random_hex(32),
+        room,
+        user,
+        user_update: request.user_update,
+        claims,
+        warned_expiry: false,
+        events,
+        overflowed,
+        requests: RateLimit::new(limits::REQUESTS_PER_SEC, limits::REQUEST_BURST),
+        messages: RateLimit::new(limits::MESSAGES_PER_SEC, limits::MESSAGE_BURST),
+    };
+    let view = RoomView::of(&state.room, &outcome.snapshot, &state.user.user_id, state.user_update);
+    let reply = state.session_reply(ctx, &view, json!({}));
+    crate::metrics::login_completed(started.elapsed());
+    crate::metrics::session_started();
+    tracing::debug!(room = %state.room, user = %state.user.user_id, "login");
+    Ok((state, reply))
+}
+
+/// Takes over a parked session after a dropped connection.
+pub async fn resume(ctx: &SignalingContext, request: ResumeRequest) -> Result<(SessionState, Reply), ApiError> {
+    let not_found = || ApiError::new(ErrorCode::SessionNotFound, "no session to resume; log in again");
+    let mut state = ctx.registry.resume(&request.session_id, &request.resume_token).ok_or_else(not_found)?;
+    // Membership and streams come from a fresh snapshot; only messages are replayed.
+    let mut replay = Vec::new();
+    while let Ok(delivery) = state.events.try_recv() {
+        match &delivery.event {
+            RoomEvent::Kickout { .. } => {
+                ctx.rooms.stop_listening(&state.room, &state.session_id).await;
+                crate::metrics::session_ended();
+                return Err(ApiError::new(ErrorCode::KickedOut, "logged in from another connection meanwhile"));
+            }
+            RoomEvent::Broadcast { .. } | RoomEvent::Barrage { .. } | RoomEvent::CustomCommand { .. } => {
+                replay.extend(protocol::encode_event(&delivery.room, &delivery.event).frames)
+            }
+            _ => {}
+        }
+    }
+    let missed_messages = state.overflowed.swap(false, Ordering::AcqRel);
+    let snapshot = ctx.rooms.backend().snapshot(&state.room).await?;
+    let still_member = snapshot.members.iter().any(|m| m.session_id == state.session_id);
+    if !still_member {
+        ctx.rooms.stop_listening(&state.room, &state.session_id).await;
+        crate::metrics::session_ended();
+        return Err(not_found());
+    }
+    let view = RoomView::of(&state.room, &snapshot, &state.user.user_id, state.user_update);
+    let mut reply = state.session_reply(ctx, &view, json!({"missedMessages": missed_messages}));
+    reply.after = replay;
+    Ok((state, reply))
+}
+
+impl SessionState {
+    /// The reply to login and resume: who the client is, how to resume, and the room.
+    fn session_reply(&self, ctx: &SignalingContext, view: &RoomView, extra: Value) -> Reply {
+        let mut data = json!({
+            "sessionID": self.session_id,
+            "resumeToken": self.resume_token,
+            "user": self.user,
+            "tokenExpiresAt": self.claims.exp,
+            "reconnectGraceMs": ctx.config.reconnect_grace.as_millis() as u64,
+            "room": view,
+        });
+        if let (Some(data), Value::Object(extra)) = (data.as_object_mut(), extra) {
+            data.extend(extra);
+        }
+        Reply { data, after: view.as_events(&self.room) }
+    }
+
+    /// Applies the per-session rate limits.
+    pub fn check_rate(&mut self, request: &Request) -> Result<(), ApiError> {
+        let now = Instant::now();
+        let allowed = self.requests.allow(now) && (!request.is_message() || self.messages.allow(now));
+        if allowed { Ok(()) } else { Err(ApiError::new(ErrorCode::RateLimited, "too many requests; slow down")) }
+    }
+
+    fn same_room(&self, named: &Option<String>) -> Result<(), ApiError> {
+        match named {
+            Some(room) if *room != self.room.room_id => {
+                Err(ApiError::new(ErrorCode::WrongRoom, format!("this session is in room {:?}", self.room.room_id)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn message(&self, text: String) -> Result<ImMessage, ApiError> {
+        if text.len() > limits::MAX_MESSAGE_BYTES {
+            return Err(ApiError::new(
+                ErrorCode::MessageTooLarge,
+                format!("message is {} bytes; the limit is {}", text.len(), limits::MAX_MESSAGE_BYTES),
+            ));
+        }
+        Ok(ImMessage {
+            message: text,
+            from_user: self.user.clone(),
+            send_time: unix_millis(),
+            message_id: next_message_id(),
+        })
+    }
+
+    /// Handles a request of a logged-in session (not login, resume or logout).
+    pub async fn handle(&mut self, ctx: &SignalingContext, request: Request) -> Result<Reply, ApiError> {
+        let rooms = ctx.rooms.backend();
+        match request {
+            Request::Ping => Ok(Reply::data(json!({"time": unix_millis()}))),
+            Request::PublishStream(publish) => {
+                self.same_room(&publish.room_id)?;
+                ids::validate_stream_id(&publish.stream_id)?;
+                if !self.claims.privileges.publish_stream {
+                    return Err(ApiError::new(ErrorCode::NoPublishPrivilege, "the token does not grant publishStream"));
+                }
+                if !self.claims.may_publish(&publish.stream_id) {
+                    return Err(ApiError::new(ErrorCode::StreamNotAllowed, "stream id not in the token's streamIds"));
+                }
+                if publish.extra_info.len() > limits::MAX_EXTRA_VALUE_BYTES {
+                    return Err(ApiError::new(ErrorCode::InvalidExtraInfo, "extraInfo is longer than 4096 bytes"));
+                }
+                let stream = StreamInfo {
+                    stream_id: publish.stream_id.clone(),
+                    user: self.user.clone(),
+                    extra_info: publish.extra_info,
+                };
+                rooms.add_stream(&self.room, &self.session_id, stream).await?;
+                Ok(Reply::data(json!({"streamID": publish.stream_id})))
+            }
+            Request::StopPublishingStream(stream) => {
+                self.same_room(&stream.room_id)?;
+                rooms.remove_stream(&self.room, &self.user.user_id, &stream.stream_id).await?;
+                Ok(Reply::data(json!({"streamID": stream.stream_id})))
+            }
+            Request::SendBroadcastMessage(request) => {
+                self.same_room(&request.room_id)?;
+                let message = self.message(request.message)?;
+                let message_id = message.message_id;
+                rooms.publish(&self.room, RoomEvent::Broadcast { message }).await?;
+                Ok(Reply::data(json!({"messageID": message_id})))
+            }
+            Request::SendBarrageMessage(request) => {
+                self.same_room(&request.room_id)?;
+                let message = self.message(request.message)?;
+                let message_id = message.message_id;
+                rooms.publish(&self.room, RoomEvent::Barrage { message }).await?;
+                Ok(Reply::data(json!({"messageID": message_id})))
+            }
+            Request::SendCustomCommand(request) => {
+                self.same_room(&request.room_id)?;
+                if request.to_user_ids.len() > limits::MAX_COMMAND_TARGETS {
+                    return Err(ApiError::new(ErrorCode::TooManyTargets, "at most 100 target users"));
+                }
+                for user_id in &request.to_user_ids {
+                    ids::validate_user_id(user_id)?;
+                }
+                let message = self.message(request.command)?;
+                let message_id = message.message_id;
+                rooms
+                    .publish(&self.room, RoomEvent::CustomCommand { message, to_user_ids: request.to_user_ids })
+                    .await?;
+                Ok(Reply::data(json!({"messageID": message_id})))
+            }
+            Request::SetRoomExtraInfo(request) => {
+                self.same_room(&request.room_id)?;
+                let key_ok = (1..=limits::MAX_EXTRA_KEY_BYTES).contains(&request.key.len());
+                if !key_ok || request.value.len() > limits::MAX_EXTRA_VALUE_BYTES {
+                    return Err(ApiError::new(
+                        ErrorCode::InvalidExtraInfo,
+                        "key must be 1-128 bytes and value at most 4096",
+                    ));
+                }
+                let extra = RoomExtraInfo {
+                    key: request.key,
+                    value: request.value,
+                    update_user: self.user.clone(),
+                    update_time: unix_millis(),
+                };
+                rooms.set_room_extra_info(&self.room, extra, limits::MAX_ROOM_EXTRA_KEYS).await?;
+                Ok(Reply::data(json!({})))
+            }
+            Request::SetStreamExtraInfo(request) => {
+                self.same_room(&request.room_id)?;
+                if request.extra_info.len() > limits::MAX_EXTRA_VALUE_BYTES {
+                    return Err(ApiError::new(ErrorCode::InvalidExtraInfo, "extraInfo is longer than 4096 bytes"));
+                }
+                rooms
+                    .set_stream_extra_info(&self.room, &self.user.user_id, &request.stream_id, &request.extra_info)
+                    .await?;
+                Ok(Reply::data(json!({"streamID": request.stream_id})))
+            }
+            Request::RenewToken(request) => {
+                let (claims, _) =
+                    verify_token(ctx, self.room.app_id, &request.token, &self.user.user_id, &self.room.room_id).await?;
+                self.claims = claims;
+                self.warned_expiry = false;
+                Ok(Reply::data(json!({"tokenExpiresAt": self.claims.exp})))
+            }
+            Request::Login(_) | Request::Resume(_) => {
+                Err(ApiError::new(ErrorCode::AlreadyLoggedIn, "this connection already holds a session"))
+            }
+            Request::Logout(_) => Err(ApiError::internal("logout reached the generic handler")),
+        }
+    }
+
+    /// Leaves the room for good (logout, token expiry, grace period over).
+    pub async fn end(self, ctx: &SignalingContext) {
+        if let Err(err) = ctx.rooms.exit(&self.room, &self.user.user_id, &self.session_id).await {
+            tracing::warn!(room = %self.room, error = %err, "leaving the room failed; the lease will clean up");
+        }
+        crate::metrics::session_ended();
+    }
+
+    /// Stops listening without leaving (a newer session holds the membership).
+    pub async fn abandon(self, ctx: &SignalingContext) {
+        ctx.rooms.stop_listening(&self.room, &self.session_id).await;
+        crate::metrics::session_ended();
+    }
+
+    /// The current room as a `resync` event, for clients that may have missed events.
+    pub async fn resync(&self, ctx: &SignalingContext) -> Result<ByteString, ApiError> {
+        let snapshot = ctx.rooms.backend().snapshot(&self.room).await?;
+        let view = RoomView::of(&self.room, &snapshot, &self.user.user_id, self.user_update);
+        Ok(protocol::event("resync", serde_json::to_value(&view).unwrap_or_default()))
+    }
+
+    /// When something about the token must happen next: the warning, then the end.
+    pub fn token_deadline(&self) -> tokio::time::Instant {
+        let wait_ms = (self.next_token_step_ms() - unix_millis()).max(0) as u64;
+        tokio::time::Instant::now() + Duration::from_millis(wait_ms)
+    }
+
+    /// Unix milliseconds of the next token step: the warning, then the end (after the
+    /// leeway verification also grants). Millisecond precision, so the timer never fires
+    /// early and spins.
+    fn next_token_step_ms(&self) -> i64 {
+        let seconds =
+            if self.warned_expiry { self.claims.exp + LEEWAY_SECS + 1 } else { self.claims.exp - TOKEN_WARNING_SECS };
+        seconds * 1000
+    }
+
+    /// Called at the token deadline: a warning frame, `None` when the token has expired, or
+    /// an empty frame when there is nothing to do yet.
+    pub fn on_token_deadline(&mut self) -> Option<ByteString> {
+        if unix_millis() < self.next_token_step_ms() {
+            return Some(ByteString::new());
+        }
+        if self.warned_expiry {
+            return None;
+        }
+        self.warned_expiry = true;
+        Some(protocol::event("tokenWillExpire", json!({"roomID": self.room.room_id, "expiresAt": self.claims.exp})))
+    }
+}
