@@ -1,0 +1,187 @@
+//! Several `huddle serve` workers sharing Redis and PostgreSQL: users on different workers
+//! see each other; a killed worker's users are removed within the lease; a Redis that comes
+//! back empty is refilled by the workers.
+
+mod common;
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::ws::WsClient;
+use common::*;
+use serde_json::json;
+
+fn cluster_options(redis_url: &str) -> ServerOptions<'static> {
+    ServerOptions {
+        extra_env: vec![
+            ("HUDDLE_REDIS_URL", redis_url.to_owned()),
+            ("HUDDLE_REDIS_LEASE_MS", "2000".into()),
+            ("HUDDLE_RECONNECT_GRACE_MS", "1000".into()),
+        ],
+        ..ServerOptions::default()
+    }
+}
+
+#[tokio::test]
+async fn users_on_different_workers_see_each_other() {
+    let db = TestDb::new(Db::Postgres).await;
+    let app = create_app(&db);
+    let first = Server::start_with(&db, cluster_options(&redis_url()));
+    let second = Server::start_with(&db, cluster_options(&redis_url()));
+
+    let (mut alice, _) = join(&first.base, &app, "room-1", "alice", true).await;
+    alice.ok("publishStream", json!({"streamID": "alice-cam"})).await;
+    alice.ok("setRoomExtraInfo", json!({"key": "topic", "value": "cluster"})).await;
+    let (mut bob, reply) = join(&second.base, &app, "room-1", "bob", true).await;
+    assert_eq!(reply["room"]["userList"][0]["userID"], "alice");
+    assert_eq!(reply["room"]["streamList"][0]["streamID"], "alice-cam");
+    assert_eq!(reply["room"]["roomExtraInfoList"][0]["value"], "cluster");
+    let added = alice.event("roomUserUpdate").await;
+    assert_eq!((added["updateType"].as_str(), added["userList"][0]["userID"].as_str()), (Some("ADD"), Some("bob")));
+
+    bob.ok("sendBroadcastMessage", json!({"message": "across workers"})).await;
+    assert_eq!(alice.event("IMRecvBroadcastMessage").await["messageList"][0]["message"], "across workers");
+    alice.ok("sendCustomCommand", json!({"command": "ping", "toUserIDs": ["bob"]})).await;
+    assert_eq!(bob.event("IMRecvCustomCommand").await["command"], "ping");
+
+    // The same user logging in on the other worker kicks the first connection.
+    let (mut alice_again, _) = join(&second.base, &app, "room-1", "alice", true).await;
+    assert_eq!(alice.event("kickout").await["error"]["code"], 5009);
+    assert_eq!(bob.event("roomStreamUpdate").await["updateType"], "DELETE", "the kicked session's stream ends");
+    bob.quiet(Duration::from_millis(400)).await;
+
+    alice_again.ok("logout", json!({})).await;
+    let left = bob.event("roomUserUpdate").await;
+    assert_eq!((left["updateType"].as_str(), left["userList"][0]["userID"].as_str()), (Some("DELETE"), Some("alice")));
+    drop((first, second));
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_killed_worker_s_users_are_removed_within_the_lease() {
+    let db = TestDb::new(Db::Postgres).await;
+    let app = create_app(&db);
+    let mut doomed = Server::start_with(&db, cluster_options(&redis_url()));
+    let survivor = Server::start_with(&db, cluster_options(&redis_url()));
+    let (mut watcher, _) = join(&survivor.base, &app, "room-1", "watcher", true).await;
+    let (mut victim, _) = join(&doomed.base, &app, "room-1", "victim", true).await;
+    victim.ok("publishStream", json!({"streamID": "victim-cam"})).await;
+    assert_eq!(watcher.event("roomUserUpdate").await["updateType"], "ADD");
+    assert_eq!(watcher.event("roomStreamUpdate").await["updateType"], "ADD");
+
+    doomed.kill(); // SIGKILL: no goodbye, no leave
+    let killed_at = Instant::now();
+    assert_eq!(watcher.event("roomStreamUpdate").await["updateType"], "DELETE");
+    let gone = watcher.event("roomUserUpdate").await;
+    assert_eq!((gone["updateType"].as_str(), gone["userList"][0]["userID"].as_str()), (Some("DELETE"), Some("victim")));
+    let took = killed_at.elapsed();
+    assert!(took < Duration::from_secs(8), "removed after {took:?} with a 2 s lease");
+    drop(victim);
+    db.cleanup().await;
+}
+
+/// A Redis of this test's own, so that restarting it disturbs no other test.
+struct PrivateRedis {
+    port: u16,
+    child: Child,
+}
+
+impl PrivateRedis {
+    fn start_on(port: u16) -> PrivateRedis {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("redis-server on PATH");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(5), "private Redis did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        PrivateRedis { port, child }
+    }
+
+    fn start() -> PrivateRedis {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        PrivateRedis::start_on(port)
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills Redis and starts an empty one on the same port.
+    fn restart_empty(mut self) -> PrivateRedis {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::thread::sleep(Duration::from_millis(300));
+        PrivateRedis::start_on(self.port)
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test]
+async fn rooms_come_back_after_redis_restarts_empty() {
+    let redis = PrivateRedis::start();
+    let db = TestDb::new(Db::Postgres).await;
+    let app = create_app(&db);
+    let first = Server::start_with(&db, cluster_options(&redis.url()));
+    let second = Server::start_with(&db, cluster_options(&redis.url()));
+    let (mut alice, _) = join(&first.base, &app, "room-1", "alice", true).await;
+    alice.ok("publishStream", json!({"streamID": "alice-cam"})).await;
+    alice.ok("setRoomExtraInfo", json!({"key": "topic", "value": "survives"})).await;
+    let (mut bob, _) = join(&second.base, &app, "room-1", "bob", true).await;
+    assert_eq!(alice.event("roomUserUpdate").await["updateType"], "ADD");
+
+    let redis = redis.restart_empty();
+    // Both workers notice their lease vanished, put their sessions back and tell members.
+    let resync = alice.event("resync").await;
+    assert!(resync["streamList"].is_array());
+    bob.event("resync").await;
+
+    // A newcomer finds the whole room; the old members hear about the newcomer.
+    let started = Instant::now();
+    let (mut carol, reply) = loop {
+        let (client, reply) = join(&first.base, &app, "room-1", "carol", true).await;
+        let users = reply["room"]["userList"].as_array().map(Vec::len).unwrap_or(0);
+        if users == 2 || started.elapsed() > Duration::from_secs(10) {
+            break (client, reply);
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let mut users: Vec<&str> =
+        reply["room"]["userList"].as_array().unwrap().iter().map(|u| u["userID"].as_str().unwrap()).collect();
+    users.sort();
+    assert_eq!(users, ["alice", "bob"]);
+    assert_eq!(reply["room"]["streamList"][0]["streamID"], "alice-cam");
+    assert_eq!(reply["room"]["roomExtraInfoList"][0]["value"], "survives");
+    let heard = bob.event("roomUserUpdate").await;
+    assert_eq!(heard["userList"][0]["userID"], "carol");
+    carol.ok("sendBroadcastMessage", json!({"message": "after the restart"})).await;
+    assert_eq!(alice.event("IMRecvBroadcastMessage").await["messageList"][0]["message"], "after the restart");
+    drop((first, second, redis));
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn resume_works_on_the_worker_that_held_the_session() {
+    let db = TestDb::new(Db::Postgres).await;
+    let app = create_app(&db);
+    let worker = Server::start_with(&db, cluster_options(&redis_url()));
+    let other = Server::start_with(&db, cluster_options(&redis_url()));
+    let (mut watcher, _) = join(&other.base, &app, "room-1", "watcher", true).await;
+    let (alice, session) = join(&worker.base, &app, "room-1", "alice", true).await;
+    assert_eq!(watcher.event("roomUserUpdate").await["updateType"], "ADD");
+    alice.cut();
+    let mut back = WsClient::connect(&worker.base).await;
+    back.ok("resume", json!({"sessionID": session["sessionID"], "resumeToken": session["resumeToken"]})).await;
+    watcher.quiet(Duration::from_millis(1500)).await; // longer than the 1 s grace: no DELETE
+    drop((worker, other));
+    db.cleanup().await;
+}
