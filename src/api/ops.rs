@@ -44,7 +44,8 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
         Some(connection) => {
             let mut connection = connection.clone();
             let pong: redis::RedisResult<String> = redis::cmd("PING").query_async(&mut connection).await;
-            if pong.is_ok() { "ok" } else { "down" }
+            let rooms_ok = state.signaling.rooms.backend().ping().await.is_ok();
+            if pong.is_ok() && rooms_ok { "ok" } else { "down" }
         }
     };
     let store = if store_ok { "ok" } else { "down" };

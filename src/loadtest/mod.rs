@@ -2,21 +2,26 @@
 //! Every run is bounded in time and request count and stops by itself.
 
 mod http;
+mod signaling;
 
 use clap::Subcommand;
 
 pub use http::HttpLoadArgs;
+pub use signaling::SignalingLoadArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum LoadtestCommand {
     /// Signed `POST /v1/tokens` (unique nonce per request) or bare `GET /healthz`, at fixed concurrency.
     Http(HttpLoadArgs),
+    /// Websocket clients: hold many sessions, measure fan-out of a large room, or message throughput.
+    Signaling(SignalingLoadArgs),
 }
 
 impl LoadtestCommand {
     pub async fn run(self) -> Result<(), String> {
         match self {
             LoadtestCommand::Http(args) => http::run(args).await,
+            LoadtestCommand::Signaling(args) => signaling::run(args).await,
         }
     }
 }

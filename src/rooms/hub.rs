@@ -73,7 +73,11 @@ impl Hub {
         let members = shard.entry(room.clone()).or_default();
         members.retain(|m| m.session_id != member.session_id);
         members.push(member);
-        members.len() == 1
+        let first = members.len() == 1;
+        if first {
+            metrics::local_room_opened();
+        }
+        first
     }
 
     /// Removes a session; true when the room has no local member left.
@@ -86,6 +90,9 @@ impl Hub {
         members.retain(|m| m.session_id != session_id);
         if members.is_empty() {
             shard.remove(room);
+            if before > 0 {
+                metrics::local_room_closed();
+            }
             return before > 0;
         }
         false
