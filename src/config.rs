@@ -64,7 +64,7 @@ pub struct StoreArgs {
 impl StoreArgs {
     /// The explicit URL (flag, HUDDLE_DATABASE_URL, then DATABASE_URL), if any.
     pub fn explicit_url(&self) -> Option<String> {
-        self.database_url.clone().or_else(|| non_empty_env("DATABASE_URL"))
+        self.database_url.clone().filter(|url| !url.is_empty()).or_else(|| non_empty_env("DATABASE_URL"))
     }
 
     /// The URL to connect to, defaulting to `DATA_DIR/huddle.db`.
@@ -200,7 +200,7 @@ impl ServeArgs {
         let database_url = self.store.url();
         crate::store::Backend::of_url(&database_url)
             .map_err(|_| ConfigError::DatabaseUrl(crate::store::redact_url(&database_url)))?;
-        let redis_url = self.redis_url.clone().or_else(|| non_empty_env("REDIS_URL"));
+        let redis_url = self.redis_url.clone().filter(|url| !url.is_empty()).or_else(|| non_empty_env("REDIS_URL"));
         if let Some(url) = &redis_url
             && redis::Client::open(url.as_str()).is_err()
         {

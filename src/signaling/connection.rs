@@ -9,6 +9,7 @@ use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReaso
 use bytestring::ByteString;
 
 use super::SignalingContext;
+use super::limits::{self, RateLimit};
 use super::protocol::{self, EncodedEvent, Request};
 use super::session::{self, SessionState};
 use crate::error::{ApiError, ErrorCode};
@@ -36,6 +37,8 @@ struct Connection {
     ws: Session,
     session: Option<SessionState>,
     last_seen: Instant,
+    /// Requests without a session (login, resume, ping) are limited per connection.
+    anonymous_requests: RateLimit,
 }
 
 /// Runs a connection to its end. `_slot` releases the connection count when dropped.
@@ -45,8 +48,14 @@ pub async fn run(
     mut stream: AggregatedMessageStream,
     _slot: super::ConnectionSlot,
 ) {
-    let mut connection = Connection { ctx: ctx.clone(), ws, session: None, last_seen: Instant::now() };
-    let hello = protocol::hello(ctx.config.heartbeat_interval.as_millis() as u64, super::limits::MAX_FRAME_BYTES);
+    let mut connection = Connection {
+        ctx: ctx.clone(),
+        ws,
+        session: None,
+        last_seen: Instant::now(),
+        anonymous_requests: RateLimit::new(limits::ANONYMOUS_REQUESTS_PER_SEC, limits::ANONYMOUS_REQUEST_BURST),
+    };
+    let hello = protocol::hello(ctx.config.heartbeat_interval.as_millis() as u64, limits::MAX_FRAME_BYTES);
     if connection.ws.text(hello).await.is_err() {
         return;
     }
@@ -103,6 +112,10 @@ impl Connection {
                 let error = ApiError::new(ErrorCode::FrameTooLarge, "frame larger than 64 KiB");
                 metrics::error_returned(error.code);
                 let _ = self.ws.text(protocol::error(&error)).await;
+                // A client that breaks the protocol does not get its session kept.
+                if let Some(state) = self.session.take() {
+                    state.end(&self.ctx).await;
+                }
                 Some(Exit::Closed(CloseReason { code: CloseCode::Size, description: Some(error.message) }))
             }
             Some(Err(err)) => {
@@ -154,6 +167,9 @@ impl Connection {
     /// Routes a request by session state. Returns the reply and, for logout, the exit.
     async fn dispatch(&mut self, request: Request) -> Result<(session::Reply, Option<Exit>), ApiError> {
         let ctx = self.ctx.clone();
+        if self.session.is_none() && !self.anonymous_requests.allow(Instant::now()) {
+            return Err(ApiError::new(ErrorCode::RateLimited, "too many requests before login; slow down"));
+        }
         match (request, self.session.as_mut()) {
             (Request::Login(login), None) => {
                 let (state, reply) = session::login(&ctx, login).await?;
@@ -175,13 +191,16 @@ impl Connection {
                 }
                 state.end(&ctx).await;
                 let reason = CloseReason { code: CloseCode::Normal, description: Some("logged out".into()) };
-                Ok((session::Reply::default(), Some(Exit::Closed(reason))))
+                Ok((session::Reply { data: serde_json::json!({}), after: Vec::new() }, Some(Exit::Closed(reason))))
             }
             (request, Some(state)) => {
                 state.check_rate(&request)?;
                 Ok((state.handle(&ctx, request).await?, None))
             }
-            (Request::Ping, None) => Ok((session::Reply { data: serde_json::json!({}), after: Vec::new() }, None)),
+            (Request::Ping, None) => Ok((
+                session::Reply { data: serde_json::json!({"time": crate::rooms::unix_millis()}), after: Vec::new() },
+                None,
+            )),
             (_, None) => Err(ApiError::new(ErrorCode::NotLoggedIn, "log in first")),
         }
     }
@@ -217,7 +236,16 @@ impl Connection {
             return Some(exit);
         }
         let overflowed = self.session.as_ref().is_some_and(|s| s.overflowed.swap(false, Ordering::AcqRel));
-        if overflowed { self.send_resync().await } else { None }
+        if !overflowed {
+            return None;
+        }
+        // Events were dropped: what is still queued is older than the snapshot about to be
+        // sent, so only its messages are worth delivering.
+        let messages = self.session.as_mut().map(SessionState::drain_for_resync).unwrap_or_default();
+        if let Some(exit) = self.send_all(messages).await {
+            return Some(exit);
+        }
+        self.send_resync().await
     }
 
     async fn send_resync(&mut self) -> Option<Exit> {
@@ -225,7 +253,9 @@ impl Connection {
         match state.resync(&self.ctx).await {
             Ok(frame) => self.send(frame).await,
             Err(error) => {
-                tracing::warn!(error = %error, "resync failed; the next event or reconnect will retry");
+                // Try again with the next event (or on resume).
+                state.overflowed.store(true, Ordering::Release);
+                tracing::warn!(error = %error, "resync failed; will retry");
                 None
             }
         }
@@ -267,25 +297,9 @@ impl Connection {
             Exit::Dropped => {
                 let _ = self.ws.close(None).await;
                 if let Some(state) = self.session {
-                    park(self.ctx, state);
+                    self.ctx.park(state);
                 }
             }
         }
     }
-}
-
-/// Keeps a dropped session for the grace period, then leaves the room unless resumed.
-fn park(ctx: Arc<SignalingContext>, state: SessionState) {
-    let session_id = state.session_id.clone();
-    let parking = ctx.registry.park(state);
-    let grace = ctx.config.reconnect_grace;
-    tokio::spawn(async move {
-        tokio::time::sleep(grace).await;
-        if let Some(state) = ctx.registry.expire(&session_id, parking) {
-            tracing::debug!(session = %session_id, "reconnect grace over; leaving the room");
-            // Leaving is guarded by the session id, so a session kicked while parked leaves
-            // nothing behind and takes nothing from its successor.
-            state.end(&ctx).await;
-        }
-    });
 }

@@ -17,6 +17,9 @@ pub const SESSION_QUEUE: usize = 1024;
 /// Any request: sustained per second, and burst.
 pub const REQUESTS_PER_SEC: f64 = 50.0;
 pub const REQUEST_BURST: f64 = 100.0;
+/// Requests before login (login, resume, ping), per connection.
+pub const ANONYMOUS_REQUESTS_PER_SEC: f64 = 5.0;
+pub const ANONYMOUS_REQUEST_BURST: f64 = 20.0;
 /// Broadcast, barrage and custom command: sustained per second, and burst.
 pub const MESSAGES_PER_SEC: f64 = 10.0;
 pub const MESSAGE_BURST: f64 = 20.0;

@@ -56,6 +56,22 @@ impl SignalingContext {
         SignalingContext { rooms, store, registry: Default::default(), config, connections: AtomicUsize::new(0) }
     }
 
+    /// Keeps a dropped session for the grace period, then leaves the room unless resumed.
+    pub fn park(self: &Arc<Self>, state: session::SessionState) {
+        let session_id = state.session_id.clone();
+        let parking = self.registry.park(state);
+        let ctx = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(ctx.config.reconnect_grace).await;
+            if let Some(state) = ctx.registry.expire(&session_id, parking) {
+                tracing::debug!(session = %session_id, "reconnect grace over; leaving the room");
+                // Leaving is guarded by the session id, so a session kicked while parked
+                // leaves nothing behind and takes nothing from its successor.
+                state.end(&ctx).await;
+            }
+        });
+    }
+
     /// Takes a connection slot, or refuses when the process is at its cap.
     fn take_slot(self: &Arc<Self>) -> Option<ConnectionSlot> {
         let taken = self.connections.fetch_add(1, Ordering::AcqRel);

@@ -148,9 +148,13 @@ pub async fn login(ctx: &SignalingContext, request: LoginRequest) -> Result<(Ses
 }
 
 /// Takes over a parked session after a dropped connection.
-pub async fn resume(ctx: &SignalingContext, request: ResumeRequest) -> Result<(SessionState, Reply), ApiError> {
+pub async fn resume(ctx: &Arc<SignalingContext>, request: ResumeRequest) -> Result<(SessionState, Reply), ApiError> {
     let not_found = || ApiError::new(ErrorCode::SessionNotFound, "no session to resume; log in again");
     let mut state = ctx.registry.resume(&request.session_id, &request.resume_token).ok_or_else(not_found)?;
+    if unix_now() > state.claims.exp + LEEWAY_SECS {
+        state.end(ctx).await;
+        return Err(TokenError::Expired.into());
+    }
     // Membership and streams come from a fresh snapshot; only messages are replayed.
     let mut replay = Vec::new();
     while let Ok(delivery) = state.events.try_recv() {
@@ -167,7 +171,15 @@ pub async fn resume(ctx: &SignalingContext, request: ResumeRequest) -> Result<(S
         }
     }
     let missed_messages = state.overflowed.swap(false, Ordering::AcqRel);
-    let snapshot = ctx.rooms.backend().snapshot(&state.room).await?;
+    let snapshot = match ctx.rooms.backend().snapshot(&state.room).await {
+        Ok(snapshot) => snapshot,
+        Err(err) => {
+            // Keep the session resumable: the client will retry.
+            state.overflowed.store(missed_messages, Ordering::Release);
+            ctx.park(state);
+            return Err(err.into());
+        }
+    };
     let still_member = snapshot.members.iter().any(|m| m.session_id == state.session_id);
     if !still_member {
         ctx.rooms.stop_listening(&state.room, &state.session_id).await;
@@ -332,7 +344,11 @@ impl SessionState {
     /// Leaves the room for good (logout, token expiry, grace period over).
     pub async fn end(self, ctx: &SignalingContext) {
         if let Err(err) = ctx.rooms.exit(&self.room, &self.user.user_id, &self.session_id).await {
-            tracing::warn!(room = %self.room, error = %err, "leaving the room failed; the lease will clean up");
+            tracing::warn!(
+                room = %self.room,
+                error = %err,
+                "leaving the room failed; the member stays until the room's keys expire or the user logs in again"
+            );
         }
         crate::metrics::session_ended();
     }
@@ -341,6 +357,20 @@ impl SessionState {
     pub async fn abandon(self, ctx: &SignalingContext) {
         ctx.rooms.stop_listening(&self.room, &self.session_id).await;
         crate::metrics::session_ended();
+    }
+
+    /// After an overflow: drops the queued state events (the resync snapshot that follows
+    /// covers them) and returns the queued messages' frames, which nothing else would repeat.
+    pub fn drain_for_resync(&mut self) -> Vec<ByteString> {
+        let mut frames = Vec::new();
+        while let Ok(delivery) = self.events.try_recv() {
+            if let RoomEvent::Broadcast { .. } | RoomEvent::Barrage { .. } | RoomEvent::CustomCommand { .. } =
+                &delivery.event
+            {
+                frames.extend(delivery.encoded(protocol::encode_event).frames.iter().cloned());
+            }
+        }
+        frames
     }
 
     /// The current room as a `resync` event, for clients that may have missed events.
