@@ -120,6 +120,9 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             .default_service(web::to(api::not_found))
     })
     .workers(settings.http_workers)
+    // Realtime traffic is many small frames: without this, a reply written right after an
+    // unacknowledged frame waits for the peer's delayed ACK (~40 ms).
+    .tcp_nodelay(true)
     .listen(listener)
     .map_err(|source| StartError::Bind { addr: local_addr.to_string(), source })?
     .run();

@@ -62,6 +62,9 @@ pub struct SignalingLoadArgs {
     /// Join/leave rounds of the probe user (fanout).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub rounds: u32,
+    /// Uncounted warm-up rounds before the measured ones (fanout).
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(0..=100))]
+    pub warmup_rounds: u32,
     /// Members that send broadcasts (messages).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub senders: u32,
@@ -98,8 +101,9 @@ impl Target {
         token::issue(self.app_id, self.secret.as_bytes(), &spec, unix_now()).map(|t| t.token).map_err(|e| e.to_string())
     }
 
-    /// Connects and logs in; returns the client and how long the login request took.
-    async fn login(&self, room_id: &str, user_id: &str, user_update: bool) -> Result<(Client, Duration), String> {
+    /// Connects and logs in; returns the client, how long the login request took, and when
+    /// it was sent (connection set-up excluded from both).
+    async fn login(&self, room_id: &str, user_id: &str, user_update: bool) -> Result<(Client, Duration, Instant), String> {
         // Small buffers: thousands of idle clients live in this one process.
         let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
         let (socket, _) = tokio_tungstenite::connect_async_with_config(self.ws_url.as_str(), Some(config), true)
@@ -118,7 +122,7 @@ impl Target {
                     let frame: Value = serde_json::from_str(&text).map_err(|e| e.to_string())?;
                     if frame["type"] == "reply" {
                         return if frame["ok"] == true {
-                            Ok((Client { sink, stream }, started.elapsed()))
+                            Ok((Client { sink, stream }, started.elapsed(), started))
                         } else {
                             Err(format!("login refused: {}", frame["error"]))
                         };
@@ -157,7 +161,7 @@ async fn login_many(
     }))
     .buffer_unordered(concurrency as usize);
     while let Some(result) = pending.next().await {
-        let (client, took) = result?;
+        let (client, took, _) = result?;
         latencies.push(took.as_micros() as u64);
         clients.push(client);
     }
@@ -206,7 +210,7 @@ struct FanoutReport {
     members: u32,
     rounds: u32,
     deliveries: usize,
-    /// From the probe's login request to each member's roomUserUpdate ADD.
+    /// From sending the probe's login request to each member's roomUserUpdate ADD.
     delivery_latency: Percentiles,
     /// From the probe's login request to the last member's ADD, per round.
     last_member_latency: Percentiles,
@@ -288,9 +292,10 @@ async fn fanout(args: &SignalingLoadArgs, target: &Arc<Target>, prefix: &str) ->
     });
     let mut deliveries = Vec::new();
     let mut last_member = Vec::new();
-    for round in 0..args.rounds {
-        let started = Instant::now();
-        let (probe, _) = target.login(&room, &format!("{probe_users}{round}"), false).await?;
+    // The first rounds warm caches and connection pools; they are run but not counted.
+    let warmup = args.warmup_rounds;
+    for round in 0..args.rounds + warmup {
+        let (probe, _, started) = target.login(&room, &format!("{probe_users}{round}"), false).await?;
         let mut latest = Duration::ZERO;
         let mut received = 0;
         while received < args.clients {
@@ -298,14 +303,18 @@ async fn fanout(args: &SignalingLoadArgs, target: &Arc<Target>, prefix: &str) ->
                 Ok(Some((r, at))) if r == round => {
                     let took = at.saturating_duration_since(started);
                     latest = latest.max(took);
-                    deliveries.push(took.as_micros() as u64);
+                    if round >= warmup {
+                        deliveries.push(took.as_micros() as u64);
+                    }
                     received += 1;
                 }
                 Ok(Some(_)) => {}
                 _ => return Err(format!("round {round}: only {received} of {} members saw the ADD", args.clients)),
             }
         }
-        last_member.push(latest.as_micros() as u64);
+        if round >= warmup {
+            last_member.push(latest.as_micros() as u64);
+        }
         let mut probe = probe;
         let logout = json!({"id": 2, "type": "logout", "data": {}}).to_string();
         let _ = probe.sink.send(Message::Text(logout.into())).await;
