@@ -387,3 +387,43 @@ async fn limits_room_size_and_connections() {
     assert!(metrics.contains("huddle_login_duration_seconds_count 2"));
     drop(app);
 }
+
+#[tokio::test]
+async fn protocol_violations_end_the_session_and_anonymous_requests_are_limited() {
+    let (_db, app, server) = setup(vec![]).await;
+    let (mut watcher, _) = join(&server.base, &app, "room-1", "watcher", true).await;
+    let (mut offender, _) = join(&server.base, &app, "room-1", "offender", true).await;
+    assert_eq!(watcher.event("roomUserUpdate").await["updateType"], "ADD");
+    offender.send_text(&format!(r#"{{"id":1,"type":"ping","data":{{"pad":"{}"}}}}"#, "x".repeat(70_000))).await;
+    assert_eq!(offender.close_code().await, Some(1009));
+    let gone = watcher.event("roomUserUpdate").await;
+    assert_eq!(
+        (gone["updateType"].as_str(), gone["userList"][0]["userID"].as_str()),
+        (Some("DELETE"), Some("offender"))
+    );
+
+    let mut anonymous = WsClient::connect(&server.base).await;
+    let mut limited = 0;
+    for _ in 0..40 {
+        let reply = anonymous.request("ping", json!({})).await;
+        if reply["ok"] == false {
+            assert_eq!(reply["error"]["code"], 5007);
+            limited += 1;
+        }
+    }
+    assert!(limited >= 15, "only {limited} of 40 anonymous requests were limited");
+}
+
+#[tokio::test]
+async fn a_session_whose_token_expired_while_parked_cannot_resume() {
+    let (_db, app, server) = setup(vec![("HUDDLE_RECONNECT_GRACE_MS", "20000".into())]).await;
+    let mut client = WsClient::connect(&server.base).await;
+    let tiny = mint_with(&app, "alice", Some("room-1"), false, None, 1, unix_now());
+    let session = client.ok("login", login_data(&app, "room-1", "alice", &tiny, false)).await;
+    client.cut();
+    tokio::time::sleep(Duration::from_secs(7)).await; // past exp + 5 s leeway
+    let mut back = WsClient::connect(&server.base).await;
+    let resume = json!({"sessionID": session["sessionID"], "resumeToken": session["resumeToken"]});
+    assert_eq!(back.fails("resume", resume.clone()).await, 4003);
+    assert_eq!(back.fails("resume", resume).await, 5010, "the expired session is gone");
+}

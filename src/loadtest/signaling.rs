@@ -103,7 +103,12 @@ impl Target {
 
     /// Connects and logs in; returns the client, how long the login request took, and when
     /// it was sent (connection set-up excluded from both).
-    async fn login(&self, room_id: &str, user_id: &str, user_update: bool) -> Result<(Client, Duration, Instant), String> {
+    async fn login(
+        &self,
+        room_id: &str,
+        user_id: &str,
+        user_update: bool,
+    ) -> Result<(Client, Duration, Instant), String> {
         // Small buffers: thousands of idle clients live in this one process.
         let config = WebSocketConfig::default().read_buffer_size(4096).write_buffer_size(0);
         let (socket, _) = tokio_tungstenite::connect_async_with_config(self.ws_url.as_str(), Some(config), true)

@@ -206,7 +206,7 @@ impl Connection {
     }
 
     async fn on_event(&mut self, delivery: Arc<Delivery>) -> Option<Exit> {
-        let Some(state) = self.session.as_ref() else { return None };
+        let state = self.session.as_ref()?;
         match &delivery.event {
             RoomEvent::Kickout { session_id, .. } if *session_id == state.session_id => {
                 let error = ApiError::new(ErrorCode::KickedOut, "the same user logged in from another connection");
