@@ -202,6 +202,8 @@ impl From<StoreError> for ApiError {
                 tracing::warn!(error = %cause, "store unavailable");
                 ApiError::new(ErrorCode::ServiceUnavailable, "store unavailable")
             }
+            StoreError::AppNotFound(app_id) => ApiError::new(ErrorCode::UnknownApp, format!("unknown app id {app_id}")),
+            StoreError::AppDisabled(_) => ApiError::new(ErrorCode::AppDisabled, err.to_string()),
             other => ApiError::internal(other),
         }
     }

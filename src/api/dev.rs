@@ -46,14 +46,7 @@ pub struct DevTokenResponse {
 pub async fn dev_token(state: web::Data<AppState>, query: web::Query<DevTokenQuery>) -> Result<HttpResponse, ApiError> {
     let query = query.into_inner();
     let app_id = query.app_id.unwrap_or(DEV_APP_ID);
-    let app = state
-        .store
-        .app(app_id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownApp, format!("unknown app id {app_id}")))?;
-    if app.disabled {
-        return Err(ApiError::new(ErrorCode::AppDisabled, format!("app {app_id} is disabled")));
-    }
+    let app = state.store.active_app(app_id).await?;
     let spec = TokenSpec {
         user_id: query.user_id,
         room_id: query.room_id,

@@ -17,7 +17,7 @@ use crate::app::AppState;
 use crate::auth::{SignatureError, SignedHeaders, unix_now};
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics;
-use crate::store::App;
+use crate::store::{App, StoreError};
 
 /// Largest request body accepted on signed routes.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -79,15 +79,11 @@ async fn authenticate(req: &HttpRequest, payload: Payload) -> Result<(App, web::
     require_json_content_type(req)?;
     let body = read_body(req, payload).await?;
     headers.check_timestamp(unix_now())?;
-    let app = state
-        .store
-        .app(headers.app_id)
-        .await
-        .map_err(ApiError::from)?
-        .ok_or(SignatureError::UnknownApp(headers.app_id))?;
-    if app.disabled {
-        return Err(SignatureError::AppDisabled(app.app_id).into());
-    }
+    let app = state.store.active_app(headers.app_id).await.map_err(|err| match err {
+        StoreError::AppNotFound(id) => AuthFailure::from(SignatureError::UnknownApp(id)),
+        StoreError::AppDisabled(id) => AuthFailure::from(SignatureError::AppDisabled(id)),
+        other => AuthFailure::from(ApiError::from(other)),
+    })?;
     let path = req.uri().path_and_query().map_or_else(|| req.path(), |pq| pq.as_str());
     headers.verify(app.server_secret.as_bytes(), req.method().as_str(), path, &body)?;
     state.nonces.claim(app.app_id, &headers.nonce).await?;

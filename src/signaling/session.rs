@@ -83,14 +83,7 @@ async fn verify_token(
     if token::app_id_of(token_text)? != app_id {
         return Err(TokenError::AppMismatch.into());
     }
-    let app = ctx
-        .store
-        .app(app_id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownApp, format!("unknown app id {app_id}")))?;
-    if app.disabled {
-        return Err(ApiError::new(ErrorCode::AppDisabled, format!("app {app_id} is disabled")));
-    }
+    let app = ctx.store.active_app(app_id).await?;
     let expected = Expected { app_id, user_id, room_id: Some(room_id) };
     let claims = token::verify(token_text, app.server_secret.as_bytes(), expected, unix_now())?;
     Ok((claims, app.max_users_per_room))

@@ -158,6 +158,15 @@ impl Store {
         Ok(app)
     }
 
+    /// An app that may be used right now: known and not disabled (read through the cache).
+    pub async fn active_app(&self, app_id: u32) -> Result<App, StoreError> {
+        let app = self.app(app_id).await?.ok_or(StoreError::AppNotFound(app_id))?;
+        if app.disabled {
+            return Err(StoreError::AppDisabled(app_id));
+        }
+        Ok(app)
+    }
+
     /// Replaces the app's server secret with a fresh one and returns the app.
     pub async fn rotate_secret(&self, app_id: u32) -> Result<App, StoreError> {
         let updated = sqlx::query("UPDATE apps SET server_secret = $1 WHERE app_id = $2")

@@ -23,6 +23,8 @@ pub enum StoreError {
     UnsupportedUrl(String),
     #[error("no app with id {0}")]
     AppNotFound(u32),
+    #[error("app {0} is disabled")]
+    AppDisabled(u32),
     #[error("an app with id {0} already exists")]
     AppExists(u32),
     #[error("could not draw a free app id after {0} attempts")]

@@ -28,3 +28,16 @@ end
 local function worker_sessions(worker_id)
   return 'huddle:w:' .. worker_id .. ':s'
 end
+
+-- The stream `stream_id` of `streams` if user_id publishes it, else nil.
+local function owned_stream(streams, stream_id, user_id)
+  local held = redis.call('HGET', streams, stream_id)
+  if not held then
+    return nil
+  end
+  local stream = cjson.decode(held)
+  if stream.user.userID ~= user_id then
+    return nil
+  end
+  return stream
+end

@@ -1,12 +1,8 @@
 -- KEYS: streams ; ARGV: user_id, stream_id, extra_info, channel
 local streams = KEYS[1]
 local user_id, stream_id, extra_info, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local held = redis.call('HGET', streams, stream_id)
-if not held then
-  return 'not_found'
-end
-local stream = cjson.decode(held)
-if stream.user.userID ~= user_id then
+local stream = owned_stream(streams, stream_id, user_id)
+if not stream then
   return 'not_found'
 end
 stream.extraInfo = extra_info
