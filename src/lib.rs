@@ -13,6 +13,7 @@ pub mod error;
 pub mod ids;
 pub mod loadtest;
 pub mod metrics;
+pub mod relay;
 pub mod rooms;
 pub mod signaling;
 pub mod store;

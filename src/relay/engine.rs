@@ -1,0 +1,575 @@
+//! The engine thread: owns the UDP socket and every session, demultiplexes datagrams, drives
+//! str0m's timers, forwards RTP from publishers to players and runs session lifecycles.
+//!
+//! Loop: take pending commands; fire due timers (a min-heap keyed by each session's requested
+//! time, stale entries skipped); once a second sweep for sessions that never connected; then
+//! `recv_from` with a read timeout of min(next timer, 10 ms) so commands wait at most ~10 ms.
+//! After every input the session is drained (`poll_output` until `Timeout`), and so is every
+//! session a forwarded packet or keyframe request touched.
+//!
+//! Limits: one thread serves every session; building a session (DTLS certificate, SDP) runs on
+//! it too, so a burst of offers delays forwarding by a few milliseconds each. With several
+//! advertised IPs on a wildcard bind, the datagram's real destination is unknown (no
+//! `IP_PKTINFO`): the first advertised IP of the sender's family is assumed.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::io::ErrorKind;
+use std::net::{SocketAddr, UdpSocket};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use str0m::Input;
+use str0m::config::CryptoProvider;
+use str0m::ice::StunMessage;
+use str0m::media::{KeyframeRequestKind, MediaKind};
+use str0m::net::{DatagramRecv, Protocol, Receive};
+use str0m::rtp::RtpPacket;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::forward::{Forwarded, TrackOut};
+use super::peer::{self, Happening, Io, Peer, Player, Publisher, Role, TrackIn};
+use super::{Command, KEYFRAME_INTERVAL, PeerId, RelayError, RelayEvent, Shared, StreamKey};
+
+/// Longest the loop blocks on the socket, so commands are noticed.
+const MAX_WAIT: Duration = Duration::from_millis(10);
+/// A remote may reach us from this many addresses (ICE candidate pairs) at most.
+const MAX_ADDRS_PER_PEER: usize = 16;
+const RECV_BUF: usize = 2048;
+
+pub(crate) struct Engine {
+    socket: UdpSocket,
+    /// Advertised host candidates (public IP, bound port).
+    candidates: Vec<SocketAddr>,
+    events: UnboundedSender<RelayEvent>,
+    shared: Arc<Shared>,
+    crypto: Arc<CryptoProvider>,
+    peers: HashMap<PeerId, Peer>,
+    by_addr: HashMap<SocketAddr, PeerId>,
+    by_ufrag: HashMap<String, PeerId>,
+    streams: HashMap<StreamKey, PeerId>,
+    timers: BinaryHeap<Reverse<(Instant, PeerId)>>,
+    next_id: PeerId,
+    read_timeout: Duration,
+    /// Sessions not connected by then are dropped ([`super::CONNECT_TIMEOUT`] outside tests).
+    connect_timeout: Duration,
+    /// Sessions to drain (scratch, reused).
+    dirty: Vec<PeerId>,
+    happenings: Vec<Happening>,
+    closing: Vec<(PeerId, &'static str)>,
+}
+
+impl Engine {
+    pub fn new(
+        socket: UdpSocket,
+        candidates: Vec<SocketAddr>,
+        events: UnboundedSender<RelayEvent>,
+        shared: Arc<Shared>,
+        connect_timeout: Duration,
+    ) -> Result<Engine, RelayError> {
+        socket.set_read_timeout(Some(MAX_WAIT)).map_err(|e| RelayError::Unavailable(e.to_string()))?;
+        let crypto = catch_unwind(str0m::crypto::from_feature_flags)
+            .map_err(|_| RelayError::Unavailable("no crypto provider for DTLS/SRTP".into()))?;
+        Ok(Engine {
+            socket,
+            candidates,
+            events,
+            shared,
+            crypto: Arc::new(crypto),
+            peers: HashMap::new(),
+            by_addr: HashMap::new(),
+            by_ufrag: HashMap::new(),
+            streams: HashMap::new(),
+            timers: BinaryHeap::new(),
+            next_id: 1,
+            read_timeout: MAX_WAIT,
+            connect_timeout,
+            dirty: Vec::new(),
+            happenings: Vec::new(),
+            closing: Vec::new(),
+        })
+    }
+
+    /// Runs until every [`super::Relay`] handle is dropped.
+    pub fn run(mut self, commands: mpsc::Receiver<Command>) {
+        let mut buf = vec![0u8; RECV_BUF];
+        let mut last_sweep = Instant::now();
+        loop {
+            loop {
+                match commands.try_recv() {
+                    Ok(command) => self.command(command),
+                    Err(mpsc::TryRecvError::Empty) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        self.shutdown();
+                        return;
+                    }
+                }
+            }
+            let now = Instant::now();
+            self.fire_timers(now);
+            if now.saturating_duration_since(last_sweep) >= Duration::from_secs(1) {
+                last_sweep = now;
+                self.sweep(now);
+            }
+            self.close_pending();
+
+            let wait = match self.timers.peek() {
+                Some(Reverse((t, _))) => {
+                    t.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), MAX_WAIT)
+                }
+                None => MAX_WAIT,
+            };
+            // Whole milliseconds: fewer setsockopt calls, and timers are not finer than that.
+            let wait = Duration::from_millis(wait.as_millis().max(1) as u64);
+            if wait != self.read_timeout && self.socket.set_read_timeout(Some(wait)).is_ok() {
+                self.read_timeout = wait;
+            }
+            match self.socket.recv_from(&mut buf) {
+                Ok((n, source)) => {
+                    if let Some(data) = buf.get(..n) {
+                        self.datagram(data, source, Instant::now());
+                    }
+                    self.close_pending();
+                }
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
+                Err(e) => {
+                    // E.g. ICMP port unreachable surfacing on Linux; nothing to do but go on.
+                    tracing::debug!(error = %e, "relay recv failed");
+                }
+            }
+        }
+    }
+
+    // ---- commands ----
+
+    fn command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::Publish { stream, offer, reply } => {
+                let _ = reply.send(self.publish(stream, &offer, now));
+            }
+            Command::Play { stream, offer, reply } => {
+                let _ = reply.send(self.play(stream, &offer, now));
+            }
+            Command::Close { peer, reply } => {
+                let result = if self.peers.contains_key(&peer) {
+                    self.closing.push((peer, "closed by the API"));
+                    self.close_pending();
+                    Ok(())
+                } else {
+                    Err(RelayError::UnknownPeer)
+                };
+                let _ = reply.send(result);
+            }
+        }
+    }
+
+    fn publish(&mut self, stream: StreamKey, offer: &str, now: Instant) -> Result<(PeerId, String), RelayError> {
+        if self.streams.contains_key(&stream) {
+            return Err(RelayError::AlreadyPublished(stream.stream_id));
+        }
+        let mut accepted = peer::accept(offer, peer::base_config(&self.crypto), &self.candidates, now)?;
+        let tracks: Vec<TrackIn> = accepted
+            .medias
+            .iter()
+            .filter(|(_, _, dir)| dir.is_receiving())
+            .map(|&(mid, kind, _)| TrackIn { mid, kind })
+            .collect();
+        let rtc = &mut accepted.rtc;
+        let params: Vec<_> = rtc
+            .codec_config()
+            .params()
+            .iter()
+            .filter(|p| tracks.iter().any(|t| rtc.media(t.mid).is_some_and(|m| m.remote_pts().contains(&p.pt()))))
+            .copied()
+            .collect();
+        if tracks.is_empty() || params.is_empty() {
+            return Err(RelayError::NoMedia);
+        }
+        let id = self.insert(
+            accepted.rtc,
+            accepted.ufrag,
+            stream.clone(),
+            Role::Publisher(Publisher::new(tracks, params)),
+            now,
+        )?;
+        self.streams.insert(stream, id);
+        self.update_load();
+        self.pump(id, now);
+        Ok((id, accepted.answer))
+    }
+
+    fn play(&mut self, stream: StreamKey, offer: &str, now: Instant) -> Result<(PeerId, String), RelayError> {
+        let Some(&publisher) = self.streams.get(&stream) else {
+            return Err(RelayError::UnknownStream(stream.stream_id));
+        };
+        let Some(Role::Publisher(source)) = self.peers.get(&publisher).map(|p| &p.role) else {
+            return Err(RelayError::UnknownStream(stream.stream_id));
+        };
+        let config = peer::config_with_codecs(&self.crypto, &source.params);
+        let accepted = peer::accept(offer, config, &self.candidates, now)?;
+
+        let mut tracks = Vec::new();
+        let mut used = Vec::new();
+        for &(mid, kind, _) in accepted.medias.iter().filter(|(_, _, dir)| dir.is_sending()) {
+            if let Some(src) = source.tracks.iter().find(|t| t.kind == kind && !used.contains(&t.mid)) {
+                used.push(src.mid);
+                tracks.push(TrackOut::new(mid, kind, src.mid));
+            }
+        }
+        let rtc = &accepted.rtc;
+        let sendable = |pt| tracks.iter().any(|t| rtc.media(t.mid).is_some_and(|m| m.remote_pts().contains(&pt)));
+        let pt_map: Vec<_> = source
+            .params
+            .iter()
+            .filter_map(|p| rtc.codec_config().match_params(*p).map(|local| (p.pt(), local.pt())))
+            .filter(|&(_, out)| sendable(out))
+            .collect();
+        if tracks.is_empty() || pt_map.is_empty() {
+            return Err(RelayError::NoMedia);
+        }
+        let role = Role::Player(Player { publisher, tracks, pt_map });
+        let id = self.insert(accepted.rtc, accepted.ufrag, stream, role, now)?;
+        if let Some(Role::Publisher(p)) = self.peers.get_mut(&publisher).map(|p| &mut p.role) {
+            p.players.push(id);
+        }
+        self.update_load();
+        self.pump(id, now);
+        Ok((id, accepted.answer))
+    }
+
+    fn insert(
+        &mut self,
+        rtc: str0m::Rtc,
+        ufrag: String,
+        stream: StreamKey,
+        role: Role,
+        now: Instant,
+    ) -> Result<PeerId, RelayError> {
+        if self.by_ufrag.contains_key(&ufrag) {
+            return Err(RelayError::Unavailable("ICE ufrag collision, retry".into()));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.by_ufrag.insert(ufrag.clone(), id);
+        let peer = Peer {
+            id,
+            stream,
+            rtc,
+            ufrag,
+            role,
+            created: now,
+            connected: false,
+            next_timeout: None,
+            addrs: Vec::new(),
+        };
+        self.peers.insert(id, peer);
+        Ok(id)
+    }
+
+    // ---- network and time ----
+
+    fn datagram(&mut self, data: &[u8], source: SocketAddr, now: Instant) {
+        Shared::add(&self.shared.packets_in, 1);
+        Shared::add(&self.shared.bytes_in, data.len() as u64);
+        // RFC 7983 demultiplexing: first byte 0..=3 is STUN. STUN is routed by our ufrag (a new
+        // or peer-reflexive remote address is learned that way); everything else by address.
+        let is_stun = data.first().is_some_and(|b| *b < 4);
+        let by_ufrag = if is_stun {
+            let message = StunMessage::parse(data).ok();
+            // USERNAME is "<our ufrag>:<their ufrag>" in requests to us.
+            message.as_ref().and_then(|m| m.split_username()).and_then(|(ours, _)| self.by_ufrag.get(ours).copied())
+        } else {
+            None
+        };
+        let Some(id) = by_ufrag.or_else(|| self.by_addr.get(&source).copied()) else {
+            return;
+        };
+        let destination = self.destination_for(source);
+        let Some(peer) = self.peers.get_mut(&id) else {
+            return;
+        };
+        let Ok(contents) = DatagramRecv::try_from(data) else {
+            return;
+        };
+        let input = Input::Receive(now, Receive { proto: Protocol::Udp, source, destination, contents });
+        if !peer.input(input) {
+            self.closing.push((id, "failed on input"));
+            return;
+        }
+        self.pump(id, now);
+    }
+
+    /// The local address str0m must see as the datagram's destination: the advertised candidate.
+    fn destination_for(&self, source: SocketAddr) -> SocketAddr {
+        self.candidates
+            .iter()
+            .find(|c| c.is_ipv4() == source.is_ipv4())
+            .or_else(|| self.candidates.first())
+            .copied()
+            .unwrap_or(source)
+    }
+
+    fn fire_timers(&mut self, now: Instant) {
+        // Bounded: entries re-armed for `now` wait for the next turn instead of spinning here.
+        let mut budget = self.timers.len();
+        while budget > 0 {
+            budget -= 1;
+            let Some(&Reverse((t, id))) = self.timers.peek() else { break };
+            if t > now {
+                break;
+            }
+            self.timers.pop();
+            let Some(peer) = self.peers.get_mut(&id) else { continue };
+            if peer.next_timeout != Some(t) {
+                continue; // stale: the session asked for another time since
+            }
+            peer.next_timeout = None;
+            if !peer.input(Input::Timeout(now)) {
+                self.closing.push((id, "failed on timeout"));
+                continue;
+            }
+            self.pump(id, now);
+        }
+        if self.timers.len() > 4 * self.peers.len() + 1024 {
+            self.timers = self.peers.values().filter_map(|p| p.next_timeout.map(|t| Reverse((t, p.id)))).collect();
+        }
+    }
+
+    /// Drains `first`, acts on what came out, and drains every session that touched.
+    fn pump(&mut self, first: PeerId, now: Instant) {
+        self.dirty.push(first);
+        let mut happenings = std::mem::take(&mut self.happenings);
+        while let Some(id) = self.dirty.pop() {
+            let Some(peer) = self.peers.get_mut(&id) else { continue };
+            let before = peer.next_timeout;
+            let io = Io { socket: &self.socket, shared: &self.shared };
+            if peer.drain(&io, &mut happenings)
+                && let Some(t) = peer.next_timeout
+                && peer.next_timeout != before
+            {
+                self.timers.push(Reverse((t, id)));
+            }
+            for happening in happenings.drain(..) {
+                self.apply(id, happening, now);
+            }
+        }
+        self.happenings = happenings;
+    }
+
+    fn apply(&mut self, from: PeerId, happening: Happening, now: Instant) {
+        match happening {
+            Happening::Destination(addr) => {
+                let Some(peer) = self.peers.get_mut(&from) else { return };
+                if !peer.addrs.contains(&addr) {
+                    if peer.addrs.len() >= MAX_ADDRS_PER_PEER {
+                        return;
+                    }
+                    peer.addrs.push(addr);
+                }
+                self.by_addr.insert(addr, from);
+            }
+            Happening::Gone(why) => self.closing.push((from, why)),
+            Happening::Connected => {
+                let Some(peer) = self.peers.get_mut(&from) else { return };
+                peer.connected = true;
+                if let Role::Player(player) = &peer.role {
+                    let publisher = player.publisher;
+                    let event = RelayEvent::PlayerStarted { stream: peer.stream.clone(), peer: from };
+                    let _ = self.events.send(event);
+                    self.want_keyframe(publisher, now);
+                }
+            }
+            Happening::KeyframeRequest => {
+                if let Some(Role::Player(player)) = self.peers.get(&from).map(|p| &p.role) {
+                    let publisher = player.publisher;
+                    self.want_keyframe(publisher, now);
+                }
+            }
+            Happening::Rtp(packet) => self.forward(from, &packet, now),
+        }
+    }
+
+    // ---- forwarding ----
+
+    fn forward(&mut self, from: PeerId, packet: &RtpPacket, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&from) else { return };
+        let Role::Publisher(source) = &mut peer.role else {
+            return; // a player sending media (sendrecv offer): not relayed
+        };
+        if !source.live {
+            source.live = true;
+            let _ = self.events.send(RelayEvent::StreamLive { stream: peer.stream.clone(), peer: from });
+        }
+        let Some(track) = source.track_of(&mut peer.rtc, packet.header.ssrc) else { return };
+        let (mid, kind) = (source.tracks[track].mid, source.tracks[track].kind);
+        let pt_in = packet.header.payload_type;
+        let Some(codec) = source.params_of(pt_in).map(|p| p.spec().codec) else { return };
+        let retry_keyframe = kind == MediaKind::Video && source.keyframe_wanted;
+        let players = std::mem::take(&mut source.players);
+
+        let mut need_keyframe = false;
+        for &pid in &players {
+            let Some(player_peer) = self.peers.get_mut(&pid) else { continue };
+            if !player_peer.connected {
+                continue;
+            }
+            let Role::Player(player) = &mut player_peer.role else { continue };
+            let Some(&(_, pt_out)) = player.pt_map.iter().find(|(i, _)| *i == pt_in) else { continue };
+            let rtc = &mut player_peer.rtc;
+            let tracks = &mut player.tracks;
+            let written = catch_unwind(AssertUnwindSafe(|| {
+                let mut sent = 0u64;
+                let mut waiting = false;
+                for t in tracks.iter_mut().filter(|t| t.source == mid) {
+                    match t.forward(rtc, packet, pt_out, codec, now) {
+                        Forwarded::Sent => sent += 1,
+                        Forwarded::WaitingKeyframe => waiting = true,
+                        Forwarded::Dropped => {}
+                    }
+                }
+                (sent, waiting)
+            }));
+            match written {
+                Ok((sent, waiting)) => {
+                    need_keyframe |= waiting;
+                    if sent > 0 {
+                        Shared::add(&self.shared.forwarded, sent);
+                        self.dirty.push(pid);
+                    }
+                }
+                Err(_) => self.closing.push((pid, "panicked on write")),
+            }
+        }
+        if let Some(Role::Publisher(source)) = self.peers.get_mut(&from).map(|p| &mut p.role) {
+            source.players = players;
+        }
+        if need_keyframe {
+            self.want_keyframe(from, now);
+        } else if retry_keyframe {
+            self.try_keyframe(from, now);
+        }
+    }
+
+    fn want_keyframe(&mut self, publisher: PeerId, now: Instant) {
+        if let Some(Role::Publisher(p)) = self.peers.get_mut(&publisher).map(|p| &mut p.role) {
+            p.keyframe_wanted = true;
+            self.try_keyframe(publisher, now);
+        }
+    }
+
+    /// Sends a PLI on the publisher's video if one is wanted and the rate limit allows.
+    fn try_keyframe(&mut self, publisher: PeerId, now: Instant) {
+        let Some(peer) = self.peers.get_mut(&publisher) else { return };
+        let Role::Publisher(p) = &mut peer.role else { return };
+        if !p.keyframe_wanted
+            || p.last_keyframe_request.is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_INTERVAL)
+        {
+            return;
+        }
+        let rtc = &mut peer.rtc;
+        let mut sent = false;
+        for t in p.tracks.iter().filter(|t| t.kind == MediaKind::Video) {
+            // No stream yet (no packet, no a=ssrc): stay wanted, retried on the next video packet.
+            if let Some(rx) = rtc.direct_api().stream_rx_by_mid(t.mid, None) {
+                rx.request_keyframe(KeyframeRequestKind::Pli);
+                sent = true;
+            }
+        }
+        if sent {
+            p.keyframe_wanted = false;
+            p.last_keyframe_request = Some(now);
+            Shared::add(&self.shared.keyframe_requests, 1);
+            self.dirty.push(publisher);
+        }
+    }
+
+    // ---- lifecycle ----
+
+    /// Drops sessions that never connected in time or that str0m closed.
+    fn sweep(&mut self, now: Instant) {
+        for peer in self.peers.values() {
+            if !peer.rtc.is_alive() {
+                self.closing.push((peer.id, "closed"));
+            } else if !peer.connected && now.saturating_duration_since(peer.created) > self.connect_timeout {
+                self.closing.push((peer.id, "never connected"));
+            }
+        }
+    }
+
+    fn close_pending(&mut self) {
+        while let Some((id, why)) = self.closing.pop() {
+            self.remove(id, why);
+        }
+    }
+
+    /// Removes a session (a publisher takes its players along) and reports it.
+    fn remove(&mut self, id: PeerId, why: &'static str) {
+        let Some(peer) = self.unmap(id) else { return };
+        tracing::debug!(peer = id, stream = %peer.stream.stream_id, why, "relay session ended");
+        let mut ended = Vec::new();
+        match peer.role {
+            Role::Publisher(publisher) => {
+                if self.streams.get(&peer.stream) == Some(&id) {
+                    self.streams.remove(&peer.stream);
+                }
+                for pid in publisher.players {
+                    if let Some(player) = self.unmap(pid) {
+                        ended.push(RelayEvent::PlayerStopped { stream: player.stream, peer: pid });
+                    }
+                }
+                ended.push(RelayEvent::StreamStopped { stream: peer.stream, peer: id });
+            }
+            Role::Player(player) => {
+                if let Some(Role::Publisher(p)) = self.peers.get_mut(&player.publisher).map(|p| &mut p.role) {
+                    p.players.retain(|&x| x != id);
+                }
+                ended.push(RelayEvent::PlayerStopped { stream: peer.stream, peer: id });
+            }
+        }
+        // Load first, so whoever reacts to the event already sees it.
+        self.update_load();
+        for event in ended {
+            let _ = self.events.send(event);
+        }
+    }
+
+    /// Takes a session out of every map.
+    fn unmap(&mut self, id: PeerId) -> Option<Peer> {
+        let mut peer = self.peers.remove(&id)?;
+        // Tell the remote (RTCP BYE, DTLS close_notify) so it need not wait for an ICE timeout.
+        let rtc = &mut peer.rtc;
+        if let Ok(Ok(())) = catch_unwind(AssertUnwindSafe(|| rtc.close())) {
+            let io = Io { socket: &self.socket, shared: &self.shared };
+            peer.drain(&io, &mut Vec::new());
+        }
+        peer.rtc.disconnect();
+        for addr in &peer.addrs {
+            if self.by_addr.get(addr) == Some(&id) {
+                self.by_addr.remove(addr);
+            }
+        }
+        if self.by_ufrag.get(&peer.ufrag) == Some(&id) {
+            self.by_ufrag.remove(&peer.ufrag);
+        }
+        Some(peer)
+    }
+
+    fn update_load(&self) {
+        self.shared.peers.store(self.peers.len(), Ordering::Relaxed);
+        self.shared.streams.store(self.streams.len(), Ordering::Relaxed);
+    }
+
+    fn shutdown(&mut self) {
+        let publishers: Vec<PeerId> = self.peers.values().filter(|p| p.is_publisher()).map(|p| p.id).collect();
+        for id in publishers {
+            self.remove(id, "relay stopped");
+        }
+        let rest: Vec<PeerId> = self.peers.keys().copied().collect();
+        for id in rest {
+            self.remove(id, "relay stopped");
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! One relay session: its `Rtc`, its role (publisher or player) and how it is set up from an
+//! SDP offer and drained after every input.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::time::Instant;
+
+use str0m::change::SdpOffer;
+use str0m::config::CryptoProvider;
+use str0m::format::PayloadParams;
+use str0m::media::{MediaKind, Mid, Pt};
+use str0m::rtp::{RtpPacket, Ssrc};
+use str0m::{Candidate, Event, IceConnectionState, Output, Rtc, RtcConfig};
+
+use super::forward::TrackOut;
+use super::{PeerId, RelayError, Shared, StreamKey};
+
+/// A relay session.
+pub(crate) struct Peer {
+    pub id: PeerId,
+    pub stream: StreamKey,
+    pub rtc: Rtc,
+    /// Our ICE ufrag: the first half of the USERNAME in the peer's STUN requests.
+    pub ufrag: String,
+    pub role: Role,
+    pub created: Instant,
+    /// ICE + DTLS up (str0m's `Event::Connected`).
+    pub connected: bool,
+    /// The time str0m asked to be woken at; the engine's timer heap holds the same value.
+    pub next_timeout: Option<Instant>,
+    /// Remote addresses the engine's address map points at this peer.
+    pub addrs: Vec<SocketAddr>,
+}
+
+pub(crate) enum Role {
+    Publisher(Publisher),
+    Player(Player),
+}
+
+/// A publisher's incoming media and its audience.
+pub(crate) struct Publisher {
+    pub tracks: Vec<TrackIn>,
+    /// The payload types negotiated with the publisher (our numbering for its packets).
+    pub params: Vec<PayloadParams>,
+    pub players: Vec<PeerId>,
+    /// `StreamLive` was sent.
+    pub live: bool,
+    pub last_keyframe_request: Option<Instant>,
+    /// A keyframe was asked for but not yet requested (rate limit, or no video stream yet).
+    pub keyframe_wanted: bool,
+    /// Cache: incoming SSRC → index in `tracks`.
+    ssrcs: Vec<(Ssrc, usize)>,
+}
+
+/// One incoming m-line of a publisher.
+pub(crate) struct TrackIn {
+    pub mid: Mid,
+    pub kind: MediaKind,
+}
+
+/// A player: which publisher it watches and its outgoing m-lines.
+pub(crate) struct Player {
+    pub publisher: PeerId,
+    pub tracks: Vec<TrackOut>,
+    /// Publisher PT → this player's PT, per negotiated codec.
+    pub pt_map: Vec<(Pt, Pt)>,
+}
+
+/// What draining a peer's outputs produced that the engine must act on.
+// Not boxed: the scratch vector is reused, so an RTP packet costs no allocation here.
+#[allow(clippy::large_enum_variant)]
+pub(crate) enum Happening {
+    Connected,
+    Rtp(RtpPacket),
+    /// The remote asked for a keyframe on media we send it (players).
+    KeyframeRequest,
+    /// str0m transmits to a remote address the engine may not map yet.
+    Destination(SocketAddr),
+    /// Disconnected, closed, failed or panicked: remove it.
+    Gone(&'static str),
+}
+
+/// An accepted offer: the session and facts read from its answer.
+pub(crate) struct Accepted {
+    pub rtc: Rtc,
+    pub ufrag: String,
+    pub answer: String,
+    /// (mid, kind, our direction) of every enabled audio/video m-line.
+    pub medias: Vec<(Mid, MediaKind, str0m::media::Direction)>,
+}
+
+/// The codecs the relay speaks: Opus, VP8, H264, VP9.
+pub(crate) fn base_config(crypto: &Arc<CryptoProvider>) -> RtcConfig {
+    RtcConfig::new()
+        .set_ice_lite(true)
+        .set_rtp_mode(true)
+        .set_crypto_provider(Arc::clone(crypto))
+        .clear_codecs()
+        .enable_opus(true, false)
+        .enable_vp8(true)
+        .enable_h264(true)
+        .enable_vp9(true)
+}
+
+/// A config whose codecs are exactly `params` (a publisher's negotiated set), so a player's
+/// answer names only what the publisher sends.
+pub(crate) fn config_with_codecs(crypto: &Arc<CryptoProvider>, params: &[PayloadParams]) -> RtcConfig {
+    let mut config = base_config(crypto).clear_codecs();
+    for p in params {
+        let spec = p.spec();
+        config.codec_config().add_config(p.pt(), p.resend(), spec.codec, spec.clock_rate, spec.channels, spec.format);
+    }
+    config
+}
+
+/// Parses `offer`, builds an ICE-lite session advertising `candidates` and answers the offer.
+pub(crate) fn accept(
+    offer: &str,
+    config: RtcConfig,
+    candidates: &[SocketAddr],
+    now: Instant,
+) -> Result<Accepted, RelayError> {
+    let offer = SdpOffer::from_sdp_string(offer).map_err(|e| RelayError::BadOffer(e.to_string()))?;
+    let built = catch_unwind(AssertUnwindSafe(move || {
+        let mut rtc = config.build(now);
+        for addr in candidates {
+            if let Ok(c) = Candidate::host(*addr, "udp") {
+                rtc.add_local_candidate(c);
+            }
+        }
+        let answer = rtc.sdp_api().accept_offer(offer).map(|a| a.to_sdp_string());
+        (rtc, answer)
+    }));
+    let (mut rtc, answer) = built.map_err(|_| RelayError::BadOffer("the offer could not be negotiated".into()))?;
+    let answer = answer.map_err(|e| RelayError::BadOffer(e.to_string()))?;
+    let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+    let medias = answer
+        .lines()
+        .filter_map(|l| l.trim_end().strip_prefix("a=mid:"))
+        .filter_map(|m| {
+            let media = rtc.media(Mid::from(m))?;
+            let kind = media.kind();
+            (!media.disabled() && matches!(kind, MediaKind::Audio | MediaKind::Video))
+                .then(|| (media.mid(), kind, media.direction()))
+        })
+        .collect();
+    Ok(Accepted { rtc, ufrag, answer, medias })
+}
+
+impl Publisher {
+    pub fn new(tracks: Vec<TrackIn>, params: Vec<PayloadParams>) -> Self {
+        Publisher {
+            tracks,
+            params,
+            players: Vec::new(),
+            live: false,
+            last_keyframe_request: None,
+            keyframe_wanted: false,
+            ssrcs: Vec::new(),
+        }
+    }
+
+    /// The incoming track an RTP packet belongs to (asks str0m once per new SSRC).
+    pub fn track_of(&mut self, rtc: &mut Rtc, ssrc: Ssrc) -> Option<usize> {
+        if let Some((_, i)) = self.ssrcs.iter().find(|(s, _)| *s == ssrc) {
+            return Some(*i);
+        }
+        let mid = rtc.direct_api().stream_rx(&ssrc)?.mid();
+        let i = self.tracks.iter().position(|t| t.mid == mid)?;
+        self.ssrcs.push((ssrc, i));
+        Some(i)
+    }
+
+    pub fn params_of(&self, pt: Pt) -> Option<&PayloadParams> {
+        self.params.iter().find(|p| p.pt() == pt)
+    }
+}
+
+/// Sends datagrams and counts them.
+pub(crate) struct Io<'a> {
+    pub socket: &'a UdpSocket,
+    pub shared: &'a Shared,
+}
+
+impl Peer {
+    /// Polls the session until it asks for a timeout; transmits on the way. Returns false if the
+    /// session is dead (also pushed as [`Happening::Gone`]).
+    pub fn drain(&mut self, io: &Io<'_>, out: &mut Vec<Happening>) -> bool {
+        let rtc = &mut self.rtc;
+        let mut last_dest = self.addrs.last().copied();
+        let polled = catch_unwind(AssertUnwindSafe(|| {
+            loop {
+                if !rtc.is_alive() {
+                    return Err("closed");
+                }
+                match rtc.poll_output() {
+                    Ok(Output::Timeout(t)) => return Ok(t),
+                    Ok(Output::Transmit(t)) => {
+                        if last_dest != Some(t.destination) {
+                            last_dest = Some(t.destination);
+                            out.push(Happening::Destination(t.destination));
+                        }
+                        match io.socket.send_to(&t.contents, t.destination) {
+                            Ok(n) => {
+                                Shared::add(&io.shared.packets_out, 1);
+                                Shared::add(&io.shared.bytes_out, n as u64);
+                            }
+                            Err(e) => tracing::debug!(error = %e, dest = %t.destination, "relay send failed"),
+                        }
+                    }
+                    Ok(Output::Event(e)) => match e {
+                        Event::Connected => out.push(Happening::Connected),
+                        Event::RtpPacket(p) => out.push(Happening::Rtp(p)),
+                        Event::KeyframeRequest(_) => out.push(Happening::KeyframeRequest),
+                        Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                            return Err("ice disconnected");
+                        }
+                        Event::Closed => return Err("closed by remote"),
+                        _ => {}
+                    },
+                    Err(e) => {
+                        tracing::debug!(error = %e, "relay session failed");
+                        return Err("session error");
+                    }
+                }
+            }
+        }));
+        match polled {
+            Ok(Ok(t)) => {
+                self.next_timeout = Some(t);
+                true
+            }
+            Ok(Err(why)) => {
+                out.push(Happening::Gone(why));
+                false
+            }
+            Err(_) => {
+                out.push(Happening::Gone("panicked"));
+                false
+            }
+        }
+    }
+
+    /// Feeds one input; false (and the session disconnected) if str0m failed or panicked.
+    pub fn input(&mut self, input: str0m::Input<'_>) -> bool {
+        let rtc = &mut self.rtc;
+        match catch_unwind(AssertUnwindSafe(|| rtc.handle_input(input))) {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::debug!(peer = self.id, error = %e, "relay input rejected");
+                // A bad datagram is not fatal for str0m's own errors on e.g. a corrupt packet;
+                // only a closed session is.
+                self.rtc.is_alive()
+            }
+            Err(_) => {
+                self.rtc.disconnect();
+                false
+            }
+        }
+    }
+
+    pub fn is_publisher(&self) -> bool {
+        matches!(self.role, Role::Publisher(_))
+    }
+}

@@ -1,0 +1,483 @@
+//! The relay against real str0m clients over UDP on 127.0.0.1, each client in its own thread.
+
+use std::net::UdpSocket;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::{Codec, FormatParams};
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
+
+use super::*;
+
+const FRAME: Duration = Duration::from_millis(20);
+/// The publisher makes every KEY_EVERY-th frame a keyframe (and any frame after a PLI).
+const KEY_EVERY: u32 = 100;
+
+fn key(stream_id: &str) -> StreamKey {
+    StreamKey { app_id: 7, stream_id: stream_id.into() }
+}
+
+fn start() -> (Relay, UnboundedReceiver<RelayEvent>) {
+    let (tx, rx) = unbounded_channel();
+    let relay = Relay::start(RelayConfig { udp_addr: "127.0.0.1:0".parse().unwrap(), public_ips: vec![] }, tx)
+        .expect("relay starts");
+    (relay, rx)
+}
+
+async fn next_event(rx: &mut UnboundedReceiver<RelayEvent>) -> RelayEvent {
+    tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("a relay event in time").expect("open")
+}
+
+/// A VP8-looking frame: byte 0 bit 0 clear on keyframes (with the keyframe start code), then
+/// the frame number, then filler derived from it. Keyframes span several RTP packets.
+fn video_frame(n: u32, keyframe: bool) -> Vec<u8> {
+    let mut v = if keyframe {
+        vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x80, 0x02, 0xe0, 0x01]
+    } else {
+        vec![0x31, 0x01, 0x00]
+    };
+    v.extend_from_slice(&n.to_be_bytes());
+    let len = if keyframe { 3000 } else { 200 + (n as usize % 7) * 60 };
+    while v.len() < len {
+        v.push((v.len() as u32).wrapping_mul(31).wrapping_add(n) as u8);
+    }
+    v
+}
+
+fn frame_number(data: &[u8]) -> Option<(u32, bool)> {
+    let keyframe = data.first()? & 1 == 0;
+    let at = if keyframe { 10 } else { 3 };
+    let n = u32::from_be_bytes(data.get(at..at + 4)?.try_into().ok()?);
+    Some((n, keyframe))
+}
+
+fn audio_frame(n: u32) -> Vec<u8> {
+    let mut v = vec![0xfc];
+    v.extend_from_slice(&n.to_be_bytes());
+    v.resize(80, n as u8);
+    v
+}
+
+#[derive(Debug)]
+enum ClientEvent {
+    Connected,
+    Media { kind: MediaKind, data: Vec<u8>, keyframe: bool, at: Instant },
+    KeyframeRequested,
+    Closed,
+}
+
+struct Client {
+    rtc: Rtc,
+    socket: UdpSocket,
+    pending: Option<SdpPendingOffer>,
+    audio: Option<Mid>,
+    video: Option<Mid>,
+}
+
+impl Client {
+    fn new(config: RtcConfig) -> Client {
+        let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let mut rtc = config.build(Instant::now());
+        rtc.add_local_candidate(Candidate::host(socket.local_addr().unwrap(), "udp").unwrap());
+        Client { rtc, socket, pending: None, audio: None, video: None }
+    }
+
+    /// An offer for audio + video in `dir`; `strip_candidates` leaves the relay to learn our
+    /// address from STUN only (peer-reflexive).
+    fn offer(&mut self, dir: Direction, strip_candidates: bool) -> String {
+        let mut api = self.rtc.sdp_api();
+        self.audio = Some(api.add_media(MediaKind::Audio, dir, None, None, None));
+        self.video = Some(api.add_media(MediaKind::Video, dir, None, None, None));
+        let (offer, pending) = api.apply().unwrap();
+        self.pending = Some(pending);
+        let sdp = offer.to_sdp_string();
+        if strip_candidates {
+            sdp.lines().filter(|l| !l.starts_with("a=candidate")).map(|l| format!("{l}\r\n")).collect()
+        } else {
+            sdp
+        }
+    }
+
+    fn accept(&mut self, answer: &str) {
+        let answer = SdpAnswer::from_sdp_string(answer).expect("answer parses");
+        self.rtc.sdp_api().accept_answer(self.pending.take().unwrap(), answer).expect("answer accepted");
+    }
+
+    /// Runs the client on its own thread; a publisher writes frames once connected.
+    fn spawn(self, publish: bool) -> Running {
+        let (tx, events) = mpsc::channel();
+        let stop = Arc::new(AtomicBool::new(false));
+        let stop2 = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || self.run(publish, tx, stop2));
+        Running { events, stop, thread: Some(thread), seen: Vec::new() }
+    }
+
+    fn run(mut self, publish: bool, tx: mpsc::Sender<ClientEvent>, stop: Arc<AtomicBool>) {
+        let local = self.socket.local_addr().unwrap();
+        let mut buf = vec![0u8; 2000];
+        let mut connected = false;
+        let mut next_frame = Instant::now();
+        let mut n = 0u32;
+        let mut force_key = true;
+        let mut closing = false;
+        loop {
+            if stop.load(Ordering::Relaxed) && !closing {
+                closing = true;
+                let _ = self.rtc.close();
+            }
+            let now = Instant::now();
+            if publish && connected && !closing && now >= next_frame {
+                next_frame += FRAME;
+                let keyframe = force_key || n.is_multiple_of(KEY_EVERY);
+                force_key = false;
+                let wallclock = now;
+                let (audio, video) = (self.audio.unwrap(), self.video.unwrap());
+                let w = self.rtc.writer(video).unwrap();
+                let pt = w.payload_params().find(|p| p.spec().codec == Codec::Vp8).unwrap().pt();
+                let t = MediaTime::new(n as u64 * 1800, Frequency::NINETY_KHZ);
+                w.write(pt, wallclock, t, video_frame(n, keyframe)).unwrap();
+                let w = self.rtc.writer(audio).unwrap();
+                let pt = w.payload_params().find(|p| p.spec().codec == Codec::Opus).unwrap().pt();
+                let t = MediaTime::new(n as u64 * 960, Frequency::FORTY_EIGHT_KHZ);
+                w.write(pt, wallclock, t, audio_frame(n)).unwrap();
+                n += 1;
+            }
+            let timeout = loop {
+                if !self.rtc.is_alive() {
+                    let _ = tx.send(ClientEvent::Closed);
+                    return;
+                }
+                match self.rtc.poll_output() {
+                    Ok(Output::Timeout(t)) => break t,
+                    Ok(Output::Transmit(t)) => {
+                        let _ = self.socket.send_to(&t.contents, t.destination);
+                    }
+                    Ok(Output::Event(e)) => match e {
+                        Event::Connected => {
+                            connected = true;
+                            next_frame = Instant::now();
+                            let _ = tx.send(ClientEvent::Connected);
+                        }
+                        Event::MediaData(m) => {
+                            let kind = if Some(m.mid) == self.video { MediaKind::Video } else { MediaKind::Audio };
+                            let keyframe = m.is_keyframe();
+                            let _ = tx.send(ClientEvent::Media {
+                                kind,
+                                data: m.data.to_vec(),
+                                keyframe,
+                                at: Instant::now(),
+                            });
+                        }
+                        Event::KeyframeRequest(_) => {
+                            force_key = true;
+                            let _ = tx.send(ClientEvent::KeyframeRequested);
+                        }
+                        Event::Closed | Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
+                            let _ = tx.send(ClientEvent::Closed);
+                            return;
+                        }
+                        _ => {}
+                    },
+                    Err(_) => {
+                        let _ = tx.send(ClientEvent::Closed);
+                        return;
+                    }
+                }
+            };
+            let now = Instant::now();
+            let until = if publish && connected { timeout.min(next_frame) } else { timeout };
+            let wait = until.saturating_duration_since(now).clamp(Duration::from_millis(1), Duration::from_millis(5));
+            self.socket.set_read_timeout(Some(wait)).unwrap();
+            let input = match self.socket.recv_from(&mut buf) {
+                Ok((len, source)) => match Receive::new(Protocol::Udp, source, local, &buf[..len]) {
+                    Ok(r) => Input::Receive(Instant::now(), r),
+                    Err(_) => continue,
+                },
+                Err(_) => Input::Timeout(Instant::now()),
+            };
+            if self.rtc.handle_input(input).is_err() {
+                let _ = tx.send(ClientEvent::Closed);
+                return;
+            }
+        }
+    }
+}
+
+/// A client running on its thread, and what it has reported so far.
+struct Running {
+    events: mpsc::Receiver<ClientEvent>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    seen: Vec<ClientEvent>,
+}
+
+impl Running {
+    /// Collects events until `pred` holds for the collected list or `within` passes.
+    fn wait_for(&mut self, within: Duration, pred: impl Fn(&[ClientEvent]) -> bool) -> bool {
+        let deadline = Instant::now() + within;
+        while !pred(&self.seen) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            if let Ok(e) = self.events.recv_timeout(left.min(Duration::from_millis(50))) {
+                self.seen.push(e);
+            }
+        }
+        true
+    }
+
+    fn drain(&mut self) {
+        while let Ok(e) = self.events.try_recv() {
+            self.seen.push(e);
+        }
+    }
+
+    fn media(&self, kind: MediaKind) -> Vec<(&[u8], bool, Instant)> {
+        self.seen
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::Media { kind: k, data, keyframe, at } if *k == kind => Some((&data[..], *keyframe, *at)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+        self.drain();
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn connected(events: &[ClientEvent]) -> bool {
+    events.iter().any(|e| matches!(e, ClientEvent::Connected))
+}
+
+fn closed(events: &[ClientEvent]) -> bool {
+    events.iter().any(|e| matches!(e, ClientEvent::Closed))
+}
+
+/// Asserts a player's video and audio are the publisher's frames, in order, without gaps, the
+/// video starting on a keyframe. Returns how many video frames it got.
+fn check_player(name: &str, player: &Running) -> usize {
+    let video = player.media(MediaKind::Video);
+    assert!(video.len() >= 10, "{name}: only {} video frames", video.len());
+    assert!(video[0].1, "{name}: video must start on a keyframe");
+    let mut last = None;
+    for (data, keyframe, _) in &video {
+        let (n, key) = frame_number(data).unwrap_or_else(|| panic!("{name}: not one of ours: {data:?}"));
+        assert_eq!(key, *keyframe, "{name}: frame {n} keyframe flag");
+        assert_eq!(*data, &video_frame(n, key)[..], "{name}: frame {n} payload differs");
+        if let Some(prev) = last {
+            assert_eq!(n, prev + 1, "{name}: video frames out of order or missing");
+        }
+        last = Some(n);
+    }
+    let audio = player.media(MediaKind::Audio);
+    assert!(audio.len() >= 10, "{name}: only {} audio frames", audio.len());
+    let mut last = None;
+    for (data, _, _) in &audio {
+        let n = u32::from_be_bytes(data[1..5].try_into().unwrap());
+        assert_eq!(*data, &audio_frame(n)[..], "{name}: audio {n} payload differs");
+        if let Some(prev) = last {
+            assert_eq!(n, prev + 1, "{name}: audio frames out of order or missing");
+        }
+        last = Some(n);
+    }
+    video.len()
+}
+
+/// A player whose codecs use other payload types than the publisher (VP8 on 120, Opus only),
+/// so the relay must rewrite PTs.
+fn odd_pt_config() -> RtcConfig {
+    let mut config = RtcConfig::new().clear_codecs().enable_opus(true, false);
+    config.codec_config().add_config(
+        120.into(),
+        Some(121.into()),
+        Codec::Vp8,
+        Frequency::NINETY_KHZ,
+        None,
+        FormatParams::default(),
+    );
+    config
+}
+
+async fn publish(relay: &Relay, stream: &str, strip: bool) -> (PeerId, Running) {
+    let mut client = Client::new(RtcConfig::new());
+    let offer = client.offer(Direction::SendOnly, strip);
+    let (id, answer) = relay.publish(key(stream), offer).await.expect("publish accepted");
+    client.accept(&answer);
+    (id, client.spawn(true))
+}
+
+async fn play(relay: &Relay, stream: &str, config: RtcConfig, strip: bool) -> (PeerId, Running) {
+    let mut client = Client::new(config);
+    let offer = client.offer(Direction::RecvOnly, strip);
+    let (id, answer) = relay.play(key(stream), offer).await.expect("play accepted");
+    client.accept(&answer);
+    (id, client.spawn(false))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn publish_to_three_players() {
+    let (relay, mut events) = start();
+    // Publisher and player B offer no candidates: the relay learns them from STUN (peer-reflexive).
+    let (pub_id, mut publisher) = publish(&relay, "cam", true).await;
+    assert_eq!(next_event(&mut events).await, RelayEvent::StreamLive { stream: key("cam"), peer: pub_id });
+    assert!(publisher.wait_for(Duration::from_secs(1), connected));
+
+    let (a_id, mut a) = play(&relay, "cam", RtcConfig::new(), false).await;
+    let (b_id, mut b) = play(&relay, "cam", RtcConfig::new(), true).await;
+    let mut started = vec![next_event(&mut events).await, next_event(&mut events).await];
+    started.sort_by_key(|e| format!("{e:?}"));
+    let mut want = vec![
+        RelayEvent::PlayerStarted { stream: key("cam"), peer: a_id },
+        RelayEvent::PlayerStarted { stream: key("cam"), peer: b_id },
+    ];
+    want.sort_by_key(|e| format!("{e:?}"));
+    assert_eq!(started, want);
+    assert_eq!(relay.load(), RelayLoad { peers: 3, streams: 1 });
+
+    std::thread::sleep(Duration::from_millis(1200));
+
+    // A late joiner with different payload types gets a keyframe quickly.
+    let (c_id, mut c) = play(&relay, "cam", odd_pt_config(), false).await;
+    assert_eq!(next_event(&mut events).await, RelayEvent::PlayerStarted { stream: key("cam"), peer: c_id });
+    assert!(c.wait_for(Duration::from_secs(2), connected), "player C connects");
+    let joined = Instant::now();
+    let got_key = |ev: &[ClientEvent]| {
+        ev.iter().any(|e| matches!(e, ClientEvent::Media { kind: MediaKind::Video, keyframe: true, .. }))
+    };
+    assert!(c.wait_for(Duration::from_secs(3), got_key), "player C receives a keyframe within 3 s");
+    let first_key_at = c.media(MediaKind::Video).iter().find(|m| m.1).map(|m| m.2).unwrap();
+    eprintln!("player C: first keyframe {:?} after connecting", first_key_at.saturating_duration_since(joined));
+    std::thread::sleep(Duration::from_millis(600));
+
+    for p in [&mut a, &mut b, &mut c] {
+        p.stop();
+    }
+    publisher.stop();
+    let counts = [check_player("A", &a), check_player("B", &b), check_player("C", &c)];
+    eprintln!("video frames per player: {counts:?}; stats {:?}", relay.stats());
+    assert!(counts[0] >= 50 && counts[1] >= 50, "A and B saw over a second of video: {counts:?}");
+    assert!(
+        publisher.seen.iter().any(|e| matches!(e, ClientEvent::KeyframeRequested)),
+        "the relay asked the publisher for keyframes"
+    );
+    let stats = relay.stats();
+    assert!(stats.keyframe_requests >= 1 && stats.forwarded > 0 && stats.packets_in > 0 && stats.bytes_out > 0);
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn closing_the_publisher_ends_its_players() {
+    let (relay, mut events) = start();
+    let (pub_id, _publisher) = publish(&relay, "talk", false).await;
+    assert!(matches!(next_event(&mut events).await, RelayEvent::StreamLive { .. }));
+    let (p1, mut player1) = play(&relay, "talk", RtcConfig::new(), false).await;
+    let (p2, _player2) = play(&relay, "talk", RtcConfig::new(), false).await;
+    for _ in 0..2 {
+        assert!(matches!(next_event(&mut events).await, RelayEvent::PlayerStarted { .. }));
+    }
+
+    // A player leaving ends only itself.
+    relay.close(p2).await.expect("close player");
+    assert_eq!(next_event(&mut events).await, RelayEvent::PlayerStopped { stream: key("talk"), peer: p2 });
+    assert_eq!(relay.load(), RelayLoad { peers: 2, streams: 1 });
+
+    relay.close(pub_id).await.expect("close publisher");
+    assert_eq!(next_event(&mut events).await, RelayEvent::PlayerStopped { stream: key("talk"), peer: p1 });
+    assert_eq!(next_event(&mut events).await, RelayEvent::StreamStopped { stream: key("talk"), peer: pub_id });
+    assert_eq!(relay.load(), RelayLoad::default());
+    // The relay closed DTLS politely, so the remote player notices at once.
+    assert!(player1.wait_for(Duration::from_secs(2), closed), "player told of the close");
+    assert!(matches!(relay.close(pub_id).await, Err(RelayError::UnknownPeer)));
+    assert!(matches!(relay.play(key("talk"), "v=0".into()).await, Err(RelayError::UnknownStream(_))));
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_publisher_that_goes_away_stops_the_stream() {
+    let (relay, mut events) = start();
+    let (pub_id, mut publisher) = publish(&relay, "gone", false).await;
+    assert!(matches!(next_event(&mut events).await, RelayEvent::StreamLive { .. }));
+    let (p1, _player) = play(&relay, "gone", RtcConfig::new(), false).await;
+    assert!(matches!(next_event(&mut events).await, RelayEvent::PlayerStarted { .. }));
+    publisher.stop(); // the client closes its session (DTLS close_notify)
+    assert_eq!(next_event(&mut events).await, RelayEvent::PlayerStopped { stream: key("gone"), peer: p1 });
+    assert_eq!(next_event(&mut events).await, RelayEvent::StreamStopped { stream: key("gone"), peer: pub_id });
+    assert_eq!(relay.load(), RelayLoad::default());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn bad_input_is_refused_and_leaves_nothing_behind() {
+    let (relay, mut events) = start();
+    assert!(matches!(relay.publish(key("x"), "hello".into()).await, Err(RelayError::BadOffer(_))));
+
+    let mut data_only = Client::new(RtcConfig::new());
+    let mut api = data_only.rtc.sdp_api();
+    api.add_channel("chat".into());
+    let (offer, _) = api.apply().unwrap();
+    let offer = offer.to_sdp_string();
+    assert!(matches!(relay.publish(key("x"), offer.clone()).await, Err(RelayError::NoMedia)));
+
+    // A recvonly offer has nothing for a publisher to send.
+    let recv_only = Client::new(RtcConfig::new()).offer(Direction::RecvOnly, false);
+    assert!(matches!(relay.publish(key("x"), recv_only).await, Err(RelayError::NoMedia)));
+
+    let player_offer = Client::new(RtcConfig::new()).offer(Direction::RecvOnly, false);
+    assert!(matches!(relay.play(key("x"), player_offer).await, Err(RelayError::UnknownStream(s)) if s == "x"));
+
+    let send_offer = Client::new(RtcConfig::new()).offer(Direction::SendOnly, false);
+    let (first, _) = relay.publish(key("x"), send_offer).await.expect("first publisher");
+    let again = Client::new(RtcConfig::new()).offer(Direction::SendOnly, false);
+    assert!(matches!(relay.publish(key("x"), again).await, Err(RelayError::AlreadyPublished(s)) if s == "x"));
+    assert!(matches!(relay.play(key("x"), offer).await, Err(RelayError::NoMedia)));
+    assert!(matches!(relay.play(key("x"), "garbage".into()).await, Err(RelayError::BadOffer(_))));
+    assert!(matches!(relay.close(424242).await, Err(RelayError::UnknownPeer)));
+    assert_eq!(relay.load(), RelayLoad { peers: 1, streams: 1 });
+
+    relay.close(first).await.expect("close");
+    assert_eq!(next_event(&mut events).await, RelayEvent::StreamStopped { stream: key("x"), peer: first });
+    assert_eq!(relay.load(), RelayLoad::default());
+    assert!(events.try_recv().is_err(), "refused offers report nothing");
+}
+
+#[test]
+fn start_refuses_a_wildcard_bind_without_public_ips() {
+    let (tx, _rx) = unbounded_channel();
+    let r = Relay::start(RelayConfig { udp_addr: "0.0.0.0:0".parse().unwrap(), public_ips: vec![] }, tx);
+    assert!(matches!(r, Err(RelayError::Unavailable(_))));
+    let (tx, _rx) = unbounded_channel();
+    let r = Relay::start(
+        RelayConfig { udp_addr: "0.0.0.0:0".parse().unwrap(), public_ips: vec!["127.0.0.1".parse().unwrap()] },
+        tx,
+    );
+    assert!(r.is_ok());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_session_that_never_connects_is_dropped() {
+    let (tx, mut events) = unbounded_channel();
+    let config = RelayConfig { udp_addr: "127.0.0.1:0".parse().unwrap(), public_ips: vec![] };
+    let relay = Relay::start_with(config, tx, Duration::from_millis(500)).expect("relay starts");
+    let offer = Client::new(RtcConfig::new()).offer(Direction::SendOnly, false);
+    let (id, _) = relay.publish(key("silent"), offer).await.expect("accepted");
+    let started = Instant::now();
+    assert_eq!(next_event(&mut events).await, RelayEvent::StreamStopped { stream: key("silent"), peer: id });
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(relay.load(), RelayLoad::default());
+}
