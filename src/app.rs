@@ -9,12 +9,15 @@ use thiserror::Error;
 use std::sync::Arc;
 
 use crate::api;
+use crate::api::media::RelayNode;
 use crate::auth::NonceStore;
 use crate::config::Settings;
+use crate::relay::{Relay, RelayEvent};
 use crate::rooms::redis::{RedisRooms, RedisRoomsConfig};
 use crate::rooms::{Hub, RoomError, RoomService};
 use crate::signaling::SignalingContext;
 use crate::store::{NewApp, Store, StoreError, redact_url};
+use tokio::sync::mpsc::UnboundedReceiver;
 
 /// What every request handler can reach. Workers share it; nothing in it is per-connection.
 pub struct AppState {
@@ -24,6 +27,8 @@ pub struct AppState {
     pub redis: Option<ConnectionManager>,
     pub dev: bool,
     pub signaling: Arc<SignalingContext>,
+    /// The media relay of this node.
+    pub relay: Option<Arc<RelayNode>>,
 }
 
 #[derive(Debug, Error)]
@@ -34,6 +39,8 @@ pub enum StartError {
     Redis { url: String, source: redis::RedisError },
     #[error("cannot listen on {addr}: {source}")]
     Bind { addr: String, source: std::io::Error },
+    #[error("cannot start the media relay: {0}")]
+    Relay(crate::relay::RelayError),
     #[error("cannot start the Redis room backend: {0}")]
     Rooms(RoomError),
     #[error("cannot prepare the dev app: {0}")]
@@ -43,7 +50,8 @@ pub enum StartError {
 }
 
 impl AppState {
-    pub async fn build(settings: &Settings) -> Result<AppState, StartError> {
+    /// `http_addr` is the bound HTTP address (for the default public URL).
+    pub async fn build(settings: &Settings, http_addr: std::net::SocketAddr) -> Result<AppState, StartError> {
         let store = Store::open(&settings.database_url)
             .await
             .map_err(|source| StartError::Store { url: redact_url(&settings.database_url), source })?;
@@ -74,9 +82,35 @@ impl AppState {
                 RoomService::new(backend, hub, worker_id)
             }
         };
-        let signaling = Arc::new(SignalingContext::new(rooms, store.clone(), settings.signaling.clone()));
-        Ok(AppState { store, nonces, redis, dev: settings.dev, signaling })
+        let (relay, relay_events) = start_relay(settings, http_addr)?;
+        let signaling =
+            Arc::new(SignalingContext::new(rooms, store.clone(), Some(relay.clone()), settings.signaling.clone()));
+        follow_relay(signaling.clone(), relay.clone(), relay_events);
+        Ok(AppState { store, nonces, redis, dev: settings.dev, signaling, relay: Some(relay) })
     }
+}
+
+/// Starts the media engine; its events come out of the returned receiver.
+fn start_relay(
+    settings: &Settings,
+    http_addr: std::net::SocketAddr,
+) -> Result<(Arc<RelayNode>, UnboundedReceiver<RelayEvent>), StartError> {
+    let (events, received) = tokio::sync::mpsc::unbounded_channel();
+    let relay = Relay::start(settings.relay.clone(), events).map_err(StartError::Relay)?;
+    let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
+    tracing::info!(udp = %relay.local_addr(), %public_url, "relay started");
+    Ok((Arc::new(RelayNode::new(relay, public_url)), received))
+}
+
+/// Applies the relay's reports to rooms (stream live → ADD, gone → DELETE) in their order.
+fn follow_relay(signaling: Arc<SignalingContext>, node: Arc<RelayNode>, mut events: UnboundedReceiver<RelayEvent>) {
+    tokio::spawn(async move {
+        while let Some(event) = events.recv().await {
+            tracing::debug!(?event, "relay event");
+            crate::signaling::media::on_relay_event(&signaling, &node, &event).await;
+            node.on_event(&event);
+        }
+    });
 }
 
 /// Dev mode needs an app to mint tokens for; create app 1 on first start.
@@ -94,10 +128,10 @@ async fn ensure_dev_app(store: &Store) -> Result<(), StoreError> {
 /// Serves until SIGINT/SIGTERM. Prints `huddle listening on http://ADDR` on stdout once
 /// bound (tests and scripts wait for that line; with port 0 it tells the chosen port).
 pub async fn run(settings: Settings) -> Result<(), StartError> {
-    let state = web::Data::new(AppState::build(&settings).await?);
     let listener = TcpListener::bind(settings.http_addr)
         .map_err(|source| StartError::Bind { addr: settings.http_addr.to_string(), source })?;
     let local_addr = listener.local_addr().map_err(StartError::Server)?;
+    let state = web::Data::new(AppState::build(&settings, local_addr).await?);
     if state.dev {
         tracing::warn!("dev mode is on: GET /dev/token mints tokens for anyone; never expose this to a network");
     }

@@ -161,6 +161,17 @@ pub struct ServeArgs {
     /// With Redis: a worker silent this long (ms) is dead and its users are removed.
     #[arg(long, env = "HUDDLE_REDIS_LEASE_MS", default_value_t = 15_000)]
     pub redis_lease_ms: u64,
+    /// Relay: UDP address the media socket binds (one port for all peers).
+    #[arg(long, env = "HUDDLE_RELAY_UDP_ADDR", default_value = "127.0.0.1:0")]
+    pub relay_udp_addr: SocketAddr,
+    /// Relay: IP addresses advertised to peers as host candidates (comma-separated); needed
+    /// when the UDP address is 0.0.0.0 or behind NAT. Default: the bound address.
+    #[arg(long = "relay-public-ip", env = "HUDDLE_RELAY_PUBLIC_IPS", value_delimiter = ',')]
+    pub relay_public_ips: Vec<std::net::IpAddr>,
+    /// Base URL clients reach this node's HTTP at (used in the relay URLs handed out with
+    /// media grants). Default: `http://` plus the bound HTTP address.
+    #[arg(long, env = "HUDDLE_PUBLIC_URL")]
+    pub public_url: Option<String>,
     /// Log filter, e.g. `info` or `huddle=debug,actix_web=info`.
     #[arg(long, env = "HUDDLE_LOG", default_value = "info")]
     pub log: String,
@@ -192,6 +203,8 @@ pub struct Settings {
     pub dev: bool,
     pub signaling: crate::signaling::SignalingConfig,
     pub redis_lease: std::time::Duration,
+    pub relay: crate::relay::RelayConfig,
+    pub public_url: Option<String>,
 }
 
 impl ServeArgs {
@@ -221,6 +234,14 @@ impl ServeArgs {
         if self.redis_lease_ms < 1000 {
             return Err(ConfigError::Timing("--redis-lease-ms must be at least 1000"));
         }
+        if self.relay_udp_addr.ip().is_unspecified() && self.relay_public_ips.is_empty() {
+            return Err(ConfigError::Timing(
+                "--relay-udp-addr binds all interfaces: say which IPs peers should use with --relay-public-ip",
+            ));
+        }
+        if self.public_url.as_deref().is_some_and(|u| !u.is_empty() && !u.starts_with("http")) {
+            return Err(ConfigError::Timing("--public-url must start with http:// or https://"));
+        }
         if self.max_connections == 0 {
             return Err(ConfigError::Timing("--max-connections must be at least 1"));
         }
@@ -238,6 +259,11 @@ impl ServeArgs {
             dev: self.dev.unwrap_or(embedded_defaults),
             signaling,
             redis_lease: ms(self.redis_lease_ms),
+            relay: crate::relay::RelayConfig {
+                udp_addr: self.relay_udp_addr,
+                public_ips: self.relay_public_ips.clone(),
+            },
+            public_url: self.public_url.clone().filter(|u| !u.is_empty()),
         })
     }
 }

@@ -3,14 +3,17 @@
 //! Every module keeps its own `thiserror` type; this file maps each of them to an
 //! [`ErrorCode`] (a stable number for clients plus an HTTP status) and renders the JSON body.
 //! Codes are grouped in ranges: 1xxx request and service, 2xxx server-request signatures,
-//! 3xxx invalid input, 4xxx user tokens. The README lists them all (a test keeps it honest).
+//! 3xxx invalid input, 4xxx user tokens, 5xxx websocket, 6xxx relay. The README lists them all
+//! (a test keeps it honest).
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::auth::grant::GrantError;
 use crate::auth::{SignatureError, TokenError};
 use crate::ids::{IdError, IdKind};
+use crate::relay::RelayError;
 use crate::rooms::RoomError;
 use crate::store::StoreError;
 
@@ -51,7 +54,7 @@ error_codes! {
     Internal = 1000, INTERNAL_SERVER_ERROR, "Unexpected server error; details are in the server log.";
     NotFound = 1001, NOT_FOUND, "No such route.";
     MethodNotAllowed = 1002, METHOD_NOT_ALLOWED, "The route exists but not for this HTTP method.";
-    UnsupportedContentType = 1003, UNSUPPORTED_MEDIA_TYPE, "The body must be sent as `Content-Type: application/json`.";
+    UnsupportedContentType = 1003, UNSUPPORTED_MEDIA_TYPE, "The body's Content-Type is not what the route takes (`application/json`; `application/sdp` on relay routes).";
     BodyTooLarge = 1004, PAYLOAD_TOO_LARGE, "The body is larger than 64 KiB.";
     MalformedJson = 1005, BAD_REQUEST, "The body is not valid JSON.";
     InvalidBody = 1006, BAD_REQUEST, "The body is JSON but a field is missing, unknown or of the wrong type.";
@@ -98,6 +101,16 @@ error_codes! {
     InvalidUserName = 5019, BAD_REQUEST, "userName is longer than 256 bytes.";
     WrongRoom = 5020, BAD_REQUEST, "The request names a room this session is not in.";
     TooManyTargets = 5021, BAD_REQUEST, "A custom command names more than 100 users.";
+    MissingGrant = 6001, UNAUTHORIZED, "Relay: no `Authorization: Bearer <media grant>` header.";
+    InvalidGrant = 6002, UNAUTHORIZED, "Relay: the media grant is malformed, forged, or for an unknown or disabled app.";
+    GrantExpired = 6003, UNAUTHORIZED, "Relay: the media grant has expired (grants live at most 60 s); ask signaling for a new one.";
+    GrantMismatch = 6004, FORBIDDEN, "Relay: the media grant is for another stream or another action (publish/play).";
+    BadOffer = 6005, BAD_REQUEST, "Relay: the body is not a valid SDP offer.";
+    NoMedia = 6006, BAD_REQUEST, "Relay: the SDP offer has no audio or video in the needed direction.";
+    StreamAlreadyPublished = 6007, CONFLICT, "Relay: this stream id already has a publisher.";
+    StreamNotPublished = 6008, NOT_FOUND, "Relay: nobody publishes this stream on this relay.";
+    UnknownMediaSession = 6009, NOT_FOUND, "Relay: no such publish/play session (already ended?).";
+    RelayUnavailable = 6010, SERVICE_UNAVAILABLE, "Relay: the media engine is not running on this node.";
 }
 
 /// The JSON body of every error response.
@@ -206,6 +219,34 @@ impl From<StoreError> for ApiError {
             StoreError::AppDisabled(_) => ApiError::new(ErrorCode::AppDisabled, err.to_string()),
             other => ApiError::internal(other),
         }
+    }
+}
+
+impl From<GrantError> for ApiError {
+    fn from(err: GrantError) -> Self {
+        let code = match &err {
+            GrantError::Malformed(_) | GrantError::BadSignature => ErrorCode::InvalidGrant,
+            GrantError::Expired => ErrorCode::GrantExpired,
+            GrantError::WrongAction(_) | GrantError::WrongStream => ErrorCode::GrantMismatch,
+            GrantError::TtlOutOfRange => ErrorCode::TtlOutOfRange,
+            GrantError::InvalidId(id_err) => return ApiError::from(id_err.clone()),
+            GrantError::Signing(cause) => return ApiError::internal(cause),
+        };
+        ApiError::new(code, err.to_string())
+    }
+}
+
+impl From<RelayError> for ApiError {
+    fn from(err: RelayError) -> Self {
+        let code = match &err {
+            RelayError::BadOffer(_) => ErrorCode::BadOffer,
+            RelayError::NoMedia => ErrorCode::NoMedia,
+            RelayError::AlreadyPublished(_) => ErrorCode::StreamAlreadyPublished,
+            RelayError::UnknownStream(_) => ErrorCode::StreamNotPublished,
+            RelayError::UnknownPeer => ErrorCode::UnknownMediaSession,
+            RelayError::Unavailable(_) => ErrorCode::RelayUnavailable,
+        };
+        ApiError::new(code, err.to_string())
     }
 }
 

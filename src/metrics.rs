@@ -34,6 +34,11 @@ struct Collectors {
     redis_latency: Histogram,
     pubsub_lag: Histogram,
     pubsub_disconnects: IntCounter,
+    relay_peers: IntGauge,
+    relay_streams: IntGauge,
+    relay_counters: IntCounterVec,
+    /// Last relay totals seen, so that counters advance by the difference.
+    relay_seen: std::sync::Mutex<crate::relay::RelayStats>,
 }
 
 /// Registers a collector built from a static definition. Only a programming error (an
@@ -114,6 +119,19 @@ static COLLECTORS: LazyLock<Collectors> = LazyLock::new(|| {
             r,
             IntCounter::new("pubsub_disconnects_total", "Times the Redis subscription connection dropped"),
         ),
+        relay_peers: register(r, IntGauge::new("relay_peers", "Relay sessions (publishers and players)")),
+        relay_streams: register(r, IntGauge::new("relay_streams", "Streams with a publisher on this relay")),
+        relay_counters: register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "relay_total",
+                    "Relay traffic: UDP packets and bytes in and out, RTP packets forwarded to players, keyframe requests sent to publishers",
+                ),
+                &["what"],
+            ),
+        ),
+        relay_seen: Default::default(),
         registry,
     }
 });
@@ -188,6 +206,25 @@ pub fn pubsub_lag(millis: i64) {
 
 pub fn pubsub_disconnected() {
     COLLECTORS.pubsub_disconnects.inc();
+}
+
+/// Brings the relay's figures up to date (called when metrics are scraped).
+pub fn relay_observed(stats: crate::relay::RelayStats, load: crate::relay::RelayLoad) {
+    let c = &*COLLECTORS;
+    c.relay_peers.set(load.peers as i64);
+    c.relay_streams.set(load.streams as i64);
+    let mut seen = c.relay_seen.lock().unwrap_or_else(|p| p.into_inner());
+    for (what, now, before) in [
+        ("packets_in", stats.packets_in, seen.packets_in),
+        ("packets_out", stats.packets_out, seen.packets_out),
+        ("bytes_in", stats.bytes_in, seen.bytes_in),
+        ("bytes_out", stats.bytes_out, seen.bytes_out),
+        ("forwarded", stats.forwarded, seen.forwarded),
+        ("keyframe_requests", stats.keyframe_requests, seen.keyframe_requests),
+    ] {
+        c.relay_counters.with_label_values(&[what]).inc_by(now.saturating_sub(before));
+    }
+    *seen = stats;
 }
 
 /// The text exposition format served at `/metrics`.

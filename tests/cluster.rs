@@ -30,7 +30,7 @@ async fn users_on_different_workers_see_each_other() {
     let second = Server::start_with(&db, cluster_options(&redis_url()));
 
     let (mut alice, _) = join(&first.base, &app, "room-1", "alice", true).await;
-    alice.ok("publishStream", json!({"streamID": "alice-cam"})).await;
+    let _alice_cam = publish_media(&mut alice, "alice-cam", "").await;
     alice.ok("setRoomExtraInfo", json!({"key": "topic", "value": "cluster"})).await;
     let (mut bob, reply) = join(&second.base, &app, "room-1", "bob", true).await;
     assert_eq!(reply["room"]["userList"][0]["userID"], "alice");
@@ -65,7 +65,7 @@ async fn a_killed_worker_s_users_are_removed_within_the_lease() {
     let survivor = Server::start_with(&db, cluster_options(&redis_url()));
     let (mut watcher, _) = join(&survivor.base, &app, "room-1", "watcher", true).await;
     let (mut victim, _) = join(&doomed.base, &app, "room-1", "victim", true).await;
-    victim.ok("publishStream", json!({"streamID": "victim-cam"})).await;
+    let _victim_cam = publish_media(&mut victim, "victim-cam", "").await;
     assert_eq!(watcher.event("roomUserUpdate").await["updateType"], "ADD");
     assert_eq!(watcher.event("roomStreamUpdate").await["updateType"], "ADD");
 
@@ -134,7 +134,7 @@ async fn rooms_come_back_after_redis_restarts_empty() {
     let first = Server::start_with(&db, cluster_options(&redis.url()));
     let second = Server::start_with(&db, cluster_options(&redis.url()));
     let (mut alice, _) = join(&first.base, &app, "room-1", "alice", true).await;
-    alice.ok("publishStream", json!({"streamID": "alice-cam"})).await;
+    let _alice_cam = publish_media(&mut alice, "alice-cam", "").await;
     alice.ok("setRoomExtraInfo", json!({"key": "topic", "value": "survives"})).await;
     let (mut bob, _) = join(&second.base, &app, "room-1", "bob", true).await;
     assert_eq!(alice.event("roomUserUpdate").await["updateType"], "ADD");

@@ -33,7 +33,7 @@ async fn login_users_streams_and_logout_in_order() {
     assert_eq!(first["room"]["userList"], json!([]));
     assert_eq!(first["room"]["onlineCount"], 1);
     assert!(first["sessionID"].as_str().unwrap().len() >= 16 && first["resumeToken"].as_str().unwrap().len() >= 32);
-    alice.ok("publishStream", json!({"roomID": "room-1", "streamID": "alice-cam", "extraInfo": "hd"})).await;
+    let _alice_cam = publish_media(&mut alice, "alice-cam", "hd").await;
 
     // Bob does not ask for user updates: no user list, no roomUserUpdate, but the count.
     let (mut bob, second) = join(&server.base, &app, "room-1", "bob", false).await;
@@ -190,7 +190,7 @@ async fn publish_rights_and_stream_ids() {
     let (_db, app, server) = setup(vec![]).await;
     let (mut alice, _) = join(&server.base, &app, "room-1", "alice", false).await;
     let (mut bob, _) = join(&server.base, &app, "room-2", "bob", false).await;
-    alice.ok("publishStream", json!({"streamID": "shared-id"})).await;
+    let _shared = publish_media(&mut alice, "shared-id", "").await;
     assert_eq!(
         bob.fails("publishStream", json!({"streamID": "shared-id"})).await,
         5011,
@@ -202,12 +202,13 @@ async fn publish_rights_and_stream_ids() {
     let token = mint_with(&app, "carol", None, true, Some(vec!["carol-cam".into()]), 3600, unix_now());
     limited.ok("login", login_data(&app, "room-1", "carol", &token, false)).await;
     assert_eq!(limited.fails("publishStream", json!({"streamID": "other"})).await, 5013);
-    limited.ok("publishStream", json!({"streamID": "carol-cam"})).await;
+    let carol_cam = publish_media(&mut limited, "carol-cam", "").await;
     assert_eq!(alice.event("roomStreamUpdate").await["updateType"], "ADD");
     limited.ok("setStreamExtraInfo", json!({"streamID": "carol-cam", "extraInfo": "muted"})).await;
     let update = alice.event("streamExtraInfoUpdate").await;
     assert_eq!(update["streamList"][0]["extraInfo"], "muted");
     limited.ok("stopPublishingStream", json!({"streamID": "carol-cam"})).await;
+    drop(carol_cam);
     let ended = alice.event("roomStreamUpdate").await;
     assert_eq!(
         (ended["updateType"].as_str(), ended["streamList"][0]["streamID"].as_str()),
@@ -426,4 +427,54 @@ async fn a_session_whose_token_expired_while_parked_cannot_resume() {
     let resume = json!({"sessionID": session["sessionID"], "resumeToken": session["resumeToken"]});
     assert_eq!(back.fails("resume", resume.clone()).await, 4003);
     assert_eq!(back.fails("resume", resume).await, 5010, "the expired session is gone");
+}
+
+#[tokio::test]
+async fn streams_go_live_and_play_through_the_relay() {
+    use huddle::loadtest::peer::{PendingPeer, Role};
+    let (_db, app, server) = setup(vec![]).await;
+    let (mut alice, _) = join(&server.base, &app, "room-1", "alice", false).await;
+    let (mut bob, _) = join(&server.base, &app, "room-1", "bob", false).await;
+    assert_eq!(bob.fails("playStream", json!({"streamID": "alice-cam"})).await, 5014);
+
+    // The grant alone announces nothing: the stream appears when its media is live.
+    let grant = alice.ok("publishStream", json!({"streamID": "early"})).await;
+    assert!(grant["url"].as_str().unwrap().ends_with("/relay/v1/publish/early"));
+    bob.quiet(Duration::from_millis(300)).await;
+
+    let camera = publish_media(&mut alice, "alice-cam", "").await;
+    let added = bob.event("roomStreamUpdate").await;
+    assert_eq!(
+        (added["updateType"].as_str(), added["streamList"][0]["streamID"].as_str()),
+        (Some("ADD"), Some("alice-cam"))
+    );
+
+    let grant = bob.ok("playStream", json!({"streamID": "alice-cam"})).await;
+    let (pending, offer) = PendingPeer::offer(Role::Play, "127.0.0.1".parse().unwrap()).unwrap();
+    let response = server
+        .http
+        .post(grant["url"].as_str().unwrap())
+        .header("content-type", "application/sdp")
+        .header("authorization", format!("Bearer {}", grant["grant"].as_str().unwrap()))
+        .body(offer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let player = pending.connect(&response.text().await.unwrap()).unwrap();
+    let playing = bob.event("playerStateUpdate").await;
+    assert_eq!((playing["streamID"].as_str(), playing["state"].as_str()), (Some("alice-cam"), Some("PLAYING")));
+    let started = std::time::Instant::now();
+    while player.stats().video_frames < 10 {
+        assert!(started.elapsed() < Duration::from_secs(8), "no video reached the player");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bob.ok("stopPlayingStream", json!({"streamID": "alice-cam"})).await;
+    assert_eq!(bob.event("playerStateUpdate").await["state"], "NO_PLAY");
+
+    // The publisher's media ending removes the stream from the room.
+    drop(camera);
+    let removed = bob.event("roomStreamUpdate").await;
+    assert_eq!(removed["updateType"], "DELETE");
+    assert_eq!(alice.event("publisherStateUpdate").await["state"], "NO_PUBLISH");
 }

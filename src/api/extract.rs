@@ -76,7 +76,7 @@ async fn authenticate(req: &HttpRequest, payload: Payload) -> Result<(App, web::
     let state =
         req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal("AppState missing from app data"))?;
     let headers = SignedHeaders::parse(|name| req.headers().get(name).and_then(|v| v.to_str().ok()))?;
-    require_json_content_type(req)?;
+    require_content_type(req, "application/json")?;
     let body = read_body(req, payload).await?;
     headers.check_timestamp(unix_now())?;
     let app = state.store.active_app(headers.app_id).await.map_err(|err| match err {
@@ -90,23 +90,25 @@ async fn authenticate(req: &HttpRequest, payload: Payload) -> Result<(App, web::
     Ok((app, body))
 }
 
-fn require_json_content_type(req: &HttpRequest) -> Result<(), ApiError> {
+/// Refuses a body whose media type (parameters such as `charset` aside) is not `expected`.
+pub(crate) fn require_content_type(req: &HttpRequest, expected: &str) -> Result<(), ApiError> {
     let essence = req
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or("").trim().to_ascii_lowercase());
     match essence.as_deref() {
-        Some("application/json") => Ok(()),
+        Some(found) if found == expected => Ok(()),
         Some(other) => Err(ApiError::new(
             ErrorCode::UnsupportedContentType,
-            format!("content type {other:?} is not accepted; send application/json"),
+            format!("content type {other:?} is not accepted; send {expected}"),
         )),
-        None => Err(ApiError::new(ErrorCode::UnsupportedContentType, "missing Content-Type: application/json")),
+        None => Err(ApiError::new(ErrorCode::UnsupportedContentType, format!("missing Content-Type: {expected}"))),
     }
 }
 
-async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<web::Bytes, ApiError> {
+/// Reads a body of at most [`MAX_BODY_BYTES`].
+pub(crate) async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result<web::Bytes, ApiError> {
     let too_large = || ApiError::new(ErrorCode::BodyTooLarge, format!("body exceeds {MAX_BODY_BYTES} bytes"));
     let declared = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {

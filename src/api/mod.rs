@@ -3,6 +3,7 @@
 
 pub mod dev;
 pub mod extract;
+pub mod media;
 pub mod ops;
 pub mod tokens;
 
@@ -27,11 +28,31 @@ use crate::error::{ApiError, ErrorBody, ErrorCode};
             `{\"code\", \"message\"}` with the codes listed in the README.",
         license(name = "Apache-2.0")
     ),
-    paths(tokens::create_token, dev::dev_token, ops::healthz, ops::readyz, ops::metrics, ops::openapi_yaml),
-    components(schemas(ErrorBody, tokens::TokenRequest, tokens::TokenResponse, dev::DevTokenResponse)),
+    paths(
+        tokens::create_token,
+        media::create_grant,
+        media::publish,
+        media::play,
+        media::end_session,
+        dev::dev_token,
+        ops::healthz,
+        ops::readyz,
+        ops::metrics,
+        ops::openapi_yaml
+    ),
+    components(schemas(
+        ErrorBody,
+        tokens::TokenRequest,
+        tokens::TokenResponse,
+        media::GrantRequest,
+        media::GrantResponse,
+        crate::auth::grant::MediaAction,
+        dev::DevTokenResponse
+    )),
     modifiers(&SignatureScheme),
     tags(
         (name = "tokens", description = "User tokens for the browser SDK"),
+        (name = "relay", description = "Media: grants and WHIP/WHEP-style offer/answer"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "dev", description = "Only when dev mode is on"),
     )
@@ -50,6 +71,16 @@ impl Modify for SignatureScheme {
                 "HMAC-SHA256 request signature; also send X-Huddle-AppId, X-Huddle-Timestamp and X-Huddle-Nonce.",
             ))),
         );
+        components.add_security_scheme(
+            "mediaGrant",
+            SecurityScheme::Http(
+                utoipa::openapi::security::HttpBuilder::new()
+                    .scheme(utoipa::openapi::security::HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .description(Some("A media grant from signaling or POST /v1/grants (valid at most 60 s)."))
+                    .build(),
+            ),
+        );
     }
 }
 
@@ -64,6 +95,7 @@ pub fn openapi_yaml() -> Result<&'static str, String> {
 /// All routes. `dev` adds `/dev/token`.
 pub fn configure(cfg: &mut web::ServiceConfig, dev: bool) {
     tokens::configure(cfg);
+    media::configure(cfg);
     ops::configure(cfg);
     crate::signaling::configure(cfg);
     if dev {

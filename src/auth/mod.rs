@@ -1,6 +1,7 @@
 //! Who may do what: user tokens (JWT HS256), signed server requests (HMAC-SHA256) and
 //! the single-use nonce memory that makes signed requests unreplayable.
 
+pub mod grant;
 pub mod nonce;
 pub mod secret;
 pub mod signature;

@@ -147,7 +147,9 @@ fn is_recipient(event: &RoomEvent, member: &LocalMember) -> bool {
         RoomEvent::CustomCommand { message, to_user_ids } => {
             not_self(&message.from_user.user_id) && (to_user_ids.is_empty() || to_user_ids.contains(&member.user_id))
         }
-        RoomEvent::Kickout { session_id, .. } => member.session_id == *session_id,
+        RoomEvent::Kickout { session_id, .. } | RoomEvent::MediaState { session_id, .. } => {
+            member.session_id == *session_id
+        }
         RoomEvent::Resync => true,
     }
 }

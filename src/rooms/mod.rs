@@ -19,7 +19,8 @@ use thiserror::Error;
 
 pub use hub::{Delivery, Hub, LocalMember};
 pub use model::{
-    ImMessage, JoinOutcome, Member, RoomEvent, RoomExtraInfo, RoomKey, Snapshot, StreamInfo, User, unix_millis,
+    ImMessage, JoinOutcome, MediaRole, MediaStateKind, Member, RoomEvent, RoomExtraInfo, RoomKey, Snapshot, StreamInfo,
+    User, unix_millis,
 };
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]

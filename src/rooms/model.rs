@@ -148,6 +148,35 @@ pub enum RoomEvent {
     },
     /// State may have changed without events (Redis restart); members should re-read it.
     Resync,
+    /// A publish or play of one session changed state on the relay; only that session reacts.
+    #[serde(rename_all = "camelCase")]
+    MediaState {
+        session_id: String,
+        stream_id: String,
+        role: MediaRole,
+        state: MediaStateKind,
+        error_code: u32,
+    },
+}
+
+/// Which side of a stream a media state is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum MediaRole {
+    Publisher,
+    Player,
+}
+
+/// The SDK's publisher/player states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MediaStateKind {
+    NoPublish,
+    PublishRequesting,
+    Publishing,
+    NoPlay,
+    PlayRequesting,
+    Playing,
 }
 
 impl RoomEvent {
@@ -165,6 +194,7 @@ impl RoomEvent {
             RoomEvent::CustomCommand { .. } => "custom_command",
             RoomEvent::Kickout { .. } => "kickout",
             RoomEvent::Resync => "resync",
+            RoomEvent::MediaState { .. } => "media_state",
         }
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod connection;
 pub mod limits;
+pub mod media;
 pub mod protocol;
 pub mod registry;
 pub mod session;
@@ -46,14 +47,21 @@ impl Default for SignalingConfig {
 pub struct SignalingContext {
     pub rooms: RoomService,
     pub store: Store,
+    /// The relay streams are published to and played from (this node's own, in `all` mode).
+    pub relay: Option<Arc<crate::api::media::RelayNode>>,
     pub registry: registry::Registry,
     pub config: SignalingConfig,
     connections: AtomicUsize,
 }
 
 impl SignalingContext {
-    pub fn new(rooms: RoomService, store: Store, config: SignalingConfig) -> Self {
-        SignalingContext { rooms, store, registry: Default::default(), config, connections: AtomicUsize::new(0) }
+    pub fn new(
+        rooms: RoomService,
+        store: Store,
+        relay: Option<Arc<crate::api::media::RelayNode>>,
+        config: SignalingConfig,
+    ) -> Self {
+        SignalingContext { rooms, store, relay, registry: Default::default(), config, connections: AtomicUsize::new(0) }
     }
 
     /// Keeps a dropped session for the grace period, then leaves the room unless resumed.

@@ -34,6 +34,8 @@ pub enum Request {
     Ping,
     PublishStream(PublishRequest),
     StopPublishingStream(StreamRef),
+    PlayStream(StreamRef),
+    StopPlayingStream(StreamRef),
     SendBroadcastMessage(MessageRequest),
     SendBarrageMessage(MessageRequest),
     SendCustomCommand(CustomCommandRequest),
@@ -52,6 +54,8 @@ impl Request {
             Request::Ping => "ping",
             Request::PublishStream(_) => "publishStream",
             Request::StopPublishingStream(_) => "stopPublishingStream",
+            Request::PlayStream(_) => "playStream",
+            Request::StopPlayingStream(_) => "stopPlayingStream",
             Request::SendBroadcastMessage(_) => "sendBroadcastMessage",
             Request::SendBarrageMessage(_) => "sendBarrageMessage",
             Request::SendCustomCommand(_) => "sendCustomCommand",
@@ -204,6 +208,8 @@ pub fn parse(text: &str) -> Result<(Value, Request), FrameError> {
         "ping" => Ok(Request::Ping),
         "publishStream" => decode(&kind, data).map(Request::PublishStream),
         "stopPublishingStream" => decode(&kind, data).map(Request::StopPublishingStream),
+        "playStream" => decode(&kind, data).map(Request::PlayStream),
+        "stopPlayingStream" => decode(&kind, data).map(Request::StopPlayingStream),
         "sendBroadcastMessage" => decode(&kind, data).map(Request::SendBroadcastMessage),
         "sendBarrageMessage" => decode(&kind, data).map(Request::SendBarrageMessage),
         "sendCustomCommand" => decode(&kind, data).map(Request::SendCustomCommand),
@@ -302,6 +308,16 @@ pub fn encode_event(room: &RoomKey, room_event: &RoomEvent) -> EncodedEvent {
             json!({"roomID": room.room_id, "fromUser": message.from_user, "command": message.message,
                    "sendTime": message.send_time, "messageID": message.message_id}),
         )),
+        RoomEvent::MediaState { stream_id, role, state, error_code, .. } => {
+            let name = match role {
+                crate::rooms::MediaRole::Publisher => "publisherStateUpdate",
+                crate::rooms::MediaRole::Player => "playerStateUpdate",
+            };
+            one(event(
+                name,
+                json!({"roomID": room.room_id, "streamID": stream_id, "state": state, "errorCode": error_code}),
+            ))
+        }
         RoomEvent::Kickout { .. } | RoomEvent::Resync => EncodedEvent::default(),
     }
 }

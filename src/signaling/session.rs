@@ -16,9 +16,7 @@ use crate::auth::token::{self, Claims, Expected, LEEWAY_SECS};
 use crate::auth::{TokenError, unix_now};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids;
-use crate::rooms::{
-    Delivery, ImMessage, LocalMember, Member, RoomEvent, RoomExtraInfo, RoomKey, StreamInfo, User, unix_millis,
-};
+use crate::rooms::{Delivery, ImMessage, LocalMember, Member, RoomEvent, RoomExtraInfo, RoomKey, User, unix_millis};
 
 /// How long before expiry `tokenWillExpire` is pushed.
 pub const TOKEN_WARNING_SECS: i64 = 30;
@@ -240,28 +238,19 @@ impl SessionState {
             Request::Ping => Ok(Reply::data(json!({"time": unix_millis()}))),
             Request::PublishStream(publish) => {
                 self.same_room(&publish.room_id)?;
-                ids::validate_stream_id(&publish.stream_id)?;
-                if !self.claims.privileges.publish_stream {
-                    return Err(ApiError::new(ErrorCode::NoPublishPrivilege, "the token does not grant publishStream"));
-                }
-                if !self.claims.may_publish(&publish.stream_id) {
-                    return Err(ApiError::new(ErrorCode::StreamNotAllowed, "stream id not in the token's streamIds"));
-                }
-                if publish.extra_info.len() > limits::MAX_EXTRA_VALUE_BYTES {
-                    return Err(ApiError::new(ErrorCode::InvalidExtraInfo, "extraInfo is longer than 4096 bytes"));
-                }
-                let stream = StreamInfo {
-                    stream_id: publish.stream_id.clone(),
-                    user: self.user.clone(),
-                    extra_info: publish.extra_info,
-                };
-                rooms.add_stream(&self.room, &self.session_id, stream).await?;
-                Ok(Reply::data(json!({"streamID": publish.stream_id})))
+                super::media::publish(ctx, self, publish).await
             }
             Request::StopPublishingStream(stream) => {
                 self.same_room(&stream.room_id)?;
-                rooms.remove_stream(&self.room, &self.user.user_id, &stream.stream_id).await?;
-                Ok(Reply::data(json!({"streamID": stream.stream_id})))
+                super::media::stop_publishing(ctx, self, stream).await
+            }
+            Request::PlayStream(stream) => {
+                self.same_room(&stream.room_id)?;
+                super::media::play(ctx, self, stream).await
+            }
+            Request::StopPlayingStream(stream) => {
+                self.same_room(&stream.room_id)?;
+                super::media::stop_playing(ctx, self, stream).await
             }
             Request::SendBroadcastMessage(request) => {
                 self.same_room(&request.room_id)?;
@@ -336,6 +325,7 @@ impl SessionState {
 
     /// Leaves the room for good (logout, token expiry, grace period over).
     pub async fn end(self, ctx: &SignalingContext) {
+        super::media::end_session_media(ctx, &self.session_id).await;
         if let Err(err) = ctx.rooms.exit(&self.room, &self.user.user_id, &self.session_id).await {
             tracing::warn!(
                 room = %self.room,
@@ -348,6 +338,7 @@ impl SessionState {
 
     /// Stops listening without leaving (a newer session holds the membership).
     pub async fn abandon(self, ctx: &SignalingContext) {
+        super::media::end_session_media(ctx, &self.session_id).await;
         ctx.rooms.stop_listening(&self.room, &self.session_id).await;
         crate::metrics::session_ended();
     }

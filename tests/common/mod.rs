@@ -316,3 +316,34 @@ pub async fn join(
     let data = client.ok("login", login_data(app, room, user, &token, user_update)).await;
     (client, data)
 }
+
+/// Publishes `stream_id` the way the SDK does: `publishStream` over the websocket for a grant,
+/// the SDP offer to the relay URL it names, media until the peer is dropped. Returns once the
+/// relay has reported the stream live (the client's `publisherStateUpdate` PUBLISHING).
+pub async fn publish_media(
+    client: &mut ws::WsClient,
+    stream_id: &str,
+    extra_info: &str,
+) -> huddle::loadtest::peer::MediaPeer {
+    use huddle::loadtest::peer::{PendingPeer, Role};
+    let request = serde_json::json!({"streamID": stream_id, "extraInfo": extra_info});
+    let grant = client.ok("publishStream", request).await;
+    let (pending, offer) = PendingPeer::offer(Role::Publish, "127.0.0.1".parse().expect("ip")).expect("offer");
+    let response = reqwest::Client::new()
+        .post(grant["url"].as_str().expect("relay url"))
+        .header("content-type", "application/sdp")
+        .header("authorization", format!("Bearer {}", grant["grant"].as_str().expect("grant")))
+        .body(offer)
+        .send()
+        .await
+        .expect("relay reachable");
+    assert_eq!(response.status(), 201);
+    let answer = response.text().await.expect("answer");
+    let peer = pending.connect(&answer).expect("connect");
+    loop {
+        let update = client.event("publisherStateUpdate").await;
+        if update["streamID"] == stream_id && update["state"] == "PUBLISHING" {
+            return peer;
+        }
+    }
+}

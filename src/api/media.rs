@@ -1,0 +1,291 @@
+//! The relay's HTTP face, WHIP/WHEP style: `POST /relay/v1/publish/{streamId}` and
+//! `POST /relay/v1/play/{streamId}` take an SDP offer (`application/sdp`) and a media grant
+//! (`Authorization: Bearer …`) and answer `201 Created` with the SDP answer and a `Location`;
+//! `DELETE` on that location ends the session. Standard WHIP clients (OBS, GStreamer
+//! `whipclientsink`) publish with a grant from `POST /v1/grants`.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use actix_web::http::header::{AUTHORIZATION, LOCATION};
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::extract::{SignatureHeaderParams, Signed, read_body, require_content_type};
+use crate::app::AppState;
+use crate::auth::grant::{self, GrantClaims, GrantSpec, MediaAction};
+use crate::auth::unix_now;
+use crate::error::{ApiError, ErrorBody, ErrorCode};
+use crate::ids;
+use crate::relay::{PeerId, Relay, RelayEvent, StreamKey};
+use crate::store::{Store, StoreError};
+
+/// A relay in this process plus the publish/play sessions it serves over HTTP.
+pub struct RelayNode {
+    pub relay: Relay,
+    /// Base URL clients reach this node's HTTP at (for the URLs handed out with grants).
+    pub public_url: String,
+    /// Location id → the peer and the grant that opened it. The id is random, so knowing the
+    /// `Location` is what allows `DELETE` (as WHIP intends).
+    sessions: Mutex<HashMap<String, MediaSession>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MediaSession {
+    pub peer: PeerId,
+    pub grant: GrantClaims,
+}
+
+impl RelayNode {
+    pub fn new(relay: Relay, public_url: String) -> Self {
+        RelayNode { relay, public_url, sessions: Mutex::default() }
+    }
+
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, MediaSession>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn register(&self, peer: PeerId, grant: GrantClaims) -> String {
+        let mut bytes = [0u8; 16];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+        let id = hex::encode(bytes);
+        self.sessions().insert(id.clone(), MediaSession { peer, grant });
+        id
+    }
+
+    /// The grant a live peer was opened with (for reporting its events to rooms).
+    pub fn session_of(&self, peer: PeerId) -> Option<MediaSession> {
+        self.sessions().values().find(|s| s.peer == peer).cloned()
+    }
+
+    /// Ends every relay peer whose grant matches `keep` (a session's peers, a stream's
+    /// publisher, ...). Peers already gone are skipped.
+    pub async fn close_where(&self, matches: impl Fn(&GrantClaims) -> bool) {
+        let peers: Vec<PeerId> = self.sessions().values().filter(|s| matches(&s.grant)).map(|s| s.peer).collect();
+        for peer in peers {
+            if let Err(err) = self.relay.close(peer).await {
+                tracing::debug!(peer, error = %err, "relay peer already gone");
+            }
+        }
+    }
+
+    /// Forgets the bookkeeping of peers the relay has ended.
+    pub fn on_event(&self, event: &RelayEvent) {
+        if let RelayEvent::StreamStopped { peer, .. } | RelayEvent::PlayerStopped { peer, .. } = event {
+            self.sessions().retain(|_, s| s.peer != *peer);
+        }
+    }
+
+    pub fn url_for(&self, action: MediaAction, stream_id: &str) -> String {
+        let action = match action {
+            MediaAction::Publish => "publish",
+            MediaAction::Play => "play",
+        };
+        format!("{}/relay/v1/{action}/{stream_id}", self.public_url.trim_end_matches('/'))
+    }
+}
+
+fn node(state: &AppState) -> Result<&RelayNode, ApiError> {
+    state.relay.as_deref().ok_or_else(|| ApiError::new(ErrorCode::RelayUnavailable, "this node runs no relay"))
+}
+
+fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
+    let missing = || ApiError::new(ErrorCode::MissingGrant, "send Authorization: Bearer <media grant>");
+    let value = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok()).ok_or_else(missing)?;
+    let token = value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")).ok_or_else(missing)?;
+    Ok(token.trim())
+}
+
+/// Finds the grant's app and verifies the grant with its secret.
+async fn verify_grant(
+    store: &Store,
+    text: &str,
+    action: MediaAction,
+    stream_id: &str,
+) -> Result<GrantClaims, ApiError> {
+    let app_id = grant::app_id_of(text)?;
+    let app = store.active_app(app_id).await.map_err(|err| match err {
+        StoreError::AppNotFound(_) | StoreError::AppDisabled(_) => {
+            ApiError::new(ErrorCode::InvalidGrant, format!("media grant: {err}"))
+        }
+        other => other.into(),
+    })?;
+    Ok(grant::verify(text, app.server_secret.as_bytes(), action, stream_id, unix_now())?)
+}
+
+async fn offer_answer(
+    req: HttpRequest,
+    stream_id: String,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+    action: MediaAction,
+) -> Result<HttpResponse, ApiError> {
+    let node = node(&state)?;
+    ids::validate_stream_id(&stream_id)?;
+    let grant_text = bearer(&req)?;
+    require_content_type(&req, "application/sdp")?;
+    let body = read_body(&req, payload.into_inner()).await?;
+    let offer = String::from_utf8(body.to_vec())
+        .map_err(|_| ApiError::new(ErrorCode::BadOffer, "the SDP offer is not UTF-8 text"))?;
+    let claims = verify_grant(&state.store, grant_text, action, &stream_id).await?;
+    let key = StreamKey { app_id: claims.app_id, stream_id };
+    let (peer, answer) = match action {
+        MediaAction::Publish => node.relay.publish(key, offer).await?,
+        MediaAction::Play => node.relay.play(key, offer).await?,
+    };
+    let resource = node.register(peer, claims);
+    Ok(HttpResponse::Created()
+        .content_type("application/sdp")
+        .insert_header((LOCATION, format!("/relay/v1/sessions/{resource}")))
+        .body(answer))
+}
+
+/// Publish a stream (WHIP): SDP offer in, SDP answer out.
+#[utoipa::path(post, path = "/relay/v1/publish/{streamId}", tag = "relay",
+    params(("streamId" = String, Path, description = "The stream to publish; must match the grant")),
+    request_body(content = String, content_type = "application/sdp", description = "SDP offer (sendonly audio/video)"),
+    security(("mediaGrant" = [])),
+    responses(
+        (status = 201, description = "SDP answer; `Location` names the session for DELETE", content_type = "application/sdp", body = String),
+        (status = 400, description = "6005 bad offer, 6006 no media, 3003 invalid streamId", body = ErrorBody),
+        (status = 401, description = "6001 missing grant, 6002 invalid grant, 6003 grant expired", body = ErrorBody),
+        (status = 403, description = "6004 grant for another stream or action", body = ErrorBody),
+        (status = 409, description = "6007 the stream already has a publisher", body = ErrorBody),
+        (status = 413, description = "1004 body larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "1003 content type is not application/sdp", body = ErrorBody),
+        (status = 503, description = "6010 no relay on this node", body = ErrorBody),
+    ))]
+pub async fn publish(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    offer_answer(req, path.into_inner(), payload, state, MediaAction::Publish).await
+}
+
+/// Play a stream (WHEP): SDP offer in, SDP answer out.
+#[utoipa::path(post, path = "/relay/v1/play/{streamId}", tag = "relay",
+    params(("streamId" = String, Path, description = "The stream to play; must match the grant")),
+    request_body(content = String, content_type = "application/sdp", description = "SDP offer (recvonly audio/video)"),
+    security(("mediaGrant" = [])),
+    responses(
+        (status = 201, description = "SDP answer; `Location` names the session for DELETE", content_type = "application/sdp", body = String),
+        (status = 400, description = "6005 bad offer, 6006 no media, 3003 invalid streamId", body = ErrorBody),
+        (status = 401, description = "6001 missing grant, 6002 invalid grant, 6003 grant expired", body = ErrorBody),
+        (status = 403, description = "6004 grant for another stream or action", body = ErrorBody),
+        (status = 404, description = "6008 nobody publishes this stream here", body = ErrorBody),
+        (status = 413, description = "1004 body larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "1003 content type is not application/sdp", body = ErrorBody),
+        (status = 503, description = "6010 no relay on this node", body = ErrorBody),
+    ))]
+pub async fn play(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    offer_answer(req, path.into_inner(), payload, state, MediaAction::Play).await
+}
+
+/// End a publish or play session (its `Location`).
+#[utoipa::path(delete, path = "/relay/v1/sessions/{sessionId}", tag = "relay",
+    params(("sessionId" = String, Path, description = "From the Location of the 201 answer")),
+    responses(
+        (status = 204, description = "Ended; a publisher's players end with it"),
+        (status = 404, description = "6009 no such session", body = ErrorBody),
+        (status = 503, description = "6010 no relay on this node", body = ErrorBody),
+    ))]
+pub async fn end_session(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let node = node(&state)?;
+    let session = node
+        .sessions()
+        .remove(path.as_str())
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownMediaSession, "no such relay session"))?;
+    node.relay.close(session.peer).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+/// What a business server asks for: usually a publish grant for a WHIP encoder.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct GrantRequest {
+    #[schema(example = "room-1")]
+    pub room_id: String,
+    #[schema(example = "obs-studio")]
+    pub user_id: String,
+    #[schema(example = "stage-cam")]
+    pub stream_id: String,
+    pub action: MediaAction,
+    /// 1–60 seconds; default 60. The grant only has to last until the offer is posted.
+    #[schema(minimum = 1, maximum = 60)]
+    pub ttl_seconds: Option<u64>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GrantResponse {
+    /// Send as `Authorization: Bearer <grant>` to `url`.
+    pub grant: String,
+    pub expires_at: i64,
+    /// The WHIP (publish) or WHEP (play) endpoint to post the SDP offer to.
+    pub url: String,
+}
+
+/// Mint a media grant (for a WHIP encoder or a WHEP player).
+#[utoipa::path(post, path = "/v1/grants", tag = "relay",
+    params(SignatureHeaderParams),
+    request_body = GrantRequest,
+    security(("huddleSignature" = [])),
+    responses(
+        (status = 200, description = "Grant issued", body = GrantResponse),
+        (status = 400, description = "1005 malformed JSON, 1006 invalid body, 2002 malformed signature header, \\
+            3001 invalid userId, 3002 invalid roomId, 3003 invalid streamId, 3004 ttl out of range", body = ErrorBody),
+        (status = 401, description = "2001 missing header, 2003 unknown app, 2005 bad signature, \\
+            2006 stale timestamp, 2007 nonce reused", body = ErrorBody),
+        (status = 403, description = "2004 app disabled", body = ErrorBody),
+        (status = 413, description = "1004 body larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "1003 content type is not application/json", body = ErrorBody),
+        (status = 503, description = "1007 store or Redis unavailable, 6010 no relay on this node", body = ErrorBody),
+    ))]
+pub async fn create_grant(request: Signed<GrantRequest>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let node = node(&state)?;
+    let body = request.body;
+    let spec = GrantSpec {
+        room_id: body.room_id,
+        user_id: body.user_id,
+        stream_id: body.stream_id,
+        action: body.action,
+        session_id: None,
+        user_name: None,
+        extra_info: None,
+        ttl_secs: body.ttl_seconds.unwrap_or(grant::MAX_GRANT_TTL_SECS),
+    };
+    let (grant, claims) = grant::issue(request.app.app_id, request.app.server_secret.as_bytes(), spec, unix_now())?;
+    let url = node.url_for(claims.action, &claims.stream_id);
+    Ok(HttpResponse::Ok().json(GrantResponse { grant, expires_at: claims.exp, url }))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/grants")
+            .route(web::post().to(create_grant))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/relay/v1/publish/{stream_id}")
+            .route(web::post().to(publish))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/relay/v1/play/{stream_id}")
+            .route(web::post().to(play))
+            .default_service(web::to(super::method_not_allowed)),
+    )
+    .service(
+        web::resource("/relay/v1/sessions/{session_id}")
+            .route(web::delete().to(end_session))
+            .default_service(web::to(super::method_not_allowed)),
+    );
+}

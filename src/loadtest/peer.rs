@@ -1,0 +1,318 @@
+//! A WebRTC peer built on str0m that publishes synthetic media or plays a stream, over a real
+//! UDP socket on its own thread. Used by `huddle loadtest media` and by the tests, the way a
+//! browser or a WHIP encoder would use the relay.
+//!
+//! Synthetic media: VP8 frames at 30/s (a keyframe every 300th, and on every keyframe request
+//! from the relay) and Opus frames at 50/s. Every
+//! payload carries the peer's frame sequence number after a small header, so a player can
+//! check order and identity of what it receives.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use str0m::change::{SdpAnswer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
+
+/// What a peer does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Sends VP8 video and Opus audio.
+    Publish,
+    /// Receives video and audio.
+    Play,
+}
+
+/// Counters a peer keeps; read them with [`MediaPeer::stats`].
+#[derive(Debug, Default)]
+struct Counters {
+    connected: AtomicBool,
+    closed: AtomicBool,
+    video_frames: AtomicU64,
+    audio_frames: AtomicU64,
+    keyframes: AtomicU64,
+    bytes: AtomicU64,
+    /// Sequence numbers of received (player) or sent (publisher) video frames, in order;
+    /// capped so long runs do not grow without bound.
+    video_sequence: Mutex<Vec<u32>>,
+    first_keyframe_after_connect: Mutex<Option<Duration>>,
+}
+
+/// A copy of a peer's counters.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PeerStats {
+    pub connected: bool,
+    pub closed: bool,
+    pub video_frames: u64,
+    pub audio_frames: u64,
+    pub keyframes: u64,
+    pub bytes: u64,
+    pub video_sequence: Vec<u32>,
+    /// From ICE+DTLS connected to the first keyframe received (players).
+    pub first_keyframe_after_connect: Option<Duration>,
+}
+
+const SEQUENCE_CAP: usize = 10_000;
+const VIDEO_FRAME_INTERVAL: Duration = Duration::from_millis(33);
+const AUDIO_FRAME_INTERVAL: Duration = Duration::from_millis(20);
+/// Periodic keyframes are rare (every 10 s), as a real encoder's; a new player gets one
+/// sooner only when the relay forwards its keyframe request to the publisher.
+const KEYFRAME_EVERY: u32 = 300;
+
+/// A peer whose offer is made and whose answer is awaited.
+pub struct PendingPeer {
+    rtc: Rtc,
+    pending: SdpPendingOffer,
+    socket: UdpSocket,
+    role: Role,
+    audio: Mid,
+    video: Mid,
+}
+
+impl PendingPeer {
+    /// Binds a UDP socket on `ip` and makes an SDP offer (sendonly or recvonly audio+video).
+    pub fn offer(role: Role, ip: std::net::IpAddr) -> Result<(PendingPeer, String), String> {
+        // Idempotent; str0m needs a process-wide crypto provider before the first Rtc.
+        static CRYPTO: std::sync::Once = std::sync::Once::new();
+        CRYPTO.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
+        let socket = UdpSocket::bind(SocketAddr::new(ip, 0)).map_err(|e| format!("bind: {e}"))?;
+        let local = socket.local_addr().map_err(|e| e.to_string())?;
+        let mut rtc = RtcConfig::new().build(Instant::now());
+        let candidate = Candidate::host(local, "udp").map_err(|e| format!("candidate: {e}"))?;
+        rtc.add_local_candidate(candidate);
+        let direction = match role {
+            Role::Publish => Direction::SendOnly,
+            Role::Play => Direction::RecvOnly,
+        };
+        let mut change = rtc.sdp_api();
+        let audio = change.add_media(MediaKind::Audio, direction, None, None, None);
+        let video = change.add_media(MediaKind::Video, direction, None, None, None);
+        let (offer, pending) = change.apply().ok_or("no changes to offer")?;
+        Ok((PendingPeer { rtc, pending, socket, role, audio, video }, offer.to_sdp_string()))
+    }
+
+    /// Applies the answer and starts the peer's thread.
+    pub fn connect(mut self, answer: &str) -> Result<MediaPeer, String> {
+        let answer = SdpAnswer::from_sdp_string(answer).map_err(|e| format!("answer: {e}"))?;
+        self.rtc.sdp_api().accept_answer(self.pending, answer).map_err(|e| format!("accept answer: {e}"))?;
+        let counters = Arc::new(Counters::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let (thread_counters, thread_stop) = (counters.clone(), stop.clone());
+        let (rtc, socket, role, mids) = (self.rtc, self.socket, self.role, (self.audio, self.video));
+        let thread = std::thread::Builder::new()
+            .name("huddle-peer".into())
+            .spawn(move || {
+                let result = drive(rtc, socket, role, mids, &thread_counters, &thread_stop);
+                if let Err(err) = result {
+                    tracing::debug!(error = %err, "peer ended");
+                }
+                thread_counters.closed.store(true, Ordering::Release);
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(MediaPeer { counters, stop, thread: Some(thread) })
+    }
+}
+
+/// A running peer; stops when dropped.
+pub struct MediaPeer {
+    counters: Arc<Counters>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl MediaPeer {
+    pub fn stats(&self) -> PeerStats {
+        let c = &self.counters;
+        PeerStats {
+            connected: c.connected.load(Ordering::Acquire),
+            closed: c.closed.load(Ordering::Acquire),
+            video_frames: c.video_frames.load(Ordering::Relaxed),
+            audio_frames: c.audio_frames.load(Ordering::Relaxed),
+            keyframes: c.keyframes.load(Ordering::Relaxed),
+            bytes: c.bytes.load(Ordering::Relaxed),
+            video_sequence: c.video_sequence.lock().map(|v| v.clone()).unwrap_or_default(),
+            first_keyframe_after_connect: c.first_keyframe_after_connect.lock().ok().and_then(|v| *v),
+        }
+    }
+
+    /// Closes the peer (a clean DTLS close, as a browser's `pc.close()`).
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Release);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+
+    /// Vanishes without a word, like a crashed browser: the socket just goes quiet.
+    pub fn vanish(mut self) {
+        self.counters.closed.store(true, Ordering::Release);
+        self.stop.store(true, Ordering::Release);
+        // The thread notices `stop` and exits without closing DTLS (see `drive`).
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for MediaPeer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// A synthetic VP8 frame: a valid VP8 frame tag (keyframes with the start code and a
+/// 320x240 size) followed by the sequence number and filler.
+fn vp8_frame(sequence: u32, keyframe: bool) -> Vec<u8> {
+    let mut frame = if keyframe {
+        vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00]
+    } else {
+        vec![0x11, 0x02, 0x00]
+    };
+    frame.extend_from_slice(&sequence.to_be_bytes());
+    frame.resize(if keyframe { 3000 } else { 1000 }, 0x5a);
+    frame
+}
+
+fn sequence_of(frame: &[u8], keyframe: bool) -> Option<u32> {
+    let at = if keyframe { 10 } else { 3 };
+    frame.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+fn drive(
+    mut rtc: Rtc,
+    socket: UdpSocket,
+    role: Role,
+    (audio_mid, video_mid): (Mid, Mid),
+    counters: &Counters,
+    stop: &AtomicBool,
+) -> Result<(), String> {
+    let local = socket.local_addr().map_err(|e| e.to_string())?;
+    let mut buffer = vec![0u8; 2000];
+    let mut connected_at: Option<Instant> = None;
+    let started = Instant::now();
+    let (mut next_video, mut next_audio) = (Instant::now(), Instant::now());
+    let mut video_sequence = 0u32;
+    let mut keyframe_requested = false;
+    let mut audio_sequence = 0u32;
+    loop {
+        if stop.load(Ordering::Acquire) {
+            if !counters.closed.load(Ordering::Acquire) {
+                rtc.disconnect();
+                // Flush the close to the relay.
+                while let Ok(Output::Transmit(t)) = rtc.poll_output() {
+                    let _ = socket.send_to(&t.contents, t.destination);
+                }
+            }
+            return Ok(());
+        }
+        let deadline = match rtc.poll_output().map_err(|e| e.to_string())? {
+            Output::Transmit(t) => {
+                let _ = socket.send_to(&t.contents, t.destination);
+                continue;
+            }
+            Output::Event(event) => {
+                match event {
+                    Event::Connected => {
+                        counters.connected.store(true, Ordering::Release);
+                        connected_at = Some(Instant::now());
+                    }
+                    Event::IceConnectionStateChange(IceConnectionState::Disconnected) => return Ok(()),
+                    Event::KeyframeRequest(_) => keyframe_requested = true,
+                    Event::MediaData(data) => {
+                        counters.bytes.fetch_add(data.data.len() as u64, Ordering::Relaxed);
+                        if data.mid == video_mid {
+                            counters.video_frames.fetch_add(1, Ordering::Relaxed);
+                            let keyframe = data.data.first().is_some_and(|b| b & 1 == 0);
+                            if keyframe {
+                                counters.keyframes.fetch_add(1, Ordering::Relaxed);
+                                if let (Ok(mut first), Some(at)) =
+                                    (counters.first_keyframe_after_connect.lock(), connected_at)
+                                    && first.is_none()
+                                {
+                                    *first = Some(at.elapsed());
+                                }
+                            }
+                            if let (Some(sequence), Ok(mut seen)) =
+                                (sequence_of(&data.data, keyframe), counters.video_sequence.lock())
+                                && seen.len() < SEQUENCE_CAP
+                            {
+                                seen.push(sequence);
+                            }
+                        } else {
+                            counters.audio_frames.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    _ => {}
+                }
+                continue;
+            }
+            Output::Timeout(at) => at,
+        };
+        let now = Instant::now();
+        if role == Role::Publish && connected_at.is_some() {
+            if now >= next_video {
+                let mid = video_mid;
+                let keyframe = video_sequence.is_multiple_of(KEYFRAME_EVERY) || std::mem::take(&mut keyframe_requested);
+                if let Some(writer) = rtc.writer(mid) {
+                    let pt = writer.payload_params().find(|p| p.spec().codec == Codec::Vp8).map(|p| p.pt());
+                    if let Some(pt) = pt {
+                        let ticks = (now - started).as_micros() as u64 * 90 / 1000;
+                        let rtp_time = MediaTime::new(ticks, Frequency::NINETY_KHZ);
+                        if writer.write(pt, now, rtp_time, vp8_frame(video_sequence, keyframe)).is_ok() {
+                            counters.video_frames.fetch_add(1, Ordering::Relaxed);
+                            if let Ok(mut sent) = counters.video_sequence.lock()
+                                && sent.len() < SEQUENCE_CAP
+                            {
+                                sent.push(video_sequence);
+                            }
+                            video_sequence += 1;
+                        }
+                    }
+                }
+                next_video = now + VIDEO_FRAME_INTERVAL;
+            }
+            if now >= next_audio {
+                let mid = audio_mid;
+                if let Some(writer) = rtc.writer(mid) {
+                    let pt = writer.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt());
+                    if let Some(pt) = pt {
+                        let ticks = (now - started).as_micros() as u64 * 48 / 1000;
+                        let rtp_time = MediaTime::new(ticks, Frequency::FORTY_EIGHT_KHZ);
+                        let mut frame = audio_sequence.to_be_bytes().to_vec();
+                        frame.resize(80, 0x11);
+                        if writer.write(pt, now, rtp_time, frame).is_ok() {
+                            counters.audio_frames.fetch_add(1, Ordering::Relaxed);
+                            audio_sequence += 1;
+                        }
+                    }
+                }
+                next_audio = now + AUDIO_FRAME_INTERVAL;
+            }
+        }
+        let mut wake = deadline.min(now + Duration::from_millis(10));
+        if role == Role::Publish && connected_at.is_some() {
+            wake = wake.min(next_video).min(next_audio);
+        }
+        let wait = wake.saturating_duration_since(Instant::now()).max(Duration::from_millis(1));
+        socket.set_read_timeout(Some(wait)).map_err(|e| e.to_string())?;
+        let input = match socket.recv_from(&mut buffer) {
+            Ok((n, source)) => match Receive::new(Protocol::Udp, source, local, &buffer[..n]) {
+                Ok(receive) => Input::Receive(Instant::now(), receive),
+                Err(_) => continue,
+            },
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {
+                Input::Timeout(Instant::now())
+            }
+            Err(e) => return Err(e.to_string()),
+        };
+        rtc.handle_input(input).map_err(|e| e.to_string())?;
+        if !rtc.is_alive() {
+            return Ok(());
+        }
+    }
+}

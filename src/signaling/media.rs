@@ -1,0 +1,193 @@
+//! Publishing and playing through the relay: signaling hands out media grants, and turns
+//! the relay's reports into room events. A stream becomes visible to the room (`roomStreamUpdate`
+//! ADD) when the relay reports its media live, and disappears when the relay reports it gone.
+
+use serde_json::json;
+
+use super::SignalingContext;
+use super::limits;
+use super::protocol::{PublishRequest, StreamRef};
+use super::session::{Reply, SessionState};
+use crate::api::media::RelayNode;
+use crate::auth::grant::{self, GrantClaims, GrantSpec, MediaAction};
+use crate::auth::unix_now;
+use crate::error::{ApiError, ErrorCode};
+use crate::ids;
+use crate::relay::RelayEvent;
+use crate::rooms::{MediaRole, MediaStateKind, RoomError, RoomEvent, RoomKey, StreamInfo, User};
+
+/// How long a grant from signaling lives: enough for one offer/answer round trip.
+const GRANT_TTL_SECS: u64 = 30;
+
+fn relay(ctx: &SignalingContext) -> Result<&RelayNode, ApiError> {
+    ctx.relay.as_deref().ok_or_else(|| ApiError::new(ErrorCode::RelayUnavailable, "no relay is available"))
+}
+
+async fn grant_reply(
+    ctx: &SignalingContext,
+    state: &SessionState,
+    stream_id: String,
+    action: MediaAction,
+    extra_info: Option<String>,
+) -> Result<Reply, ApiError> {
+    let node = relay(ctx)?;
+    let app = ctx.store.active_app(state.room.app_id).await?;
+    let spec = GrantSpec {
+        room_id: state.room.room_id.clone(),
+        user_id: state.user.user_id.clone(),
+        stream_id,
+        action,
+        session_id: Some(state.session_id.clone()),
+        user_name: Some(state.user.user_name.clone()),
+        extra_info,
+        ttl_secs: GRANT_TTL_SECS,
+    };
+    let (grant, claims) = grant::issue(app.app_id, app.server_secret.as_bytes(), spec, unix_now())?;
+    Ok(Reply {
+        data: json!({
+            "streamID": claims.stream_id,
+            "url": node.url_for(action, &claims.stream_id),
+            "grant": grant,
+            "expiresAt": claims.exp,
+        }),
+        after: Vec::new(),
+    })
+}
+
+/// `publishStream`: checks the token's rights and hands out a publish grant. The stream is
+/// announced once the relay reports its media live.
+pub async fn publish(ctx: &SignalingContext, state: &SessionState, request: PublishRequest) -> Result<Reply, ApiError> {
+    ids::validate_stream_id(&request.stream_id)?;
+    if !state.claims.privileges.publish_stream {
+        return Err(ApiError::new(ErrorCode::NoPublishPrivilege, "the token does not grant publishStream"));
+    }
+    if !state.claims.may_publish(&request.stream_id) {
+        return Err(ApiError::new(ErrorCode::StreamNotAllowed, "stream id not in the token's streamIds"));
+    }
+    if request.extra_info.len() > limits::MAX_EXTRA_VALUE_BYTES {
+        return Err(ApiError::new(ErrorCode::InvalidExtraInfo, "extraInfo is longer than 4096 bytes"));
+    }
+    let taken = ctx.rooms.backend().find_stream(state.room.app_id, &request.stream_id).await?;
+    if taken.is_some_and(|(room, stream)| room != state.room || stream.user.user_id != state.user.user_id) {
+        return Err(RoomError::StreamIdTaken(request.stream_id).into());
+    }
+    grant_reply(ctx, state, request.stream_id, MediaAction::Publish, Some(request.extra_info)).await
+}
+
+/// `playStream`: hands out a play grant for a stream of this room.
+pub async fn play(ctx: &SignalingContext, state: &SessionState, request: StreamRef) -> Result<Reply, ApiError> {
+    ids::validate_stream_id(&request.stream_id)?;
+    let found = ctx.rooms.backend().find_stream(state.room.app_id, &request.stream_id).await?;
+    if found.is_none_or(|(room, _)| room != state.room) {
+        return Err(RoomError::StreamNotFound(request.stream_id).into());
+    }
+    grant_reply(ctx, state, request.stream_id, MediaAction::Play, None).await
+}
+
+/// `stopPublishingStream`: the stream leaves the room at once; its relay peer is ended.
+pub async fn stop_publishing(
+    ctx: &SignalingContext,
+    state: &SessionState,
+    request: StreamRef,
+) -> Result<Reply, ApiError> {
+    ctx.rooms.backend().remove_stream(&state.room, &state.user.user_id, &request.stream_id).await?;
+    if let Some(node) = ctx.relay.as_deref() {
+        let (app_id, stream_id) = (state.room.app_id, request.stream_id.as_str());
+        node.close_where(|g| g.app_id == app_id && g.stream_id == stream_id && g.action == MediaAction::Publish).await;
+    }
+    Ok(Reply { data: json!({"streamID": request.stream_id}), after: Vec::new() })
+}
+
+/// `stopPlayingStream`: ends this session's players of a stream.
+pub async fn stop_playing(ctx: &SignalingContext, state: &SessionState, request: StreamRef) -> Result<Reply, ApiError> {
+    let node = relay(ctx)?;
+    let session_id = state.session_id.as_str();
+    let stream_id = request.stream_id.as_str();
+    node.close_where(|g| {
+        g.session_id.as_deref() == Some(session_id) && g.stream_id == stream_id && g.action == MediaAction::Play
+    })
+    .await;
+    Ok(Reply { data: json!({"streamID": request.stream_id}), after: Vec::new() })
+}
+
+/// Ends the relay peers a session opened (it logged out, was kicked, or timed out).
+pub async fn end_session_media(ctx: &SignalingContext, session_id: &str) {
+    if let Some(node) = ctx.relay.as_deref() {
+        node.close_where(|g| g.session_id.as_deref() == Some(session_id)).await;
+    }
+}
+
+/// Turns a relay report into room changes and publisher/player states.
+pub async fn on_relay_event(ctx: &SignalingContext, node: &RelayNode, event: &RelayEvent) {
+    let (peer, live) = match event {
+        RelayEvent::StreamLive { peer, .. } | RelayEvent::PlayerStarted { peer, .. } => (*peer, true),
+        RelayEvent::StreamStopped { peer, .. } | RelayEvent::PlayerStopped { peer, .. } => (*peer, false),
+    };
+    let Some(session) = node.session_of(peer) else { return };
+    let grant = session.grant;
+    let room = RoomKey::new(grant.app_id, grant.room_id.clone());
+    let result = match (grant.action, live) {
+        (MediaAction::Publish, true) => stream_live(ctx, node, &room, &grant, peer).await,
+        (MediaAction::Publish, false) => stream_stopped(ctx, &room, &grant).await,
+        (MediaAction::Play, true) => notify(ctx, &room, &grant, MediaRole::Player, MediaStateKind::Playing, 0).await,
+        (MediaAction::Play, false) => notify(ctx, &room, &grant, MediaRole::Player, MediaStateKind::NoPlay, 0).await,
+    };
+    if let Err(err) = result {
+        tracing::warn!(%room, stream = %grant.stream_id, error = %err, "could not apply a relay event to the room");
+    }
+}
+
+async fn stream_live(
+    ctx: &SignalingContext,
+    node: &RelayNode,
+    room: &RoomKey,
+    grant: &GrantClaims,
+    peer: crate::relay::PeerId,
+) -> Result<(), RoomError> {
+    let Some(session_id) = grant.session_id.as_deref() else {
+        // Encoders publishing with a REST grant are not room members; announcing them is
+        // the next step (docs/PROTOCOL.md, "Media").
+        tracing::info!(%room, stream = %grant.stream_id, "stream live without a signaling session");
+        return Ok(());
+    };
+    let user = User {
+        user_id: grant.user_id.clone(),
+        user_name: grant.user_name.clone().unwrap_or_else(|| grant.user_id.clone()),
+    };
+    let stream = StreamInfo {
+        stream_id: grant.stream_id.clone(),
+        user,
+        extra_info: grant.extra_info.clone().unwrap_or_default(),
+    };
+    match ctx.rooms.backend().add_stream(room, session_id, stream).await {
+        Ok(()) => notify(ctx, room, grant, MediaRole::Publisher, MediaStateKind::Publishing, 0).await,
+        Err(err) => {
+            // The session left or another user holds the stream id: end the media.
+            let code = ApiError::from(err.clone()).code.code();
+            let _ = node.relay.close(peer).await;
+            notify(ctx, room, grant, MediaRole::Publisher, MediaStateKind::NoPublish, code).await?;
+            Err(err)
+        }
+    }
+}
+
+async fn stream_stopped(ctx: &SignalingContext, room: &RoomKey, grant: &GrantClaims) -> Result<(), RoomError> {
+    match ctx.rooms.backend().remove_stream(room, &grant.user_id, &grant.stream_id).await {
+        Ok(()) | Err(RoomError::StreamNotFound(_)) => {}
+        Err(err) => return Err(err),
+    }
+    notify(ctx, room, grant, MediaRole::Publisher, MediaStateKind::NoPublish, 0).await
+}
+
+async fn notify(
+    ctx: &SignalingContext,
+    room: &RoomKey,
+    grant: &GrantClaims,
+    role: MediaRole,
+    state: MediaStateKind,
+    error_code: u32,
+) -> Result<(), RoomError> {
+    let Some(session_id) = grant.session_id.clone() else { return Ok(()) };
+    let event = RoomEvent::MediaState { session_id, stream_id: grant.stream_id.clone(), role, state, error_code };
+    ctx.rooms.backend().publish(room, event).await
+}
