@@ -11,10 +11,11 @@ use std::sync::Arc;
 use crate::api;
 use crate::api::media::RelayNode;
 use crate::auth::NonceStore;
+use crate::config::Role;
 use crate::config::Settings;
 use crate::relay::{Relay, RelayEvent};
 use crate::rooms::redis::{RedisRooms, RedisRoomsConfig};
-use crate::rooms::{Hub, RoomError, RoomService};
+use crate::rooms::{Hub, RelayInfo, RoomError, RoomService};
 use crate::signaling::SignalingContext;
 use crate::store::{NewApp, Store, StoreError, redact_url};
 use tokio::sync::mpsc::UnboundedReceiver;
@@ -27,8 +28,9 @@ pub struct AppState {
     pub redis: Option<ConnectionManager>,
     pub dev: bool,
     pub signaling: Arc<SignalingContext>,
-    /// The media relay of this node.
+    /// The media relay of this node (absent on `--role signaling`).
     pub relay: Option<Arc<RelayNode>>,
+    pub role: Role,
 }
 
 #[derive(Debug, Error)]
@@ -82,11 +84,19 @@ impl AppState {
                 RoomService::new(backend, hub, worker_id)
             }
         };
-        let (relay, relay_events) = start_relay(settings, http_addr)?;
-        let signaling =
-            Arc::new(SignalingContext::new(rooms, store.clone(), Some(relay.clone()), settings.signaling.clone()));
-        follow_relay(signaling.clone(), relay.clone(), relay_events);
-        Ok(AppState { store, nonces, redis, dev: settings.dev, signaling, relay: Some(relay) })
+        let node_id = rooms.worker_id().to_owned();
+        let relay = match settings.role {
+            Role::Signaling => None,
+            Role::All | Role::Relay => Some(start_relay(settings, http_addr)?),
+        };
+        let local_relay = relay.as_ref().map(|(node, _)| node.clone());
+        let signaling = Arc::new(SignalingContext::new(rooms, store.clone(), local_relay, settings.signaling.clone()));
+        let relay = relay.map(|(node, events)| {
+            follow_relay(signaling.clone(), node.clone(), events);
+            announce_relay(signaling.clone(), node.clone(), node_id);
+            node
+        });
+        Ok(AppState { store, nonces, redis, dev: settings.dev, signaling, relay, role: settings.role })
     }
 }
 
@@ -109,6 +119,28 @@ fn follow_relay(signaling: Arc<SignalingContext>, node: Arc<RelayNode>, mut even
             tracing::debug!(?event, "relay event");
             crate::signaling::media::on_relay_event(&signaling, &node, &event).await;
             node.on_event(&event);
+        }
+    });
+}
+
+/// Tells the rooms backend where this relay is and how busy, every few seconds, so that
+/// signaling nodes can send publishers to the least-loaded relay.
+fn announce_relay(signaling: Arc<SignalingContext>, node: Arc<RelayNode>, node_id: String) {
+    tokio::spawn(async move {
+        let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
+        loop {
+            ticker.tick().await;
+            let load = node.relay.load();
+            let info = RelayInfo {
+                id: node_id.clone(),
+                url: node.public_url.clone(),
+                peers: load.peers as u64,
+                streams: load.streams as u64,
+                updated_at: crate::rooms::unix_millis(),
+            };
+            if let Err(err) = signaling.rooms.backend().announce_relay(info).await {
+                tracing::warn!(error = %err, "could not announce the relay");
+            }
         }
     });
 }
@@ -143,6 +175,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         "huddle started"
     );
     let dev = state.dev;
+    let role = state.role;
     let server_state = state.clone();
     let signaling = web::Data::from(state.signaling.clone());
     let server = HttpServer::new(move || {
@@ -150,7 +183,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
             .app_data(server_state.clone())
             .app_data(signaling.clone())
             .wrap(middleware::from_fn(api::record_metrics))
-            .configure(|cfg| api::configure(cfg, dev))
+            .configure(|cfg| api::configure(cfg, dev, role))
             .default_service(web::to(api::not_found))
     })
     .workers(settings.http_workers)

@@ -121,6 +121,17 @@ pub struct TokenArgs {
     pub ttl: u64,
 }
 
+/// What a node does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// Signaling, REST and the media relay in one process.
+    All,
+    /// Websocket signaling and REST; media goes to relay nodes found through Redis.
+    Signaling,
+    /// The media relay (with its HTTP offer/answer and the REST API), no websocket.
+    Relay,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -133,6 +144,10 @@ pub struct ServeArgs {
     /// free port; the chosen address is printed on stdout.
     #[arg(long, env = "HUDDLE_HTTP_ADDR", default_value = "127.0.0.1:8080")]
     pub http_addr: SocketAddr,
+    /// What this node runs. A split deployment (signaling and relay nodes) shares rooms
+    /// and relay addresses through Redis.
+    #[arg(long, env = "HUDDLE_ROLE", value_enum, default_value = "all")]
+    pub role: Role,
     /// HTTP worker threads (default: one per core).
     #[arg(long, env = "HUDDLE_HTTP_WORKERS")]
     pub http_workers: Option<usize>,
@@ -196,6 +211,7 @@ pub enum ConfigError {
 /// Serve settings after defaults and validation.
 #[derive(Debug, Clone)]
 pub struct Settings {
+    pub role: Role,
     pub http_addr: SocketAddr,
     pub http_workers: usize,
     pub database_url: String,
@@ -242,6 +258,11 @@ impl ServeArgs {
         if self.public_url.as_deref().is_some_and(|u| !u.is_empty() && !u.starts_with("http")) {
             return Err(ConfigError::Timing("--public-url must start with http:// or https://"));
         }
+        if self.role != Role::All && redis_url.is_none() {
+            return Err(ConfigError::Timing(
+                "--role signaling/relay splits a deployment: set --redis-url so the nodes share rooms",
+            ));
+        }
         if self.max_connections == 0 {
             return Err(ConfigError::Timing("--max-connections must be at least 1"));
         }
@@ -252,6 +273,7 @@ impl ServeArgs {
             max_connections: self.max_connections,
         };
         Ok(Settings {
+            role: self.role,
             http_addr: self.http_addr,
             http_workers,
             database_url,
@@ -314,5 +336,11 @@ mod tests {
         assert!(matches!(err, ConfigError::RedisUrl(_)));
         assert!(matches!(serve(&["serve", "--http-workers", "0"]).resolve(), Err(ConfigError::Workers)));
         assert!(Cli::try_parse_from(["huddle", "serve", "--http-addr", "nope"]).is_err());
+        let split = serve(&["serve", "--role", "relay", "--database-url", "sqlite://x.db"]).resolve();
+        assert!(split.unwrap_err().to_string().contains("--redis-url"), "split roles need Redis");
+        let wildcard = serve(&["serve", "--relay-udp-addr", "0.0.0.0:5000"]).resolve();
+        assert!(wildcard.unwrap_err().to_string().contains("--relay-public-ip"));
+        let public = serve(&["serve", "--relay-udp-addr", "0.0.0.0:5000", "--relay-public-ip", "10.0.0.5,10.0.0.6"]);
+        assert_eq!(public.resolve().unwrap().relay.public_ips.len(), 2);
     }
 }

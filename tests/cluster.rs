@@ -185,3 +185,52 @@ async fn resume_works_on_the_worker_that_held_the_session() {
     drop((worker, other));
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn signaling_sends_media_to_a_separate_relay_node() {
+    use huddle::loadtest::peer::{PendingPeer, Role};
+    // Relays announce themselves deployment-wide: a Redis of its own keeps other tests' relays out.
+    let redis = PrivateRedis::start();
+    let db = TestDb::new(Db::Postgres).await;
+    let app = create_app(&db);
+    let with_role = |role: &str| {
+        let mut options = cluster_options(&redis.url());
+        options.extra_env.push(("HUDDLE_ROLE", role.to_owned()));
+        options
+    };
+    let relay_node = Server::start_with(&db, with_role("relay"));
+    let signaling_node = Server::start_with(&db, with_role("signaling"));
+    let (status, _) = relay_node.get("/ws").await;
+    assert_eq!(status, 404, "a relay node serves no websocket");
+
+    let (mut alice, _) = join(&signaling_node.base, &app, "room-1", "alice", false).await;
+    let (mut bob, _) = join(&signaling_node.base, &app, "room-1", "bob", false).await;
+    let grant = alice.ok("publishStream", json!({"streamID": "probe"})).await;
+    assert!(grant["url"].as_str().unwrap().starts_with(&relay_node.base), "publish goes to the relay node: {grant}");
+    let _camera = publish_media(&mut alice, "alice-cam", "").await;
+    let added = bob.event("roomStreamUpdate").await;
+    assert_eq!(added["streamList"][0]["relayURL"], relay_node.base.as_str());
+
+    let grant = bob.ok("playStream", json!({"streamID": "alice-cam"})).await;
+    let url = grant["url"].as_str().unwrap();
+    assert!(url.starts_with(&relay_node.base), "play goes to the relay that holds the stream: {url}");
+    let (pending, offer) = PendingPeer::offer(Role::Play, "127.0.0.1".parse().unwrap()).unwrap();
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/sdp")
+        .header("authorization", format!("Bearer {}", grant["grant"].as_str().unwrap()))
+        .body(offer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let player = pending.connect(&response.text().await.unwrap()).unwrap();
+    assert_eq!(bob.event("playerStateUpdate").await["state"], "PLAYING");
+    let started = Instant::now();
+    while player.stats().video_frames < 10 {
+        assert!(started.elapsed() < Duration::from_secs(8), "no media through the relay node");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop((relay_node, signaling_node, redis));
+    db.cleanup().await;
+}

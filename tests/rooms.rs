@@ -113,7 +113,7 @@ impl Client {
     }
 
     fn stream(&self, id: &str) -> StreamInfo {
-        StreamInfo { stream_id: id.into(), user: self.user.clone(), extra_info: String::new() }
+        StreamInfo { stream_id: id.into(), user: self.user.clone(), extra_info: String::new(), relay_url: None }
     }
 
     async fn publish(&self, id: &str) -> Result<(), RoomError> {
@@ -342,7 +342,12 @@ async fn a_dead_workers_users_are_removed_within_the_lease() {
     assert_eq!(
         watcher.next_change().await,
         RoomEvent::StreamRemoved {
-            stream: StreamInfo { stream_id: "victim-cam".into(), user: user("victim"), extra_info: String::new() }
+            stream: StreamInfo {
+                stream_id: "victim-cam".into(),
+                user: user("victim"),
+                extra_info: String::new(),
+                relay_url: None
+            }
         }
     );
     assert_eq!(watcher.next_change().await, RoomEvent::UserRemoved { user: user("victim"), online_count: 1 });

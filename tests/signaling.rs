@@ -45,7 +45,7 @@ async fn login_users_streams_and_logout_in_order() {
     assert_eq!(streams["data"]["updateType"], "ADD");
     assert_eq!(
         streams["data"]["streamList"][0],
-        json!({"streamID": "alice-cam", "user": {"userID": "alice", "userName": "alice name"}, "extraInfo": "hd"})
+        json!({"streamID": "alice-cam", "user": {"userID": "alice", "userName": "alice name"}, "extraInfo": "hd", "relayURL": server.base})
     );
 
     let added = alice.next_event().await;

@@ -78,12 +78,17 @@ impl RelayNode {
     }
 
     pub fn url_for(&self, action: MediaAction, stream_id: &str) -> String {
-        let action = match action {
-            MediaAction::Publish => "publish",
-            MediaAction::Play => "play",
-        };
-        format!("{}/relay/v1/{action}/{stream_id}", self.public_url.trim_end_matches('/'))
+        relay_endpoint(&self.public_url, action, stream_id)
     }
+}
+
+/// The WHIP/WHEP endpoint for `action` on the relay at `base`.
+pub fn relay_endpoint(base: &str, action: MediaAction, stream_id: &str) -> String {
+    let action = match action {
+        MediaAction::Publish => "publish",
+        MediaAction::Play => "play",
+    };
+    format!("{}/relay/v1/{action}/{stream_id}", base.trim_end_matches('/'))
 }
 
 fn node(state: &AppState) -> Result<&RelayNode, ApiError> {

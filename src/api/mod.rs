@@ -92,12 +92,14 @@ pub fn openapi_yaml() -> Result<&'static str, String> {
     OPENAPI_YAML.as_deref().map_err(Clone::clone)
 }
 
-/// All routes. `dev` adds `/dev/token`.
-pub fn configure(cfg: &mut web::ServiceConfig, dev: bool) {
+/// All routes. `dev` adds `/dev/token`; a relay-only node serves no websocket.
+pub fn configure(cfg: &mut web::ServiceConfig, dev: bool, role: crate::config::Role) {
     tokens::configure(cfg);
     media::configure(cfg);
     ops::configure(cfg);
-    crate::signaling::configure(cfg);
+    if role != crate::config::Role::Relay {
+        crate::signaling::configure(cfg);
+    }
     if dev {
         dev::configure(cfg);
     }

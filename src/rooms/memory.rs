@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use async_trait::async_trait;
 
-use super::model::{JoinOutcome, Member, RoomEvent, RoomExtraInfo, RoomKey, Snapshot, StreamInfo};
+use super::model::{JoinOutcome, Member, RelayInfo, RoomEvent, RoomExtraInfo, RoomKey, Snapshot, StreamInfo};
 use super::{Hub, RoomBackend, RoomError};
 
 #[derive(Default)]
@@ -62,11 +62,12 @@ impl State {
 pub struct MemoryRooms {
     hub: Arc<Hub>,
     state: Mutex<State>,
+    relays: Mutex<HashMap<String, RelayInfo>>,
 }
 
 impl MemoryRooms {
     pub fn new(hub: Arc<Hub>) -> Self {
-        MemoryRooms { hub, state: Mutex::default() }
+        MemoryRooms { hub, state: Mutex::default(), relays: Mutex::default() }
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -235,5 +236,17 @@ impl RoomBackend for MemoryRooms {
 
     async fn ping(&self) -> Result<(), RoomError> {
         Ok(())
+    }
+
+    async fn announce_relay(&self, relay: RelayInfo) -> Result<(), RoomError> {
+        self.relays.lock().unwrap_or_else(|p| p.into_inner()).insert(relay.id.clone(), relay);
+        Ok(())
+    }
+
+    async fn relays(&self) -> Result<Vec<RelayInfo>, RoomError> {
+        let now = super::unix_millis();
+        let mut relays = self.relays.lock().unwrap_or_else(|p| p.into_inner());
+        relays.retain(|_, r| r.is_fresh(now));
+        Ok(relays.values().cloned().collect())
     }
 }

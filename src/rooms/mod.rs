@@ -19,8 +19,8 @@ use thiserror::Error;
 
 pub use hub::{Delivery, Hub, LocalMember};
 pub use model::{
-    ImMessage, JoinOutcome, MediaRole, MediaStateKind, Member, RoomEvent, RoomExtraInfo, RoomKey, Snapshot, StreamInfo,
-    User, unix_millis,
+    ImMessage, JoinOutcome, MediaRole, MediaStateKind, Member, RelayInfo, RoomEvent, RoomExtraInfo, RoomKey, Snapshot,
+    StreamInfo, User, unix_millis,
 };
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -75,6 +75,10 @@ pub trait RoomBackend: Send + Sync + 'static {
     async fn find_stream(&self, app_id: u32, stream_id: &str) -> Result<Option<(RoomKey, StreamInfo)>, RoomError>;
     /// Whether the backend answers (for `/readyz`).
     async fn ping(&self) -> Result<(), RoomError>;
+    /// Records a relay node's address and load (relays call this every few seconds).
+    async fn announce_relay(&self, relay: RelayInfo) -> Result<(), RoomError>;
+    /// Relays that announced themselves recently.
+    async fn relays(&self) -> Result<Vec<RelayInfo>, RoomError>;
 }
 
 /// What signaling talks to: the backend plus this worker's local fan-out.

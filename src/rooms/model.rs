@@ -52,6 +52,30 @@ pub struct StreamInfo {
     pub stream_id: String,
     pub user: User,
     pub extra_info: String,
+    /// Base URL of the relay that holds the stream's media (where players are sent).
+    #[serde(rename = "relayURL", default, skip_serializing_if = "Option::is_none")]
+    pub relay_url: Option<String>,
+}
+
+/// A relay node as the rooms backend knows it: where it is and how busy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayInfo {
+    pub id: String,
+    pub url: String,
+    pub peers: u64,
+    pub streams: u64,
+    /// Unix milliseconds of the last announcement.
+    pub updated_at: i64,
+}
+
+impl RelayInfo {
+    /// A relay silent for longer than this is considered gone.
+    pub const FRESH_MS: i64 = 15_000;
+
+    pub fn is_fresh(&self, now_ms: i64) -> bool {
+        now_ms - self.updated_at <= Self::FRESH_MS
+    }
 }
 
 /// One key of a room's extra info.

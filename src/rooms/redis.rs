@@ -20,7 +20,7 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, ProtocolVersion, PushInfo, PushKind, Script, Value};
 
-use super::model::{JoinOutcome, Member, RoomEvent, RoomExtraInfo, RoomKey, Snapshot, StreamInfo};
+use super::model::{JoinOutcome, Member, RelayInfo, RoomEvent, RoomExtraInfo, RoomKey, Snapshot, StreamInfo};
 use super::{Hub, RoomBackend, RoomError};
 use crate::metrics;
 
@@ -112,6 +112,8 @@ fn worker_sessions_key(worker_id: &str) -> String {
 }
 
 const WORKERS_KEY: &str = "huddle:workers";
+/// Relay id → its latest announcement (JSON).
+const RELAYS_KEY: &str = "huddle:relays";
 
 /// `app \t room \t user \t ` — a session entry is this prefix plus the session id.
 fn session_entry_prefix(room: &RoomKey, user_id: &str) -> String {
@@ -679,6 +681,25 @@ impl RoomBackend for RedisRooms {
     async fn ping(&self) -> Result<(), RoomError> {
         let _: String = redis::cmd("PING").query_async(&mut self.conn()).await.map_err(unavailable)?;
         Ok(())
+    }
+
+    async fn announce_relay(&self, relay: RelayInfo) -> Result<(), RoomError> {
+        let _: () = self.conn().hset(RELAYS_KEY, &relay.id, encode(&relay)?).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn relays(&self) -> Result<Vec<RelayInfo>, RoomError> {
+        let mut conn = self.conn();
+        let raw: Vec<String> = conn.hvals(RELAYS_KEY).await.map_err(unavailable)?;
+        let now = super::unix_millis();
+        let (fresh, stale): (Vec<RelayInfo>, Vec<RelayInfo>) =
+            decode_all::<RelayInfo>(&raw)?.into_iter().partition(|r| r.is_fresh(now));
+        if !stale.is_empty() {
+            // Forget relays that stopped announcing (crashed or scaled down).
+            let ids: Vec<&str> = stale.iter().map(|r| r.id.as_str()).collect();
+            let _: () = conn.hdel(RELAYS_KEY, ids).await.map_err(unavailable)?;
+        }
+        Ok(fresh)
     }
 }
 

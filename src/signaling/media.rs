@@ -23,14 +23,28 @@ fn relay(ctx: &SignalingContext) -> Result<&RelayNode, ApiError> {
     ctx.relay.as_deref().ok_or_else(|| ApiError::new(ErrorCode::RelayUnavailable, "no relay is available"))
 }
 
+/// Where a new stream is published: this node's relay, or else the least-loaded relay that
+/// announced itself in the rooms backend.
+async fn relay_for_publish(ctx: &SignalingContext) -> Result<String, ApiError> {
+    if let Some(node) = ctx.relay.as_deref() {
+        return Ok(node.public_url.clone());
+    }
+    let relays = ctx.rooms.backend().relays().await?;
+    relays
+        .into_iter()
+        .min_by_key(|r| (r.peers, r.streams))
+        .map(|r| r.url)
+        .ok_or_else(|| ApiError::new(ErrorCode::RelayUnavailable, "no relay node is up"))
+}
+
 async fn grant_reply(
     ctx: &SignalingContext,
     state: &SessionState,
     stream_id: String,
     action: MediaAction,
     extra_info: Option<String>,
+    relay_url: String,
 ) -> Result<Reply, ApiError> {
-    let node = relay(ctx)?;
     let app = ctx.store.active_app(state.room.app_id).await?;
     let spec = GrantSpec {
         room_id: state.room.room_id.clone(),
@@ -46,7 +60,7 @@ async fn grant_reply(
     Ok(Reply {
         data: json!({
             "streamID": claims.stream_id,
-            "url": node.url_for(action, &claims.stream_id),
+            "url": crate::api::media::relay_endpoint(&relay_url, action, &claims.stream_id),
             "grant": grant,
             "expiresAt": claims.exp,
         }),
@@ -71,17 +85,24 @@ pub async fn publish(ctx: &SignalingContext, state: &SessionState, request: Publ
     if taken.is_some_and(|(room, stream)| room != state.room || stream.user.user_id != state.user.user_id) {
         return Err(RoomError::StreamIdTaken(request.stream_id).into());
     }
-    grant_reply(ctx, state, request.stream_id, MediaAction::Publish, Some(request.extra_info)).await
+    let relay_url = relay_for_publish(ctx).await?;
+    grant_reply(ctx, state, request.stream_id, MediaAction::Publish, Some(request.extra_info), relay_url).await
 }
 
 /// `playStream`: hands out a play grant for a stream of this room.
 pub async fn play(ctx: &SignalingContext, state: &SessionState, request: StreamRef) -> Result<Reply, ApiError> {
     ids::validate_stream_id(&request.stream_id)?;
     let found = ctx.rooms.backend().find_stream(state.room.app_id, &request.stream_id).await?;
-    if found.is_none_or(|(room, _)| room != state.room) {
-        return Err(RoomError::StreamNotFound(request.stream_id).into());
-    }
-    grant_reply(ctx, state, request.stream_id, MediaAction::Play, None).await
+    let stream = match found {
+        Some((room, stream)) if room == state.room => stream,
+        _ => return Err(RoomError::StreamNotFound(request.stream_id).into()),
+    };
+    // Players go to the relay that holds the stream.
+    let relay_url = match stream.relay_url {
+        Some(url) => url,
+        None => relay(ctx)?.public_url.clone(),
+    };
+    grant_reply(ctx, state, request.stream_id, MediaAction::Play, None, relay_url).await
 }
 
 /// `stopPublishingStream`: the stream leaves the room at once; its relay peer is ended.
@@ -158,6 +179,7 @@ async fn stream_live(
         stream_id: grant.stream_id.clone(),
         user,
         extra_info: grant.extra_info.clone().unwrap_or_default(),
+        relay_url: Some(node.public_url.clone()),
     };
     match ctx.rooms.backend().add_stream(room, session_id, stream).await {
         Ok(()) => notify(ctx, room, grant, MediaRole::Publisher, MediaStateKind::Publishing, 0).await,
