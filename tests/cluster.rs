@@ -231,6 +231,17 @@ async fn signaling_sends_media_to_a_separate_relay_node() {
         assert!(started.elapsed() < Duration::from_secs(8), "no media through the relay node");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    drop((relay_node, signaling_node, redis));
+
+    // The relay node dying is a stream stop: its lease lapses and the stream leaves the room.
+    let mut relay_node = relay_node;
+    relay_node.kill();
+    let killed_at = Instant::now();
+    let removed = bob.event("roomStreamUpdate").await;
+    assert_eq!(
+        (removed["updateType"].as_str(), removed["streamList"][0]["streamID"].as_str()),
+        (Some("DELETE"), Some("alice-cam"))
+    );
+    assert!(killed_at.elapsed() < Duration::from_secs(8), "stream removed after {:?}", killed_at.elapsed());
+    drop((signaling_node, redis));
     db.cleanup().await;
 }

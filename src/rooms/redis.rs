@@ -115,6 +115,14 @@ const WORKERS_KEY: &str = "huddle:workers";
 /// Relay id → its latest announcement (JSON).
 const RELAYS_KEY: &str = "huddle:relays";
 
+/// A stream whose media this worker's relay holds: reaped with the worker, so that a relay
+/// node dying is a stream stop. Session entries never start with this tag (app ids are numbers).
+const STREAM_ENTRY: &str = "stream\t";
+
+fn stream_entry(room: &RoomKey, user_id: &str, stream_id: &str) -> String {
+    format!("{STREAM_ENTRY}{}\t{}\t{}\t{}", room.app_id, room.room_id, user_id, stream_id)
+}
+
 /// `app \t room \t user \t ` — a session entry is this prefix plus the session id.
 fn session_entry_prefix(room: &RoomKey, user_id: &str) -> String {
     format!("{}\t{}\t{}\t", room.app_id, room.room_id, user_id)
@@ -263,6 +271,19 @@ impl RedisRooms {
             let sessions_key = worker_sessions_key(&worker);
             let entries: Vec<String> = conn.smembers(&sessions_key).await.map_err(unavailable)?;
             for entry in &entries {
+                if let Some(stream) = entry.strip_prefix(STREAM_ENTRY) {
+                    let mut parts = stream.splitn(4, '\t');
+                    if let (Some(app), Some(room_id), Some(user_id), Some(stream_id)) =
+                        (parts.next(), parts.next(), parts.next(), parts.next())
+                        && let Ok(app_id) = app.parse()
+                    {
+                        match self.remove_stream(&RoomKey::new(app_id, room_id), user_id, stream_id).await {
+                            Ok(()) | Err(RoomError::StreamNotFound(_)) => {}
+                            Err(err) => return Err(err),
+                        }
+                    }
+                    continue;
+                }
                 let mut parts = entry.splitn(4, '\t');
                 let (Some(app), Some(room_id), Some(user_id), Some(session_id)) =
                     (parts.next(), parts.next(), parts.next(), parts.next())
@@ -593,6 +614,9 @@ impl RoomBackend for RedisRooms {
 
     async fn add_stream(&self, room: &RoomKey, session_id: &str, stream: StreamInfo) -> Result<(), RoomError> {
         self.run_add_stream(room, session_id, &stream, "publish").await?;
+        // The stream lives as long as this worker (its relay) does.
+        let entry = stream_entry(room, &stream.user.user_id, &stream.stream_id);
+        let _: () = self.conn().sadd(worker_sessions_key(&self.worker_id), entry).await.map_err(unavailable)?;
         if let Some((_, _, streams)) = self.local().sessions.get_mut(session_id) {
             streams.insert(stream.stream_id.clone(), stream);
         }
@@ -603,7 +627,10 @@ impl RoomBackend for RedisRooms {
         let (_, streams, _, app_streams) = keys(room);
         let mut invocation = self.scripts.remove_stream.key(streams);
         invocation.key(app_streams).arg(user_id).arg(stream_id).arg(channel(room));
-        self.run_stream_script(&mut invocation, stream_id).await?;
+        let removed = self.run_stream_script(&mut invocation, stream_id).await;
+        let entry = stream_entry(room, user_id, stream_id);
+        let _: () = self.conn().srem(worker_sessions_key(&self.worker_id), entry).await.map_err(unavailable)?;
+        removed?;
         for (_, member, streams) in self.local().sessions.values_mut() {
             if member.user.user_id == user_id {
                 streams.remove(stream_id);
