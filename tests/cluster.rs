@@ -188,7 +188,6 @@ async fn resume_works_on_the_worker_that_held_the_session() {
 
 #[tokio::test]
 async fn signaling_sends_media_to_a_separate_relay_node() {
-    use huddle::loadtest::peer::{PendingPeer, Role};
     // Relays announce themselves deployment-wide: a Redis of its own keeps other tests' relays out.
     let redis = PrivateRedis::start();
     let db = TestDb::new(Db::Postgres).await;
@@ -211,26 +210,10 @@ async fn signaling_sends_media_to_a_separate_relay_node() {
     let added = bob.event("roomStreamUpdate").await;
     assert_eq!(added["streamList"][0]["relayURL"], relay_node.base.as_str());
 
-    let grant = bob.ok("playStream", json!({"streamID": "alice-cam"})).await;
+    let (player, grant) = play_media(&mut bob, "alice-cam").await;
     let url = grant["url"].as_str().unwrap();
     assert!(url.starts_with(&relay_node.base), "play goes to the relay that holds the stream: {url}");
-    let (pending, offer) = PendingPeer::offer(Role::Play, "127.0.0.1".parse().unwrap()).unwrap();
-    let response = reqwest::Client::new()
-        .post(url)
-        .header("content-type", "application/sdp")
-        .header("authorization", format!("Bearer {}", grant["grant"].as_str().unwrap()))
-        .body(offer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let player = pending.connect(&response.text().await.unwrap()).unwrap();
-    assert_eq!(bob.event("playerStateUpdate").await["state"], "PLAYING");
-    let started = Instant::now();
-    while player.stats().video_frames < 10 {
-        assert!(started.elapsed() < Duration::from_secs(8), "no media through the relay node");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_for_video(&player, 10).await;
 
     // The relay node dying is a stream stop: its lease lapses and the stream leaves the room.
     let mut relay_node = relay_node;

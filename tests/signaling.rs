@@ -431,7 +431,6 @@ async fn a_session_whose_token_expired_while_parked_cannot_resume() {
 
 #[tokio::test]
 async fn streams_go_live_and_play_through_the_relay() {
-    use huddle::loadtest::peer::{PendingPeer, Role};
     let (_db, app, server) = setup(vec![]).await;
     let (mut alice, _) = join(&server.base, &app, "room-1", "alice", false).await;
     let (mut bob, _) = join(&server.base, &app, "room-1", "bob", false).await;
@@ -449,26 +448,8 @@ async fn streams_go_live_and_play_through_the_relay() {
         (Some("ADD"), Some("alice-cam"))
     );
 
-    let grant = bob.ok("playStream", json!({"streamID": "alice-cam"})).await;
-    let (pending, offer) = PendingPeer::offer(Role::Play, "127.0.0.1".parse().unwrap()).unwrap();
-    let response = server
-        .http
-        .post(grant["url"].as_str().unwrap())
-        .header("content-type", "application/sdp")
-        .header("authorization", format!("Bearer {}", grant["grant"].as_str().unwrap()))
-        .body(offer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let player = pending.connect(&response.text().await.unwrap()).unwrap();
-    let playing = bob.event("playerStateUpdate").await;
-    assert_eq!((playing["streamID"].as_str(), playing["state"].as_str()), (Some("alice-cam"), Some("PLAYING")));
-    let started = std::time::Instant::now();
-    while player.stats().video_frames < 10 {
-        assert!(started.elapsed() < Duration::from_secs(8), "no video reached the player");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let (player, _) = play_media(&mut bob, "alice-cam").await;
+    wait_for_video(&player, 10).await;
     bob.ok("stopPlayingStream", json!({"streamID": "alice-cam"})).await;
     assert_eq!(bob.event("playerStateUpdate").await["state"], "NO_PLAY");
 

@@ -317,6 +317,47 @@ pub async fn join(
     (client, data)
 }
 
+/// Posts an SDP offer to a relay URL with a media grant, as WHIP/WHEP clients do; returns the
+/// SDP answer of the `201`.
+pub async fn exchange_offer(url: &str, grant: &str, offer: String) -> String {
+    let response = reqwest::Client::new()
+        .post(url)
+        .header("content-type", "application/sdp")
+        .header("authorization", format!("Bearer {grant}"))
+        .body(offer)
+        .send()
+        .await
+        .expect("relay reachable");
+    assert_eq!(response.status(), 201);
+    response.text().await.expect("answer")
+}
+
+/// Asks signaling for a grant (`kind` is `publishStream` or `playStream`), then offers to the
+/// relay it names; returns the running peer and the grant reply.
+async fn start_media(
+    client: &mut ws::WsClient,
+    kind: &str,
+    request: Value,
+    role: huddle::loadtest::peer::Role,
+) -> (huddle::loadtest::peer::MediaPeer, Value) {
+    use huddle::loadtest::peer::PendingPeer;
+    let grant = client.ok(kind, request).await;
+    let (pending, offer) = PendingPeer::offer(role, "127.0.0.1".parse().expect("ip")).expect("offer");
+    let url = grant["url"].as_str().expect("relay url");
+    let answer = exchange_offer(url, grant["grant"].as_str().expect("grant"), offer).await;
+    (pending.connect(&answer).expect("connect"), grant)
+}
+
+/// Waits for this client's `publisherStateUpdate`/`playerStateUpdate` of a stream.
+async fn media_state(client: &mut ws::WsClient, event: &str, stream_id: &str, state: &str) {
+    loop {
+        let update = client.event(event).await;
+        if update["streamID"] == stream_id && update["state"] == state {
+            return;
+        }
+    }
+}
+
 /// Publishes `stream_id` the way the SDK does: `publishStream` over the websocket for a grant,
 /// the SDP offer to the relay URL it names, media until the peer is dropped. Returns once the
 /// relay has reported the stream live (the client's `publisherStateUpdate` PUBLISHING).
@@ -325,25 +366,26 @@ pub async fn publish_media(
     stream_id: &str,
     extra_info: &str,
 ) -> huddle::loadtest::peer::MediaPeer {
-    use huddle::loadtest::peer::{PendingPeer, Role};
     let request = serde_json::json!({"streamID": stream_id, "extraInfo": extra_info});
-    let grant = client.ok("publishStream", request).await;
-    let (pending, offer) = PendingPeer::offer(Role::Publish, "127.0.0.1".parse().expect("ip")).expect("offer");
-    let response = reqwest::Client::new()
-        .post(grant["url"].as_str().expect("relay url"))
-        .header("content-type", "application/sdp")
-        .header("authorization", format!("Bearer {}", grant["grant"].as_str().expect("grant")))
-        .body(offer)
-        .send()
-        .await
-        .expect("relay reachable");
-    assert_eq!(response.status(), 201);
-    let answer = response.text().await.expect("answer");
-    let peer = pending.connect(&answer).expect("connect");
-    loop {
-        let update = client.event("publisherStateUpdate").await;
-        if update["streamID"] == stream_id && update["state"] == "PUBLISHING" {
-            return peer;
-        }
+    let (peer, _) = start_media(client, "publishStream", request, huddle::loadtest::peer::Role::Publish).await;
+    media_state(client, "publisherStateUpdate", stream_id, "PUBLISHING").await;
+    peer
+}
+
+/// Plays `stream_id` through signaling; returns once the client's `playerStateUpdate` is
+/// PLAYING, with the grant reply (to check where it was sent).
+pub async fn play_media(client: &mut ws::WsClient, stream_id: &str) -> (huddle::loadtest::peer::MediaPeer, Value) {
+    let request = serde_json::json!({"streamID": stream_id});
+    let (peer, grant) = start_media(client, "playStream", request, huddle::loadtest::peer::Role::Play).await;
+    media_state(client, "playerStateUpdate", stream_id, "PLAYING").await;
+    (peer, grant)
+}
+
+/// Waits until a player has received `frames` video frames.
+pub async fn wait_for_video(peer: &huddle::loadtest::peer::MediaPeer, frames: u64) {
+    let started = std::time::Instant::now();
+    while peer.stats().video_frames < frames {
+        assert!(started.elapsed() < Duration::from_secs(8), "no video reached the player");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
