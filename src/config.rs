@@ -176,13 +176,18 @@ pub struct ServeArgs {
     /// With Redis: a worker silent this long (ms) is dead and its users are removed.
     #[arg(long, env = "HUDDLE_REDIS_LEASE_MS", default_value_t = 15_000)]
     pub redis_lease_ms: u64,
-    /// Relay: UDP address the media socket binds (one port for all peers).
+    /// Relay: UDP address of the first engine's socket (all its peers share that port); with
+    /// a fixed port P, N engines use P..P+N-1, with port 0 each takes a free one.
     #[arg(long, env = "HUDDLE_RELAY_UDP_ADDR", default_value = "127.0.0.1:0")]
     pub relay_udp_addr: SocketAddr,
     /// Relay: IP addresses advertised to peers as host candidates (comma-separated); needed
     /// when the UDP address is 0.0.0.0 or behind NAT. Default: the bound address.
     #[arg(long = "relay-public-ip", env = "HUDDLE_RELAY_PUBLIC_IPS", value_delimiter = ',')]
     pub relay_public_ips: Vec<std::net::IpAddr>,
+    /// Relay: engine threads, each with its own UDP socket (0: one per core). With a fixed
+    /// --relay-udp-addr port P the relay binds P..P+threads-1.
+    #[arg(long, env = "HUDDLE_RELAY_THREADS", default_value_t = 0)]
+    pub relay_threads: usize,
     /// Base URL clients reach this node's HTTP at (used in the relay URLs handed out with
     /// media grants). Default: `http://` plus the bound HTTP address.
     #[arg(long, env = "HUDDLE_PUBLIC_URL")]
@@ -263,6 +268,9 @@ impl ServeArgs {
                 "--role signaling/relay splits a deployment: set --redis-url so the nodes share rooms",
             ));
         }
+        if self.relay_threads > crate::relay::MAX_THREADS {
+            return Err(ConfigError::Timing("--relay-threads must be at most 64 (0: one per core)"));
+        }
         if self.max_connections == 0 {
             return Err(ConfigError::Timing("--max-connections must be at least 1"));
         }
@@ -284,6 +292,7 @@ impl ServeArgs {
             relay: crate::relay::RelayConfig {
                 udp_addr: self.relay_udp_addr,
                 public_ips: self.relay_public_ips.clone(),
+                threads: self.relay_threads,
             },
             public_url: self.public_url.clone().filter(|u| !u.is_empty()),
         })
@@ -342,5 +351,8 @@ mod tests {
         assert!(wildcard.unwrap_err().to_string().contains("--relay-public-ip"));
         let public = serve(&["serve", "--relay-udp-addr", "0.0.0.0:5000", "--relay-public-ip", "10.0.0.5,10.0.0.6"]);
         assert_eq!(public.resolve().unwrap().relay.public_ips.len(), 2);
+        assert_eq!(serve(&["serve", "--relay-threads", "3"]).resolve().unwrap().relay.threads, 3);
+        let too_many = serve(&["serve", "--relay-threads", "65"]).resolve().unwrap_err();
+        assert!(too_many.to_string().contains("--relay-threads"));
     }
 }

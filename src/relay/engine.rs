@@ -1,5 +1,7 @@
-//! The engine thread: owns the UDP socket and every session, demultiplexes datagrams, drives
-//! str0m's timers, forwards RTP from publishers to players and runs session lifecycles.
+//! An engine thread (one shard of the relay): owns its UDP socket and every session on it,
+//! demultiplexes datagrams, drives str0m's timers, forwards RTP from publishers to players and
+//! runs session lifecycles. Shards share nothing on the packet path; they meet only in the
+//! stream directory (a mutex taken per publish, play and stream end) and the event channel.
 //!
 //! Loop: take pending commands; fire due timers (a min-heap keyed by each session's requested
 //! time, stale entries skipped); once a second sweep for sessions that never connected; then
@@ -7,10 +9,17 @@
 //! After every input the session is drained (`poll_output` until `Timeout`), and so is every
 //! session a forwarded packet or keyframe request touched.
 //!
-//! Limits: one thread serves every session; building a session (DTLS certificate, SDP) runs on
-//! it too, so a burst of offers delays forwarding by a few milliseconds each. With several
-//! advertised IPs on a wildcard bind, the datagram's real destination is unknown (no
-//! `IP_PKTINFO`): the first advertised IP of the sender's family is assumed.
+//! Per packet the engine itself allocates nothing: the receive buffer and the scratch vectors
+//! are reused, an RTP payload is shared (`Arc<[u8]>`) with every player, and the timer heap is
+//! compacted in place. What str0m allocates remains: the decrypted payload of every incoming
+//! RTP packet, the send-buffer entry of every packet written to a player, and the encrypted
+//! datagram of every transmit.
+//!
+//! Limits: one thread serves every session of its shard; building a session (DTLS
+//! certificate, SDP) runs on it too, so a burst of offers delays that shard's forwarding by a
+//! few milliseconds each. With several advertised IPs on a wildcard bind, the datagram's real
+//! destination is unknown (no `IP_PKTINFO`): the first advertised IP of the sender's family is
+//! assumed.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -31,7 +40,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::forward::{Forwarded, TrackOut};
 use super::peer::{self, Happening, Io, Peer, Player, Publisher, Role, TrackIn};
-use super::{Command, KEYFRAME_INTERVAL, PeerId, RelayError, RelayEvent, Shared, StreamKey};
+use super::{Command, Directory, KEYFRAME_INTERVAL, PeerId, RelayError, RelayEvent, ShardInfo, Shared, StreamKey};
 
 /// Longest the loop blocks on the socket, so commands are noticed.
 const MAX_WAIT: Duration = Duration::from_millis(10);
@@ -51,7 +60,12 @@ pub(crate) struct Engine {
     by_ufrag: HashMap<String, PeerId>,
     streams: HashMap<StreamKey, PeerId>,
     timers: BinaryHeap<Reverse<(Instant, PeerId)>>,
+    /// This shard's index and the directory of which shard holds which stream.
+    index: usize,
+    directory: Arc<Directory>,
+    /// Ids of this shard: `index + k * shards`, so the handle routes by `id % shards`.
     next_id: PeerId,
+    id_step: PeerId,
     read_timeout: Duration,
     /// Sessions not connected by then are dropped ([`super::CONNECT_TIMEOUT`] outside tests).
     connect_timeout: Duration,
@@ -67,8 +81,10 @@ impl Engine {
         candidates: Vec<SocketAddr>,
         events: UnboundedSender<RelayEvent>,
         shared: Arc<Shared>,
+        shard: ShardInfo,
         connect_timeout: Duration,
     ) -> Result<Engine, RelayError> {
+        let id_step = shard.count.max(1) as PeerId;
         socket.set_read_timeout(Some(MAX_WAIT)).map_err(|e| RelayError::Unavailable(e.to_string()))?;
         let crypto = catch_unwind(str0m::crypto::from_feature_flags)
             .map_err(|_| RelayError::Unavailable("no crypto provider for DTLS/SRTP".into()))?;
@@ -83,7 +99,10 @@ impl Engine {
             by_ufrag: HashMap::new(),
             streams: HashMap::new(),
             timers: BinaryHeap::new(),
-            next_id: 1,
+            index: shard.index,
+            directory: shard.directory,
+            next_id: id_step + shard.index as PeerId,
+            id_step,
             read_timeout: MAX_WAIT,
             connect_timeout,
             dirty: Vec::new(),
@@ -148,7 +167,11 @@ impl Engine {
         let now = Instant::now();
         match command {
             Command::Publish { stream, offer, reply } => {
-                let _ = reply.send(self.publish(stream, &offer, now));
+                let result = self.publish(stream.clone(), &offer, now);
+                if result.is_err() {
+                    self.release(&stream);
+                }
+                let _ = reply.send(result);
             }
             Command::Play { stream, offer, reply } => {
                 let _ = reply.send(self.play(stream, &offer, now));
@@ -252,7 +275,7 @@ impl Engine {
             return Err(RelayError::Unavailable("ICE ufrag collision, retry".into()));
         }
         let id = self.next_id;
-        self.next_id += 1;
+        self.next_id += self.id_step;
         self.by_ufrag.insert(ufrag.clone(), id);
         let peer = Peer {
             id,
@@ -334,7 +357,9 @@ impl Engine {
             self.pump(id, now);
         }
         if self.timers.len() > 4 * self.peers.len() + 1024 {
-            self.timers = self.peers.values().filter_map(|p| p.next_timeout.map(|t| Reverse((t, p.id)))).collect();
+            // Drop stale entries in place (keeps the heap's allocation).
+            let peers = &self.peers;
+            self.timers.retain(|Reverse((t, id))| peers.get(id).is_some_and(|p| p.next_timeout == Some(*t)));
         }
     }
 
@@ -514,6 +539,7 @@ impl Engine {
             Role::Publisher(publisher) => {
                 if self.streams.get(&peer.stream) == Some(&id) {
                     self.streams.remove(&peer.stream);
+                    self.release(&peer.stream);
                 }
                 for pid in publisher.players {
                     if let Some(player) = self.unmap(pid) {
@@ -555,6 +581,18 @@ impl Engine {
             self.by_ufrag.remove(&peer.ufrag);
         }
         Some(peer)
+    }
+
+    /// Frees `stream` in the directory if this shard holds (or was reserved) it but does not
+    /// publish it (a publish failed, or the stream ended).
+    fn release(&self, stream: &StreamKey) {
+        if self.streams.contains_key(stream) {
+            return;
+        }
+        let mut directory = super::lock(&self.directory);
+        if directory.get(stream) == Some(&self.index) {
+            directory.remove(stream);
+        }
     }
 
     fn update_load(&self) {

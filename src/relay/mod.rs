@@ -4,7 +4,8 @@
 //! # async fn demo(offer: String, player_offer: String) -> Result<(), huddle::relay::RelayError> {
 //! use huddle::relay::{Relay, RelayConfig, StreamKey};
 //! let (events, _rx) = tokio::sync::mpsc::unbounded_channel();
-//! let relay = Relay::start(RelayConfig { udp_addr: "127.0.0.1:0".parse().unwrap(), public_ips: vec![] }, events)?;
+//! let config = RelayConfig { udp_addr: "127.0.0.1:0".parse().unwrap(), public_ips: vec![], threads: 0 };
+//! let relay = Relay::start(config, events)?;
 //! let key = StreamKey { app_id: 1, stream_id: "cam".into() };
 //! let (publisher, answer) = relay.publish(key.clone(), offer).await?;
 //! let (player, player_answer) = relay.play(key, player_offer).await?;
@@ -13,23 +14,30 @@
 //! ```
 //!
 //! Design:
-//! - One engine thread (`engine.rs`) owns every [`str0m::Rtc`] and the one UDP socket; the
-//!   [`Relay`] handle talks to it by messages (a command channel plus a oneshot reply), so the
-//!   async methods never block their runtime and no `Rtc` is ever shared behind a lock.
-//! - ICE-lite on one advertised port; datagrams are demultiplexed in O(1): by remote address, and
-//!   STUN from a new address by the ICE ufrag in its USERNAME (peer-reflexive remotes work).
+//! - The relay is sharded: [`RelayConfig::threads`] engine threads (`engine.rs`), each owning
+//!   its own UDP socket and every [`str0m::Rtc`] on it. The [`Relay`] handle talks to them by
+//!   messages (a command channel plus a oneshot reply), so the async methods never block their
+//!   runtime and no `Rtc` is ever shared behind a lock.
+//! - A stream lives entirely on one shard: its publisher goes to the shard with the fewest
+//!   peers, its players to the shard that holds it (a directory shared by the handle and the
+//!   engines), so forwarding never crosses threads. Peer ids are `k * shards + shard`, so
+//!   [`Relay::close`] knows the shard from the id alone.
+//! - ICE-lite on one advertised port per shard; datagrams are demultiplexed in O(1): by remote
+//!   address, and STUN from a new address by the ICE ufrag in its USERNAME (peer-reflexive
+//!   remotes work).
 //! - RTP mode: each publisher packet is rewritten (payload type, sequence number) once per
 //!   player and handed to the player's `StreamTx` without copying its payload; video is written
 //!   as nackable so str0m answers NACKs from its send buffer.
 //! - Keyframes are requested from the publisher when a player starts or asks (PLI/FIR), at most
 //!   one per [`KEYFRAME_INTERVAL`] per publisher; a new player's VP8/VP9 video starts on a keyframe.
 //!
-//! One engine thread serves all peers and one socket; it is the unit to shard later (see the
-//! limits noted in `engine.rs`).
+//! Limits: a shard is the unit of parallelism, so one stream (publisher plus all its players)
+//! is served by one core; many streams spread over the shards.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, mpsc};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::Duration;
 
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
@@ -44,15 +52,22 @@ mod tests;
 pub const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 /// A peer that has not connected (ICE + DTLS) by then is dropped.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
+/// Most engine threads (shards) one relay runs; `threads: 0` is capped at this too.
+pub const MAX_THREADS: usize = 64;
 
-/// Where the relay listens and what it advertises.
+/// Where the relay listens, what it advertises and how many engine threads it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RelayConfig {
-    /// Bind address of the one UDP socket, e.g. `127.0.0.1:0`.
+    /// Bind address of the first shard's UDP socket, e.g. `127.0.0.1:0`. The other shards bind
+    /// the same IP: with port 0 each on a free port, with a fixed port P on P+1, P+2, … (so a
+    /// fixed port P takes the range P..P+threads-1).
     pub udp_addr: SocketAddr,
-    /// IPs advertised as host candidates (same port as the socket). Empty: the bound IP, which
-    /// must then be concrete (not `0.0.0.0`/`::`).
+    /// IPs advertised as host candidates (each shard advertises them with its own port). Empty:
+    /// the bound IP, which must then be concrete (not `0.0.0.0`/`::`).
     pub public_ips: Vec<IpAddr>,
+    /// Engine threads (shards), each with its own UDP socket. 0: one per available core (at
+    /// most [`MAX_THREADS`]).
+    pub threads: usize,
 }
 
 /// One published stream: an app's stream id.
@@ -119,7 +134,8 @@ pub struct RelayStats {
     pub keyframe_requests: u64,
 }
 
-/// Counters the engine writes and the handle reads.
+/// Counters one engine writes and the handle reads (one per shard: no cache line is written by
+/// two threads).
 #[derive(Debug, Default)]
 pub(crate) struct Shared {
     peers: AtomicUsize,
@@ -133,27 +149,52 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Adds to a counter that only its shard's engine thread writes: a plain load and store,
+    /// no locked read-modify-write on the per-packet path.
     fn add(counter: &AtomicU64, n: u64) {
-        counter.fetch_add(n, Ordering::Relaxed);
+        counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
     }
+}
+
+/// Which shard holds each published stream. The handle reserves an entry before it sends a
+/// publish to a shard (so two shards never take the same stream); the engine releases it when
+/// the publish fails or the stream ends.
+pub(crate) type Directory = Mutex<HashMap<StreamKey, usize>>;
+
+pub(crate) fn lock(directory: &Directory) -> MutexGuard<'_, HashMap<StreamKey, usize>> {
+    directory.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What an engine needs to know about its place among the shards.
+pub(crate) struct ShardInfo {
+    pub index: usize,
+    /// Number of shards: peer ids of shard `index` are `index + k * count` (k ≥ 1).
+    pub count: usize,
+    pub directory: Arc<Directory>,
 }
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, RelayError>>;
 
-/// Messages from the handle to the engine thread.
+/// Messages from the handle to an engine thread.
 pub(crate) enum Command {
     Publish { stream: StreamKey, offer: String, reply: Reply<(PeerId, String)> },
     Play { stream: StreamKey, offer: String, reply: Reply<(PeerId, String)> },
     Close { peer: PeerId, reply: Reply<()> },
 }
 
-/// Handle to a running relay. Cheap to clone; the engine stops when the last clone is dropped.
+/// Handle to a running relay. Cheap to clone; every shard stops when the last clone is dropped.
 #[derive(Clone)]
 pub struct Relay {
     inner: Arc<Inner>,
 }
 
 struct Inner {
+    /// Never empty.
+    shards: Vec<Shard>,
+    directory: Arc<Directory>,
+}
+
+struct Shard {
     commands: mpsc::Sender<Command>,
     local_addr: SocketAddr,
     shared: Arc<Shared>,
@@ -161,12 +202,13 @@ struct Inner {
 
 impl std::fmt::Debug for Relay {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Relay").field("local_addr", &self.inner.local_addr).field("load", &self.load()).finish()
+        f.debug_struct("Relay").field("local_addrs", &self.local_addrs()).field("load", &self.load()).finish()
     }
 }
 
 impl Relay {
-    /// Binds the UDP socket and starts the engine thread. Events are sent on `events`.
+    /// Binds one UDP socket per shard and starts the engine threads. Events of every shard
+    /// are sent on `events`.
     pub fn start(config: RelayConfig, events: UnboundedSender<RelayEvent>) -> Result<Relay, RelayError> {
         Self::start_with(config, events, CONNECT_TIMEOUT)
     }
@@ -176,72 +218,169 @@ impl Relay {
         events: UnboundedSender<RelayEvent>,
         connect_timeout: Duration,
     ) -> Result<Relay, RelayError> {
-        let socket = UdpSocket::bind(config.udp_addr)
-            .map_err(|e| RelayError::Unavailable(format!("cannot bind UDP {}: {e}", config.udp_addr)))?;
-        let local_addr = socket.local_addr().map_err(|e| RelayError::Unavailable(e.to_string()))?;
-        let ips = if config.public_ips.is_empty() { vec![local_addr.ip()] } else { config.public_ips.clone() };
-        let candidates: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(*ip, local_addr.port())).collect();
-        for addr in &candidates {
-            // The same check str0m makes when each session adds it: fail at start, not per offer.
-            str0m::Candidate::host(*addr, "udp").map_err(|e| {
-                RelayError::Unavailable(format!("cannot advertise {addr} (set a concrete public IP): {e}"))
+        let count = match config.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS),
+            n if n > MAX_THREADS => {
+                return Err(RelayError::Unavailable(format!("at most {MAX_THREADS} relay threads, not {n}")));
+            }
+            n => n,
+        };
+        // Bind every socket before starting any thread: a port in use fails the whole start.
+        let mut sockets = Vec::with_capacity(count);
+        for index in 0..count {
+            let addr = shard_addr(config.udp_addr, index)?;
+            let socket = UdpSocket::bind(addr).map_err(|e| {
+                let what = if index == 0 { String::new() } else { format!(" (relay thread {index} of {count})") };
+                RelayError::Unavailable(format!("cannot bind UDP {addr}{what}: {e}"))
             })?;
+            let local_addr = socket.local_addr().map_err(|e| RelayError::Unavailable(e.to_string()))?;
+            let ips = if config.public_ips.is_empty() { vec![local_addr.ip()] } else { config.public_ips.clone() };
+            let candidates: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(*ip, local_addr.port())).collect();
+            for addr in &candidates {
+                // The same check str0m makes when each session adds it: fail at start, not per offer.
+                str0m::Candidate::host(*addr, "udp").map_err(|e| {
+                    RelayError::Unavailable(format!("cannot advertise {addr} (set a concrete public IP): {e}"))
+                })?;
+            }
+            sockets.push((socket, local_addr, candidates));
         }
-        let shared = Arc::new(Shared::default());
-        let (commands, rx) = mpsc::channel();
-        let engine = engine::Engine::new(socket, candidates, events, Arc::clone(&shared), connect_timeout)?;
-        std::thread::Builder::new()
-            .name("huddle-relay".into())
-            .spawn(move || engine.run(rx))
-            .map_err(|e| RelayError::Unavailable(format!("cannot start the relay thread: {e}")))?;
-        Ok(Relay { inner: Arc::new(Inner { commands, local_addr, shared }) })
+        let directory = Arc::new(Directory::default());
+        let mut shards = Vec::with_capacity(count);
+        for (index, (socket, local_addr, candidates)) in sockets.into_iter().enumerate() {
+            let shared = Arc::new(Shared::default());
+            let (commands, rx) = mpsc::channel();
+            let shard = ShardInfo { index, count, directory: Arc::clone(&directory) };
+            let engine =
+                engine::Engine::new(socket, candidates, events.clone(), Arc::clone(&shared), shard, connect_timeout)?;
+            // On an error below, dropping `shards` stops the threads already started.
+            std::thread::Builder::new()
+                .name(format!("huddle-relay-{index}"))
+                .spawn(move || engine.run(rx))
+                .map_err(|e| RelayError::Unavailable(format!("cannot start relay thread {index}: {e}")))?;
+            shards.push(Shard { commands, local_addr, shared });
+        }
+        Ok(Relay { inner: Arc::new(Inner { shards, directory }) })
     }
 
     /// Accepts a publisher's SDP offer (sendonly or sendrecv audio/video); returns the peer id and the SDP answer.
+    ///
+    /// The stream goes to the shard with the fewest peers.
     pub async fn publish(&self, stream: StreamKey, offer: String) -> Result<(PeerId, String), RelayError> {
-        self.ask(|reply| Command::Publish { stream, offer, reply }).await
+        let shard = self.reserve(&stream)?;
+        let (reply, answer) = oneshot::channel();
+        let command = Command::Publish { stream, offer, reply };
+        if let Err(mpsc::SendError(command)) = self.inner.shards[shard].commands.send(command) {
+            // The engine is gone and cannot release the reservation itself (once it has the
+            // command, the engine releases it on failure, also if this future is dropped).
+            if let Command::Publish { stream, .. } = command {
+                let mut directory = lock(&self.inner.directory);
+                if directory.get(&stream) == Some(&shard) {
+                    directory.remove(&stream);
+                }
+            }
+            return Err(stopped());
+        }
+        answer.await.map_err(|_| stopped())?
     }
 
     /// Accepts a player's SDP offer (recvonly); fails with UnknownStream if nobody publishes `stream` here.
     pub async fn play(&self, stream: StreamKey, offer: String) -> Result<(PeerId, String), RelayError> {
-        self.ask(|reply| Command::Play { stream, offer, reply }).await
+        let shard = lock(&self.inner.directory).get(&stream).copied();
+        let Some(shard) = shard else {
+            return Err(RelayError::UnknownStream(stream.stream_id));
+        };
+        self.ask(shard, |reply| Command::Play { stream, offer, reply }).await
     }
 
     /// Ends a publisher (which ends its players) or a player.
     pub async fn close(&self, peer: PeerId) -> Result<(), RelayError> {
-        self.ask(|reply| Command::Close { peer, reply }).await
+        let shard = (peer % self.inner.shards.len() as u64) as usize;
+        self.ask(shard, |reply| Command::Close { peer, reply }).await
     }
 
-    /// The bound UDP address.
+    /// The first shard's bound UDP address (see [`Relay::local_addrs`] for all of them).
     pub fn local_addr(&self) -> SocketAddr {
-        self.inner.local_addr
+        self.inner.shards[0].local_addr
     }
 
-    /// Current peers and published streams.
+    /// Every shard's bound UDP address, shard 0 first.
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.inner.shards.iter().map(|s| s.local_addr).collect()
+    }
+
+    /// Current peers and published streams, over all shards.
     pub fn load(&self) -> RelayLoad {
-        let s = &self.inner.shared;
-        RelayLoad { peers: s.peers.load(Ordering::Relaxed), streams: s.streams.load(Ordering::Relaxed) }
+        self.inner
+            .shards
+            .iter()
+            .map(|s| s.load())
+            .fold(RelayLoad::default(), |a, b| RelayLoad { peers: a.peers + b.peers, streams: a.streams + b.streams })
     }
 
-    /// Traffic counters since start.
+    /// Traffic counters since start, over all shards.
     pub fn stats(&self) -> RelayStats {
-        let s = &self.inner.shared;
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        RelayStats {
-            packets_in: get(&s.packets_in),
-            packets_out: get(&s.packets_out),
-            bytes_in: get(&s.bytes_in),
-            bytes_out: get(&s.bytes_out),
-            forwarded: get(&s.forwarded),
-            keyframe_requests: get(&s.keyframe_requests),
+        let mut total = RelayStats::default();
+        for shard in &self.inner.shards {
+            let s = &shard.shared;
+            let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+            total.packets_in += get(&s.packets_in);
+            total.packets_out += get(&s.packets_out);
+            total.bytes_in += get(&s.bytes_in);
+            total.bytes_out += get(&s.bytes_out);
+            total.forwarded += get(&s.forwarded);
+            total.keyframe_requests += get(&s.keyframe_requests);
         }
+        total
     }
 
-    async fn ask<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, RelayError> {
+    /// Picks the shard for a new stream and records it, or refuses a stream already published.
+    fn reserve(&self, stream: &StreamKey) -> Result<usize, RelayError> {
+        let mut directory = lock(&self.inner.directory);
+        if directory.contains_key(stream) {
+            return Err(RelayError::AlreadyPublished(stream.stream_id.clone()));
+        }
+        // Fewest peers; among equals fewest streams, counting reservations not yet answered, so a
+        // burst of publishes spreads before the engines report their load.
+        let shards = &self.inner.shards;
+        let mut streams = vec![0usize; shards.len()];
+        for &shard in directory.values() {
+            if let Some(n) = streams.get_mut(shard) {
+                *n += 1;
+            }
+        }
+        let shard = (0..shards.len()).min_by_key(|&i| (shards[i].load().peers, streams[i])).unwrap_or(0);
+        directory.insert(stream.clone(), shard);
+        Ok(shard)
+    }
+
+    async fn ask<T>(&self, shard: usize, command: impl FnOnce(Reply<T>) -> Command) -> Result<T, RelayError> {
+        let shard = self.inner.shards.get(shard).ok_or(RelayError::UnknownPeer)?;
         let (reply, answer) = oneshot::channel();
-        self.inner.commands.send(command(reply)).map_err(|_| stopped())?;
+        shard.commands.send(command(reply)).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
     }
+}
+
+impl Shard {
+    fn load(&self) -> RelayLoad {
+        let s = &self.shared;
+        RelayLoad { peers: s.peers.load(Ordering::Relaxed), streams: s.streams.load(Ordering::Relaxed) }
+    }
+}
+
+/// The bind address of shard `index`: the configured one for shard 0; for the others the same
+/// IP with port 0 (a free port) if the configured port is 0, else the configured port + index.
+fn shard_addr(base: SocketAddr, index: usize) -> Result<SocketAddr, RelayError> {
+    if index == 0 || base.port() == 0 {
+        return Ok(base);
+    }
+    u16::try_from(index)
+        .ok()
+        .and_then(|i| base.port().checked_add(i))
+        .map(|port| SocketAddr::new(base.ip(), port))
+        .ok_or_else(|| {
+            RelayError::Unavailable(format!("relay thread {index}: UDP port {} + {index} exceeds 65535", base.port()))
+        })
 }
 
 fn stopped() -> RelayError {

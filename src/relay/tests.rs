@@ -23,11 +23,36 @@ fn key(stream_id: &str) -> StreamKey {
     StreamKey { app_id: 7, stream_id: stream_id.into() }
 }
 
+fn config(threads: usize) -> RelayConfig {
+    RelayConfig { udp_addr: "127.0.0.1:0".parse().unwrap(), public_ips: vec![], threads }
+}
+
+/// A relay on two shards: the single-stream tests also run through the shard routing.
 fn start() -> (Relay, UnboundedReceiver<RelayEvent>) {
     let (tx, rx) = unbounded_channel();
-    let relay = Relay::start(RelayConfig { udp_addr: "127.0.0.1:0".parse().unwrap(), public_ips: vec![] }, tx)
-        .expect("relay starts");
+    let relay = Relay::start(config(2), tx).expect("relay starts");
     (relay, rx)
+}
+
+/// Receives `n` events (in any order across shards), sorted for comparison.
+async fn events_sorted(rx: &mut UnboundedReceiver<RelayEvent>, n: usize) -> Vec<RelayEvent> {
+    let mut got = Vec::new();
+    for _ in 0..n {
+        got.push(next_event(rx).await);
+    }
+    got.sort_by_key(|e| format!("{e:?}"));
+    got
+}
+
+fn sorted(mut events: Vec<RelayEvent>) -> Vec<RelayEvent> {
+    events.sort_by_key(|e| format!("{e:?}"));
+    events
+}
+
+/// The port of the (one) host candidate in an SDP answer.
+fn candidate_port(answer: &str) -> u16 {
+    let line = answer.lines().find(|l| l.starts_with("a=candidate")).expect("a candidate in the answer");
+    line.split_whitespace().nth(5).and_then(|p| p.parse().ok()).expect("candidate port")
 }
 
 async fn next_event(rx: &mut UnboundedReceiver<RelayEvent>) -> RelayEvent {
@@ -318,19 +343,30 @@ fn odd_pt_config() -> RtcConfig {
 }
 
 async fn publish(relay: &Relay, stream: &str, strip: bool) -> (PeerId, Running) {
+    let (id, running, _) = publish_answer(relay, stream, strip).await;
+    (id, running)
+}
+
+/// Publishes and also returns the relay's SDP answer.
+async fn publish_answer(relay: &Relay, stream: &str, strip: bool) -> (PeerId, Running, String) {
     let mut client = Client::new(RtcConfig::new());
     let offer = client.offer(Direction::SendOnly, strip);
     let (id, answer) = relay.publish(key(stream), offer).await.expect("publish accepted");
     client.accept(&answer);
-    (id, client.spawn(true))
+    (id, client.spawn(true), answer)
 }
 
 async fn play(relay: &Relay, stream: &str, config: RtcConfig, strip: bool) -> (PeerId, Running) {
+    let (id, running, _) = play_answer(relay, stream, config, strip).await;
+    (id, running)
+}
+
+async fn play_answer(relay: &Relay, stream: &str, config: RtcConfig, strip: bool) -> (PeerId, Running, String) {
     let mut client = Client::new(config);
     let offer = client.offer(Direction::RecvOnly, strip);
     let (id, answer) = relay.play(key(stream), offer).await.expect("play accepted");
     client.accept(&answer);
-    (id, client.spawn(false))
+    (id, client.spawn(false), answer)
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -459,11 +495,15 @@ async fn bad_input_is_refused_and_leaves_nothing_behind() {
 #[test]
 fn start_refuses_a_wildcard_bind_without_public_ips() {
     let (tx, _rx) = unbounded_channel();
-    let r = Relay::start(RelayConfig { udp_addr: "0.0.0.0:0".parse().unwrap(), public_ips: vec![] }, tx);
+    let r = Relay::start(RelayConfig { udp_addr: "0.0.0.0:0".parse().unwrap(), public_ips: vec![], threads: 1 }, tx);
     assert!(matches!(r, Err(RelayError::Unavailable(_))));
     let (tx, _rx) = unbounded_channel();
     let r = Relay::start(
-        RelayConfig { udp_addr: "0.0.0.0:0".parse().unwrap(), public_ips: vec!["127.0.0.1".parse().unwrap()] },
+        RelayConfig {
+            udp_addr: "0.0.0.0:0".parse().unwrap(),
+            public_ips: vec!["127.0.0.1".parse().unwrap()],
+            threads: 2,
+        },
         tx,
     );
     assert!(r.is_ok());
@@ -472,12 +512,111 @@ fn start_refuses_a_wildcard_bind_without_public_ips() {
 #[tokio::test(flavor = "current_thread")]
 async fn a_session_that_never_connects_is_dropped() {
     let (tx, mut events) = unbounded_channel();
-    let config = RelayConfig { udp_addr: "127.0.0.1:0".parse().unwrap(), public_ips: vec![] };
-    let relay = Relay::start_with(config, tx, Duration::from_millis(500)).expect("relay starts");
+    let relay = Relay::start_with(config(1), tx, Duration::from_millis(500)).expect("relay starts");
     let offer = Client::new(RtcConfig::new()).offer(Direction::SendOnly, false);
     let (id, _) = relay.publish(key("silent"), offer).await.expect("accepted");
     let started = Instant::now();
     assert_eq!(next_event(&mut events).await, RelayEvent::StreamStopped { stream: key("silent"), peer: id });
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(relay.load(), RelayLoad::default());
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn streams_spread_over_shards_and_stay_on_theirs() {
+    let (tx, mut events) = unbounded_channel();
+    let relay = Relay::start(config(3), tx).expect("relay starts");
+    let addrs = relay.local_addrs();
+    assert_eq!(addrs.len(), 3);
+    assert_eq!(addrs[0], relay.local_addr());
+
+    let names = ["s0", "s1", "s2"];
+    let mut publishers = Vec::new();
+    for name in names {
+        let (id, running, answer) = publish_answer(&relay, name, false).await;
+        publishers.push((id, running, candidate_port(&answer)));
+    }
+    // Each went to an idle shard: three ports (one per shard socket), ids routing to three shards.
+    let mut ports: Vec<u16> = publishers.iter().map(|p| p.2).collect();
+    ports.sort_unstable();
+    let mut shard_ports: Vec<u16> = addrs.iter().map(|a| a.port()).collect();
+    shard_ports.sort_unstable();
+    assert_eq!(ports, shard_ports, "one publisher per shard");
+    let mut shards: Vec<u64> = publishers.iter().map(|p| p.0 % 3).collect();
+    shards.sort_unstable();
+    assert_eq!(shards, vec![0, 1, 2]);
+    // A stream is one stream whichever shard holds it.
+    let again = Client::new(RtcConfig::new()).offer(Direction::SendOnly, false);
+    assert!(matches!(relay.publish(key("s1"), again).await, Err(RelayError::AlreadyPublished(s)) if s == "s1"));
+    let live = names.iter().zip(&publishers).map(|(n, p)| RelayEvent::StreamLive { stream: key(n), peer: p.0 });
+    assert_eq!(events_sorted(&mut events, 3).await, sorted(live.collect()));
+
+    let mut players = Vec::new();
+    for (name, publisher) in names.iter().zip(&publishers) {
+        let (id, running, answer) = play_answer(&relay, name, RtcConfig::new(), false).await;
+        assert_eq!(candidate_port(&answer), publisher.2, "{name}: the player is on its publisher's shard");
+        assert_eq!(id % 3, publisher.0 % 3);
+        players.push((id, running));
+    }
+    let started = names.iter().zip(&players).map(|(n, p)| RelayEvent::PlayerStarted { stream: key(n), peer: p.0 });
+    assert_eq!(events_sorted(&mut events, 3).await, sorted(started.collect()));
+    assert_eq!(relay.load(), RelayLoad { peers: 6, streams: 3 });
+
+    let enough = |ev: &[ClientEvent]| {
+        let n = |k| ev.iter().filter(|e| matches!(e, ClientEvent::Media { kind, .. } if *kind == k)).count();
+        n(MediaKind::Video) >= 15 && n(MediaKind::Audio) >= 15
+    };
+    for (name, (_, player)) in names.iter().zip(&mut players) {
+        assert!(player.wait_for(Duration::from_secs(3), enough), "{name}: the player receives media");
+    }
+    for (name, (_, player)) in names.iter().zip(&mut players) {
+        player.drain();
+        check_player(name, player);
+    }
+
+    // Closing works on every shard: a player on one, publishers (with their players) on others.
+    relay.close(players[1].0).await.expect("close player s1");
+    assert_eq!(next_event(&mut events).await, RelayEvent::PlayerStopped { stream: key("s1"), peer: players[1].0 });
+    assert!(matches!(relay.close(players[1].0).await, Err(RelayError::UnknownPeer)));
+    relay.close(publishers[2].0).await.expect("close publisher s2");
+    relay.close(publishers[0].0).await.expect("close publisher s0");
+    let stopped = vec![
+        RelayEvent::PlayerStopped { stream: key("s2"), peer: players[2].0 },
+        RelayEvent::StreamStopped { stream: key("s2"), peer: publishers[2].0 },
+        RelayEvent::PlayerStopped { stream: key("s0"), peer: players[0].0 },
+        RelayEvent::StreamStopped { stream: key("s0"), peer: publishers[0].0 },
+    ];
+    assert_eq!(events_sorted(&mut events, 4).await, sorted(stopped));
+    assert_eq!(relay.load(), RelayLoad { peers: 1, streams: 1 });
+    let late = Client::new(RtcConfig::new()).offer(Direction::RecvOnly, false);
+    assert!(matches!(relay.play(key("s0"), late).await, Err(RelayError::UnknownStream(_))));
+    // An ended stream is free again, on whichever shard is idlest now.
+    let offer = Client::new(RtcConfig::new()).offer(Direction::SendOnly, false);
+    let (id, _) = relay.publish(key("s2"), offer).await.expect("republished");
+    assert_ne!(id % 3, publishers[1].0 % 3, "not on the busy shard");
+    relay.close(id).await.expect("close");
+    assert_eq!(next_event(&mut events).await, RelayEvent::StreamStopped { stream: key("s2"), peer: id });
+    let stats = relay.stats();
+    assert!(stats.forwarded > 0 && stats.packets_in > 0 && stats.keyframe_requests >= 3, "{stats:?}");
+    for (_, mut p) in players {
+        p.stop();
+    }
+    for (_, mut p, _) in publishers {
+        p.stop();
+    }
+}
+
+#[test]
+fn shard_ports_and_thread_limits() {
+    let base: SocketAddr = "127.0.0.1:5000".parse().unwrap();
+    assert_eq!(shard_addr(base, 0).unwrap(), base);
+    assert_eq!(shard_addr(base, 3).unwrap().port(), 5003);
+    let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    assert_eq!(shard_addr(any, 5).unwrap(), any);
+    assert!(matches!(shard_addr("127.0.0.1:65535".parse().unwrap(), 1), Err(RelayError::Unavailable(_))));
+    let (tx, _rx) = unbounded_channel();
+    assert!(matches!(Relay::start(config(MAX_THREADS + 1), tx), Err(RelayError::Unavailable(_))));
+    let (tx, _rx) = unbounded_channel();
+    let relay = Relay::start(config(0), tx).expect("one shard per core");
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS);
+    assert_eq!(relay.local_addrs().len(), cores);
 }
