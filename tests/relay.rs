@@ -243,3 +243,32 @@ async fn a_publisher_that_vanishes_ends_its_players() {
     publisher.vanish(); // no DTLS close: the relay notices through ICE
     wait_for("the player to be ended", Duration::from_secs(20), || player.stats().closed).await;
 }
+
+#[tokio::test]
+async fn encoder_streams_are_announced_to_the_room() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let app = create_app(&db);
+    let server = Server::start(&db);
+    let (mut watcher, _) = join(&server.base, &app, "room-1", "watcher", true).await;
+    let (encoder, location) = start_peer(&server, &app, Role::Publish, "stage").await;
+    let joined = watcher.event("roomUserUpdate").await;
+    assert_eq!(
+        (joined["updateType"].as_str(), joined["userList"][0]["userID"].as_str()),
+        (Some("ADD"), Some("encoder"))
+    );
+    let added = watcher.event("roomStreamUpdate").await;
+    assert_eq!(
+        (added["updateType"].as_str(), added["streamList"][0]["streamID"].as_str()),
+        (Some("ADD"), Some("stage"))
+    );
+
+    let response = server.http.delete(server.url(&location)).send().await.unwrap();
+    assert_eq!(response.status(), 204);
+    assert_eq!(watcher.event("roomStreamUpdate").await["updateType"], "DELETE");
+    let left = watcher.event("roomUserUpdate").await;
+    assert_eq!(
+        (left["updateType"].as_str(), left["userList"][0]["userID"].as_str()),
+        (Some("DELETE"), Some("encoder"))
+    );
+    drop(encoder);
+}

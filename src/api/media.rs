@@ -204,11 +204,14 @@ pub async fn play(
     ))]
 pub async fn end_session(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
     let node = node(&state)?;
-    let session = node
+    // The entry stays until the relay reports the session ended, so that the report can still
+    // be tied to its grant (and the room told); a second DELETE finds the peer gone (6009).
+    let peer = node
         .sessions()
-        .remove(path.as_str())
+        .get(path.as_str())
+        .map(|session| session.peer)
         .ok_or_else(|| ApiError::new(ErrorCode::UnknownMediaSession, "no such relay session"))?;
-    node.relay.close(session.peer).await?;
+    node.relay.close(peer).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 

@@ -14,7 +14,7 @@ use crate::auth::unix_now;
 use crate::error::{ApiError, ErrorCode};
 use crate::ids;
 use crate::relay::RelayEvent;
-use crate::rooms::{MediaRole, MediaStateKind, RoomError, RoomEvent, RoomKey, StreamInfo, User};
+use crate::rooms::{MediaRole, MediaStateKind, Member, RoomError, RoomEvent, RoomKey, StreamInfo, User};
 
 /// How long a grant from signaling lives: enough for one offer/answer round trip.
 const GRANT_TTL_SECS: u64 = 30;
@@ -165,16 +165,15 @@ async fn stream_live(
     grant: &GrantClaims,
     peer: crate::relay::PeerId,
 ) -> Result<(), RoomError> {
-    let Some(session_id) = grant.session_id.as_deref() else {
-        // Encoders publishing with a REST grant are not room members; announcing them is
-        // the next step (docs/PROTOCOL.md, "Media").
-        tracing::info!(%room, stream = %grant.stream_id, "stream live without a signaling session");
-        return Ok(());
-    };
     let user = User {
         user_id: grant.user_id.clone(),
         user_name: grant.user_name.clone().unwrap_or_else(|| grant.user_id.clone()),
     };
+    let session_id = match grant.session_id.clone() {
+        Some(session_id) => session_id,
+        None => encoder_session(ctx, room, grant, &user).await?,
+    };
+    let session_id = session_id.as_str();
     let stream = StreamInfo {
         stream_id: grant.stream_id.clone(),
         user,
@@ -198,7 +197,47 @@ async fn stream_stopped(ctx: &SignalingContext, room: &RoomKey, grant: &GrantCla
         Ok(()) | Err(RoomError::StreamNotFound(_)) => {}
         Err(err) => return Err(err),
     }
+    if grant.session_id.is_none() {
+        // An encoder's stand-in member leaves with its stream (a no-op if the stream was
+        // attached to a logged-in member instead: leaving is guarded by the session id).
+        ctx.rooms.backend().leave(room, &grant.user_id, &encoder_session_id(grant)).await?;
+    }
     notify(ctx, room, grant, MediaRole::Publisher, MediaStateKind::NoPublish, 0).await
+}
+
+/// The session id of an encoder's stand-in member: derived from the grant, so that the stop
+/// finds it again.
+fn encoder_session_id(grant: &GrantClaims) -> String {
+    format!("encoder-{}", grant.jti)
+}
+
+/// A stream published with a REST grant (an encoder: OBS, GStreamer) has no signaling session.
+/// It is announced through a member for its user id: the logged-in member if that user is in
+/// the room, else a stand-in member held by this node (so it leaves with the node's lease).
+async fn encoder_session(
+    ctx: &SignalingContext,
+    room: &RoomKey,
+    grant: &GrantClaims,
+    user: &User,
+) -> Result<String, RoomError> {
+    let backend = ctx.rooms.backend();
+    let snapshot = backend.snapshot(room).await?;
+    if let Some(member) = snapshot.members.iter().find(|m| m.user.user_id == grant.user_id) {
+        return Ok(member.session_id.clone());
+    }
+    let max_users = ctx.store.active_app(room.app_id).await.map(|app| app.max_users_per_room).unwrap_or(u32::MAX);
+    let member = Member {
+        user: user.clone(),
+        session_id: encoder_session_id(grant),
+        worker_id: ctx.rooms.worker_id().to_owned(),
+        joined_at: unix_now(),
+    };
+    let outcome = backend.join(room, member, max_users).await?;
+    if let Some(replaced) = outcome.replaced_session {
+        // The user logged in between the snapshot and the join; the encoder took over.
+        tracing::warn!(%room, user = %grant.user_id, %replaced, "an encoder replaced a member with its user id");
+    }
+    Ok(encoder_session_id(grant))
 }
 
 async fn notify(

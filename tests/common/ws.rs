@@ -37,8 +37,10 @@ impl WsClient {
 
     /// Next JSON frame (pings are answered by the library), `None` once closed.
     async fn read(&mut self) -> Option<Value> {
+        // One deadline for the whole wait: the server's pings must not keep extending it.
+        let deadline = tokio::time::Instant::now() + WAIT;
         loop {
-            match tokio::time::timeout(WAIT, self.socket.next()).await {
+            match tokio::time::timeout_at(deadline, self.socket.next()).await {
                 Err(_) => panic!("no frame within {WAIT:?}"),
                 Ok(None) | Ok(Some(Err(_))) => {
                     self.closed.get_or_insert(None);
