@@ -2,12 +2,14 @@
 //! Every run is bounded in time and request count and stops by itself.
 
 mod http;
+mod media;
 pub mod peer;
 mod signaling;
 
 use clap::Subcommand;
 
 pub use http::HttpLoadArgs;
+pub use media::MediaLoadArgs;
 pub use signaling::SignalingLoadArgs;
 
 #[derive(Debug, Subcommand)]
@@ -16,6 +18,8 @@ pub enum LoadtestCommand {
     Http(HttpLoadArgs),
     /// Websocket clients: hold many sessions, measure fan-out of a large room, or message throughput.
     Signaling(SignalingLoadArgs),
+    /// str0m publishers and players through the relay: forwarded packets/s, frame loss, relay CPU per packet.
+    Media(MediaLoadArgs),
 }
 
 impl LoadtestCommand {
@@ -23,6 +27,7 @@ impl LoadtestCommand {
         match self {
             LoadtestCommand::Http(args) => http::run(args).await,
             LoadtestCommand::Signaling(args) => signaling::run(args).await,
+            LoadtestCommand::Media(args) => media::run(args).await,
         }
     }
 }

@@ -3,7 +3,9 @@
 //! browser or a WHIP encoder would use the relay.
 //!
 //! Synthetic media: VP8 frames at 30/s (a keyframe every 300th, and on every keyframe request
-//! from the relay) and Opus frames at 50/s. Every
+//! from the relay) and Opus frames at 50/s. Delta frames are [`PeerOptions::video_frame_bytes`]
+//! long (1000 by default, ~240 kbit/s; str0m packetizes larger frames into several RTP
+//! packets), keyframes three times that. Every
 //! payload carries the peer's frame sequence number after a small header, so a player can
 //! check order and identity of what it receives.
 
@@ -57,12 +59,45 @@ pub struct PeerStats {
     pub first_keyframe_after_connect: Option<Duration>,
 }
 
-const SEQUENCE_CAP: usize = 10_000;
+/// At most this many sequence numbers are kept per peer ([`PeerStats::video_sequence`]).
+pub const SEQUENCE_CAP: usize = 10_000;
+/// Nominal video frame rate (frames are 33 ms apart).
+pub const VIDEO_FPS: u64 = 30;
 const VIDEO_FRAME_INTERVAL: Duration = Duration::from_millis(33);
 const AUDIO_FRAME_INTERVAL: Duration = Duration::from_millis(20);
 /// Periodic keyframes are rare (every 10 s), as a real encoder's; a new player gets one
 /// sooner only when the relay forwards its keyframe request to the publisher.
 const KEYFRAME_EVERY: u32 = 300;
+
+/// Smallest delta frame: the VP8 frame tag and the sequence number fit.
+const MIN_FRAME_BYTES: usize = 16;
+/// Largest delta frame (keyframes are three times as large): ~48 Mbit/s at 30 fps.
+const MAX_FRAME_BYTES: usize = 200_000;
+
+/// How a peer publishes (players ignore these).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerOptions {
+    /// Size of each delta video frame in bytes (clamped to 16..=200 000); keyframes are three
+    /// times as large. At 30 fps, `bitrate_bps / 8 / 30`: 4167 bytes make ~1 Mbit/s.
+    pub video_frame_bytes: usize,
+}
+
+impl Default for PeerOptions {
+    fn default() -> Self {
+        PeerOptions { video_frame_bytes: 1000 }
+    }
+}
+
+impl PeerOptions {
+    /// Options for a publisher sending about `kbps` kilobits of video per second.
+    pub fn for_video_kbps(kbps: u32) -> PeerOptions {
+        PeerOptions { video_frame_bytes: (u64::from(kbps) * 1000 / 8 / VIDEO_FPS) as usize }
+    }
+
+    fn frame_bytes(&self) -> usize {
+        self.video_frame_bytes.clamp(MIN_FRAME_BYTES, MAX_FRAME_BYTES)
+    }
+}
 
 /// A peer whose offer is made and whose answer is awaited.
 pub struct PendingPeer {
@@ -72,11 +107,17 @@ pub struct PendingPeer {
     role: Role,
     audio: Mid,
     video: Mid,
+    options: PeerOptions,
 }
 
 impl PendingPeer {
     /// Binds a UDP socket on `ip` and makes an SDP offer (sendonly or recvonly audio+video).
     pub fn offer(role: Role, ip: std::net::IpAddr) -> Result<(PendingPeer, String), String> {
+        Self::offer_with(role, ip, PeerOptions::default())
+    }
+
+    /// [`PendingPeer::offer`] with publishing options (the video frame size).
+    pub fn offer_with(role: Role, ip: std::net::IpAddr, options: PeerOptions) -> Result<(PendingPeer, String), String> {
         // Idempotent; str0m needs a process-wide crypto provider before the first Rtc.
         static CRYPTO: std::sync::Once = std::sync::Once::new();
         CRYPTO.call_once(|| str0m::crypto::from_feature_flags().install_process_default());
@@ -93,7 +134,12 @@ impl PendingPeer {
         let audio = change.add_media(MediaKind::Audio, direction, None, None, None);
         let video = change.add_media(MediaKind::Video, direction, None, None, None);
         let (offer, pending) = change.apply().ok_or("no changes to offer")?;
-        Ok((PendingPeer { rtc, pending, socket, role, audio, video }, offer.to_sdp_string()))
+        Ok((PendingPeer { rtc, pending, socket, role, audio, video, options }, offer.to_sdp_string()))
+    }
+
+    /// The local address of the peer's UDP socket.
+    pub fn local_addr(&self) -> Result<SocketAddr, String> {
+        self.socket.local_addr().map_err(|e| e.to_string())
     }
 
     /// Applies the answer and starts the peer's thread.
@@ -104,10 +150,11 @@ impl PendingPeer {
         let stop = Arc::new(AtomicBool::new(false));
         let (thread_counters, thread_stop) = (counters.clone(), stop.clone());
         let (rtc, socket, role, mids) = (self.rtc, self.socket, self.role, (self.audio, self.video));
+        let frame_bytes = self.options.frame_bytes();
         let thread = std::thread::Builder::new()
             .name("huddle-peer".into())
             .spawn(move || {
-                let result = drive(rtc, socket, role, mids, &thread_counters, &thread_stop);
+                let result = drive(rtc, socket, role, mids, frame_bytes, &thread_counters, &thread_stop);
                 if let Err(err) = result {
                     tracing::debug!(error = %err, "peer ended");
                 }
@@ -140,6 +187,12 @@ impl MediaPeer {
         }
     }
 
+    /// Asks the peer's thread to close without waiting for it (then [`MediaPeer::stop`] or drop
+    /// joins it); lets many peers close at once.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
     /// Closes the peer (a clean DTLS close, as a browser's `pc.close()`).
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::Release);
@@ -166,15 +219,16 @@ impl Drop for MediaPeer {
 }
 
 /// A synthetic VP8 frame: a valid VP8 frame tag (keyframes with the start code and a
-/// 320x240 size) followed by the sequence number and filler.
-fn vp8_frame(sequence: u32, keyframe: bool) -> Vec<u8> {
+/// 320x240 size) followed by the sequence number and filler; `frame_bytes` long (delta) or
+/// three times that (keyframe).
+fn vp8_frame(sequence: u32, keyframe: bool, frame_bytes: usize) -> Vec<u8> {
     let mut frame = if keyframe {
         vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00]
     } else {
         vec![0x11, 0x02, 0x00]
     };
     frame.extend_from_slice(&sequence.to_be_bytes());
-    frame.resize(if keyframe { 3000 } else { 1000 }, 0x5a);
+    frame.resize(if keyframe { 3 * frame_bytes } else { frame_bytes }, 0x5a);
     frame
 }
 
@@ -183,11 +237,19 @@ fn sequence_of(frame: &[u8], keyframe: bool) -> Option<u32> {
     frame.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
 }
 
+/// The next send time on a fixed schedule, so that late wake-ups (socket timeouts are rounded
+/// up to the kernel's tick) do not lower the frame rate; after a long stall it restarts from now.
+fn next_tick(scheduled: Instant, interval: Duration, now: Instant) -> Instant {
+    let next = scheduled + interval;
+    if next + 2 * interval < now { now + interval } else { next }
+}
+
 fn drive(
     mut rtc: Rtc,
     socket: UdpSocket,
     role: Role,
     (audio_mid, video_mid): (Mid, Mid),
+    frame_bytes: usize,
     counters: &Counters,
     stop: &AtomicBool,
 ) -> Result<(), String> {
@@ -263,7 +325,7 @@ fn drive(
                     if let Some(pt) = pt {
                         let ticks = (now - started).as_micros() as u64 * 90 / 1000;
                         let rtp_time = MediaTime::new(ticks, Frequency::NINETY_KHZ);
-                        if writer.write(pt, now, rtp_time, vp8_frame(video_sequence, keyframe)).is_ok() {
+                        if writer.write(pt, now, rtp_time, vp8_frame(video_sequence, keyframe, frame_bytes)).is_ok() {
                             counters.video_frames.fetch_add(1, Ordering::Relaxed);
                             if let Ok(mut sent) = counters.video_sequence.lock()
                                 && sent.len() < SEQUENCE_CAP
@@ -274,7 +336,7 @@ fn drive(
                         }
                     }
                 }
-                next_video = now + VIDEO_FRAME_INTERVAL;
+                next_video = next_tick(next_video, VIDEO_FRAME_INTERVAL, now);
             }
             if now >= next_audio {
                 let mid = audio_mid;
@@ -291,7 +353,7 @@ fn drive(
                         }
                     }
                 }
-                next_audio = now + AUDIO_FRAME_INTERVAL;
+                next_audio = next_tick(next_audio, AUDIO_FRAME_INTERVAL, now);
             }
         }
         let mut wake = deadline.min(now + Duration::from_millis(10));

@@ -286,6 +286,7 @@ impl Engine {
             created: now,
             connected: false,
             next_timeout: None,
+            queued: None,
             addrs: Vec::new(),
         };
         self.peers.insert(id, peer);
@@ -346,8 +347,20 @@ impl Engine {
             }
             self.timers.pop();
             let Some(peer) = self.peers.get_mut(&id) else { continue };
-            if peer.next_timeout != Some(t) {
-                continue; // stale: the session asked for another time since
+            if peer.queued == Some(t) {
+                peer.queued = None;
+            }
+            match peer.next_timeout {
+                None => continue,
+                // Not due yet (the session moved its time later): re-arm at the current time.
+                Some(next) if next > now => {
+                    if peer.queued.is_none_or(|queued| next < queued) {
+                        peer.queued = Some(next);
+                        self.timers.push(Reverse((next, id)));
+                    }
+                    continue;
+                }
+                Some(_) => {}
             }
             peer.next_timeout = None;
             if !peer.input(Input::Timeout(now)) {
@@ -356,10 +369,16 @@ impl Engine {
             }
             self.pump(id, now);
         }
+        // Stale entries pile up when sessions move their times earlier; past a bound, rebuild
+        // the heap from the sessions (O(sessions), no lookups) keeping its allocation.
         if self.timers.len() > 4 * self.peers.len() + 1024 {
-            // Drop stale entries in place (keeps the heap's allocation).
-            let peers = &self.peers;
-            self.timers.retain(|Reverse((t, id))| peers.get(id).is_some_and(|p| p.next_timeout == Some(*t)));
+            self.timers.clear();
+            for peer in self.peers.values_mut() {
+                peer.queued = peer.next_timeout;
+                if let Some(t) = peer.next_timeout {
+                    self.timers.push(Reverse((t, peer.id)));
+                }
+            }
         }
     }
 
@@ -374,7 +393,9 @@ impl Engine {
             if peer.drain(&io, &mut happenings)
                 && let Some(t) = peer.next_timeout
                 && peer.next_timeout != before
+                && peer.queued.is_none_or(|queued| t < queued)
             {
+                peer.queued = Some(t);
                 self.timers.push(Reverse((t, id)));
             }
             for happening in happenings.drain(..) {

@@ -27,8 +27,12 @@ pub(crate) struct Peer {
     pub created: Instant,
     /// ICE + DTLS up (str0m's `Event::Connected`).
     pub connected: bool,
-    /// The time str0m asked to be woken at; the engine's timer heap holds the same value.
+    /// The time str0m asked to be woken at.
     pub next_timeout: Option<Instant>,
+    /// The earliest entry the engine's timer heap holds for this peer. A later `next_timeout`
+    /// is not pushed (that entry fires first and re-arms), so forwarding a packet to a player
+    /// — which moves its timeout a little later every time — costs no heap push.
+    pub queued: Option<Instant>,
     /// Remote addresses the engine's address map points at this peer.
     pub addrs: Vec<SocketAddr>,
 }
