@@ -260,17 +260,24 @@ fn drive(
     let (mut next_video, mut next_audio) = (Instant::now(), Instant::now());
     let mut video_sequence = 0u32;
     let mut keyframe_requested = false;
+    let mut closing_since: Option<Instant> = None;
     let mut audio_sequence = 0u32;
     loop {
         if stop.load(Ordering::Acquire) {
-            if !counters.closed.load(Ordering::Acquire) {
-                rtc.disconnect();
-                // Flush the close to the relay.
-                while let Ok(Output::Transmit(t)) = rtc.poll_output() {
-                    let _ = socket.send_to(&t.contents, t.destination);
-                }
+            // `vanish` marks the peer closed first: it goes quiet without a goodbye.
+            if counters.closed.load(Ordering::Acquire) {
+                return Ok(());
             }
-            return Ok(());
+            match closing_since {
+                // A clean close, as `pc.close()`: RTCP BYE and DTLS close_notify, drained by the
+                // loop below until str0m is done (bounded, in case the relay is gone).
+                None => {
+                    closing_since = Some(Instant::now());
+                    rtc.close().map_err(|e| e.to_string())?;
+                }
+                Some(since) if since.elapsed() > Duration::from_secs(1) => return Ok(()),
+                Some(_) => {}
+            }
         }
         let deadline = match rtc.poll_output().map_err(|e| e.to_string())? {
             Output::Transmit(t) => {
