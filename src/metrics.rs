@@ -37,6 +37,9 @@ struct Collectors {
     relay_peers: IntGauge,
     relay_streams: IntGauge,
     relay_counters: IntCounterVec,
+    relay_nacks: IntCounterVec,
+    relay_forward_latency: Histogram,
+    relay_receiver_loss: Histogram,
     /// Last relay totals seen, so that counters advance by the difference.
     relay_seen: std::sync::Mutex<crate::relay::RelayStats>,
 }
@@ -131,6 +134,30 @@ static COLLECTORS: LazyLock<Collectors> = LazyLock::new(|| {
                 &["what"],
             ),
         ),
+        relay_nacks: register(
+            r,
+            IntCounterVec::new(
+                Opts::new("relay_nacks_total", "NACKs: received from players, and sent to publishers for lost packets"),
+                &["direction"],
+            ),
+        ),
+        relay_forward_latency: register(
+            r,
+            histogram(
+                "relay_forward_duration_seconds",
+                "From a publisher's packet arriving to its copies leaving for every player",
+            ),
+        ),
+        relay_receiver_loss: register(
+            r,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "relay_receiver_loss_ratio",
+                    "Fraction of packets lost as reported by players (RTCP receiver reports), per track per second",
+                )
+                .buckets(vec![0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0]),
+            ),
+        ),
         relay_seen: Default::default(),
         registry,
     }
@@ -206,6 +233,20 @@ pub fn pubsub_lag(millis: i64) {
 
 pub fn pubsub_disconnected() {
     COLLECTORS.pubsub_disconnects.inc();
+}
+
+pub fn relay_nacks(direction: &'static str, count: u64) {
+    if count > 0 {
+        COLLECTORS.relay_nacks.with_label_values(&[direction]).inc_by(count);
+    }
+}
+
+pub fn relay_forward_latency(elapsed: Duration) {
+    COLLECTORS.relay_forward_latency.observe(elapsed.as_secs_f64());
+}
+
+pub fn relay_receiver_loss(fraction: f32) {
+    COLLECTORS.relay_receiver_loss.observe(f64::from(fraction));
 }
 
 /// Brings the relay's figures up to date (called when metrics are scraped).

@@ -200,6 +200,12 @@ async fn published_media_reaches_every_player_in_order() {
     assert!(metrics.contains("huddle_relay_streams 1"));
     assert!(metrics.contains(r#"huddle_relay_total{what="forwarded"}"#));
     assert!(metrics.contains(r#"huddle_relay_total{what="keyframe_requests"}"#));
+    let forwarded_timings = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("huddle_relay_forward_duration_seconds_count "))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    assert!(forwarded_timings > 100, "forwarding latency is recorded per packet: {forwarded_timings}");
 
     // Ending the publisher ends its players.
     let response = server.http.delete(server.url(&publisher_location)).send().await.unwrap();

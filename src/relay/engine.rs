@@ -73,6 +73,8 @@ pub(crate) struct Engine {
     dirty: Vec<PeerId>,
     happenings: Vec<Happening>,
     closing: Vec<(PeerId, &'static str)>,
+    /// Whether the datagram being handled was forwarded to at least one player.
+    forwarded_in_turn: bool,
 }
 
 impl Engine {
@@ -108,6 +110,7 @@ impl Engine {
             dirty: Vec::new(),
             happenings: Vec::new(),
             closing: Vec::new(),
+            forwarded_in_turn: false,
         })
     }
 
@@ -148,7 +151,13 @@ impl Engine {
             match self.socket.recv_from(&mut buf) {
                 Ok((n, source)) => {
                     if let Some(data) = buf.get(..n) {
-                        self.datagram(data, source, Instant::now());
+                        let received = Instant::now();
+                        self.forwarded_in_turn = false;
+                        self.datagram(data, source, received);
+                        if self.forwarded_in_turn {
+                            // From the datagram's arrival to its copies leaving for every player.
+                            crate::metrics::relay_forward_latency(received.elapsed());
+                        }
                     }
                     self.close_pending();
                 }
@@ -288,6 +297,7 @@ impl Engine {
             next_timeout: None,
             queued: None,
             addrs: Vec::new(),
+            nack_totals: Default::default(),
         };
         self.peers.insert(id, peer);
         Ok(id)
@@ -482,6 +492,7 @@ impl Engine {
                 Ok((sent, waiting)) => {
                     need_keyframe |= waiting;
                     if sent > 0 {
+                        self.forwarded_in_turn = true;
                         Shared::add(&self.shared.forwarded, sent);
                         self.dirty.push(pid);
                     }

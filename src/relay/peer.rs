@@ -35,6 +35,29 @@ pub(crate) struct Peer {
     pub queued: Option<Instant>,
     /// Remote addresses the engine's address map points at this peer.
     pub addrs: Vec<SocketAddr>,
+    /// Last NACK totals str0m reported per track, to count only what is new.
+    pub nack_totals: NackTotals,
+}
+
+/// Cumulative NACK counts per (track, direction); str0m's stats are totals since start.
+#[derive(Debug, Default)]
+pub(crate) struct NackTotals(Vec<(str0m::media::Mid, bool, u64)>);
+
+impl NackTotals {
+    /// The increase since the last report of this track and direction.
+    fn delta(&mut self, mid: str0m::media::Mid, egress: bool, total: u64) -> u64 {
+        match self.0.iter_mut().find(|(m, e, _)| *m == mid && *e == egress) {
+            Some((_, _, last)) => {
+                let new = total.saturating_sub(*last);
+                *last = total;
+                new
+            }
+            None => {
+                self.0.push((mid, egress, total));
+                total
+            }
+        }
+    }
 }
 
 pub(crate) enum Role {
@@ -99,6 +122,8 @@ pub(crate) fn base_config(crypto: &Arc<CryptoProvider>) -> RtcConfig {
     RtcConfig::new()
         .set_ice_lite(true)
         .set_rtp_mode(true)
+        // Per-track NACK counts and receiver-reported loss, for the metrics.
+        .set_stats_interval(Some(std::time::Duration::from_secs(1)))
         .set_crypto_provider(Arc::clone(crypto))
         .clear_codecs()
         .enable_opus(true, false)
@@ -192,6 +217,7 @@ impl Peer {
     /// session is dead (also pushed as [`Happening::Gone`]).
     pub fn drain(&mut self, io: &Io<'_>, out: &mut Vec<Happening>) -> bool {
         let rtc = &mut self.rtc;
+        let nacks = &mut self.nack_totals;
         let mut last_dest = self.addrs.last().copied();
         let polled = catch_unwind(AssertUnwindSafe(|| {
             loop {
@@ -217,6 +243,19 @@ impl Peer {
                         Event::Connected => out.push(Happening::Connected),
                         Event::RtpPacket(p) => out.push(Happening::Rtp(p)),
                         Event::KeyframeRequest(_) => out.push(Happening::KeyframeRequest),
+                        // A player's track: NACKs it sent us, and the loss it reports.
+                        Event::MediaEgressStats(stats) => {
+                            let new = nacks.delta(stats.mid, true, stats.nacks);
+                            crate::metrics::relay_nacks("from_players", new);
+                            if let Some(loss) = stats.loss {
+                                crate::metrics::relay_receiver_loss(loss);
+                            }
+                        }
+                        // A publisher's track: NACKs we sent it for what we missed.
+                        Event::MediaIngressStats(stats) => {
+                            let new = nacks.delta(stats.mid, false, stats.nacks);
+                            crate::metrics::relay_nacks("to_publishers", new);
+                        }
                         Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                             return Err("ice disconnected");
                         }
