@@ -28,14 +28,8 @@ use crate::auth::{signature, unix_now};
 
 #[derive(Debug, Clone, Args)]
 pub struct MediaLoadArgs {
-    /// Base URL of the deployment.
-    #[arg(long, env = "HUDDLE_LOADTEST_URL", default_value = "http://127.0.0.1:8080")]
-    pub url: String,
-    #[arg(long, env = "HUDDLE_LOADTEST_APP_ID")]
-    pub app_id: u32,
-    /// The app's server secret, to sign grant requests as the business server would.
-    #[arg(long, env = "HUDDLE_LOADTEST_SECRET", hide_env_values = true)]
-    pub secret: String,
+    #[command(flatten)]
+    pub deployment: super::Deployment,
     /// Streams published at once.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub publishers: u32,
@@ -231,9 +225,9 @@ pub async fn run(args: MediaLoadArgs) -> Result<(), String> {
     let options = PeerOptions::for_video_kbps(args.bitrate_kbps);
     let target = Target {
         client,
-        base: args.url.trim_end_matches('/').to_owned(),
-        app_id: args.app_id,
-        secret: args.secret.clone(),
+        base: args.deployment.url.trim_end_matches('/').to_owned(),
+        app_id: args.deployment.app_id,
+        secret: args.deployment.secret.clone(),
         prefix: args.prefix.clone().unwrap_or_else(|| format!("ml{}", &run_id[..6])),
         run_id,
         nonces: AtomicU64::new(0),

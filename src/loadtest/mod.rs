@@ -32,6 +32,20 @@ impl LoadtestCommand {
     }
 }
 
+/// The deployment a load generator talks to, as the business server of one app would: it
+/// signs requests and mints tokens and grants with the app's secret.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Deployment {
+    /// Base URL of the deployment (http://…; the websocket is at /ws).
+    #[arg(long, env = "HUDDLE_LOADTEST_URL", default_value = "http://127.0.0.1:8080")]
+    pub url: String,
+    #[arg(long, env = "HUDDLE_LOADTEST_APP_ID")]
+    pub app_id: u32,
+    /// The app's server secret (prefer the environment variable over the flag).
+    #[arg(long, env = "HUDDLE_LOADTEST_SECRET", hide_env_values = true)]
+    pub secret: String,
+}
+
 /// Latency percentiles over recorded samples (microseconds).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct Percentiles {

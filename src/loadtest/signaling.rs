@@ -37,14 +37,8 @@ pub enum Scenario {
 
 #[derive(Debug, Clone, Args)]
 pub struct SignalingLoadArgs {
-    /// Base URL of the deployment (http://…; the websocket is at /ws).
-    #[arg(long, env = "HUDDLE_LOADTEST_URL", default_value = "http://127.0.0.1:8080")]
-    pub url: String,
-    #[arg(long, env = "HUDDLE_LOADTEST_APP_ID")]
-    pub app_id: u32,
-    /// The app's server secret, to mint tokens as the business server would.
-    #[arg(long, env = "HUDDLE_LOADTEST_SECRET", hide_env_values = true)]
-    pub secret: String,
+    #[command(flatten)]
+    pub deployment: super::Deployment,
     #[arg(long, value_enum, default_value = "sessions")]
     pub scenario: Scenario,
     /// Sessions to hold (sessions) or members of the room (fanout, messages).
@@ -234,8 +228,9 @@ struct MessagesReport {
 }
 
 pub async fn run(args: SignalingLoadArgs) -> Result<(), String> {
-    let ws_url = format!("{}/ws?v=1", args.url.trim_end_matches('/').replacen("http", "ws", 1));
-    let target = Arc::new(Target { ws_url, app_id: args.app_id, secret: args.secret.clone() });
+    let deployment = &args.deployment;
+    let ws_url = format!("{}/ws?v=1", deployment.url.trim_end_matches('/').replacen("http", "ws", 1));
+    let target = Arc::new(Target { ws_url, app_id: deployment.app_id, secret: deployment.secret.clone() });
     let prefix = args.prefix.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string()[..8].to_owned());
     let report = match args.scenario {
         Scenario::Sessions => serde_json::to_value(sessions(&args, &target, &prefix).await?),
