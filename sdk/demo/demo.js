@@ -110,6 +110,8 @@
   function describe(err) {
     if (!err) return 'unknown error';
     if (typeof err === 'string') return err;
+    // Media errors: the name says it best; their numeric code is a legacy DOM constant.
+    if (typeof DOMException !== 'undefined' && err instanceof DOMException) return err.message || err.name;
     const text = err.msg || err.message || err.name || String(err);
     const code = err.code ?? err.errorCode;
     return code !== undefined && code !== 0 && !String(text).includes(String(code)) ? `${text} (code ${code})` : text;
@@ -462,7 +464,6 @@
     ui.endedText.textContent = text;
     ui.ended.hidden = false;
     ui.rejoin.focus();
-    toast(title, 'error', 8000);
   }
 
   async function backToLobby(rejoin) {
@@ -779,11 +780,22 @@
     const width = ui.grid.clientWidth;
     const height = ui.grid.clientHeight;
     if (!width || !height) return;
-    let best = { size: 0, cols: 1 };
+    const sizes = [];
     for (let cols = 1; cols <= tiles; cols++) {
       const rows = Math.ceil(tiles / cols);
-      const w = Math.min((width - gap * (cols - 1)) / cols, ((height - gap * (rows - 1)) / rows) * (16 / 9));
-      if (w > best.size) best = { size: w, cols };
+      sizes.push(Math.min((width - gap * (cols - 1)) / cols, ((height - gap * (rows - 1)) / rows) * (16 / 9)));
+    }
+    const largest = Math.max(...sizes);
+    // On a landscape stage, side by side reads better than stacked: take the most columns that
+    // keep tiles at least 3/4 of the largest possible size.
+    let best = { size: largest, cols: sizes.indexOf(largest) + 1 };
+    if (width > height) {
+      for (let i = sizes.length - 1; i >= 0; i--) {
+        if (sizes[i] >= largest * 0.75) {
+          if (i + 1 > best.cols) best = { size: sizes[i], cols: i + 1 };
+          break;
+        }
+      }
     }
     ui.grid.style.setProperty('--tile-w', `${Math.max(120, Math.floor(best.size))}px`);
     ui.grid.dataset.count = String(tiles);
