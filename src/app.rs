@@ -166,7 +166,13 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     let state = web::Data::new(AppState::build(&settings, local_addr).await?);
     if state.dev {
         tracing::warn!("dev mode is on: GET /dev/token mints tokens for anyone; never expose this to a network");
+    } else if settings.allowed_origins.is_none() {
+        tracing::warn!(
+            "pages of any origin may open the websocket and call the HTTP API; \
+             restrict them with --allowed-origins / HUDDLE_ALLOWED_ORIGINS (e.g. https://app.example.com)"
+        );
     }
+    let origins = web::Data::new(settings.allowed_origins.clone().unwrap_or_default());
     tracing::info!(
         addr = %local_addr,
         store = state.store.backend().name(),
@@ -182,6 +188,9 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         App::new()
             .app_data(server_state.clone())
             .app_data(signaling.clone())
+            .app_data(origins.clone())
+            // CORS inside the metrics, so that preflights it answers are counted too.
+            .wrap(api::cors::layer(&origins))
             .wrap(middleware::from_fn(api::record_metrics))
             .configure(|cfg| api::configure(cfg, dev, role))
             .default_service(web::to(api::not_found))

@@ -192,6 +192,11 @@ pub struct ServeArgs {
     /// media grants). Default: `http://` plus the bound HTTP address.
     #[arg(long, env = "HUDDLE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Browser origins whose pages may call the HTTP API (CORS) and open the websocket:
+    /// comma-separated exact origins (`https://app.example.com,http://localhost:3000`) or `*`.
+    /// Huddle's own origin is always allowed. Default: any origin.
+    #[arg(long, env = "HUDDLE_ALLOWED_ORIGINS")]
+    pub allowed_origins: Option<String>,
     /// Log filter, e.g. `info` or `huddle=debug,actix_web=info`.
     #[arg(long, env = "HUDDLE_LOG", default_value = "info")]
     pub log: String,
@@ -209,6 +214,8 @@ pub enum ConfigError {
     Workers,
     #[error("{0}")]
     Timing(&'static str),
+    #[error("{0}")]
+    Origins(String),
     #[error("invalid log filter {0:?}: {1}")]
     LogFilter(String, String),
 }
@@ -226,6 +233,8 @@ pub struct Settings {
     pub redis_lease: std::time::Duration,
     pub relay: crate::relay::RelayConfig,
     pub public_url: Option<String>,
+    /// `None` when not configured: any origin is allowed (and start-up warns unless in dev mode).
+    pub allowed_origins: Option<crate::api::cors::AllowedOrigins>,
 }
 
 impl ServeArgs {
@@ -274,6 +283,10 @@ impl ServeArgs {
         if self.max_connections == 0 {
             return Err(ConfigError::Timing("--max-connections must be at least 1"));
         }
+        let allowed_origins = match self.allowed_origins.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(list) => Some(crate::api::cors::AllowedOrigins::parse(list).map_err(ConfigError::Origins)?),
+        };
         let signaling = crate::signaling::SignalingConfig {
             heartbeat_interval: ms(self.ws_heartbeat_interval_ms),
             heartbeat_timeout: ms(self.ws_heartbeat_timeout_ms),
@@ -295,6 +308,7 @@ impl ServeArgs {
                 threads: self.relay_threads,
             },
             public_url: self.public_url.clone().filter(|u| !u.is_empty()),
+            allowed_origins,
         })
     }
 }
@@ -354,5 +368,21 @@ mod tests {
         assert_eq!(serve(&["serve", "--relay-threads", "3"]).resolve().unwrap().relay.threads, 3);
         let too_many = serve(&["serve", "--relay-threads", "65"]).resolve().unwrap_err();
         assert!(too_many.to_string().contains("--relay-threads"));
+    }
+
+    #[test]
+    fn allowed_origins_are_validated_at_start_up() {
+        use crate::api::cors::AllowedOrigins;
+        assert_eq!(serve(&["serve"]).resolve().unwrap().allowed_origins, None);
+        let any = serve(&["serve", "--allowed-origins", "*"]).resolve().unwrap();
+        assert_eq!(any.allowed_origins, Some(AllowedOrigins::Any));
+        let list = serve(&["serve", "--allowed-origins", "https://a.example,http://localhost:3000"]).resolve();
+        let expected = vec!["https://a.example".to_owned(), "http://localhost:3000".to_owned()];
+        assert_eq!(list.unwrap().allowed_origins, Some(AllowedOrigins::Only(expected)));
+        let err = serve(&["serve", "--allowed-origins", "https://a.example/app"]).resolve().unwrap_err();
+        assert!(matches!(err, ConfigError::Origins(_)));
+        assert!(err.to_string().contains("did you mean https://a.example?"), "{err}");
+        let err = serve(&["serve", "--allowed-origins", "a.example"]).resolve().unwrap_err();
+        assert!(err.to_string().contains("scheme://host[:port]"), "{err}");
     }
 }

@@ -101,6 +101,7 @@ error_codes! {
     InvalidUserName = 5019, BAD_REQUEST, "userName is longer than 256 bytes.";
     WrongRoom = 5020, BAD_REQUEST, "The request names a room this session is not in.";
     TooManyTargets = 5021, BAD_REQUEST, "A custom command names more than 100 users.";
+    OriginNotAllowed = 5022, FORBIDDEN, "Websocket: the page's `Origin` is not in the server's allowed origins (`--allowed-origins`); the upgrade is refused.";
     MissingGrant = 6001, UNAUTHORIZED, "Relay: no `Authorization: Bearer <media grant>` header.";
     InvalidGrant = 6002, UNAUTHORIZED, "Relay: the media grant is malformed, forged, or for an unknown or disabled app.";
     GrantExpired = 6003, UNAUTHORIZED, "Relay: the media grant has expired (grants live at most 60 s); ask signaling for a new one.";

@@ -1,6 +1,8 @@
 //! HTTP routes for business servers and operators. Handlers extract, call a service and
 //! respond; errors go through [`crate::error::ApiError`].
 
+pub mod assets;
+pub mod cors;
 pub mod dev;
 pub mod extract;
 pub mod media;
@@ -92,11 +94,13 @@ pub fn openapi_yaml() -> Result<&'static str, String> {
     OPENAPI_YAML.as_deref().map_err(Clone::clone)
 }
 
-/// All routes. `dev` adds `/dev/token`; a relay-only node serves no websocket.
+/// All routes. `dev` adds `/dev/token`; a relay-only node serves no websocket (nor the demo
+/// page, which needs one), but every node serves the SDK.
 pub fn configure(cfg: &mut web::ServiceConfig, dev: bool, role: crate::config::Role) {
     tokens::configure(cfg);
     media::configure(cfg);
     ops::configure(cfg);
+    assets::configure(cfg, role);
     if role != crate::config::Role::Relay {
         crate::signaling::configure(cfg);
     }

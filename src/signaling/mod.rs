@@ -15,6 +15,7 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
+use crate::api::cors::AllowedOrigins;
 use crate::error::{ApiError, ErrorCode};
 use crate::rooms::RoomService;
 use crate::store::Store;
@@ -108,13 +109,16 @@ pub struct WsQuery {
     v: Option<String>,
 }
 
-/// `GET /ws?v=1`: upgrades to the signaling websocket.
+/// `GET /ws?v=1`: upgrades to the signaling websocket (pages of other origins than the
+/// allowed ones are refused first).
 pub async fn websocket(
     req: HttpRequest,
     body: web::Payload,
     query: web::Query<WsQuery>,
     ctx: web::Data<SignalingContext>,
+    origins: web::Data<AllowedOrigins>,
 ) -> Result<HttpResponse, ApiError> {
+    crate::api::cors::check_websocket_origin(&req, &origins)?;
     let version_ok = query.v.as_deref().is_none_or(|v| v == protocol::PROTOCOL_VERSION.to_string());
     if !version_ok {
         return Err(ApiError::new(ErrorCode::UnsupportedVersion, "this server speaks protocol version 1 (`?v=1`)"));

@@ -121,6 +121,8 @@ impl Server {
             .env("HUDDLE_DATABASE_URL", &db.url)
             .env("HUDDLE_DATA_DIR", db.dir.path())
             .env("HUDDLE_LOG", "warn")
+            // Explicitly any origin (the default), which spares every test the start-up warning.
+            .env("HUDDLE_ALLOWED_ORIGINS", "*")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
         if options.redis {

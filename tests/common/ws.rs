@@ -35,6 +35,15 @@ impl WsClient {
         client
     }
 
+    /// Connects with extra headers on the upgrade request (`Origin`, `Host`, ...).
+    pub async fn connect_with(base: &str, headers: &[(&str, &str)]) -> WsClient {
+        let socket = upgrade(base, headers).await.expect("websocket connects");
+        let mut client = WsClient { socket, pending: VecDeque::new(), next_id: 0, hello: Value::Null, closed: None };
+        client.hello = client.read().await.expect("hello frame");
+        assert_eq!(client.hello["type"], "hello");
+        client
+    }
+
     /// Next JSON frame (pings are answered by the library), `None` once closed.
     async fn read(&mut self) -> Option<Value> {
         // One deadline for the whole wait: the server's pings must not keep extending it.
@@ -166,4 +175,20 @@ impl WsClient {
     pub fn cut(self) {
         drop(self);
     }
+}
+
+/// Opens `/ws` with extra upgrade headers; a refused upgrade is `Err(Error::Http(response))`.
+pub async fn upgrade(
+    base: &str,
+    headers: &[(&str, &str)],
+) -> Result<WebSocketStream<MaybeTlsStream<TcpStream>>, tokio_tungstenite::tungstenite::Error> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
+    let url = format!("{}/ws", base.replacen("http://", "ws://", 1));
+    let mut request = url.into_client_request().expect("request");
+    for (name, value) in headers {
+        let name = HeaderName::from_bytes(name.as_bytes()).expect("header name");
+        request.headers_mut().insert(name, HeaderValue::from_str(value).expect("header value"));
+    }
+    tokio_tungstenite::connect_async(request).await.map(|(socket, _)| socket)
 }
