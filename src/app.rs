@@ -109,7 +109,8 @@ fn start_relay(
     let relay = Relay::start(settings.relay.clone(), events).map_err(StartError::Relay)?;
     let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
     tracing::info!(udp = %relay.local_addr(), %public_url, "relay started");
-    Ok((Arc::new(RelayNode::new(relay, public_url)), received))
+    let follows_host = settings.public_url.is_none() && settings.redis_url.is_none();
+    Ok((Arc::new(RelayNode::new(relay, public_url, follows_host)), received))
 }
 
 /// Applies the relay's reports to rooms (stream live → ADD, gone → DELETE) in their order.

@@ -272,6 +272,16 @@ impl ServeArgs {
         if self.public_url.as_deref().is_some_and(|u| !u.is_empty() && !u.starts_with("http")) {
             return Err(ConfigError::Timing("--public-url must start with http:// or https://"));
         }
+        // Without Redis the one process answers every request and builds relay URLs from the
+        // Host its clients used; with Redis, relays announce a URL to other nodes.
+        let announces_url = self.role != Role::Signaling && redis_url.is_some();
+        if announces_url && self.http_addr.ip().is_unspecified() && self.public_url.as_deref().is_none_or(str::is_empty)
+        {
+            return Err(ConfigError::Timing(
+                "--http-addr binds all interfaces and relays announce their URL to other nodes through Redis: \
+                 set --public-url to the address clients reach this node at",
+            ));
+        }
         if self.role != Role::All && redis_url.is_none() {
             return Err(ConfigError::Timing(
                 "--role signaling/relay splits a deployment: set --redis-url so the nodes share rooms",
@@ -366,6 +376,12 @@ mod tests {
         let public = serve(&["serve", "--relay-udp-addr", "0.0.0.0:5000", "--relay-public-ip", "10.0.0.5,10.0.0.6"]);
         assert_eq!(public.resolve().unwrap().relay.public_ips.len(), 2);
         assert_eq!(serve(&["serve", "--relay-threads", "3"]).resolve().unwrap().relay.threads, 3);
+        let redis = ["serve", "--redis-url", "redis://127.0.0.1:6379", "--http-addr", "0.0.0.0:8080"];
+        let unreachable = serve(&redis).resolve().unwrap_err();
+        assert!(unreachable.to_string().contains("--public-url"), "{unreachable}");
+        let reachable = [&redis[..], &["--public-url", "https://huddle.example"]].concat();
+        assert!(serve(&reachable).resolve().is_ok());
+        assert!(serve(&["serve", "--http-addr", "0.0.0.0:8080"]).resolve().is_ok(), "one node uses Host");
         let too_many = serve(&["serve", "--relay-threads", "65"]).resolve().unwrap_err();
         assert!(too_many.to_string().contains("--relay-threads"));
     }

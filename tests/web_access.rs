@@ -1,5 +1,6 @@
 //! What browsers get from the real binary: the embedded SDK and demo assets (types, ETags,
-//! 304, HEAD), CORS for pages on other origins, and the allowed-origins check on the websocket.
+//! 304, HEAD), CORS for pages on other origins, the allowed-origins check on the websocket,
+//! and relay URLs built from the host the client used.
 
 mod common;
 
@@ -173,4 +174,23 @@ async fn allowed_origins_guard_the_websocket_and_cors() {
     let simple = server.http.get(server.url("/healthz")).header("origin", "http://b.example").send().await.unwrap();
     assert_eq!(simple.status(), 200);
     assert_eq!(header(&simple, "access-control-allow-origin"), None);
+}
+
+#[tokio::test]
+async fn relay_urls_follow_the_host_the_client_used() {
+    let (_db, app, server) = setup(ServerOptions::default()).await;
+    let port = server.base.rsplit(':').next().unwrap();
+    let host = format!("huddle.test:{port}");
+    let headers = [("host", host.as_str()), ("x-forwarded-proto", "https")];
+    let mut client = ws::WsClient::connect_with(&server.base, &headers).await;
+    let token = mint(&app, "alice", Some("r1"), true);
+    client.ok("login", login_data(&app, "r1", "alice", &token, false)).await;
+    let grant = client.ok("publishStream", json!({"streamID": "cam", "extraInfo": ""})).await;
+    assert_eq!(grant["url"], format!("https://{host}/relay/v1/publish/cam"));
+
+    let body = json!({"roomId": "r1", "userId": "obs", "streamId": "stage", "action": "publish"}).to_string();
+    let request = SignedRequest::new(&app, "POST", "/v1/grants", &body).set_header("host", &host);
+    let (status, reply) = server.send(&request).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(reply["url"], format!("http://{host}/relay/v1/publish/stage"));
 }

@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use actix_web::http::header::{AUTHORIZATION, LOCATION};
+use actix_web::http::header::{AUTHORIZATION, HOST, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -24,8 +24,12 @@ use crate::store::{Store, StoreError};
 /// A relay in this process plus the publish/play sessions it serves over HTTP.
 pub struct RelayNode {
     pub relay: Relay,
-    /// Base URL clients reach this node's HTTP at (for the URLs handed out with grants).
+    /// Base URL clients reach this node's HTTP at (for the URLs handed out with grants, and
+    /// announced to other nodes): `--public-url`, else `http://` plus the bound address.
     pub public_url: String,
+    /// No `--public-url` and no other node to tell (no Redis): each client is handed URLs on
+    /// the host it reached this node at, which works even when bound to `0.0.0.0`.
+    follows_host: bool,
     /// Location id → the peer and the grant that opened it. The id is random, so knowing the
     /// `Location` is what allows `DELETE` (as WHIP intends).
     sessions: Mutex<HashMap<String, MediaSession>>,
@@ -38,8 +42,20 @@ pub struct MediaSession {
 }
 
 impl RelayNode {
-    pub fn new(relay: Relay, public_url: String) -> Self {
-        RelayNode { relay, public_url, sessions: Mutex::default() }
+    pub fn new(relay: Relay, public_url: String, follows_host: bool) -> Self {
+        RelayNode { relay, public_url, follows_host, sessions: Mutex::default() }
+    }
+
+    pub fn follows_host(&self) -> bool {
+        self.follows_host
+    }
+
+    /// The base URL for a client whose request reached this node at `seen` (see [`base_url_of`]).
+    pub fn base_url<'a>(&'a self, seen: Option<&'a str>) -> &'a str {
+        match seen {
+            Some(seen) if self.follows_host => seen,
+            _ => &self.public_url,
+        }
     }
 
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, MediaSession>> {
@@ -77,9 +93,22 @@ impl RelayNode {
         }
     }
 
-    pub fn url_for(&self, action: MediaAction, stream_id: &str) -> String {
-        relay_endpoint(&self.public_url, action, stream_id)
+    pub fn url_for(&self, action: MediaAction, stream_id: &str, seen: Option<&str>) -> String {
+        relay_endpoint(self.base_url(seen), action, stream_id)
     }
+}
+
+/// `http://HOST` from a request's `Host` (`https://` when a proxy says `X-Forwarded-Proto:
+/// https`): the base URL the client reached this node at. `None` for a missing or odd `Host`.
+pub fn base_url_of(req: &HttpRequest) -> Option<String> {
+    let host = req.headers().get(HOST)?.to_str().ok()?;
+    let plain = |c: char| c.is_ascii_alphanumeric() || "-.:[]".contains(c);
+    if host.is_empty() || host.len() > 255 || !host.chars().all(plain) {
+        return None;
+    }
+    let forwarded = req.headers().get("x-forwarded-proto").and_then(|v| v.to_str().ok());
+    let scheme = if forwarded.is_some_and(|p| p.trim().eq_ignore_ascii_case("https")) { "https" } else { "http" };
+    Some(format!("{scheme}://{host}"))
 }
 
 /// The WHIP/WHEP endpoint for `action` on the relay at `base`.
@@ -257,7 +286,11 @@ pub struct GrantResponse {
         (status = 415, description = "1003 content type is not application/json", body = ErrorBody),
         (status = 503, description = "1007 store or Redis unavailable, 6010 no relay on this node", body = ErrorBody),
     ))]
-pub async fn create_grant(request: Signed<GrantRequest>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+pub async fn create_grant(
+    req: HttpRequest,
+    request: Signed<GrantRequest>,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
     let node = node(&state)?;
     let body = request.body;
     let spec = GrantSpec {
@@ -271,7 +304,7 @@ pub async fn create_grant(request: Signed<GrantRequest>, state: web::Data<AppSta
         ttl_secs: body.ttl_seconds.unwrap_or(grant::MAX_GRANT_TTL_SECS),
     };
     let (grant, claims) = grant::issue(request.app.app_id, request.app.server_secret.as_bytes(), spec, unix_now())?;
-    let url = node.url_for(claims.action, &claims.stream_id);
+    let url = node.url_for(claims.action, &claims.stream_id, base_url_of(&req).as_deref());
     Ok(HttpResponse::Ok().json(GrantResponse { grant, expires_at: claims.exp, url }))
 }
 

@@ -39,6 +39,8 @@ struct Connection {
     last_seen: Instant,
     /// Requests without a session (login, resume, ping) are limited per connection.
     anonymous_requests: RateLimit,
+    /// `http://HOST` of the upgrade request, handed to the session for relay URLs.
+    base_url: Option<String>,
 }
 
 /// Runs a connection to its end. `_slot` releases the connection count when dropped.
@@ -47,6 +49,7 @@ pub async fn run(
     ws: Session,
     mut stream: AggregatedMessageStream,
     _slot: super::ConnectionSlot,
+    base_url: Option<String>,
 ) {
     let mut connection = Connection {
         ctx: ctx.clone(),
@@ -54,6 +57,7 @@ pub async fn run(
         session: None,
         last_seen: Instant::now(),
         anonymous_requests: RateLimit::new(limits::ANONYMOUS_REQUESTS_PER_SEC, limits::ANONYMOUS_REQUEST_BURST),
+        base_url,
     };
     let hello = protocol::hello(ctx.config.heartbeat_interval.as_millis() as u64, limits::MAX_FRAME_BYTES);
     if connection.ws.text(hello).await.is_err() {
@@ -172,12 +176,14 @@ impl Connection {
         }
         match (request, self.session.as_mut()) {
             (Request::Login(login), None) => {
-                let (state, reply) = session::login(&ctx, login).await?;
+                let (mut state, reply) = session::login(&ctx, login).await?;
+                state.base_url = self.base_url.clone();
                 self.session = Some(state);
                 Ok((reply, None))
             }
             (Request::Resume(resume), None) => {
-                let (state, reply) = session::resume(&ctx, resume).await?;
+                let (mut state, reply) = session::resume(&ctx, resume).await?;
+                state.base_url = self.base_url.clone();
                 tracing::debug!(session = %state.session_id, "resumed");
                 self.session = Some(state);
                 Ok((reply, None))

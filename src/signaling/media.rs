@@ -25,9 +25,9 @@ fn relay(ctx: &SignalingContext) -> Result<&RelayNode, ApiError> {
 
 /// Where a new stream is published: this node's relay, or else the least-loaded relay that
 /// announced itself in the rooms backend.
-async fn relay_for_publish(ctx: &SignalingContext) -> Result<String, ApiError> {
+async fn relay_for_publish(ctx: &SignalingContext, state: &SessionState) -> Result<String, ApiError> {
     if let Some(node) = ctx.relay.as_deref() {
-        return Ok(node.public_url.clone());
+        return Ok(node.base_url(state.base_url.as_deref()).to_owned());
     }
     let relays = ctx.rooms.backend().relays().await?;
     relays
@@ -85,7 +85,7 @@ pub async fn publish(ctx: &SignalingContext, state: &SessionState, request: Publ
     if taken.is_some_and(|(room, stream)| room != state.room || stream.user.user_id != state.user.user_id) {
         return Err(RoomError::StreamIdTaken(request.stream_id).into());
     }
-    let relay_url = relay_for_publish(ctx).await?;
+    let relay_url = relay_for_publish(ctx, state).await?;
     grant_reply(ctx, state, request.stream_id, MediaAction::Publish, Some(request.extra_info), relay_url).await
 }
 
@@ -97,10 +97,12 @@ pub async fn play(ctx: &SignalingContext, state: &SessionState, request: StreamR
         Some((room, stream)) if room == state.room => stream,
         _ => return Err(RoomError::StreamNotFound(request.stream_id).into()),
     };
-    // Players go to the relay that holds the stream.
+    // Players go to the relay that holds the stream: this node's own when it is the only one
+    // (then reached the way this client reached signaling).
+    let only_node = ctx.relay.as_deref().is_some_and(RelayNode::follows_host);
     let relay_url = match stream.relay_url {
-        Some(url) => url,
-        None => relay(ctx)?.public_url.clone(),
+        Some(url) if !only_node => url,
+        _ => relay(ctx)?.base_url(state.base_url.as_deref()).to_owned(),
     };
     grant_reply(ctx, state, request.stream_id, MediaAction::Play, None, relay_url).await
 }

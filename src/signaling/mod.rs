@@ -133,7 +133,8 @@ pub async fn websocket(
         .max_frame_size(limits::MAX_FRAME_BYTES)
         .aggregate_continuations()
         .max_continuation_size(limits::MAX_FRAME_BYTES);
-    actix_web::rt::spawn(connection::run(ctx, session, stream, slot));
+    let base_url = crate::api::media::base_url_of(&req);
+    actix_web::rt::spawn(connection::run(ctx, session, stream, slot, base_url));
     Ok(response)
 }
 

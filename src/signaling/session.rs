@@ -41,6 +41,9 @@ pub struct SessionState {
     pub user: User,
     pub user_update: bool,
     pub claims: Claims,
+    /// How this session's client reached the server (`http://HOST`), for relay URLs; set by
+    /// the connection that holds the session.
+    pub base_url: Option<String>,
     warned_expiry: bool,
     pub events: mpsc::Receiver<Arc<Delivery>>,
     pub overflowed: Arc<AtomicBool>,
@@ -124,6 +127,7 @@ pub async fn login(ctx: &SignalingContext, request: LoginRequest) -> Result<(Ses
         user,
         user_update: request.user_update,
         claims,
+        base_url: None,
         warned_expiry: false,
         events,
         overflowed,
