@@ -291,6 +291,8 @@ export declare class HuddleExpressEngine {
   readonly server: string;
 
   getVersion(): string;
+  /** Leaves the room, stops media and timers, drops all listeners. */
+  destroyEngine(): void;
   on<K extends keyof ZegoEvent>(event: K, callback: ZegoEvent[K]): boolean;
   off<K extends keyof ZegoEvent>(event: K, callback?: ZegoEvent[K]): boolean;
   setDebugVerbose(enable: boolean): void;

@@ -810,7 +810,8 @@
       this._qualityTimer = null;
       this._mediaCheckTimer = null;
       // A closed tab would otherwise stay in the room for the reconnect grace period.
-      if (hasWindow) window.addEventListener("pagehide", () => this._leaveOnUnload());
+      this._onPageHide = () => this._leaveOnUnload();
+      if (hasWindow) window.addEventListener("pagehide", this._onPageHide);
     }
 
     _leaveOnUnload() {
@@ -822,6 +823,19 @@
     /** The SDK version. */
     getVersion() {
       return VERSION;
+    }
+
+    /**
+     * Leaves the room (if in one), stops all media and timers and drops every listener.
+     * The engine cannot be used afterwards; create a new one.
+     */
+    destroyEngine() {
+      if (this._room) this.logoutRoom().catch(() => {});
+      this._stopAllMedia();
+      this._stopQualityReports();
+      if (this._mediaCheckTimer) clearTimeout(this._mediaCheckTimer);
+      if (hasWindow) window.removeEventListener("pagehide", this._onPageHide);
+      this._emitter = new Emitter(this._logger);
     }
 
     // ----- events ------------------------------------------------------------------------
