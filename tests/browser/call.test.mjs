@@ -1,11 +1,12 @@
 // Calls between browsers through the SDK and the real server: media both ways, every room
-// event, a third user joining and one leaving, and the same call from another origin.
+// event, a third user joining and one leaving, and the same call from another origin (allowed
+// by --allowed-origins) while an origin not on that list is refused.
 
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { Env, uid, waitFor } from './harness.mjs';
 
-const env = new Env();
+const env = new Env({ allowOtherOrigin: true });
 before(() => env.start());
 afterEach(() => env.closeUsers());
 after(() => env.stop());
@@ -187,6 +188,17 @@ describe('two users in a call', () => {
     // Messages work cross-origin too.
     await a.evaluate((r) => window.zg.sendBroadcastMessage(r, 'cross-origin hello'), room);
     await b.waitEvent('IMRecvBroadcastMessage', (roomID, list) => list.some((m) => m.message === 'cross-origin hello'));
+  });
+
+  test('a page on an origin not in --allowed-origins cannot log in', { timeout: 60_000 }, async () => {
+    const room = uid('room');
+    const stranger = await env.openUser(uid('eve'), { origin: 'stranger' });
+    assert.equal(await stranger.evaluate(() => location.origin), env.other.strangerOrigin);
+    // A valid token: the origin is the only thing wrong.
+    const ok = await stranger.login(room);
+    assert.equal(ok, false, `loginRoom resolved ${ok}\n${await stranger.describe()}`);
+    const reasons = (await stranger.events('roomStateChanged')).map((e) => e.args[1]);
+    assert.deepEqual(reasons, ['LOGINING', 'LOGIN_FAILED']);
   });
 });
 

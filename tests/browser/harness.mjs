@@ -191,18 +191,28 @@ function blankPage(huddleBase, title) {
 <body><div id="views"></div><script src="${huddleBase}/sdk/huddle-express.js"></script></body></html>`;
 }
 
+/**
+ * Serves /blank.html, which loads the SDK from `huddleBase` (set it once Huddle runs).
+ * Reachable as `origin` (http://127.0.0.1:PORT) and as `strangerOrigin` (http://localhost:PORT),
+ * two origins other than Huddle's.
+ */
 export async function startStaticServer(huddleBase) {
+  const site = { huddleBase };
   const server = http.createServer((request, response) => {
     if (request.url.startsWith('/blank.html')) {
       response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
-      response.end(blankPage(huddleBase, 'e2e (other origin)'));
+      response.end(blankPage(site.huddleBase, 'e2e (other origin)'));
     } else {
       response.writeHead(404).end();
     }
   });
   await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address();
-  return { origin: `http://127.0.0.1:${port}`, close: () => new Promise((resolve) => server.close(resolve)) };
+  return Object.assign(site, {
+    origin: `http://127.0.0.1:${port}`,
+    strangerOrigin: `http://localhost:${port}`,
+    close: () => new Promise((resolve) => server.close(resolve)),
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -466,21 +476,28 @@ export class User {
  * `afterEach` and `env.stop()` in `after`.
  */
 export class Env {
-  constructor({ serverArgs = [], serverEnv = {}, proxy = false } = {}) {
-    this.options = { serverArgs, serverEnv, proxy };
+  /**
+   * `allowOtherOrigin`: start Huddle with `--allowed-origins` naming only the static server's
+   * 127.0.0.1 origin (its localhost origin then stays refused).
+   */
+  constructor({ serverArgs = [], serverEnv = {}, proxy = false, allowOtherOrigin = false } = {}) {
+    this.options = { serverArgs, serverEnv, proxy, allowOtherOrigin };
     this.users = [];
   }
 
   async start() {
-    this.huddle = await startHuddle({ args: this.options.serverArgs, env: this.options.serverEnv });
+    this.other = await startStaticServer();
+    const args = [...this.options.serverArgs];
+    if (this.options.allowOtherOrigin) args.push('--allowed-origins', this.other.origin);
+    this.huddle = await startHuddle({ args, env: this.options.serverEnv });
+    this.other.huddleBase = this.huddle.base;
     if (this.options.proxy) this.proxy = await startProxy(this.huddle.port);
-    this.other = await startStaticServer(this.huddle.base);
     this.browser = await launchBrowser();
   }
 
   /**
    * Opens a page with the SDK and an engine. `origin`: 'huddle' (a blank page on Huddle's own
-   * origin, served through request interception) or 'other' (the static server's origin).
+   * origin), 'other' (the static server's 127.0.0.1 origin) or 'stranger' (its localhost one).
    * `server`: the SDK's websocket URL (default Huddle's; `env.proxy.wsUrl` to go through the proxy).
    */
   async openUser(name, { origin = 'huddle', server = this.huddle.wsUrl, appID = this.huddle.devAppId } = {}) {
@@ -497,7 +514,7 @@ export class Env {
       await page.goto(`${this.huddle.base}/__e2e/blank.html`);
       await page.setContent(blankPage(this.huddle.base, 'e2e'), { waitUntil: 'load' });
     } else {
-      await page.goto(`${this.other.origin}/blank.html`);
+      await page.goto(`${origin === 'stranger' ? this.other.strangerOrigin : this.other.origin}/blank.html`);
     }
     await page.evaluate(([id, ws]) => window.__e2e.init(id, ws), [appID, server]).catch(async (error) => {
       throw new Error(`${name}: creating the engine failed: ${error.message}\n${await user.describe()}`);

@@ -1,0 +1,54 @@
+// The demo page Huddle serves at `/`: two people join the same room through its form and each
+// sees the other's video tile playing.
+
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { Env, uid, waitFor } from './harness.mjs';
+
+const env = new Env();
+before(() => env.start());
+afterEach(() => env.closeUsers());
+after(() => env.stop());
+
+/** What the page shows about the remote tiles, and what its peer connections decode. */
+async function remoteTiles(user) {
+  return user.evaluate(async () => {
+    const tiles = [...document.querySelectorAll('[data-testid="remote-tile"]')].map((tile) => {
+      const video = tile.querySelector('video');
+      return {
+        name: tile.querySelector('.tile-name')?.textContent ?? '',
+        videoWidth: video ? video.videoWidth : 0,
+        paused: video ? video.paused : null,
+      };
+    });
+    const { framesDecoded, audioPackets } = await window.__e2e.allStats();
+    return { tiles, framesDecoded, audioPackets };
+  });
+}
+
+describe('demo page', () => {
+  test('two people join one room through the form and see each other', { timeout: 90_000 }, async () => {
+    const room = uid('demo-room');
+    const names = ['Dana Demo', 'Eli Example'];
+    const pages = await Promise.all(names.map((name) => env.openPage(name, '/')));
+    for (const [i, page] of pages.entries()) {
+      await page.page.fill('[data-testid="room-id"]', room);
+      await page.page.fill('[data-testid="user-name"]', names[i]);
+      await page.page.click('[data-testid="join"]');
+    }
+
+    for (const [i, page] of pages.entries()) {
+      const other = names[1 - i];
+      const describe = async () => `${JSON.stringify(await remoteTiles(page))}\n${await page.describe()}`;
+      const first = await waitFor(async () => {
+        const view = await remoteTiles(page);
+        const tile = view.tiles.find((t) => t.name === other);
+        return tile && tile.videoWidth > 0 && view.framesDecoded > 0 && view;
+      }, { timeout: 30_000, what: `${page.name}: a playing video tile of ${other}`, detail: describe });
+      await waitFor(async () => (await remoteTiles(page)).framesDecoded >= first.framesDecoded + 15,
+        { what: `${page.name}: ${other}'s video to keep decoding`, detail: describe });
+      assert.equal(first.tiles.length, 1, `one remote tile: ${JSON.stringify(first.tiles)}`);
+      await waitFor(async () => (await remoteTiles(page)).audioPackets > 0, { what: `${page.name}: audio of ${other}`, detail: describe });
+    }
+  });
+});
