@@ -50,6 +50,14 @@ describe('two users in a call', () => {
     const [sa, sb] = await Promise.all([a.expectMedia(streams[b.name]), b.expectMedia(streams[a.name])]);
     assert.ok(sa.videoWidth > 0 && sb.videoWidth > 0);
     assert.ok(sa.audioPackets > 0 && sb.audioPackets > 0);
+
+    // Quality reports come every ~3 s from getStats, with real rates in them.
+    const played = await a.waitEvent('playQualityUpdate', (streamID, stats) =>
+      streamID === streams[b.name] && stats.video.videoBitrate > 0 && stats.audio.audioBitrate > 0, { timeout: 20_000 });
+    assert.ok(played.args[1].video.videoFramesDecoded > 0, JSON.stringify(played.args[1]));
+    const published = await a.waitEvent('publishQualityUpdate', (streamID, stats) =>
+      streamID === streams[a.name] && stats.video.videoBitrate > 0 && stats.video.frameWidth > 0, { timeout: 20_000 });
+    assert.ok(published.args[1].audio.audioBitrate > 0, JSON.stringify(published.args[1]));
   });
 
   test('room events: login states, users, streams, publisher/player states, messages', { timeout: 90_000 }, async () => {

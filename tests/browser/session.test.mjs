@@ -95,6 +95,29 @@ describe('sessions', () => {
     assert.deepEqual(sinceA.filter((e) => e.name === 'roomStateChanged').map((e) => e.args[1]), ['RECONNECTING', 'RECONNECTED']);
   });
 
+  test('tokenWillExpire and renewToken keep the session past the first token\'s expiry', { timeout: 60_000 }, async () => {
+    const { appId, secret } = env.huddle.testApp;
+    const user = await env.openUser(uid('renew'), { appID: appId });
+    const room = uid('room');
+    const userID = user.name;
+    const now = Math.floor(Date.now() / 1000);
+    // 8 s left: under the server's 30 s warning window, so the warning comes right after login.
+    const shortLived = signToken({ appId, secret, userId: userID, roomId: room, exp: now + 8 });
+    const fresh = signToken({ appId, secret, userId: userID, roomId: room });
+    await user.evaluate((token) => {
+      window.zg.on('tokenWillExpire', (roomID) => { window.__renewed = window.zg.renewToken(token, roomID); });
+    }, fresh);
+    await login(user, room, { userID, token: shortLived });
+    await user.waitEvent('tokenWillExpire', (roomID) => roomID === room);
+    assert.equal(await user.evaluate(() => window.__renewed), true);
+    // Past the old expiry plus the server's 5 s leeway, the session is still in the room.
+    await waitFor(async () => Date.now() / 1000 > now + 8 + 7, { what: 'the short-lived token to lapse', timeout: 30_000 });
+    const sent = await user.evaluate((r) => window.zg.sendBroadcastMessage(r, 'still in'), room);
+    assert.equal(sent.errorCode, 0, JSON.stringify(sent));
+    const states = (await user.events('roomStateChanged')).map((e) => e.args[1]);
+    assert.deepEqual(states, ['LOGINING', 'LOGINED']);
+  });
+
   test('refused tokens: bad signature 4002, expired 4003, other room 4007', { timeout: 60_000 }, async () => {
     const { appId, secret } = env.huddle.testApp;
     const user = await env.openUser(uid('tok'), { appID: appId });
