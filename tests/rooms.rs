@@ -353,3 +353,29 @@ async fn a_dead_workers_users_are_removed_within_the_lease() {
     assert_eq!(watcher.next_change().await, RoomEvent::UserRemoved { user: user("victim"), online_count: 1 });
     assert!(started.elapsed() < lease * 4, "reaped after {:?}", started.elapsed());
 }
+
+/// A user whose worker crashed logs in again through another worker and publishes the same
+/// stream id before the dead worker is reaped: reaping removes the dead session, never the
+/// stream published again.
+#[tokio::test]
+async fn reaping_a_dead_worker_spares_its_streams_published_again_elsewhere() {
+    let url = common::redis_url();
+    let lease = Duration::from_secs(1);
+    let room = fresh_room();
+    let survivor = redis_worker(&url, lease).await;
+    let doomed = redis_worker(&url, lease).await;
+    let first = Client::joined(&doomed, &room, "phoenix").await;
+    first.publish("phoenix-cam").await.unwrap();
+    drop(first);
+    drop(doomed);
+
+    let again = Client::joined(&survivor, &room, "phoenix").await;
+    again.publish("phoenix-cam").await.unwrap();
+    // Long enough for the lapsed lease to be noticed and the dead worker reaped.
+    tokio::time::sleep(lease * 4).await;
+    let snapshot = survivor.backend().snapshot(&room).await.unwrap();
+    let streams: Vec<&str> = snapshot.streams.iter().map(|s| s.stream_id.as_str()).collect();
+    assert_eq!(streams, ["phoenix-cam"]);
+    let users: Vec<&str> = snapshot.members.iter().map(|m| m.user.user_id.as_str()).collect();
+    assert_eq!(users, ["phoenix"]);
+}

@@ -277,7 +277,8 @@ impl RedisRooms {
                         (parts.next(), parts.next(), parts.next(), parts.next())
                         && let Ok(app_id) = app.parse()
                     {
-                        match self.remove_stream(&RoomKey::new(app_id, room_id), user_id, stream_id).await {
+                        let room = RoomKey::new(app_id, room_id);
+                        match self.run_remove_stream(&room, user_id, stream_id, &worker).await {
                             Ok(()) | Err(RoomError::StreamNotFound(_)) => {}
                             Err(err) => return Err(err),
                         }
@@ -423,6 +424,21 @@ impl RedisRooms {
         Ok(left == 1)
     }
 
+    /// Removes a stream and announces it; with a `holder` worker id, only if that worker's
+    /// relay holds it (see `lua/remove_stream.lua`).
+    async fn run_remove_stream(
+        &self,
+        room: &RoomKey,
+        user_id: &str,
+        stream_id: &str,
+        holder: &str,
+    ) -> Result<(), RoomError> {
+        let (_, streams, _, app_streams) = keys(room);
+        let mut invocation = self.scripts.remove_stream.key(streams);
+        invocation.key(app_streams).arg(user_id).arg(stream_id).arg(channel(room)).arg(holder);
+        self.run_stream_script(&mut invocation, stream_id).await
+    }
+
     async fn run_add_stream(
         &self,
         room: &RoomKey,
@@ -447,6 +463,7 @@ impl RedisRooms {
             .arg(format!("huddle:r:{}:", room.app_id))
             .arg(self.room_ttl_secs())
             .arg(mode)
+            .arg(&self.worker_id)
             .invoke_async(&mut self.conn())
             .await
             .map_err(unavailable)?;
@@ -624,10 +641,7 @@ impl RoomBackend for RedisRooms {
     }
 
     async fn remove_stream(&self, room: &RoomKey, user_id: &str, stream_id: &str) -> Result<(), RoomError> {
-        let (_, streams, _, app_streams) = keys(room);
-        let mut invocation = self.scripts.remove_stream.key(streams);
-        invocation.key(app_streams).arg(user_id).arg(stream_id).arg(channel(room));
-        let removed = self.run_stream_script(&mut invocation, stream_id).await;
+        let removed = self.run_remove_stream(room, user_id, stream_id, "").await;
         let entry = stream_entry(room, user_id, stream_id);
         let _: () = self.conn().srem(worker_sessions_key(&self.worker_id), entry).await.map_err(unavailable)?;
         removed?;
