@@ -97,27 +97,40 @@ export async function startHuddle({ args = [], env = {} } = {}) {
   execFileSync(huddleBin, ['app', 'create', '--database-url', databaseUrl, '--name', 'e2e',
     '--app-id', String(testApp.appId), '--secret', testApp.secret], { env: childEnv, stdio: ['ignore', 'ignore', 'inherit'] });
 
-  const child = spawn(huddleBin, ['serve', '--http-addr', '127.0.0.1:0', '--http-workers', '2', '--dev',
-    '--database-url', databaseUrl, '--log', 'warn', ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
-  const killOnExit = () => child.kill('SIGKILL');
-  process.on('exit', killOnExit);
-  child.once('exit', () => process.off('exit', killOnExit));
   const log = [];
   const remember = (line) => {
     log.push(line);
     if (log.length > 200) log.shift();
     if (debug) process.stderr.write(`[huddle] ${line}\n`);
   };
-  readline.createInterface({ input: child.stderr }).on('line', remember);
-  const lines = readline.createInterface({ input: child.stdout });
-  const base = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`huddle did not start in 20 s:\n${log.join('\n')}`)), 20_000);
-    child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`huddle exited (${code}) before listening:\n${log.join('\n')}`)); });
-    lines.on('line', (line) => {
-      const match = /^huddle listening on (http:\/\/\S+)/.exec(line);
-      if (match) { clearTimeout(timer); resolve(match[1].replace(/\/$/, '')); } else remember(line);
+  /** Spawns `huddle serve` on `httpAddr`; resolves with the child and its base URL once it listens. */
+  async function spawnServer(httpAddr) {
+    const child = spawn(huddleBin, ['serve', '--http-addr', httpAddr, '--http-workers', '2', '--dev',
+      '--database-url', databaseUrl, '--log', 'warn', ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+    const killOnExit = () => child.kill('SIGKILL');
+    process.on('exit', killOnExit);
+    child.once('exit', () => process.off('exit', killOnExit));
+    readline.createInterface({ input: child.stderr }).on('line', remember);
+    const lines = readline.createInterface({ input: child.stdout });
+    const base = await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`huddle did not start in 20 s:\n${log.join('\n')}`)), 20_000);
+      child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`huddle exited (${code}) before listening:\n${log.join('\n')}`)); });
+      lines.on('line', (line) => {
+        const match = /^huddle listening on (http:\/\/\S+)/.exec(line);
+        if (match) { clearTimeout(timer); resolve(match[1].replace(/\/$/, '')); } else remember(line);
+      });
     });
-  });
+    return { child, base };
+  }
+  async function stopChild(signal) {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill(signal);
+    const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+    await exited;
+    clearTimeout(timer);
+  }
+  let { child, base } = await spawnServer('127.0.0.1:0');
   const port = Number(new URL(base).port);
 
   return {
@@ -134,14 +147,16 @@ export async function startHuddle({ args = [], env = {} } = {}) {
       if (!response.ok) throw new Error(`/dev/token: ${response.status} ${await response.text()}`);
       return response.json();
     },
+    /**
+     * Kills the process (SIGKILL: a crash, nothing cleaned up) and starts a new one on the
+     * same port with the same database: clients see their websocket and media drop.
+     */
+    async restart() {
+      await stopChild('SIGKILL');
+      ({ child } = await spawnServer(`127.0.0.1:${port}`));
+    },
     async stop() {
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once('exit', resolve));
-        child.kill('SIGTERM');
-        const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        await exited;
-        clearTimeout(timer);
-      }
+      await stopChild('SIGTERM');
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -1,0 +1,69 @@
+// The server crashes (SIGKILL) and comes back on the same port, with rooms in Redis: the
+// SDK's resume fails (the new process never held the session), it logs in again, publishes
+// again, and players recover; pages written like the tutorial (play on ADD, stop on DELETE)
+// need to do nothing.
+
+import assert from 'node:assert/strict';
+import { after, afterEach, before, describe, test } from 'node:test';
+import { Env, uid, waitFor } from './harness.mjs';
+
+const redisUrl = process.env.HUDDLE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+const env = new Env({ serverArgs: ['--redis-url', redisUrl, '--redis-lease-ms', '1000'] });
+before(() => env.start());
+afterEach(() => env.closeUsers());
+after(() => env.stop());
+
+/** The tutorial's handler: play every stream that is added, stop the ones removed. */
+function playLikeTheTutorial(user) {
+  return user.evaluate(() => {
+    window.zg.on('roomStreamUpdate', (roomID, updateType, streamList) => {
+      for (const stream of streamList) {
+        if (updateType === 'ADD') window.__e2e.play(stream.streamID).catch((e) => console.warn('play', e.code, e.message));
+        else window.zg.stopPlayingStream(stream.streamID);
+      }
+    });
+  });
+}
+
+async function framesKeepComing(user, streamID, what) {
+  const start = (await user.stats(streamID)).framesDecoded;
+  await waitFor(async () => (await user.stats(streamID)).framesDecoded >= start + 30,
+    { timeout: 40_000, what: `${user.name}: ${what}`, detail: async () => `${JSON.stringify(await user.stats(streamID))}\n${await user.describe()}` });
+}
+
+describe('server restart', () => {
+  test('after a crash and restart, both users are back in the call without doing anything', { timeout: 120_000 }, async () => {
+    const room = uid('room');
+    const [a, b] = await Promise.all([env.openUser(uid('rea')), env.openUser(uid('reb'))]);
+    await Promise.all([playLikeTheTutorial(a), playLikeTheTutorial(b)]);
+    for (const user of [a, b]) {
+      assert.equal(await user.login(room), true, await user.describe());
+    }
+    const [streamA, streamB] = [`${a.name}-cam`, `${b.name}-cam`];
+    await Promise.all([a.publish(streamA), b.publish(streamB)]);
+    await Promise.all([a.expectMedia(streamB), b.expectMedia(streamA)]);
+
+    const [markA, markB] = [await a.mark(), await b.mark()];
+    await env.huddle.restart();
+
+    for (const [user, mark, own] of [[a, markA, streamA], [b, markB, streamB]]) {
+      await user.waitEvent('roomStateChanged', (roomID, reason) => reason === 'RECONNECTING', { since: mark });
+      const back = await user.waitEvent('roomStateChanged', (roomID, reason) => reason === 'RECONNECTED', { since: mark, timeout: 30_000 });
+      // The new process never held the session: the SDK logged in again instead of resuming.
+      assert.equal(back.args[3], 'logged in again', JSON.stringify(back.args));
+      await user.waitEvent('publisherStateUpdate', (r) => r.streamID === own && r.state === 'PUBLISHING', { since: mark, timeout: 30_000 });
+    }
+    await framesKeepComing(a, streamB, `${streamB} decodes again after the restart`);
+    await framesKeepComing(b, streamA, `${streamA} decodes again after the restart`);
+
+    for (const [user, mark] of [[a, markA], [b, markB]]) {
+      const reasons = (await user.eventsSince(mark, 'roomStateChanged')).map((e) => e.args[1]);
+      assert.deepEqual(reasons, ['RECONNECTING', 'RECONNECTED'], `${user.name}: ${reasons.join(' ')}`);
+    }
+    // The room works as before: a message goes through.
+    const markMessage = await b.mark();
+    const sent = await a.evaluate((r) => window.zg.sendBroadcastMessage(r, 'after the restart'), room);
+    assert.equal(sent.errorCode, 0, JSON.stringify(sent));
+    await b.waitEvent('IMRecvBroadcastMessage', (roomID, list) => list.some((m) => m.message === 'after the restart'), { since: markMessage });
+  });
+});
