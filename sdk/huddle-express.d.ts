@@ -266,10 +266,9 @@ export declare const SdkError: {
   readonly ALREADY_IN_ROOM: 7005;
   readonly TIMEOUT: 7006;
   readonly MEDIA_FAILED: 7007;
-  readonly DUPLICATE_STREAM: 7008;
-  readonly CAPTURE_FAILED: 7009;
-  readonly RECONNECT_FAILED: 7010;
-  readonly CANCELLED: 7011;
+  readonly CAPTURE_FAILED: 7008;
+  readonly RECONNECT_FAILED: 7009;
+  readonly CANCELLED: 7010;
 };
 
 /** An error thrown or rejected by the SDK. */

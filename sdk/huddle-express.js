@@ -36,14 +36,12 @@
     TIMEOUT: 7006,
     /** WebRTC negotiation with the relay failed (offer/answer or ICE/DTLS). */
     MEDIA_FAILED: 7007,
-    /** The stream id is already being published or played by this engine. */
-    DUPLICATE_STREAM: 7008,
     /** Camera, microphone or screen capture failed (permission denied, no device, …). */
-    CAPTURE_FAILED: 7009,
+    CAPTURE_FAILED: 7008,
     /** The connection dropped and could not be restored within the reconnect grace period. */
-    RECONNECT_FAILED: 7010,
+    RECONNECT_FAILED: 7009,
     /** The operation was cancelled (stopped, logged out) before it finished. */
-    CANCELLED: 7011,
+    CANCELLED: 7010,
   });
 
   const REQUEST_TIMEOUT_MS = 10000;
