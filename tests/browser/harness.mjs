@@ -212,9 +212,14 @@ function blankPage(huddleBase, title) {
  * two origins other than Huddle's.
  */
 export async function startStaticServer(huddleBase) {
-  const site = { huddleBase };
+  /** `pages`: more pages to serve, path → HTML (a page that runs on its own, with no test script in it). */
+  const site = { huddleBase, pages: new Map() };
   const server = http.createServer((request, response) => {
-    if (request.url.startsWith('/blank.html')) {
+    const extra = site.pages.get(new URL(request.url, 'http://x').pathname);
+    if (extra) {
+      response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
+      response.end(extra);
+    } else if (request.url.startsWith('/blank.html')) {
       response.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
       response.end(blankPage(site.huddleBase, 'e2e (other origin)'));
     } else {
@@ -247,8 +252,9 @@ export function chromiumPath() {
   throw new Error('Chromium is missing: run scripts/browser-deps');
 }
 
-export function launchBrowser() {
-  return chromium.launch({ executablePath: chromiumPath(), headless: false, args: CHROMIUM_ARGS });
+/** One Chromium with the flags above plus `extraArgs` (e.g. an autoplay policy). */
+export function launchBrowser(extraArgs = []) {
+  return chromium.launch({ executablePath: chromiumPath(), headless: false, args: [...CHROMIUM_ARGS, ...extraArgs] });
 }
 
 // Runs in every page before any of its scripts: records peer connections and offers helpers
@@ -495,8 +501,8 @@ export class Env {
    * `allowOtherOrigin`: start Huddle with `--allowed-origins` naming only the static server's
    * 127.0.0.1 origin (its localhost origin then stays refused).
    */
-  constructor({ serverArgs = [], serverEnv = {}, proxy = false, allowOtherOrigin = false } = {}) {
-    this.options = { serverArgs, serverEnv, proxy, allowOtherOrigin };
+  constructor({ serverArgs = [], serverEnv = {}, proxy = false, allowOtherOrigin = false, browserArgs = [] } = {}) {
+    this.options = { serverArgs, serverEnv, proxy, allowOtherOrigin, browserArgs };
     this.users = [];
   }
 
@@ -507,7 +513,7 @@ export class Env {
     this.huddle = await startHuddle({ args, env: this.options.serverEnv });
     this.other.huddleBase = this.huddle.base;
     if (this.options.proxy) this.proxy = await startProxy(this.huddle.port);
-    this.browser = await launchBrowser();
+    this.browser = await launchBrowser(this.options.browserArgs);
   }
 
   /**
