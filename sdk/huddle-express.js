@@ -196,6 +196,13 @@
           ws.close();
           reject(sdkError(SdkError.CONNECT_FAILED, `no websocket connection to ${this.url} within ${CONNECT_TIMEOUT_MS} ms`));
         }, CONNECT_TIMEOUT_MS);
+        // abandon() settles a pending open at once, so nothing waits for the timeout.
+        this._cancelOpen = () => {
+          if (settled) return;
+          settled = true;
+          clearTimeout(timer);
+          reject(sdkError(SdkError.CANCELLED, "connection abandoned"));
+        };
         ws.onopen = () => {
           if (settled) return;
           settled = true;
@@ -261,6 +268,7 @@
     /** Detaches from the socket without telling the owner (used when replacing it). */
     abandon() {
       this.closed = true;
+      if (this._cancelOpen) this._cancelOpen();
       this._stopHeartbeat();
       this._failPending(sdkError(SdkError.CANCELLED, "connection replaced"));
       if (this.ws) {
@@ -434,6 +442,7 @@
 
     /** Asks signaling for a grant, then negotiates a fresh peer connection with the relay. */
     async negotiate(signalingRequest, setupPc) {
+      this.retry = false;
       const reply = await this.engine._request(signalingRequest.type, signalingRequest.data);
       if (this.stopped) throw sdkError(SdkError.CANCELLED, "stopped");
       // The relay must have let go of the old session before a new one takes the stream.
@@ -449,11 +458,11 @@
       await iceGatheringDone(pc);
       if (this.stopped || this.pc !== pc) throw sdkError(SdkError.CANCELLED, "stopped");
       const { answer, sessionUrl } = await exchangeOffer(reply.url, reply.grant, pc.localDescription.sdp);
-      this.sessionUrl = sessionUrl;
       if (this.stopped || this.pc !== pc) {
         endRelaySession(sessionUrl);
         throw sdkError(SdkError.CANCELLED, "stopped");
       }
+      this.sessionUrl = sessionUrl;
       await pc.setRemoteDescription({ type: "answer", sdp: answer });
       return reply;
     }
@@ -472,7 +481,9 @@
 
     /** True when the media path has been down long enough that it should be renegotiated. */
     needsRecovery() {
-      if (this.stopped || !this.pc) return false;
+      if (this.stopped) return false;
+      if (this.retry) return true;
+      if (!this.pc) return false;
       const state = this.pc.connectionState;
       if (state === "failed" || state === "closed") return true;
       return state === "disconnected" && this.failedSince && now() - this.failedSince > MEDIA_RECOVERY_GRACE_MS;
@@ -815,6 +826,7 @@
     _leaveOnUnload() {
       const room = this._room;
       if (!room || !this._conn || room.state === "RECONNECTING") return;
+      room.leaving = true;
       this._conn.sendNow("logout", { roomID: room.roomID });
     }
 
@@ -987,20 +999,24 @@
       try {
         await this._connectAndLogin(room);
       } catch (err) {
-        if (this._room === room) this._room = null;
-        this._closeConnection();
+        this._dropConnection(room.conn);
+        // Logged out meanwhile: logoutRoom has reported LOGOUT, nothing more to say.
+        if (this._room !== room) return false;
+        this._room = null;
         this._logger.warn("login failed", err.code, err.msg);
         this._emitter.emit("roomStateChanged", roomID, "LOGIN_FAILED", err.code || SdkError.CONNECT_FAILED, err.msg || String(err));
         return false;
       }
       if (this._room !== room) {
         // logoutRoom ran while the login was in flight: do not leave a session behind.
-        if (this._conn && this._conn === room.conn) this._closeConnection();
+        room.conn.sendNow("logout", { roomID });
+        this._dropConnection(room.conn);
         return false;
       }
       room.state = "LOGINED";
       this._startQualityReports();
       this._emitter.emit("roomStateChanged", roomID, "LOGINED", 0, "");
+      this._sendToken(room);
       return true;
     }
 
@@ -1018,6 +1034,7 @@
         userUpdate: room.userUpdate,
       });
       room.session = reply;
+      room.sessionToken = room.token;
       return reply;
     }
 
@@ -1041,6 +1058,13 @@
       this._conn = null;
     }
 
+    /** Abandons `conn`, and forgets it if it is the current one (never someone else's). */
+    _dropConnection(conn) {
+      if (!conn) return;
+      conn.abandon();
+      if (this._conn === conn) this._conn = null;
+    }
+
     /**
      * Leaves the room: stops publishing and playing, tells the server, closes the connection.
      * Raises `roomStateChanged` LOGOUT.
@@ -1054,15 +1078,19 @@
       this._stopQualityReports();
       const conn = this._conn;
       let errorCode = 0;
-      if (conn && room.state !== "RECONNECTING") {
+      if (conn && (room.state === "LOGINED" || room.state === "RECONNECTED")) {
         try {
           await conn.request("logout", { roomID: room.roomID }, 3000);
         } catch (err) {
           // The connection closing right after the reply can race with it; only real errors count.
           if (err.code && err.code !== SdkError.CONNECT_FAILED && err.code !== SdkError.CANCELLED) errorCode = err.code;
         }
+      } else if (conn) {
+        // Logging in or reconnecting: a login or resume may already have succeeded on the
+        // server; a logout queued behind it (if the socket is open) leaves at once.
+        conn.sendNow("logout", { roomID: room.roomID });
       }
-      if (this._conn === conn) this._closeConnection();
+      this._dropConnection(conn);
       room.state = "LOGOUT";
       this._emitter.emit("roomStateChanged", room.roomID, errorCode ? "LOGOUT_FAILED" : "LOGOUT", errorCode, "");
     }
@@ -1078,14 +1106,21 @@
       const room = this._room;
       if (!room || !isNonEmptyString(token) || (roomID && roomID !== room.roomID)) return false;
       room.token = token; // also used if the SDK has to log in again after a reconnect
-      if (room.state === "LOGINED" || room.state === "RECONNECTED") {
-        this._request("renewToken", { token })
-          .then((reply) => {
-            if (room.session) room.session.tokenExpiresAt = reply.tokenExpiresAt;
-          })
-          .catch((err) => this._logger.error("renewToken failed", err.code, err.msg));
-      }
+      // While logging in or reconnecting, the token is sent once the session is back.
+      if (room.state === "LOGINED" || room.state === "RECONNECTED") this._sendToken(room);
       return true;
+    }
+
+    /** Gives the server the page's latest token if the session still runs on an older one. */
+    _sendToken(room) {
+      const token = room.token;
+      if (!room.session || room.sessionToken === token) return;
+      this._request("renewToken", { token })
+        .then((reply) => {
+          room.sessionToken = token;
+          if (room.session) room.session.tokenExpiresAt = reply.tokenExpiresAt;
+        })
+        .catch((err) => this._logger.error("renewToken failed", err.code, err.msg));
     }
 
     /** Current room state as the ZEGO-style reason of the last `roomStateChanged`. */
@@ -1343,6 +1378,7 @@
 
     async _publish(session) {
       const streamID = session.streamID;
+      session.negotiating = true;
       this._setPublisherState(streamID, "PUBLISH_REQUESTING", 0);
       const settings = this._streamConfigs.get(session.localStream) || { bitrate: 800, audioBitrate: 48 };
       try {
@@ -1364,13 +1400,30 @@
         // PUBLISHING comes from the server once the relay sees the media.
       } catch (err) {
         if (err.code === SdkError.CANCELLED || session.stopped) return;
+        if (this._retryAfterReconnect(session, err)) return;
         this._logger.warn("publish failed", streamID, err.code, err.msg);
         this._publishers.delete(streamID);
         session.stopped = true;
         session.close();
         this._setPublisherState(streamID, "NO_PUBLISH", err.code || SdkError.MEDIA_FAILED, err.msg);
         throw err;
+      } finally {
+        session.negotiating = false;
       }
+    }
+
+    /**
+     * Signaling dropped while a stream was being negotiated: keep the session; the reconnect
+     * negotiates it again once the room is back (`_restoreMedia`).
+     */
+    _retryAfterReconnect(session, err) {
+      const room = this._room;
+      const transient = [SdkError.CONNECT_FAILED, SdkError.NOT_LOGGED_IN, SdkError.TIMEOUT].includes(err.code);
+      if (!room || !transient || !(room.reconnect || room.state === "RECONNECTING")) return false;
+      this._logger.info(session.kind, session.streamID, "waits for the reconnect");
+      session.close();
+      session.retry = true;
+      return true;
     }
 
     _limitBitrate(sender, kbps) {
@@ -1456,6 +1509,7 @@
 
     async _play(session) {
       const streamID = session.streamID;
+      session.negotiating = true;
       this._setPlayerState(streamID, "PLAY_REQUESTING", 0);
       try {
         await session.negotiate({ type: "playStream", data: { streamID } }, (pc) => {
@@ -1468,12 +1522,16 @@
         });
       } catch (err) {
         if (session.stopped) throw sdkError(SdkError.CANCELLED, "stopped");
+        // The page still gets its MediaStream; the tracks come once the room is back.
+        if (this._retryAfterReconnect(session, err)) return;
         this._logger.warn("play failed", streamID, err.code, err.msg);
         this._players.delete(streamID);
         session.stopped = true;
         session.close();
         this._setPlayerState(streamID, "NO_PLAY", err.code || SdkError.MEDIA_FAILED, err.msg);
         throw err;
+      } finally {
+        session.negotiating = false;
       }
     }
 
@@ -1575,6 +1633,8 @@
           break;
         }
         case "roomOnlineUserCountUpdate":
+          // After a login again, the pushed count can repeat what the snapshot diff reported.
+          if (data.count === room.count) break;
           room.count = data.count;
           this._emitter.emit("roomOnlineUserCountUpdate", roomID, data.count);
           break;
@@ -1590,9 +1650,8 @@
           break;
         }
         case "roomExtraInfoUpdate": {
-          const list = data.roomExtraInfoList || [];
-          for (const info of list) room.extraInfo.set(info.key, info);
-          this._emitter.emit("roomExtraInfoUpdate", roomID, list);
+          const list = this._applyExtraInfo(room, data.roomExtraInfoList || []);
+          if (list.length) this._emitter.emit("roomExtraInfoUpdate", roomID, list);
           break;
         }
         case "IMRecvBroadcastMessage":
@@ -1624,7 +1683,7 @@
      * PUBLISHING/PLAYING and NO_PUBLISH/NO_PLAY from the relay (through signaling). An end
      * with an error code is final. An end without one while this side's peer connection is
      * down is a broken path: recovered by renegotiating. An end while this side is connected
-     * or renegotiating concerns an older relay session of the stream and is ignored.
+     * or negotiating concerns an older relay session of the stream and is ignored.
      */
     _onMediaStateEvent(sessions, data) {
       const session = sessions.get(data.streamID);
@@ -1646,10 +1705,20 @@
         setState(data.state, data.errorCode || 0);
         return;
       }
-      if (session.renegotiating || !session.pc || session.pc.connectionState === "connected") return;
+      if (session.negotiating || !session.pc || session.pc.connectionState === "connected") return;
       if (!session.failedSince) session.failedSince = now();
       setState(data.state, 0);
       this._scheduleMediaCheck();
+    }
+
+    /** Upserts room extra info by key; returns the entries that are new or changed. */
+    _applyExtraInfo(room, list) {
+      const changed = list.filter((info) => {
+        const known = room.extraInfo.get(info.key);
+        return !known || known.value !== info.value || known.updateTime !== info.updateTime;
+      });
+      for (const info of list) room.extraInfo.set(info.key, info);
+      return changed;
     }
 
     /** ADD = upsert, DELETE = remove-if-present; returns what really changed. */
@@ -1709,11 +1778,7 @@
       if (goneStreams.length) this._emitter.emit("roomStreamUpdate", roomID, "DELETE", goneStreams, "");
       if (addedStreams.length) this._emitter.emit("roomStreamUpdate", roomID, "ADD", addedStreams, "");
       if (changedInfo.length) this._emitter.emit("streamExtraInfoUpdate", roomID, changedInfo);
-      const changedKeys = (view.roomExtraInfoList || []).filter((info) => {
-        const known = room.extraInfo.get(info.key);
-        return !known || known.value !== info.value || known.updateTime !== info.updateTime;
-      });
-      for (const info of view.roomExtraInfoList || []) room.extraInfo.set(info.key, info);
+      const changedKeys = this._applyExtraInfo(room, view.roomExtraInfoList || []);
       if (changedKeys.length) this._emitter.emit("roomExtraInfoUpdate", roomID, changedKeys);
       if (typeof view.onlineCount === "number" && view.onlineCount !== room.count) {
         room.count = view.onlineCount;
@@ -1727,14 +1792,20 @@
       const room = this._room;
       this._conn = null;
       if (!room || room.state === "LOGINING") return; // loginRoom reports its own failure
+      if (room.state === "RECONNECTING") return; // a failed attempt: the running reconnect goes on
       const roomID = room.roomID;
+      if (room.leaving) {
+        this._endSession(room, "LOGOUT", 0, "page closed");
+        return;
+      }
       // The session ended on the server's side: no reconnect.
       if (code === 4009 || room.kickedOut) {
         this._endSession(room, "KICKOUT", (room.kickedOut && room.kickedOut.code) || 5009, (room.kickedOut && room.kickedOut.message) || reason);
         return;
       }
-      if (code === 4003 || code === 1009 || (code === 1000 && lastError)) {
-        const error = lastError || { code: 4003, message: reason };
+      // 1000 follows a logout, 4003 token expiry, 1009 an oversized frame: the session is over.
+      if (code === 4003 || code === 1009 || code === 1000) {
+        const error = lastError || { code: code === 1000 ? 0 : 4003, message: reason };
         this._endSession(room, "KICKOUT", error.code, error.message || reason);
         return;
       }
@@ -1809,6 +1880,7 @@
               userUpdate: room.userUpdate,
             });
             room.session = reply;
+            room.sessionToken = room.token;
             relogged = true;
             this._applySnapshot(room, reply.room || {});
           } catch (loginErr) {
@@ -1825,6 +1897,7 @@
         room.reconnect = null;
         room.state = "RECONNECTED";
         this._emitter.emit("roomStateChanged", room.roomID, "RECONNECTED", 0, relogged ? "logged in again" : "resumed");
+        this._sendToken(room); // renewed while away: a resumed session still has the old token
         this._restoreMedia(relogged);
         return;
       }
@@ -1845,6 +1918,8 @@
       for (const session of this._players.values()) {
         if (session.needsRecovery()) this._renegotiate(session);
       }
+      // Paths that went down just before (not yet due for recovery) are checked again later.
+      this._scheduleMediaCheck();
     }
 
     _scheduleMediaCheck() {
@@ -1852,7 +1927,12 @@
       this._mediaCheckTimer = setTimeout(() => {
         this._mediaCheckTimer = null;
         const room = this._room;
-        if (!room || room.reconnect) return; // the reconnect restores media when it is done
+        if (!room) return;
+        if (room.reconnect) {
+          // The reconnect restores media when it is done; look again after it.
+          this._scheduleMediaCheck();
+          return;
+        }
         let pending = false;
         for (const session of [...this._publishers.values(), ...this._players.values()]) {
           if (session.kind === "play" && !room.streams.has(session.streamID) && session.needsRecovery()) {
@@ -1865,15 +1945,10 @@
     }
 
     _renegotiate(session) {
-      if (session.renegotiating || session.stopped) return;
-      session.renegotiating = true;
+      if (session.negotiating || session.stopped) return;
       this._logger.info("renegotiating", session.kind, session.streamID);
       const run = session.kind === "publish" ? this._publish(session) : this._play(session);
-      run
-        .catch((err) => this._logger.warn("could not restore", session.kind, session.streamID, err.code, err.msg))
-        .finally(() => {
-          session.renegotiating = false;
-        });
+      run.catch((err) => this._logger.warn("could not restore", session.kind, session.streamID, err.code, err.msg));
     }
   }
 
@@ -1889,6 +1964,12 @@
   root.HuddleExpressEngine = HuddleExpressEngine;
   root.ZegoExpressEngine = HuddleExpressEngine;
   if (typeof module === "object" && module && module.exports) {
-    module.exports = { HuddleExpressEngine, ZegoExpressEngine: HuddleExpressEngine, SdkError };
+    module.exports = {
+      HuddleExpressEngine,
+      ZegoExpressEngine: HuddleExpressEngine,
+      ZegoStreamView,
+      SdkError,
+      default: HuddleExpressEngine,
+    };
   }
 })(typeof globalThis !== "undefined" ? globalThis : this);

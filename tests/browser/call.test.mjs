@@ -208,6 +208,21 @@ describe('two users in a call', () => {
     const reasons = (await stranger.events('roomStateChanged')).map((e) => e.args[1]);
     assert.deepEqual(reasons, ['LOGINING', 'LOGIN_FAILED']);
   });
+
+  test('the ES module entry exports the same engine as the script tag', { timeout: 30_000 }, async () => {
+    const user = await env.openUser(uid('esm'), { origin: 'other' });
+    const seen = await user.evaluate(async (base) => {
+      const sdk = await import(`${base}/sdk/huddle-express.mjs`);
+      return {
+        same: sdk.ZegoExpressEngine === window.ZegoExpressEngine && sdk.HuddleExpressEngine === window.HuddleExpressEngine,
+        isDefault: sdk.default === sdk.HuddleExpressEngine,
+        codes: [sdk.SdkError.CONNECT_FAILED, typeof sdk.ZegoStreamView],
+        version: new sdk.ZegoExpressEngine(1, 'ws://127.0.0.1:9/ws').getVersion(),
+      };
+    }, env.huddle.base);
+    assert.deepEqual(seen, { same: true, isDefault: true, codes: [7002, 'function'], version: seen.version });
+    assert.match(seen.version, /^\d+\.\d+\.\d+$/);
+  });
 });
 
 /** Waits until the streams `wanted` have been announced to `user` by roomStreamUpdate ADD. */
