@@ -168,7 +168,14 @@ export async function startHuddle({ args = [], env = {} } = {}) {
 export async function startProxy(targetPort) {
   const live = new Set();
   let accepted = 0;
+  let refuseUntil = 0;
+  let refused = 0;
   const server = net.createServer((client) => {
+    if (Date.now() < refuseUntil) {
+      refused += 1;
+      client.destroy();
+      return;
+    }
     accepted += 1;
     const upstream = net.connect(targetPort, '127.0.0.1');
     const pair = { client, upstream };
@@ -187,6 +194,10 @@ export async function startProxy(targetPort) {
     /** Connections accepted so far. */
     get accepted() { return accepted; },
     get liveCount() { return live.size; },
+    /** Connections refused so far (see `refuseFor`). */
+    get refused() { return refused; },
+    /** Drops every new connection for `ms` (the server looks unreachable). */
+    refuseFor(ms) { refuseUntil = Date.now() + ms; },
     /** Destroys every live connection at once (both directions). */
     cutAll() {
       const count = live.size;

@@ -69,11 +69,15 @@ describe('sessions', () => {
 
     const [markA, markB] = [await a.mark(), await b.mark()];
     const acceptedBefore = env.proxy.accepted;
+    // The server looks unreachable for a while, so the first attempts fail: still one
+    // RECONNECTING and one RECONNECTED.
+    env.proxy.refuseFor(1500);
     assert.ok(env.proxy.cutAll() >= 1, 'the proxy carried A\'s websocket');
 
     await a.waitEvent('roomStateChanged', (roomID, reason) => roomID === room && reason === 'RECONNECTING', { since: markA });
     await a.waitEvent('roomStateChanged', (roomID, reason) => roomID === room && reason === 'RECONNECTED', { since: markA, timeout: 30_000 });
     assert.ok(env.proxy.accepted > acceptedBefore, 'A opened a new websocket through the proxy');
+    assert.ok(env.proxy.refused >= 1, 'some attempts were refused');
 
     // Media never depended on the websocket: both directions keep decoding afterwards.
     const [fa, fb] = [(await a.stats(streamB)).framesDecoded, (await b.stats(streamA)).framesDecoded];
@@ -116,6 +120,19 @@ describe('sessions', () => {
     assert.equal(sent.errorCode, 0, JSON.stringify(sent));
     const states = (await user.events('roomStateChanged')).map((e) => e.args[1]);
     assert.deepEqual(states, ['LOGINING', 'LOGINED']);
+  });
+
+  test('closing the tab leaves the room at once, not after the reconnect grace period', { timeout: 60_000 }, async () => {
+    const room = uid('room');
+    const [stays, leaves] = await Promise.all([env.openUser(uid('stay')), env.openUser(uid('gone'))]);
+    await login(stays, room);
+    await login(leaves, room);
+    await stays.waitEvent('roomUserUpdate', (roomID, type, list) => type === 'ADD' && ids(list).includes(leaves.name));
+    const mark = await stays.mark();
+    await leaves.page.close(); // pagehide: the SDK sends logout
+    // The server's grace period is 30 s; the DELETE must come well before (wait at most 10 s).
+    await stays.waitEvent('roomUserUpdate', (roomID, type, list) => type === 'DELETE' && ids(list).includes(leaves.name),
+      { since: mark, timeout: 10_000 });
   });
 
   test('refused tokens: bad signature 4002, expired 4003, other room 4007', { timeout: 60_000 }, async () => {
