@@ -1,14 +1,16 @@
 // The server crashes (SIGKILL) and comes back on the same port, with rooms in Redis: the
 // SDK's resume fails (the new process never held the session), it logs in again, publishes
 // again, and players recover; pages written like the tutorial (play on ADD, stop on DELETE)
-// need to do nothing.
+// need to do nothing. And a server that stays away longer than the reconnect grace period
+// ends in RECONNECT_FAILED.
 
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
 import { Env, uid, waitFor } from './harness.mjs';
 
 const redisUrl = process.env.HUDDLE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
-const env = new Env({ serverArgs: ['--redis-url', redisUrl, '--redis-lease-ms', '1000'] });
+const GRACE_MS = 5000;
+const env = new Env({ serverArgs: ['--redis-url', redisUrl, '--redis-lease-ms', '1000', '--reconnect-grace-ms', String(GRACE_MS)] });
 before(() => env.start());
 afterEach(() => env.closeUsers());
 after(() => env.stop());
@@ -65,5 +67,26 @@ describe('server restart', () => {
     const sent = await a.evaluate((r) => window.zg.sendBroadcastMessage(r, 'after the restart'), room);
     assert.equal(sent.errorCode, 0, JSON.stringify(sent));
     await b.waitEvent('IMRecvBroadcastMessage', (roomID, list) => list.some((m) => m.message === 'after the restart'), { since: markMessage });
+  });
+
+  // Last in this file: the server does not come back.
+  test('a server gone for longer than the grace period: RECONNECT_FAILED, media stopped', { timeout: 60_000 }, async () => {
+    const room = uid('room');
+    const user = await env.openUser(uid('lost'));
+    assert.equal(await user.login(room), true, await user.describe());
+    const streamID = `${user.name}-cam`;
+    const mark = await user.mark();
+    await user.publish(streamID);
+    await user.waitEvent('publisherStateUpdate', (r) => r.streamID === streamID && r.state === 'PUBLISHING', { since: mark });
+
+    await env.huddle.stop();
+    await user.waitEvent('roomStateChanged', (roomID, reason) => reason === 'RECONNECTING', { since: mark });
+    const failed = await user.waitEvent('roomStateChanged', (roomID, reason) => reason === 'RECONNECT_FAILED',
+      { since: mark, timeout: GRACE_MS + 15_000 });
+    assert.equal(failed.args[2], 7009, JSON.stringify(failed.args)); // SdkError.RECONNECT_FAILED
+    await user.waitEvent('publisherStateUpdate', (r) => r.streamID === streamID && r.state === 'NO_PUBLISH', { since: mark });
+    assert.equal(await user.evaluate(() => window.zg.getRoomState()), 'LOGOUT');
+    const reasons = (await user.eventsSince(mark, 'roomStateChanged')).map((e) => e.args[1]);
+    assert.deepEqual(reasons, ['RECONNECTING', 'RECONNECT_FAILED']);
   });
 });
