@@ -132,13 +132,25 @@ pub(crate) fn base_config(crypto: &Arc<CryptoProvider>) -> RtcConfig {
         .enable_vp9(true)
 }
 
-/// A config whose codecs are exactly `params` (a publisher's negotiated set), so a player's
-/// answer names only what the publisher sends.
+/// A player's config: the publisher's negotiated codecs (`params`), so the answer names only
+/// what the publisher sends. A kind the publisher does not send at all (a video-only stream
+/// played with an audio+video offer) still gets a default codec: rejecting that m-section
+/// (port 0) would reject the offer's BUNDLE-tagged transport when it comes first, which
+/// browsers refuse ("Failed to setup RTCP mux"); accepted, it simply carries nothing.
 pub(crate) fn config_with_codecs(crypto: &Arc<CryptoProvider>, params: &[PayloadParams]) -> RtcConfig {
     let mut config = base_config(crypto).clear_codecs();
     for p in params {
         let spec = p.spec();
         config.codec_config().add_config(p.pt(), p.resend(), spec.codec, spec.clock_rate, spec.channels, spec.format);
+    }
+    let sends = |audio: bool| params.iter().any(|p| p.spec().codec.is_audio() == audio);
+    let taken =
+        |pts: &[u8]| params.iter().any(|p| pts.contains(&(*p.pt())) || p.resend().is_some_and(|r| pts.contains(&(*r))));
+    if !sends(true) && !taken(&[111]) {
+        config = config.enable_opus(true, false);
+    }
+    if !sends(false) && !taken(&[96, 97]) {
+        config = config.enable_vp8(true);
     }
     config
 }

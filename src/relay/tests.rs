@@ -369,6 +369,25 @@ async fn play_answer(relay: &Relay, stream: &str, config: RtcConfig, strip: bool
     (id, client.spawn(false), answer)
 }
 
+/// A video-only stream played with an audio+video offer (what browsers send when they do not
+/// know the stream's kinds): the audio section is accepted and carries nothing, instead of
+/// being rejected with port 0, which would drop the offer's BUNDLE-tagged first section and
+/// make browsers refuse the answer.
+#[tokio::test(flavor = "current_thread")]
+async fn a_video_only_stream_keeps_the_players_bundle_whole() {
+    let (relay, _events) = start();
+    let mut client = Client::new(RtcConfig::new().clear_codecs().enable_vp8(true));
+    let offer = client.offer(Direction::SendOnly, false);
+    let (_, answer) = relay.publish(key("canvas"), offer).await.expect("publish accepted");
+    assert!(answer.contains("m=audio 0 "), "the publisher's audio section is rejected:\n{answer}");
+    client.accept(&answer);
+
+    let (_, _player, answer) = play_answer(&relay, "canvas", RtcConfig::new(), false).await;
+    assert!(!answer.contains("m=audio 0 "), "the player's audio section is accepted:\n{answer}");
+    let bundle = answer.lines().find(|l| l.starts_with("a=group:BUNDLE")).expect("a BUNDLE group");
+    assert_eq!(bundle.split_whitespace().count(), 3, "both sections bundled: {bundle}");
+}
+
 #[tokio::test(flavor = "current_thread")]
 async fn publish_to_three_players() {
     let (relay, mut events) = start();

@@ -223,6 +223,45 @@ describe('two users in a call', () => {
     assert.deepEqual(seen, { same: true, isDefault: true, codes: [7002, 'function'], version: seen.version });
     assert.match(seen.version, /^\d+\.\d+\.\d+$/);
   });
+
+  test('extra info, a custom (canvas) source, and what checkSystemRequirements reports', { timeout: 60_000 }, async () => {
+    const room = uid('room');
+    const [a, b] = await Promise.all([env.openUser(uid('xa')), env.openUser(uid('xb'))]);
+    await login(a, room);
+    await login(b, room);
+
+    const caps = await a.evaluate(() => window.zg.checkSystemRequirements());
+    assert.equal(caps.webRTC, true, JSON.stringify(caps));
+    assert.equal(caps.customCapture, true);
+    assert.equal(caps.camera, true, 'the fake camera is found');
+    assert.equal(caps.microphone, true, 'the fake microphone is found');
+    assert.equal(caps.videoCodec.VP8, true);
+    assert.equal(caps.result, true);
+    const onlyCodecs = await a.evaluate(() => window.zg.checkSystemRequirements('videoCodec'));
+    assert.deepEqual(Object.keys(onlyCodecs).sort(), ['errInfo', 'result', 'videoCodec']);
+
+    // Room extra info: B hears A's key.
+    const set = await a.evaluate((r) => window.zg.setRoomExtraInfo(r, 'topic', 'standup'), room);
+    assert.equal(set.errorCode, 0, JSON.stringify(set));
+    const info = await b.waitEvent('roomExtraInfoUpdate', (roomID, list) => list.some((e) => e.key === 'topic'));
+    const entry = info.args[1].find((e) => e.key === 'topic');
+    assert.equal(entry.value, 'standup');
+    assert.equal(entry.updateUser.userID, a.name);
+
+    // A canvas published through createStream({custom}) with extra info; then new extra info.
+    const stream = `${a.name}-canvas`;
+    await publish(a, stream, { source: 'canvas' });
+    await b.waitEvent('roomStreamUpdate', (roomID, type, list) => type === 'ADD' && list.some((s) => s.streamID === stream));
+    await b.play(stream);
+    await b.expectMedia(stream, { audio: false });
+    const changed = await a.evaluate((id) => window.zg.setStreamExtraInfo(id, '{"camera":false}'), stream);
+    assert.equal(changed.errorCode, 0, JSON.stringify(changed));
+    const update = await b.waitEvent('streamExtraInfoUpdate', (roomID, list) => list.some((s) => s.streamID === stream));
+    assert.equal(update.args[1].find((s) => s.streamID === stream).extraInfo, '{"camera":false}');
+    // A stream that is not A's cannot be changed: the reply carries the server's code.
+    const refused = await b.evaluate((id) => window.zg.setStreamExtraInfo(id, 'x'), stream);
+    assert.equal(refused.errorCode, 5014, JSON.stringify(refused));
+  });
 });
 
 /** Waits until the streams `wanted` have been announced to `user` by roomStreamUpdate ADD. */
