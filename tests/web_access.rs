@@ -62,6 +62,28 @@ async fn sdk_and_demo_are_served_with_their_types_and_revalidated_by_etag() {
         let stale = server.http.get(server.url(path)).header("if-none-match", "\"other\"").send().await.unwrap();
         assert_eq!(stale.status(), 200, "{path}");
 
+        // Browsers accept gzip: the same bytes, compressed, under their own entity tag.
+        let packed = server.http.get(server.url(path)).header("accept-encoding", "gzip, br").send().await.unwrap();
+        assert_eq!(packed.status(), 200, "{path}");
+        assert_eq!(header(&packed, "content-encoding"), Some("gzip"), "{path}");
+        assert!(lower_list(header(&packed, "vary")).contains(&"accept-encoding".to_owned()), "{path}");
+        let packed_etag = header(&packed, "etag").expect("etag").to_owned();
+        assert_ne!(packed_etag, etag, "{path}: each encoding has its own tag");
+        let bytes = packed.bytes().await.unwrap();
+        assert!(bytes.len() < expected.len() / 2, "{path}: {} of {} bytes", bytes.len(), expected.len());
+        let mut unpacked = Vec::new();
+        std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut unpacked).unwrap();
+        assert!(unpacked == expected, "{path}: gzip decodes to the embedded file");
+        let packed_again = server
+            .http
+            .get(server.url(path))
+            .header("accept-encoding", "gzip")
+            .header("if-none-match", &packed_etag)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(packed_again.status(), 304, "{path}");
+
         let head = server.http.head(server.url(path)).send().await.unwrap();
         assert_eq!(head.status(), 200, "HEAD {path}");
         assert_eq!(header(&head, "etag"), Some(etag.as_str()));
