@@ -156,6 +156,29 @@ impl Shared {
     }
 }
 
+/// Socket buffer size the relay asks for. A keyframe fanned out to hundreds of players, or
+/// feedback from all of them arriving together, overflows Linux's default (~208 KiB) and the
+/// kernel drops datagrams; the kernel caps the request at `net.core.rmem_max`/`wmem_max`.
+const SOCKET_BUFFER_BYTES: usize = 4 << 20;
+
+fn enlarge_buffers(socket: &UdpSocket, local_addr: SocketAddr) {
+    let socket = socket2::SockRef::from(socket);
+    // Best effort: a smaller buffer than asked for is not an error, only less headroom.
+    let _ = socket.set_recv_buffer_size(SOCKET_BUFFER_BYTES);
+    let _ = socket.set_send_buffer_size(SOCKET_BUFFER_BYTES);
+    let recv = socket.recv_buffer_size().unwrap_or(0);
+    let send = socket.send_buffer_size().unwrap_or(0);
+    tracing::debug!(%local_addr, recv, send, "relay socket buffers");
+    if recv < SOCKET_BUFFER_BYTES {
+        tracing::warn!(
+            %local_addr,
+            granted = recv,
+            wanted = SOCKET_BUFFER_BYTES,
+            "the relay's UDP receive buffer is smaller than asked for (raise net.core.rmem_max)"
+        );
+    }
+}
+
 /// Which shard holds each published stream. The handle reserves an entry before it sends a
 /// publish to a shard (so two shards never take the same stream); the engine releases it when
 /// the publish fails or the stream ends.
@@ -234,6 +257,7 @@ impl Relay {
                 RelayError::Unavailable(format!("cannot bind UDP {addr}{what}: {e}"))
             })?;
             let local_addr = socket.local_addr().map_err(|e| RelayError::Unavailable(e.to_string()))?;
+            enlarge_buffers(&socket, local_addr);
             let ips = if config.public_ips.is_empty() { vec![local_addr.ip()] } else { config.public_ips.clone() };
             let candidates: Vec<SocketAddr> = ips.iter().map(|ip| SocketAddr::new(*ip, local_addr.port())).collect();
             for addr in &candidates {
