@@ -1026,15 +1026,21 @@
       room.conn = conn;
       await conn.open();
       if (this._room !== room) throw sdkError(SdkError.CANCELLED, "logged out during login");
+      return this._login(conn, room);
+    }
+
+    /** Sends `login` for `room` on `conn` with the page's latest token; keeps the session. */
+    async _login(conn, room) {
+      const token = room.token;
       const reply = await conn.request("login", {
         appID: this.appID,
         roomID: room.roomID,
-        token: room.token,
+        token,
         user: room.user,
         userUpdate: room.userUpdate,
       });
       room.session = reply;
-      room.sessionToken = room.token;
+      room.sessionToken = token;
       return reply;
     }
 
@@ -1376,40 +1382,57 @@
       return true;
     }
 
-    async _publish(session) {
-      const streamID = session.streamID;
-      session.negotiating = true;
-      this._setPublisherState(streamID, "PUBLISH_REQUESTING", 0);
+    _publish(session) {
       const settings = this._streamConfigs.get(session.localStream) || { bitrate: 800, audioBitrate: 48 };
+      const request = { type: "publishStream", data: { streamID: session.streamID, extraInfo: session.options.extraInfo } };
+      // PUBLISHING comes from the server once the relay sees the media.
+      return this._negotiate(session, request, (pc) => {
+        const stream = session.localStream;
+        for (const track of stream.getTracks()) {
+          const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+          if (track.kind === "video") {
+            preferCodec(transceiver, session.options.videoCodec);
+            this._limitBitrate(transceiver.sender, settings.bitrate);
+          } else {
+            this._limitBitrate(transceiver.sender, settings.audioBitrate);
+          }
+        }
+      });
+    }
+
+    /**
+     * Negotiates a publish or play session (again). A failure ends it and reports why, except
+     * when signaling dropped meanwhile (the reconnect negotiates it again) or a newer
+     * negotiation of the same session took over.
+     */
+    async _negotiate(session, request, setupPc) {
+      session.negotiating = true;
+      this._setMediaState(session, session.kind === "publish" ? "PUBLISH_REQUESTING" : "PLAY_REQUESTING", 0);
       try {
-        await session.negotiate(
-          { type: "publishStream", data: { streamID, extraInfo: session.options.extraInfo } },
-          (pc) => {
-            const stream = session.localStream;
-            for (const track of stream.getTracks()) {
-              const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
-              if (track.kind === "video") {
-                preferCodec(transceiver, session.options.videoCodec);
-                this._limitBitrate(transceiver.sender, settings.bitrate);
-              } else {
-                this._limitBitrate(transceiver.sender, settings.audioBitrate);
-              }
-            }
-          },
-        );
-        // PUBLISHING comes from the server once the relay sees the media.
+        await session.negotiate(request, setupPc);
       } catch (err) {
-        if (err.code === SdkError.CANCELLED || session.stopped) return;
-        if (this._retryAfterReconnect(session, err)) return;
-        this._logger.warn("publish failed", streamID, err.code, err.msg);
-        this._publishers.delete(streamID);
-        session.stopped = true;
-        session.close();
-        this._setPublisherState(streamID, "NO_PUBLISH", err.code || SdkError.MEDIA_FAILED, err.msg);
+        if (session.stopped) throw sdkError(SdkError.CANCELLED, "stopped");
+        if (err.code === SdkError.CANCELLED || this._retryAfterReconnect(session, err)) return;
+        this._logger.warn(session.kind, "failed", session.streamID, err.code, err.msg);
+        this._endMedia(session, err.code || SdkError.MEDIA_FAILED, err.msg);
         throw err;
       } finally {
         session.negotiating = false;
       }
+    }
+
+    /** Ends a publish or play session on this side and reports NO_PUBLISH or NO_PLAY. */
+    _endMedia(session, errorCode = 0, extendedData = "") {
+      const sessions = session.kind === "publish" ? this._publishers : this._players;
+      if (sessions.get(session.streamID) === session) sessions.delete(session.streamID);
+      session.stopped = true;
+      session.close();
+      this._setMediaState(session, session.kind === "publish" ? "NO_PUBLISH" : "NO_PLAY", errorCode, extendedData);
+    }
+
+    _setMediaState(session, state, errorCode, extendedData = "") {
+      if (session.kind === "publish") this._setPublisherState(session.streamID, state, errorCode, extendedData);
+      else this._setPlayerState(session.streamID, state, errorCode, extendedData);
     }
 
     /**
@@ -1449,11 +1472,8 @@
     stopPublishingStream(streamID) {
       const session = this._publishers.get(streamID);
       if (!session) return false;
-      this._publishers.delete(streamID);
-      session.stopped = true;
-      session.close();
+      this._endMedia(session);
       if (this._conn && this._room) this._conn.request("stopPublishingStream", { streamID }).catch(() => {});
-      this._setPublisherState(streamID, "NO_PUBLISH", 0);
       return true;
     }
 
@@ -1507,32 +1527,16 @@
       return session.remoteStream;
     }
 
-    async _play(session) {
-      const streamID = session.streamID;
-      session.negotiating = true;
-      this._setPlayerState(streamID, "PLAY_REQUESTING", 0);
-      try {
-        await session.negotiate({ type: "playStream", data: { streamID } }, (pc) => {
-          if (session.options.audio) pc.addTransceiver("audio", { direction: "recvonly" });
-          if (session.options.video) {
-            const transceiver = pc.addTransceiver("video", { direction: "recvonly" });
-            preferCodec(transceiver, session.options.videoCodec);
-          }
-          pc.addEventListener("track", (event) => this._attachRemoteTrack(session, event.track));
-        });
-      } catch (err) {
-        if (session.stopped) throw sdkError(SdkError.CANCELLED, "stopped");
-        // The page still gets its MediaStream; the tracks come once the room is back.
-        if (this._retryAfterReconnect(session, err)) return;
-        this._logger.warn("play failed", streamID, err.code, err.msg);
-        this._players.delete(streamID);
-        session.stopped = true;
-        session.close();
-        this._setPlayerState(streamID, "NO_PLAY", err.code || SdkError.MEDIA_FAILED, err.msg);
-        throw err;
-      } finally {
-        session.negotiating = false;
-      }
+    _play(session) {
+      // The page keeps its MediaStream whatever happens; new tracks are swapped into it.
+      return this._negotiate(session, { type: "playStream", data: { streamID: session.streamID } }, (pc) => {
+        if (session.options.audio) pc.addTransceiver("audio", { direction: "recvonly" });
+        if (session.options.video) {
+          const transceiver = pc.addTransceiver("video", { direction: "recvonly" });
+          preferCodec(transceiver, session.options.videoCodec);
+        }
+        pc.addEventListener("track", (event) => this._attachRemoteTrack(session, event.track));
+      });
     }
 
     /** Swaps a new track into the stream the page already holds (so its `<video>` keeps going). */
@@ -1551,11 +1555,8 @@
     stopPlayingStream(streamID) {
       const session = this._players.get(streamID);
       if (!session) return;
-      this._players.delete(streamID);
-      session.stopped = true;
-      session.close();
+      this._endMedia(session);
       if (this._conn && this._room) this._conn.request("stopPlayingStream", { streamID }).catch(() => {});
-      this._setPlayerState(streamID, "NO_PLAY", 0);
     }
 
     _setPlayerState(streamID, state, errorCode, extendedData = "") {
@@ -1574,20 +1575,7 @@
     }
 
     _stopAllMedia() {
-      for (const streamID of Array.from(this._publishers.keys())) {
-        const session = this._publishers.get(streamID);
-        this._publishers.delete(streamID);
-        session.stopped = true;
-        session.close();
-        this._setPublisherState(streamID, "NO_PUBLISH", 0);
-      }
-      for (const streamID of Array.from(this._players.keys())) {
-        const session = this._players.get(streamID);
-        this._players.delete(streamID);
-        session.stopped = true;
-        session.close();
-        this._setPlayerState(streamID, "NO_PLAY", 0);
-      }
+      for (const session of [...this._publishers.values(), ...this._players.values()]) this._endMedia(session);
     }
 
     // ----- quality -----------------------------------------------------------------------
@@ -1688,26 +1676,20 @@
     _onMediaStateEvent(sessions, data) {
       const session = sessions.get(data.streamID);
       if (!session) return;
-      const publish = session.kind === "publish";
-      const setState = (state, code) =>
-        publish ? this._setPublisherState(data.streamID, state, code) : this._setPlayerState(data.streamID, state, code);
       const ended = data.state === "NO_PUBLISH" || data.state === "NO_PLAY";
       if (!ended) {
-        setState(data.state, data.errorCode || 0);
+        this._setMediaState(session, data.state, data.errorCode || 0);
         return;
       }
       const room = this._room;
-      const streamGone = !publish && !(room && room.streams.has(data.streamID));
+      const streamGone = session.kind === "play" && !(room && room.streams.has(data.streamID));
       if (data.errorCode || streamGone) {
-        sessions.delete(data.streamID);
-        session.stopped = true;
-        session.close();
-        setState(data.state, data.errorCode || 0);
+        this._endMedia(session, data.errorCode || 0);
         return;
       }
       if (session.negotiating || !session.pc || session.pc.connectionState === "connected") return;
       if (!session.failedSince) session.failedSince = now();
-      setState(data.state, 0);
+      this._setMediaState(session, data.state, 0);
       this._scheduleMediaCheck();
     }
 
@@ -1872,15 +1854,7 @@
           // The session is gone on the server (another worker, restart, grace over): log in
           // again. Events then rebuild the room state; diff it against what the page knew.
           try {
-            const reply = await conn.request("login", {
-              appID: this.appID,
-              roomID: room.roomID,
-              token: room.token,
-              user: room.user,
-              userUpdate: room.userUpdate,
-            });
-            room.session = reply;
-            room.sessionToken = room.token;
+            const reply = await this._login(conn, room);
             relogged = true;
             this._applySnapshot(room, reply.room || {});
           } catch (loginErr) {

@@ -923,35 +923,25 @@
 
   // ---------------------------------------------------------------- controls
 
-  async function toggleMic() {
-    const s = session;
-    if (!s || !s.localStream) return;
-    const on = !s.micOn;
-    try {
-      const ok = await settle(s.zg.mutePublishStreamAudio(s.localStream, !on));
-      if (ok === false) throw new Error('the SDK refused');
-    } catch (e) {
-      toast(`Could not ${on ? 'unmute' : 'mute'} the microphone: ${describe(e)}`, 'error');
-      return;
-    }
-    s.micOn = on;
-    renderLocal(s);
-    renderParticipants(s);
-    pushExtraInfo(s);
-  }
+  /** What the mic and camera buttons switch: the session flag, the SDK call, the wording. */
+  const DEVICES = {
+    mic: { flag: 'micOn', mute: 'mutePublishStreamAudio', failed: (on) => `${on ? 'unmute' : 'mute'} the microphone` },
+    cam: { flag: 'camOn', mute: 'mutePublishStreamVideo', failed: (on) => `turn the camera ${on ? 'on' : 'off'}` },
+  };
 
-  async function toggleCam() {
+  async function toggleDevice(device) {
     const s = session;
     if (!s || !s.localStream) return;
-    const on = !s.camOn;
+    const { flag, mute, failed } = DEVICES[device];
+    const on = !s[flag];
     try {
-      const ok = await settle(s.zg.mutePublishStreamVideo(s.localStream, !on));
+      const ok = await settle(s.zg[mute](s.localStream, !on));
       if (ok === false) throw new Error('the SDK refused');
     } catch (e) {
-      toast(`Could not turn the camera ${on ? 'on' : 'off'}: ${describe(e)}`, 'error');
+      toast(`Could not ${failed(on)}: ${describe(e)}`, 'error');
       return;
     }
-    s.camOn = on;
+    s[flag] = on;
     renderLocal(s);
     renderParticipants(s);
     pushExtraInfo(s);
@@ -991,8 +981,8 @@
       ev.preventDefault();
       sendChat();
     });
-    ui.mic.addEventListener('click', toggleMic);
-    ui.cam.addEventListener('click', toggleCam);
+    ui.mic.addEventListener('click', () => toggleDevice('mic'));
+    ui.cam.addEventListener('click', () => toggleDevice('cam'));
     ui.leave.addEventListener('click', leave);
     ui.copyLink.addEventListener('click', copyInvite);
     ui.toggleSide.addEventListener('click', () => setSideOpen(ui.call.classList.contains('side-closed')));
