@@ -99,6 +99,36 @@ describe('sessions', () => {
     assert.deepEqual(sinceA.filter((e) => e.name === 'roomStateChanged').map((e) => e.args[1]), ['RECONNECTING', 'RECONNECTED']);
   });
 
+  test('the relay drops a player\'s session: the SDK plays again into the same MediaStream', { timeout: 90_000 }, async () => {
+    const room = uid('room');
+    const [a, b] = await Promise.all([env.openUser(uid('src')), env.openUser(uid('dst'))]);
+    await login(a, room);
+    await login(b, room);
+    const streamID = `${a.name}-cam`;
+    await publish(a, streamID);
+    await b.waitEvent('roomStreamUpdate', (roomID, type, list) => type === 'ADD' && ids(list).includes(streamID));
+    await b.play(streamID);
+    await b.expectMedia(streamID);
+    const mark = await b.mark();
+    // As if the relay lost the session (restart, timeout): end it with the WHEP DELETE. The
+    // session URL is the SDK's own (white box: nothing else in the page knows it).
+    const ended = await b.evaluate(async (id) => {
+      const url = window.zg._players.get(id).sessionUrl;
+      return (await fetch(url, { method: 'DELETE' })).status;
+    }, streamID);
+    assert.equal(ended, 204);
+    // Like ZEGO's SDK while it retries: PLAY_REQUESTING, then PLAYING again (a NO_PLAY in
+    // between is allowed: the relay's report of the end may come before the SDK notices).
+    await b.waitEvent('playerStateUpdate', (r) => r.streamID === streamID && r.state === 'PLAYING', { since: mark, timeout: 30_000 });
+    const states = (await b.eventsSince(mark, 'playerStateUpdate')).map((e) => e.args[0].state).filter((st) => st !== 'NO_PLAY');
+    assert.deepEqual(states, ['PLAY_REQUESTING', 'PLAYING']);
+    const before = (await b.stats(streamID)).framesDecoded;
+    await waitFor(async () => (await b.stats(streamID)).framesDecoded >= before + 15,
+      { what: 'video again in the same MediaStream', timeout: 20_000, detail: () => b.describe() });
+    // Nothing changed in the room.
+    assert.deepEqual((await b.eventsSince(mark)).filter((e) => e.name === 'roomStreamUpdate'), []);
+  });
+
   test('tokenWillExpire and renewToken keep the session past the first token\'s expiry', { timeout: 60_000 }, async () => {
     const { appId, secret } = env.huddle.testApp;
     const user = await env.openUser(uid('renew'), { appID: appId });
