@@ -743,10 +743,12 @@
       if (this._video && typeof this._video.setSinkId === "function") await this._video.setSinkId(deviceID);
     }
 
+    /** Width of the decoded picture in pixels (0 before the first frame). */
     getVideoWidth() {
       return this._video ? this._video.videoWidth : 0;
     }
 
+    /** Height of the decoded picture in pixels (0 before the first frame). */
     getVideoHeight() {
       return this._video ? this._video.videoHeight : 0;
     }
@@ -761,6 +763,7 @@
       return this._emitter.on(event, callback);
     }
 
+    /** Removes a view event listener (all of the event's listeners without `callback`). */
     off(event, callback) {
       return this._emitter.off(event, callback);
     }
