@@ -108,8 +108,12 @@ fn start_relay(
     let (events, received) = tokio::sync::mpsc::unbounded_channel();
     let relay = Relay::start(settings.relay.clone(), events).map_err(StartError::Relay)?;
     let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
-    tracing::info!(udp = %relay.local_addr(), %public_url, "relay started");
     let follows_host = settings.public_url.is_none() && settings.redis_url.is_none();
+    if follows_host {
+        tracing::info!(udp = %relay.local_addr(), "relay started; relay URLs follow the Host each client used");
+    } else {
+        tracing::info!(udp = %relay.local_addr(), %public_url, "relay started");
+    }
     Ok((Arc::new(RelayNode::new(relay, public_url, follows_host)), received))
 }
 
