@@ -46,7 +46,6 @@
 
   const REQUEST_TIMEOUT_MS = 10000;
   const CONNECT_TIMEOUT_MS = 10000;
-  const ICE_GATHERING_CAP_MS = 2000;
   const QUALITY_INTERVAL_MS = 3000;
   const RECONNECT_BACKOFF_MS = [250, 500, 1000, 2000, 3000, 5000];
   /** Below these, media is allowed to recover by itself before the SDK renegotiates. */
@@ -356,23 +355,6 @@
   // Media: one RTCPeerConnection per published or played stream, offer/answer over HTTP.
   // ---------------------------------------------------------------------------------------
 
-  /** Resolves when ICE gathering completes, or after a cap (the offer then carries what it has). */
-  function iceGatheringDone(pc) {
-    if (pc.iceGatheringState === "complete") return Promise.resolve();
-    return new Promise((resolve) => {
-      const timer = setTimeout(done, ICE_GATHERING_CAP_MS);
-      function done() {
-        clearTimeout(timer);
-        pc.removeEventListener("icegatheringstatechange", check);
-        resolve();
-      }
-      function check() {
-        if (pc.iceGatheringState === "complete") done();
-      }
-      pc.addEventListener("icegatheringstatechange", check);
-    });
-  }
-
   /** POSTs the offer to the relay; returns the SDP answer and the session URL for DELETE. */
   async function exchangeOffer(url, grant, offerSdp) {
     let response;
@@ -455,7 +437,8 @@
       pc.addEventListener("connectionstatechange", () => this._onConnectionState(pc));
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
-      await iceGatheringDone(pc);
+      // No wait for ICE gathering: the relay is ICE-lite and learns this side's address from
+      // its connectivity checks (peer-reflexive), so candidates in the offer are not needed.
       if (this.stopped || this.pc !== pc) throw sdkError(SdkError.CANCELLED, "stopped");
       const { answer, sessionUrl } = await exchangeOffer(reply.url, reply.grant, pc.localDescription.sdp);
       if (this.stopped || this.pc !== pc) {
