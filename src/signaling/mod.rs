@@ -133,7 +133,9 @@ pub async fn websocket(
         .max_frame_size(limits::MAX_FRAME_BYTES)
         .aggregate_continuations()
         .max_continuation_size(limits::MAX_FRAME_BYTES);
-    let base_url = crate::api::media::base_url_of(&req);
+    // Kept per connection only where it is used: a lone node handing out Host-based relay URLs.
+    let follows_host = ctx.relay.as_deref().is_some_and(crate::api::media::RelayNode::follows_host);
+    let base_url = if follows_host { crate::api::media::base_url_of(&req) } else { None };
     actix_web::rt::spawn(connection::run(ctx, session, stream, slot, base_url));
     Ok(response)
 }
