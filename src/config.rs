@@ -213,7 +213,7 @@ pub enum ConfigError {
     #[error("--http-workers must be between 1 and 1024")]
     Workers,
     #[error("{0}")]
-    Timing(&'static str),
+    Invalid(&'static str),
     #[error("{0}")]
     Origins(String),
     #[error("invalid log filter {0:?}: {1}")]
@@ -257,41 +257,41 @@ impl ServeArgs {
         let embedded_defaults = explicit_db.is_none() && redis_url.is_none();
         let ms = std::time::Duration::from_millis;
         if self.ws_heartbeat_interval_ms < 100 || self.ws_heartbeat_timeout_ms <= self.ws_heartbeat_interval_ms {
-            return Err(ConfigError::Timing(
+            return Err(ConfigError::Invalid(
                 "--ws-heartbeat-interval-ms must be at least 100 and below --ws-heartbeat-timeout-ms",
             ));
         }
         if self.redis_lease_ms < 1000 {
-            return Err(ConfigError::Timing("--redis-lease-ms must be at least 1000"));
+            return Err(ConfigError::Invalid("--redis-lease-ms must be at least 1000"));
         }
         if self.relay_udp_addr.ip().is_unspecified() && self.relay_public_ips.is_empty() {
-            return Err(ConfigError::Timing(
+            return Err(ConfigError::Invalid(
                 "--relay-udp-addr binds all interfaces: say which IPs peers should use with --relay-public-ip",
             ));
         }
         if self.public_url.as_deref().is_some_and(|u| !u.is_empty() && !u.starts_with("http")) {
-            return Err(ConfigError::Timing("--public-url must start with http:// or https://"));
+            return Err(ConfigError::Invalid("--public-url must start with http:// or https://"));
         }
         // Without Redis the one process answers every request and builds relay URLs from the
         // Host its clients used; with Redis, relays announce a URL to other nodes.
         let announces_url = self.role != Role::Signaling && redis_url.is_some();
         if announces_url && self.http_addr.ip().is_unspecified() && self.public_url.as_deref().is_none_or(str::is_empty)
         {
-            return Err(ConfigError::Timing(
+            return Err(ConfigError::Invalid(
                 "--http-addr binds all interfaces and relays announce their URL to other nodes through Redis: \
                  set --public-url to the address clients reach this node at",
             ));
         }
         if self.role != Role::All && redis_url.is_none() {
-            return Err(ConfigError::Timing(
+            return Err(ConfigError::Invalid(
                 "--role signaling/relay splits a deployment: set --redis-url so the nodes share rooms",
             ));
         }
         if self.relay_threads > crate::relay::MAX_THREADS {
-            return Err(ConfigError::Timing("--relay-threads must be at most 64 (0: one per core)"));
+            return Err(ConfigError::Invalid("--relay-threads must be at most 64 (0: one per core)"));
         }
         if self.max_connections == 0 {
-            return Err(ConfigError::Timing("--max-connections must be at least 1"));
+            return Err(ConfigError::Invalid("--max-connections must be at least 1"));
         }
         let allowed_origins = match self.allowed_origins.as_deref().map(str::trim) {
             None | Some("") => None,
