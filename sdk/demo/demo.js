@@ -458,7 +458,6 @@
     s.remotes.clear();
     s.users = new Map([[s.userID, { userID: s.userID, userName: s.userName, self: true }]]);
     renderLocal(s);
-    renderParticipants(s);
     layout();
     ui.endedTitle.textContent = title;
     ui.endedText.textContent = text;
@@ -611,7 +610,6 @@
     renderUnread(s);
     setSideOpen(!window.matchMedia('(max-width: 900px)').matches);
     renderLocal(s);
-    renderParticipants(s);
     layout();
   }
 
@@ -646,6 +644,11 @@
     tile.setAttribute('aria-label', local ? `Your video (${name})` : `${name}'s video`);
   }
 
+  /**
+   * Shows the local user's media state everywhere it appears: the local tile, the mic and camera
+   * buttons, and the user's own entry in the People list. Call it after every change of
+   * `localStream`, `micOn` or `camOn`.
+   */
   function renderLocal(s) {
     const tile = ui.grid.querySelector('[data-testid="local-tile"]');
     if (tile) {
@@ -657,6 +660,7 @@
     ui.cam.disabled = !hasStream || !s.hasVideo;
     setToggle(ui.mic, !s.micOn, s.micOn ? 'Mute microphone' : 'Unmute microphone');
     setToggle(ui.cam, !s.camOn, s.camOn ? 'Turn off camera' : 'Turn on camera');
+    renderParticipants(s);
   }
 
   function setToggle(button, off, label) {
@@ -943,7 +947,6 @@
     }
     s[flag] = on;
     renderLocal(s);
-    renderParticipants(s);
     pushExtraInfo(s);
   }
 
