@@ -1,6 +1,8 @@
 // The demo page Huddle serves at `/`: two people join the same room through its form and each
-// sees the other's video tile playing. And the README's tutorial-style page, run as printed
-// there (only the server's address swapped in), by two people who see each other.
+// sees the other's video tile playing; the People list shows each person's microphone and camera
+// as they are, your own included, from the moment you publish and after every toggle. And the
+// README's tutorial-style page, run as printed there (only the server's address swapped in), by
+// two people who see each other.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -28,16 +30,57 @@ async function remoteTiles(user) {
   });
 }
 
+/** Fills in the lobby form and presses "Join room". */
+async function joinThroughForm(user, room, name) {
+  await user.page.fill('[data-testid="room-id"]', room);
+  await user.page.fill('[data-testid="user-name"]', name);
+  await user.page.click('[data-testid="join"]');
+}
+
+/** The demo's own user id and whether its local stream is up (the mic button is enabled then). */
+function localState(user) {
+  return user.evaluate(() => ({
+    userID: window.huddleDemo?.userID ?? null,
+    streamID: window.huddleDemo?.streamID ?? null,
+    micEnabled: !document.querySelector('[data-testid="toggle-mic"]').disabled,
+  }));
+}
+
+/**
+ * The People list as shown: one entry per person, with the microphone and camera icons read
+ * from their labels ('on' / 'off'). `self` marks the entry labelled "(you)".
+ */
+function people(user) {
+  return user.evaluate(() => [...document.querySelectorAll('[data-testid="participant"]')].map((li) => {
+    const labels = [...li.querySelectorAll('.p-icon')].map((icon) => icon.getAttribute('aria-label'));
+    const state = (device) => {
+      const label = labels.find((l) => l.startsWith(device));
+      return label ? label.slice(device.length + 1) : null;
+    };
+    return { userID: li.dataset.userId, self: !!li.querySelector('.p-you'), mic: state('microphone'), cam: state('camera') };
+  }));
+}
+
+/** Waits until `user`'s People entry for `userID` (or for themselves) shows `want` ({mic, cam}). */
+async function expectEntry(user, who, want, { timeout = 5000 } = {}) {
+  const pick = (list) => list.find((p) => (who === 'self' ? p.self : p.userID === who));
+  let last;
+  await waitFor(async () => {
+    last = pick(await people(user));
+    return last && last.mic === want.mic && last.cam === want.cam;
+  }, {
+    timeout,
+    what: `${user.name}: People entry of ${who === 'self' ? 'themselves' : who} to show mic ${want.mic}, camera ${want.cam}`,
+    detail: async () => `shown: ${JSON.stringify(last)}; list ${JSON.stringify(await people(user))}\n${await user.describe()}`,
+  });
+}
+
 describe('demo page', () => {
   test('two people join one room through the form and see each other', { timeout: 90_000 }, async () => {
     const room = uid('demo-room');
     const names = ['Dana Demo', 'Eli Example'];
     const pages = await Promise.all(names.map((name) => env.openPage(name, '/')));
-    for (const [i, page] of pages.entries()) {
-      await page.page.fill('[data-testid="room-id"]', room);
-      await page.page.fill('[data-testid="user-name"]', names[i]);
-      await page.page.click('[data-testid="join"]');
-    }
+    for (const [i, page] of pages.entries()) await joinThroughForm(page, room, names[i]);
 
     for (const [i, page] of pages.entries()) {
       const other = names[1 - i];
@@ -52,6 +95,36 @@ describe('demo page', () => {
       assert.equal(first.tiles.length, 1, `one remote tile: ${JSON.stringify(first.tiles)}`);
       await waitFor(async () => (await remoteTiles(page)).audioPackets > 0, { what: `${page.name}: audio of ${other}`, detail: describe });
     }
+  });
+
+  test('the People list shows your own mic and camera from the moment you publish, and your toggles', { timeout: 90_000 }, async () => {
+    const room = uid('demo-people');
+    // Alone in the room first: nobody else's event may re-render the list and hide a stale entry.
+    const fay = await env.openPage('Fay Fixture', '/');
+    await joinThroughForm(fay, room, 'Fay Fixture');
+    const published = await waitFor(async () => {
+      const state = await localState(fay);
+      return state.micEnabled && state.streamID && state;
+    }, { timeout: 20_000, what: 'Fay: camera and microphone up and publishing', detail: () => fay.describe() });
+    await expectEntry(fay, 'self', { mic: 'on', cam: 'on' });
+
+    // Someone else joins: they see Fay as she is, and Fay's own entry stays right.
+    const gus = await env.openPage('Gus Guest', '/');
+    await joinThroughForm(gus, room, 'Gus Guest');
+    await expectEntry(gus, published.userID, { mic: 'on', cam: 'on' }, { timeout: 20_000 });
+    await expectEntry(gus, 'self', { mic: 'on', cam: 'on' }, { timeout: 20_000 });
+    await expectEntry(fay, 'self', { mic: 'on', cam: 'on' });
+
+    // Fay mutes her microphone, then turns her camera off: her own list and Gus's follow.
+    await fay.page.click('[data-testid="toggle-mic"]');
+    await expectEntry(fay, 'self', { mic: 'off', cam: 'on' });
+    await expectEntry(gus, published.userID, { mic: 'off', cam: 'on' }, { timeout: 10_000 });
+    await fay.page.click('[data-testid="toggle-camera"]');
+    await expectEntry(fay, 'self', { mic: 'off', cam: 'off' });
+    await expectEntry(gus, published.userID, { mic: 'off', cam: 'off' }, { timeout: 10_000 });
+    await fay.page.click('[data-testid="toggle-mic"]');
+    await expectEntry(fay, 'self', { mic: 'on', cam: 'off' });
+    await expectEntry(gus, published.userID, { mic: 'on', cam: 'off' }, { timeout: 10_000 });
   });
 
   test('the README\'s tutorial-style page works as printed', { timeout: 90_000 }, async () => {
