@@ -11,8 +11,8 @@ use std::sync::Arc;
 use crate::api;
 use crate::api::media::RelayNode;
 use crate::auth::NonceStore;
-use crate::config::Role;
 use crate::config::Settings;
+use crate::config::{DevMode, Role};
 use crate::relay::{Relay, RelayEvent};
 use crate::rooms::redis::{RedisRooms, RedisRoomsConfig};
 use crate::rooms::{Hub, RelayInfo, RoomError, RoomService};
@@ -47,6 +47,11 @@ pub enum StartError {
     Rooms(RoomError),
     #[error("cannot prepare the dev app: {0}")]
     DevApp(StoreError),
+    #[error(
+        "dev mode was asked for, but app 1 is a real app (\"{0}\"), not the dev app: dev mode would mint tokens for it; \
+         run without --dev, or on a store of its own"
+    )]
+    DevAppTaken(String),
     #[error("server failed: {0}")]
     Server(std::io::Error),
 }
@@ -69,9 +74,7 @@ impl AppState {
             Some(connection) => NonceStore::Redis(connection.clone()),
             None => NonceStore::memory(),
         };
-        if settings.dev {
-            ensure_dev_app(&store).await.map_err(StartError::DevApp)?;
-        }
+        let dev = decide_dev_mode(&store, settings.dev).await?;
         let rooms = match &settings.redis_url {
             None => RoomService::in_memory(),
             Some(url) => {
@@ -96,7 +99,7 @@ impl AppState {
             announce_relay(signaling.clone(), node.clone(), node_id);
             node
         });
-        Ok(AppState { store, nonces, redis, dev: settings.dev, signaling, relay, role: settings.role })
+        Ok(AppState { store, nonces, redis, dev, signaling, relay, role: settings.role })
     }
 }
 
@@ -150,15 +153,52 @@ fn announce_relay(signaling: Arc<SignalingContext>, node: Arc<RelayNode>, node_i
     });
 }
 
-/// Dev mode needs an app to mint tokens for; create app 1 on first start.
-async fn ensure_dev_app(store: &Store) -> Result<(), StoreError> {
-    if store.find_app(api::dev::DEV_APP_ID).await?.is_some() {
-        return Ok(());
+/// Settles dev mode and says at start-up which it is. Asked for, it is on (with the dev app
+/// created on first start); on embedded defaults it is on only while the store holds no app
+/// but the dev app, so `huddle app create` followed by `huddle serve` never serves tokens
+/// for a real app.
+async fn decide_dev_mode(store: &Store, mode: DevMode) -> Result<bool, StartError> {
+    let real_apps = || async {
+        let apps = store.list_apps().await.map_err(StartError::DevApp)?;
+        Ok::<usize, StartError>(apps.iter().filter(|app| !api::dev::is_dev_app(app)).count())
+    };
+    let on = match mode {
+        DevMode::Off => false,
+        DevMode::On => true,
+        DevMode::Auto => {
+            let real = real_apps().await?;
+            if real > 0 {
+                tracing::info!(
+                    apps = real,
+                    "dev mode is off: the store holds apps of its own (pass --dev to turn it on for the dev app only)"
+                );
+            }
+            real == 0
+        }
+    };
+    if on {
+        ensure_dev_app(store).await?;
+        tracing::warn!(
+            app_id = api::dev::DEV_APP_ID,
+            "dev mode is on: GET /dev/token mints tokens of the dev app for anyone; never expose this to a network"
+        );
+    } else {
+        tracing::info!("dev mode is off: GET /dev/token is not served");
     }
-    let new = NewApp { app_id: Some(api::dev::DEV_APP_ID), name: "dev".to_owned(), ..NewApp::default() };
+    Ok(on)
+}
+
+/// Dev mode needs an app to mint tokens for: app 1 named "dev", created on first start. An
+/// app 1 that an operator created for real is never used as the dev app.
+async fn ensure_dev_app(store: &Store) -> Result<(), StartError> {
+    if let Some(app) = store.find_app(api::dev::DEV_APP_ID).await.map_err(StartError::DevApp)? {
+        return if api::dev::is_dev_app(&app) { Ok(()) } else { Err(StartError::DevAppTaken(app.name)) };
+    }
+    let new =
+        NewApp { app_id: Some(api::dev::DEV_APP_ID), name: api::dev::DEV_APP_NAME.to_owned(), ..NewApp::default() };
     match store.create_app(new).await {
         Ok(_) | Err(StoreError::AppExists(_)) => Ok(()),
-        Err(err) => Err(err),
+        Err(err) => Err(StartError::DevApp(err)),
     }
 }
 
@@ -169,9 +209,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
         .map_err(|source| StartError::Bind { addr: settings.http_addr.to_string(), source })?;
     let local_addr = listener.local_addr().map_err(StartError::Server)?;
     let state = web::Data::new(AppState::build(&settings, local_addr).await?);
-    if state.dev {
-        tracing::warn!("dev mode is on: GET /dev/token mints tokens for anyone; never expose this to a network");
-    } else if settings.allowed_origins.is_none() {
+    if !state.dev && settings.allowed_origins.is_none() {
         tracing::warn!(
             "pages of any origin may open the websocket and call the HTTP API; \
              restrict them with --allowed-origins / HUDDLE_ALLOWED_ORIGINS (e.g. https://app.example.com)"

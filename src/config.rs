@@ -157,8 +157,9 @@ pub struct ServeArgs {
     /// REDIS_URL. Absent: in memory.
     #[arg(long, env = "HUDDLE_REDIS_URL")]
     pub redis_url: Option<String>,
-    /// Serve GET /dev/token (tokens for anyone, no signature). Default: on only when neither
-    /// a database nor Redis is configured (embedded defaults).
+    /// Serve GET /dev/token (tokens of the dev app for anyone, no signature). Default: on only
+    /// on embedded defaults (neither a database nor Redis configured) while the store holds no
+    /// app but the dev app.
     #[arg(long, env = "HUDDLE_DEV", num_args = 0..=1, default_missing_value = "true")]
     pub dev: Option<bool>,
     /// Websocket: how often the server pings, in milliseconds.
@@ -220,6 +221,16 @@ pub enum ConfigError {
     LogFilter(String, String),
 }
 
+/// Whether `GET /dev/token` is served. `Auto` (embedded defaults, nothing asked) is decided at
+/// start-up from the store: on only while it holds no app but the dev app, so that creating
+/// a real app and restarting never leaves a token mint open for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DevMode {
+    On,
+    Off,
+    Auto,
+}
+
 /// Serve settings after defaults and validation.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -228,7 +239,7 @@ pub struct Settings {
     pub http_workers: usize,
     pub database_url: String,
     pub redis_url: Option<String>,
-    pub dev: bool,
+    pub dev: DevMode,
     pub signaling: crate::signaling::SignalingConfig,
     pub redis_lease: std::time::Duration,
     pub relay: crate::relay::RelayConfig,
@@ -309,7 +320,12 @@ impl ServeArgs {
             http_workers,
             database_url,
             redis_url,
-            dev: self.dev.unwrap_or(embedded_defaults),
+            dev: match self.dev {
+                Some(true) => DevMode::On,
+                Some(false) => DevMode::Off,
+                None if embedded_defaults => DevMode::Auto,
+                None => DevMode::Off,
+            },
             signaling,
             redis_lease: ms(self.redis_lease_ms),
             relay: crate::relay::RelayConfig {
@@ -345,7 +361,7 @@ mod tests {
         assert_eq!(args.http_addr.to_string(), "127.0.0.1:8080");
         let settings = serve(&["serve", "--data-dir", "d"]).resolve().unwrap();
         if std::env::var("DATABASE_URL").is_err() && std::env::var("REDIS_URL").is_err() {
-            assert!(settings.dev);
+            assert_eq!(settings.dev, DevMode::Auto);
             assert_eq!(settings.database_url, "sqlite://d/huddle.db");
         }
     }
@@ -353,11 +369,11 @@ mod tests {
     #[test]
     fn dev_mode_is_off_once_a_database_is_configured_unless_asked_for() {
         let configured = serve(&["serve", "--database-url", "postgres://u@h/db"]).resolve().unwrap();
-        assert!(!configured.dev);
+        assert_eq!(configured.dev, DevMode::Off);
         let asked = serve(&["serve", "--database-url", "postgres://u@h/db", "--dev"]).resolve().unwrap();
-        assert!(asked.dev);
+        assert_eq!(asked.dev, DevMode::On);
         let refused = serve(&["serve", "--dev=false"]).resolve().unwrap();
-        assert!(!refused.dev);
+        assert_eq!(refused.dev, DevMode::Off);
     }
 
     #[test]

@@ -60,6 +60,7 @@ error_codes! {
     InvalidBody = 1006, BAD_REQUEST, "The body is JSON but a field is missing, unknown or of the wrong type.";
     ServiceUnavailable = 1007, SERVICE_UNAVAILABLE, "The store or Redis cannot be reached; retry later.";
     InvalidQuery = 1008, BAD_REQUEST, "A query parameter is missing or malformed.";
+    DevAppOnly = 1009, FORBIDDEN, "`GET /dev/token` mints tokens of the dev app (1) only.";
     MissingAuthHeader = 2001, UNAUTHORIZED, "A required `X-Huddle-*` signature header is missing.";
     InvalidAuthHeader = 2002, BAD_REQUEST, "A signature header is malformed (app id not a number, nonce not 8-64 printable characters, ...).";
     UnknownApp = 2003, UNAUTHORIZED, "No app has this app id.";
@@ -226,7 +227,7 @@ impl From<StoreError> for ApiError {
 impl From<GrantError> for ApiError {
     fn from(err: GrantError) -> Self {
         let code = match &err {
-            GrantError::Malformed(_) | GrantError::BadSignature => ErrorCode::InvalidGrant,
+            GrantError::Malformed(_) | GrantError::BadSignature | GrantError::WrongApp => ErrorCode::InvalidGrant,
             GrantError::Expired => ErrorCode::GrantExpired,
             GrantError::WrongAction(_) | GrantError::WrongStream => ErrorCode::GrantMismatch,
             GrantError::TtlOutOfRange => ErrorCode::TtlOutOfRange,

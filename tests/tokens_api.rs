@@ -248,7 +248,7 @@ async fn operations_endpoints_and_dev_mode() {
     let (status, body) = dev.get("/dev/token").await;
     assert_eq!((status, code(&serde_json::from_str(&body).unwrap())), (400, 1008));
     let (status, body) = dev.get("/dev/token?userId=a&appId=77").await;
-    assert_eq!((status, code(&serde_json::from_str(&body).unwrap())), (401, 2003));
+    assert_eq!((status, code(&serde_json::from_str(&body).unwrap())), (403, 1009), "only the dev app");
 }
 
 #[tokio::test]

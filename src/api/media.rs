@@ -145,7 +145,7 @@ async fn verify_grant(
         }
         other => other.into(),
     })?;
-    Ok(grant::verify(text, app.server_secret.as_bytes(), action, stream_id, unix_now())?)
+    Ok(grant::verify(text, app.app_id, app.server_secret.as_bytes(), action, stream_id, unix_now())?)
 }
 
 async fn offer_answer(

@@ -5,11 +5,11 @@
 //! on the WHIP/WHEP request. A grant is a JWT (HS256, the app's server secret, `kid` = app id)
 //! with audience `huddle-media`, so it can never pass for a user token or the other way round.
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use utoipa::ToSchema;
 
+use super::jwt::{self, AppClaims, JwtError};
 use super::token::LEEWAY_SECS;
 use crate::ids::{self, IdError};
 
@@ -31,6 +31,8 @@ pub enum GrantError {
     Malformed(String),
     #[error("media grant signature is invalid")]
     BadSignature,
+    #[error("media grant names another app than the one that signed it")]
+    WrongApp,
     #[error("media grant has expired")]
     Expired,
     #[error("media grant is for {0:?}, not this action")]
@@ -69,6 +71,22 @@ pub struct GrantClaims {
     pub jti: String,
 }
 
+impl AppClaims for GrantClaims {
+    fn app_id(&self) -> u32 {
+        self.app_id
+    }
+}
+
+impl From<JwtError> for GrantError {
+    fn from(err: JwtError) -> Self {
+        match err {
+            JwtError::Malformed(why) => GrantError::Malformed(why),
+            JwtError::BadSignature => GrantError::BadSignature,
+            JwtError::WrongApp => GrantError::WrongApp,
+        }
+    }
+}
+
 /// What a grant should allow.
 #[derive(Debug, Clone)]
 pub struct GrantSpec {
@@ -104,38 +122,26 @@ pub fn issue(app_id: u32, secret: &[u8], spec: GrantSpec, now: i64) -> Result<(S
         exp: now + spec.ttl_secs as i64,
         jti: uuid::Uuid::new_v4().simple().to_string(),
     };
-    let header = Header { kid: Some(app_id.to_string()), ..Header::new(Algorithm::HS256) };
-    let grant = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret))
-        .map_err(|e| GrantError::Signing(e.to_string()))?;
+    let grant = jwt::encode(app_id, secret, &claims).map_err(GrantError::Signing)?;
     Ok((grant, claims))
 }
 
 /// The app id a grant names (to find its secret); nothing in it is trusted yet.
 pub fn app_id_of(grant: &str) -> Result<u32, GrantError> {
-    super::token::app_id_of(grant).map_err(|e| GrantError::Malformed(e.to_string()))
+    Ok(jwt::kid_app_id(grant)?)
 }
 
-/// Verifies signature, audience, expiry, action and stream.
+/// Verifies a grant of app `app_id` with that app's `secret`: signature, audience, app (the
+/// `kid` and the claims must both name `app_id`), expiry, action and stream.
 pub fn verify(
     grant: &str,
+    app_id: u32,
     secret: &[u8],
     action: MediaAction,
     stream_id: &str,
     now: i64,
 ) -> Result<GrantClaims, GrantError> {
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.algorithms = vec![Algorithm::HS256];
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.required_spec_claims.clear();
-    validation.set_audience(&[AUDIENCE]);
-    validation.set_issuer(&[ISSUER]);
-    let claims = jsonwebtoken::decode::<GrantClaims>(grant, &DecodingKey::from_secret(secret), &validation)
-        .map_err(|e| match e.kind() {
-            ErrorKind::InvalidSignature => GrantError::BadSignature,
-            _ => GrantError::Malformed(e.to_string()),
-        })?
-        .claims;
+    let claims: GrantClaims = jwt::decode(grant, app_id, secret, ISSUER, Some(AUDIENCE))?;
     if now > claims.exp + LEEWAY_SECS {
         return Err(GrantError::Expired);
     }
@@ -173,15 +179,15 @@ mod tests {
     fn a_grant_verifies_for_its_action_and_stream_only() {
         let (grant, claims) = issue(7, SECRET, spec(MediaAction::Publish), NOW).unwrap();
         assert_eq!(app_id_of(&grant).unwrap(), 7);
-        assert_eq!(verify(&grant, SECRET, MediaAction::Publish, "cam", NOW + 10).unwrap(), claims);
-        assert!(matches!(verify(&grant, SECRET, MediaAction::Play, "cam", NOW), Err(GrantError::WrongAction(_))));
-        assert!(matches!(verify(&grant, SECRET, MediaAction::Publish, "other", NOW), Err(GrantError::WrongStream)));
+        assert_eq!(verify(&grant, 7, SECRET, MediaAction::Publish, "cam", NOW + 10).unwrap(), claims);
+        assert!(matches!(verify(&grant, 7, SECRET, MediaAction::Play, "cam", NOW), Err(GrantError::WrongAction(_))));
+        assert!(matches!(verify(&grant, 7, SECRET, MediaAction::Publish, "other", NOW), Err(GrantError::WrongStream)));
         assert!(matches!(
-            verify(&grant, b"another-secret-another-secret-xx", MediaAction::Publish, "cam", NOW),
+            verify(&grant, 7, b"another-secret-another-secret-xx", MediaAction::Publish, "cam", NOW),
             Err(GrantError::BadSignature)
         ));
         assert!(matches!(
-            verify(&grant, SECRET, MediaAction::Publish, "cam", NOW + 30 + LEEWAY_SECS + 1),
+            verify(&grant, 7, SECRET, MediaAction::Publish, "cam", NOW + 30 + LEEWAY_SECS + 1),
             Err(GrantError::Expired)
         ));
     }
@@ -190,10 +196,35 @@ mod tests {
     fn grants_and_user_tokens_are_not_interchangeable() {
         let user =
             token::issue(7, SECRET, &TokenSpec { user_id: "alice".into(), ..TokenSpec::default() }, NOW).unwrap();
-        assert!(verify(&user.token, SECRET, MediaAction::Publish, "cam", NOW).is_err());
+        assert!(verify(&user.token, 7, SECRET, MediaAction::Publish, "cam", NOW).is_err());
         let (grant, _) = issue(7, SECRET, spec(MediaAction::Play), NOW).unwrap();
         let expected = token::Expected { app_id: 7, user_id: "alice", room_id: None };
         assert!(token::verify(&grant, SECRET, expected, NOW).is_err());
+    }
+
+    #[test]
+    fn a_grant_signed_by_one_app_never_opens_another_apps_streams() {
+        const OTHER_SECRET: &[u8] = b"another-secret-another-secret-xx";
+        let (_, genuine) = issue(7, SECRET, spec(MediaAction::Play), NOW).unwrap();
+        // App 8 signs claims naming app 7 under its own kid (the reported attack): the app
+        // whose secret verifies it is 8, so it cannot speak for 7.
+        let forged = jwt::encode(8, OTHER_SECRET, &genuine).unwrap();
+        assert_eq!(app_id_of(&forged).unwrap(), 8);
+        assert!(matches!(verify(&forged, 8, OTHER_SECRET, MediaAction::Play, "cam", NOW), Err(GrantError::WrongApp)));
+        assert!(matches!(verify(&forged, 7, SECRET, MediaAction::Play, "cam", NOW), Err(GrantError::WrongApp)));
+        // The other way round: kid 7, claims app 8, signed by 8 or by 7.
+        let for_8 = GrantClaims { app_id: 8, ..genuine };
+        let signed_by_8 = jwt::encode(7, OTHER_SECRET, &for_8).unwrap();
+        assert!(matches!(
+            verify(&signed_by_8, 7, SECRET, MediaAction::Play, "cam", NOW),
+            Err(GrantError::BadSignature)
+        ));
+        assert!(matches!(
+            verify(&signed_by_8, 8, OTHER_SECRET, MediaAction::Play, "cam", NOW),
+            Err(GrantError::WrongApp)
+        ));
+        let signed_by_7 = jwt::encode(7, SECRET, &for_8).unwrap();
+        assert!(matches!(verify(&signed_by_7, 7, SECRET, MediaAction::Play, "cam", NOW), Err(GrantError::WrongApp)));
     }
 
     #[test]

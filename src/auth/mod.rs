@@ -2,6 +2,7 @@
 //! the single-use nonce memory that makes signed requests unreplayable.
 
 pub mod grant;
+pub mod jwt;
 pub mod nonce;
 pub mod secret;
 pub mod signature;

@@ -4,11 +4,11 @@
 //! it trusts anything else in the token. Verification pins HS256 (`none` and every other
 //! algorithm are refused) and checks time against a caller-supplied clock with a small leeway.
 
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, errors::ErrorKind};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use utoipa::ToSchema;
 
+use super::jwt::{self, AppClaims, JwtError};
 use crate::ids::{self, IdError};
 
 pub const DEFAULT_TTL_SECS: u64 = 3600;
@@ -86,6 +86,22 @@ pub struct Claims {
     pub jti: String,
 }
 
+impl AppClaims for Claims {
+    fn app_id(&self) -> u32 {
+        self.app_id
+    }
+}
+
+impl From<JwtError> for TokenError {
+    fn from(err: JwtError) -> Self {
+        match err {
+            JwtError::Malformed(why) => TokenError::Malformed(why),
+            JwtError::BadSignature => TokenError::BadSignature,
+            JwtError::WrongApp => TokenError::AppMismatch,
+        }
+    }
+}
+
 impl Claims {
     /// Whether this token lets its holder publish `stream_id`.
     pub fn may_publish(&self, stream_id: &str) -> bool {
@@ -148,24 +164,14 @@ pub fn issue(app_id: u32, secret: &[u8], spec: &TokenSpec, now: i64) -> Result<I
         exp: now + ttl,
         jti: uuid::Uuid::new_v4().simple().to_string(),
     };
-    let header = Header { kid: Some(app_id.to_string()), ..Header::new(Algorithm::HS256) };
-    let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(secret))
-        .map_err(|e| TokenError::Signing(e.to_string()))?;
+    let token = jwt::encode(app_id, secret, &claims).map_err(TokenError::Signing)?;
     Ok(IssuedToken { token, claims })
 }
 
 /// Reads the app id from the token's header, to find the secret to verify it with.
 /// Nothing read here is trusted until [`verify`] succeeds.
 pub fn app_id_of(token: &str) -> Result<u32, TokenError> {
-    let header = jsonwebtoken::decode_header(token).map_err(|e| TokenError::Malformed(e.to_string()))?;
-    if header.alg != Algorithm::HS256 {
-        return Err(TokenError::Malformed(format!("algorithm {:?} is not accepted", header.alg)));
-    }
-    header
-        .kid
-        .as_deref()
-        .and_then(|kid| kid.parse::<u32>().ok())
-        .ok_or_else(|| TokenError::Malformed("header has no app id (kid)".to_owned()))
+    Ok(jwt::kid_app_id(token)?)
 }
 
 /// What the verifier expects the token to say.
@@ -177,31 +183,16 @@ pub struct Expected<'a> {
     pub room_id: Option<&'a str>,
 }
 
-/// Verifies signature, algorithm, time and binding; returns the claims.
+/// Verifies signature, algorithm, time and binding; returns the claims. `secret` must be the
+/// secret of `expected.app_id`: a token whose `kid` or claims name another app is refused
+/// (`AppMismatch`), whoever signed it.
 pub fn verify(token: &str, secret: &[u8], expected: Expected<'_>, now: i64) -> Result<Claims, TokenError> {
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.algorithms = vec![Algorithm::HS256];
-    // Time is checked below against the caller's clock, so tests can move it.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims.clear();
-    validation.set_issuer(&[ISSUER]);
-    let data = jsonwebtoken::decode::<Claims>(token, &DecodingKey::from_secret(secret), &validation).map_err(|e| {
-        match e.kind() {
-            ErrorKind::InvalidSignature => TokenError::BadSignature,
-            _ => TokenError::Malformed(e.to_string()),
-        }
-    })?;
-    let claims = data.claims;
+    let claims: Claims = jwt::decode(token, expected.app_id, secret, ISSUER, None)?;
     if now > claims.exp + LEEWAY_SECS {
         return Err(TokenError::Expired);
     }
     if now + LEEWAY_SECS < claims.nbf {
         return Err(TokenError::NotYetValid);
-    }
-    if claims.app_id != expected.app_id {
-        return Err(TokenError::AppMismatch);
     }
     if claims.user_id != expected.user_id {
         return Err(TokenError::UserMismatch);
@@ -292,6 +283,27 @@ mod tests {
         assert!(matches!(verify(&bound.token, SECRET, other_room, NOW), Err(TokenError::RoomMismatch)));
         let unbound = issue(7, SECRET, &spec("alice"), NOW).unwrap();
         assert!(verify(&unbound.token, SECRET, other_room, NOW).is_ok(), "a token without a room opens any room");
+    }
+
+    #[test]
+    fn a_token_signed_by_one_app_never_speaks_for_another() {
+        const OTHER_SECRET: &[u8] = b"another-secret-another-secret-xx";
+        let genuine = issue(7, SECRET, &spec("alice"), NOW).unwrap().claims;
+        // App 8 signs claims that say app 7, under its own kid: verified with app 8's secret
+        // it names another app; presented as app 7's, app 7's secret does not verify it.
+        let forged = jwt::encode(8, OTHER_SECRET, &genuine).unwrap();
+        assert_eq!(app_id_of(&forged).unwrap(), 8);
+        let as_app_8 = Expected { app_id: 8, ..expect("alice") };
+        assert!(matches!(verify(&forged, OTHER_SECRET, as_app_8, NOW), Err(TokenError::AppMismatch)));
+        assert!(matches!(verify(&forged, SECRET, expect("alice"), NOW), Err(TokenError::AppMismatch)));
+        // The other way round: kid says app 7, claims say app 8, signed with app 8's secret.
+        let claims_for_8 = Claims { app_id: 8, ..genuine.clone() };
+        let forged = jwt::encode(7, OTHER_SECRET, &claims_for_8).unwrap();
+        assert!(matches!(verify(&forged, SECRET, expect("alice"), NOW), Err(TokenError::BadSignature)));
+        assert!(matches!(verify(&forged, OTHER_SECRET, as_app_8, NOW), Err(TokenError::AppMismatch)));
+        // Even app 7's own secret over claims naming app 8 is refused.
+        let forged = jwt::encode(7, SECRET, &claims_for_8).unwrap();
+        assert!(matches!(verify(&forged, SECRET, expect("alice"), NOW), Err(TokenError::AppMismatch)));
     }
 
     #[test]

@@ -104,6 +104,9 @@ pub struct Server {
 #[derive(Default)]
 pub struct ServerOptions<'a> {
     pub redis: bool,
+    /// Embedded defaults: no database URL, only the data directory (whose default SQLite file
+    /// is the test database's file).
+    pub embedded: bool,
     pub dev: Option<bool>,
     pub extra_env: Vec<(&'a str, String)>,
 }
@@ -118,13 +121,15 @@ impl Server {
         command
             .args(["serve", "--http-addr", "127.0.0.1:0", "--http-workers", "1"])
             .env_clear()
-            .env("HUDDLE_DATABASE_URL", &db.url)
             .env("HUDDLE_DATA_DIR", db.dir.path())
             .env("HUDDLE_LOG", "warn")
             // Explicitly any origin (the default), which spares every test the start-up warning.
             .env("HUDDLE_ALLOWED_ORIGINS", "*")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit());
+        if !options.embedded {
+            command.env("HUDDLE_DATABASE_URL", &db.url);
+        }
         if options.redis {
             command.env("HUDDLE_REDIS_URL", redis_url());
         }
