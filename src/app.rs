@@ -71,8 +71,8 @@ impl AppState {
             }
         };
         let nonces = match &redis {
-            Some(connection) => NonceStore::Redis(connection.clone()),
-            None => NonceStore::memory(),
+            Some(connection) => NonceStore::redis(connection.clone(), settings.nonce_cap_per_app),
+            None => NonceStore::memory(settings.nonce_cap_per_app),
         };
         let dev = decide_dev_mode(&store, settings.dev).await?;
         let rooms = match &settings.redis_url {

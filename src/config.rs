@@ -174,6 +174,10 @@ pub struct ServeArgs {
     /// Websocket connections this process accepts at once.
     #[arg(long, env = "HUDDLE_MAX_CONNECTIONS", default_value_t = 100_000)]
     pub max_connections: usize,
+    /// Most unexpired nonces of signed requests kept per app (a nonce is kept while its
+    /// request's timestamp is inside the 300 s window); past it, the app's requests get 2008.
+    #[arg(long, env = "HUDDLE_NONCE_CAP_PER_APP", default_value_t = crate::auth::nonce::DEFAULT_CAP_PER_APP)]
+    pub nonce_cap_per_app: usize,
     /// With Redis: a worker silent this long (ms) is dead and its users are removed.
     #[arg(long, env = "HUDDLE_REDIS_LEASE_MS", default_value_t = 15_000)]
     pub redis_lease_ms: u64,
@@ -242,6 +246,7 @@ pub struct Settings {
     pub dev: DevMode,
     pub signaling: crate::signaling::SignalingConfig,
     pub redis_lease: std::time::Duration,
+    pub nonce_cap_per_app: usize,
     pub relay: crate::relay::RelayConfig,
     pub public_url: Option<String>,
     /// `None` when not configured: any origin is allowed (and start-up warns unless in dev mode).
@@ -301,6 +306,9 @@ impl ServeArgs {
         if self.relay_threads > crate::relay::MAX_THREADS {
             return Err(ConfigError::Invalid("--relay-threads must be at most 64 (0: one per core)"));
         }
+        if self.nonce_cap_per_app < 1000 {
+            return Err(ConfigError::Invalid("--nonce-cap-per-app must be at least 1000"));
+        }
         if self.max_connections == 0 {
             return Err(ConfigError::Invalid("--max-connections must be at least 1"));
         }
@@ -328,6 +336,7 @@ impl ServeArgs {
             },
             signaling,
             redis_lease: ms(self.redis_lease_ms),
+            nonce_cap_per_app: self.nonce_cap_per_app,
             relay: crate::relay::RelayConfig {
                 udp_addr: self.relay_udp_addr,
                 public_ips: self.relay_public_ips.clone(),

@@ -68,6 +68,7 @@ error_codes! {
     BadSignature = 2005, UNAUTHORIZED, "The signature does not match the request.";
     StaleTimestamp = 2006, UNAUTHORIZED, "`X-Huddle-Timestamp` is more than 300 s away from the server clock.";
     NonceReused = 2007, UNAUTHORIZED, "This nonce was already used by this app inside the time window.";
+    NonceCapacity = 2008, TOO_MANY_REQUESTS, "The app holds the server's cap of unexpired nonces (`--nonce-cap-per-app`, default 1 000 000 over the 300 s window); slow down or raise the cap.";
     InvalidUserId = 3001, BAD_REQUEST, "userId is empty, longer than 64 bytes, or has characters outside `A-Za-z0-9_.~-@:`.";
     InvalidRoomId = 3002, BAD_REQUEST, "roomId is empty, longer than 128 bytes, or has characters outside `A-Za-z0-9_.~-`.";
     InvalidStreamId = 3003, BAD_REQUEST, "A streamId is empty, longer than 256 bytes, or has characters outside `A-Za-z0-9_.~-`.";
@@ -181,6 +182,7 @@ impl From<SignatureError> for ApiError {
             SignatureError::BadSignature => ErrorCode::BadSignature,
             SignatureError::StaleTimestamp { .. } => ErrorCode::StaleTimestamp,
             SignatureError::NonceReused => ErrorCode::NonceReused,
+            SignatureError::NonceCapacity { .. } => ErrorCode::NonceCapacity,
             SignatureError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "signature check could not reach its backend");
                 return ApiError::new(ErrorCode::ServiceUnavailable, "nonce store unavailable");

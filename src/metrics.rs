@@ -23,6 +23,8 @@ struct Collectors {
     http_latency: HistogramVec,
     errors: IntCounterVec,
     tokens_issued: IntCounter,
+    nonces: IntGauge,
+    nonce_cap_refusals: IntCounter,
     signature_failures: IntCounterVec,
     ws_connections: IntGauge,
     sessions: IntGauge,
@@ -87,6 +89,17 @@ static COLLECTORS: LazyLock<Collectors> = LazyLock::new(|| {
             ),
         ),
         tokens_issued: register(r, IntCounter::new("tokens_issued_total", "User tokens issued")),
+        nonces: register(
+            r,
+            IntGauge::new("nonces", "Unexpired request nonces remembered in this process (in-memory nonce store)"),
+        ),
+        nonce_cap_refusals: register(
+            r,
+            IntCounter::new(
+                "nonce_cap_refusals_total",
+                "Signed requests refused because their app holds its cap of unexpired nonces (code 2008)",
+            ),
+        ),
         signature_failures: register(
             r,
             IntCounterVec::new(Opts::new("signature_failures_total", "Refused signed requests by reason"), &["reason"]),
@@ -177,6 +190,14 @@ pub fn error_returned(code: ErrorCode) {
 
 pub fn token_issued() {
     COLLECTORS.tokens_issued.inc();
+}
+
+pub fn nonces_remembered(delta: i64) {
+    COLLECTORS.nonces.add(delta);
+}
+
+pub fn nonce_cap_refused() {
+    COLLECTORS.nonce_cap_refusals.inc();
 }
 
 pub fn signature_failure(reason: &'static str) {

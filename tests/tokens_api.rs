@@ -271,3 +271,52 @@ async fn embedded_defaults_create_the_data_dir_and_turn_dev_mode_on() {
     child.kill().unwrap();
     child.wait().unwrap();
 }
+
+/// Sends `count` fresh signed token requests concurrently (a few at a time); returns the codes
+/// of the refusals (200s are not listed).
+async fn flood(server: &Server, app: &TestApp, count: usize) -> Vec<u64> {
+    use futures_util::StreamExt;
+    futures_util::stream::iter(0..count)
+        .map(|_| async {
+            let (status, reply) = server.signed_post(app, TOKENS, r#"{"userId":"alice"}"#).await;
+            (status != 200).then(|| code(&reply))
+        })
+        .buffer_unordered(16)
+        .filter_map(|refused| async move { refused })
+        .collect()
+        .await
+}
+
+async fn nonce_cap_holds(redis: bool) {
+    let db = TestDb::new(Db::Sqlite).await;
+    let app = create_app(&db);
+    let other = create_app(&db);
+    let cap = 1000;
+    let extra_env = vec![("HUDDLE_NONCE_CAP_PER_APP", cap.to_string())];
+    let server = Server::start_with(&db, ServerOptions { redis, extra_env, ..ServerOptions::default() });
+    assert_eq!(flood(&server, &app, cap).await, Vec::<u64>::new(), "the cap itself is allowed");
+    let (status, reply) = server.signed_post(&app, TOKENS, r#"{"userId":"alice"}"#).await;
+    assert_eq!((status, code(&reply)), (429, 2008), "{reply}");
+    // A replay of a remembered nonce is still a replay, not a capacity problem.
+    let replay = SignedRequest::new(&app, "POST", TOKENS, r#"{"userId":"alice"}"#);
+    let _ = server.send(&replay).await;
+    assert!([2007, 2008].contains(&code(&server.send(&replay).await.1)));
+    // Other apps are not affected.
+    assert_eq!(server.signed_post(&other, TOKENS, r#"{"userId":"bob"}"#).await.0, 200);
+    let metrics = server.metrics().await;
+    assert!(metrics.contains("huddle_nonce_cap_refusals_total "), "{metrics}");
+    assert!(metrics.contains(r#"huddle_signature_failures_total{reason="nonce_capacity"}"#));
+    if !redis {
+        assert!(metrics.contains(&format!("huddle_nonces {}", cap + 1)), "gauge counts what is kept");
+    }
+}
+
+#[tokio::test]
+async fn each_app_is_held_to_its_nonce_cap_in_memory() {
+    nonce_cap_holds(false).await;
+}
+
+#[tokio::test]
+async fn each_app_is_held_to_its_nonce_cap_in_redis() {
+    nonce_cap_holds(true).await;
+}

@@ -78,7 +78,8 @@ async fn authenticate(req: &HttpRequest, payload: Payload) -> Result<(App, web::
     let headers = SignedHeaders::parse(|name| req.headers().get(name).and_then(|v| v.to_str().ok()))?;
     require_content_type(req, "application/json")?;
     let body = read_body(req, payload).await?;
-    headers.check_timestamp(unix_now())?;
+    let now = unix_now();
+    headers.check_timestamp(now)?;
     let app = state.store.active_app(headers.app_id).await.map_err(|err| match err {
         StoreError::AppNotFound(id) => AuthFailure::from(SignatureError::UnknownApp(id)),
         StoreError::AppDisabled(id) => AuthFailure::from(SignatureError::AppDisabled(id)),
@@ -86,7 +87,7 @@ async fn authenticate(req: &HttpRequest, payload: Payload) -> Result<(App, web::
     })?;
     let path = req.uri().path_and_query().map_or_else(|| req.path(), |pq| pq.as_str());
     headers.verify(app.server_secret.as_bytes(), req.method().as_str(), path, &body)?;
-    state.nonces.claim(app.app_id, &headers.nonce).await?;
+    state.nonces.claim(app.app_id, headers.timestamp, &headers.nonce, now).await?;
     Ok((app, body))
 }
 

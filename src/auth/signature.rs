@@ -37,6 +37,10 @@ pub enum SignatureError {
     StaleTimestamp { skew_secs: i64 },
     #[error("nonce already used")]
     NonceReused,
+    #[error(
+        "this app has {cap} unexpired nonces, the most the server keeps; retry once older requests age out of the 300 s window"
+    )]
+    NonceCapacity { cap: usize },
     #[error("nonce store unavailable: {0}")]
     Unavailable(String),
 }
@@ -52,6 +56,7 @@ impl SignatureError {
             SignatureError::BadSignature => "bad_signature",
             SignatureError::StaleTimestamp { .. } => "stale_timestamp",
             SignatureError::NonceReused => "nonce_reused",
+            SignatureError::NonceCapacity { .. } => "nonce_capacity",
             SignatureError::Unavailable(_) => "unavailable",
         }
     }
