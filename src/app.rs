@@ -215,7 +215,10 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
              restrict them with --allowed-origins / HUDDLE_ALLOWED_ORIGINS (e.g. https://app.example.com)"
         );
     }
-    let origins = web::Data::new(settings.allowed_origins.clone().unwrap_or_default());
+    let origins = web::Data::new(api::cors::OriginPolicy::new(
+        settings.allowed_origins.clone().unwrap_or_default(),
+        settings.public_url.as_deref(),
+    ));
     tracing::info!(
         addr = %local_addr,
         store = state.store.backend().name(),

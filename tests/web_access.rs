@@ -184,7 +184,21 @@ async fn allowed_origins_guard_the_websocket_and_cors() {
     ws::WsClient::connect_with(&server.base, &[]).await;
     // A page served by Huddle itself (the demo page) is same-origin.
     ws::WsClient::connect_with(&server.base, &[("origin", &server.base)]).await;
-    assert!(server.metrics().await.contains(r#"huddle_errors_total{code="5022",name="OriginNotAllowed"} 1"#));
+    // The scheme is part of the origin, and a DNS name in Host is not trusted as Huddle's own
+    // (DNS rebinding: an attacker's name pointed at Huddle sends a matching Host and Origin).
+    let port = server.base.rsplit(':').next().unwrap();
+    let rebound = format!("evil.example:{port}");
+    let https_self = server.base.replacen("http://", "https://", 1);
+    for headers in [
+        vec![("origin", https_self.as_str())],
+        vec![("host", rebound.as_str()), ("origin", &*format!("http://{rebound}"))],
+    ] {
+        match ws::upgrade(&server.base, &headers).await {
+            Err(tungstenite::Error::Http(response)) => assert_eq!(response.status(), 403, "{headers:?}"),
+            other => panic!("{headers:?}: expected a refused upgrade, got {:?}", other.map(|_| ())),
+        }
+    }
+    assert!(server.metrics().await.contains(r#"huddle_errors_total{code="5022",name="OriginNotAllowed"} 3"#));
 
     let allowed = preflight(&server, "/relay/v1/publish/x", "http://a.example", "POST", "authorization").await;
     assert!(allowed.status().is_success());

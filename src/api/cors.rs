@@ -5,9 +5,15 @@
 //! origins: `POST` of an SDP offer with `Authorization` and `Content-Type: application/sdp`
 //! (a preflighted request), reading `Location` from the answer, and `DELETE` on it later.
 //!
-//! A page on Huddle's own origin (the demo page) is always allowed: its `Origin` names the
-//! host the request was sent to (`Host`), the same-origin rule of browsers (and of Gorilla
-//! websocket's default `CheckOrigin`).
+//! A page on Huddle's own origin (the demo page) is always allowed. Which origin is Huddle's
+//! own is decided without trusting what a page's browser can be made to send:
+//! - with `--public-url`, exactly that URL's origin (scheme, host and port);
+//! - without it, `http://` (or `https://` behind a proxy that says `X-Forwarded-Proto: https`)
+//!   plus the `Host` the request was sent to, but only when that host is an IP address or
+//!   `localhost`. A DNS name is not trusted this way: a page of `http://evil.example` whose
+//!   name an attacker re-points at Huddle (DNS rebinding) sends `Host: evil.example` and the
+//!   matching `Origin`. Such names must be listed in `--allowed-origins` (or be the public URL).
+//! The scheme is always part of the comparison: `https://host` is not `http://host`.
 
 use actix_cors::Cors;
 use actix_web::HttpRequest;
@@ -45,22 +51,56 @@ impl AllowedOrigins {
         }
         entries.into_iter().map(normalize_origin).collect::<Result<_, _>>().map(AllowedOrigins::Only)
     }
+}
 
-    /// Whether a page at `origin` may use this server; `host` is the request's `Host`.
-    pub fn allows(&self, origin: &str, host: Option<&str>) -> bool {
-        match self {
+/// The allowed origins plus what Huddle's own origin is (see the module documentation).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OriginPolicy {
+    allowed: AllowedOrigins,
+    /// The origin of `--public-url`, when set.
+    public_origin: Option<String>,
+}
+
+impl OriginPolicy {
+    /// `public_url` is `--public-url` (already checked to start with http:// or https://).
+    pub fn new(allowed: AllowedOrigins, public_url: Option<&str>) -> OriginPolicy {
+        let public_origin = public_url.and_then(|url| {
+            let (scheme, rest) = url.split_once("://")?;
+            let authority = rest.split(['/', '?', '#']).next()?;
+            normalize_origin(&format!("{scheme}://{authority}")).ok()
+        });
+        OriginPolicy { allowed, public_origin }
+    }
+
+    /// Whether a page at `origin` may use this server; `headers` are the request's.
+    pub fn allows(&self, origin: &str, headers: &actix_web::http::header::HeaderMap) -> bool {
+        match &self.allowed {
             AllowedOrigins::Any => true,
             AllowedOrigins::Only(list) => {
-                list.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin)) || same_origin(origin, host)
+                let Ok(origin) = normalize_origin(origin) else { return false };
+                list.contains(&origin) || self.own_origin(headers).is_some_and(|own| own == origin)
             }
         }
     }
-}
 
-/// The origin's `host[:port]` is the host the request was sent to.
-fn same_origin(origin: &str, host: Option<&str>) -> bool {
-    let authority = origin.split_once("://").map(|(_, authority)| authority);
-    matches!((authority, host), (Some(a), Some(h)) if !a.is_empty() && a.eq_ignore_ascii_case(h))
+    /// Huddle's own origin for a request with these headers, if it can be told safely.
+    fn own_origin(&self, headers: &actix_web::http::header::HeaderMap) -> Option<String> {
+        if let Some(public) = &self.public_origin {
+            return Some(public.clone());
+        }
+        let host = headers.get(header::HOST)?.to_str().ok()?;
+        let name = match host.strip_prefix('[') {
+            Some(v6) => v6.split(']').next()?,
+            None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+        };
+        let trusted = name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok();
+        if !trusted {
+            return None;
+        }
+        let forwarded = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok());
+        let scheme = if forwarded.is_some_and(|p| p.trim().eq_ignore_ascii_case("https")) { "https" } else { "http" };
+        normalize_origin(&format!("{scheme}://{host}")).ok()
+    }
 }
 
 /// Checks one `scheme://host[:port]` entry and puts it in the form browsers send: lower
@@ -119,14 +159,10 @@ fn normalize_origin(entry: &str) -> Result<String, String> {
     })
 }
 
-fn host_of(headers: &actix_web::http::header::HeaderMap) -> Option<&str> {
-    headers.get(header::HOST).and_then(|h| h.to_str().ok())
-}
-
 /// The CORS layer: answers preflights and adds the `Access-Control-*` headers for allowed
 /// origins. A request from another origin still reaches its handler but gets no CORS headers,
 /// so the browser does not let the page read it (and never sends what needed a preflight).
-pub fn layer(allowed: &AllowedOrigins) -> Cors {
+pub fn layer(policy: &OriginPolicy) -> Cors {
     let cors = Cors::default()
         .allowed_methods(["GET", "HEAD", "POST", "DELETE", "OPTIONS"])
         .allowed_headers([
@@ -140,12 +176,12 @@ pub fn layer(allowed: &AllowedOrigins) -> Cors {
         .expose_headers([header::LOCATION, header::ETAG])
         .max_age(PREFLIGHT_MAX_AGE_SECS)
         .block_on_origin_mismatch(false);
-    match allowed {
+    match policy.allowed {
         AllowedOrigins::Any => cors.allow_any_origin(),
         AllowedOrigins::Only(_) => {
-            let allowed = allowed.clone();
+            let policy = policy.clone();
             cors.allowed_origin_fn(move |origin: &HeaderValue, head| {
-                origin.to_str().is_ok_and(|origin| allowed.allows(origin, host_of(&head.headers)))
+                origin.to_str().is_ok_and(|origin| policy.allows(origin, &head.headers))
             })
         }
     }
@@ -154,9 +190,9 @@ pub fn layer(allowed: &AllowedOrigins) -> Cors {
 /// Refuses a websocket upgrade from a page whose origin is not allowed (403, code 5022).
 /// Clients that send no `Origin` (servers, native apps, load generators) are not browsers
 /// and pass.
-pub fn check_websocket_origin(req: &HttpRequest, allowed: &AllowedOrigins) -> Result<(), ApiError> {
+pub fn check_websocket_origin(req: &HttpRequest, policy: &OriginPolicy) -> Result<(), ApiError> {
     let Some(origin) = req.headers().get(header::ORIGIN) else { return Ok(()) };
-    if origin.to_str().is_ok_and(|origin| allowed.allows(origin, host_of(req.headers()))) {
+    if origin.to_str().is_ok_and(|origin| policy.allows(origin, req.headers())) {
         return Ok(());
     }
     let shown = String::from_utf8_lossy(origin.as_bytes());
@@ -204,25 +240,58 @@ mod tests {
         }
     }
 
+    fn headers(pairs: &[(&str, &str)]) -> actix_web::http::header::HeaderMap {
+        let mut map = actix_web::http::header::HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(HeaderName::from_bytes(name.as_bytes()).unwrap(), HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
     #[test]
-    fn listed_and_same_origin_pages_are_allowed() {
-        let allowed = only(&["https://app.example.com"]);
-        assert!(allowed.allows("https://app.example.com", Some("huddle.example.com")));
-        assert!(allowed.allows("HTTPS://APP.example.com", None));
-        assert!(!allowed.allows("https://evil.example", Some("huddle.example.com")));
-        assert!(!allowed.allows("http://app.example.com", None), "the scheme is part of the origin");
-        assert!(!allowed.allows("null", Some("huddle.example.com")));
-        assert!(allowed.allows("http://huddle.example.com:8080", Some("huddle.example.com:8080")), "own origin");
-        assert!(!allowed.allows("http://huddle.example.com:9090", Some("huddle.example.com:8080")));
-        assert!(AllowedOrigins::Any.allows("null", None));
+    fn listed_pages_are_allowed_and_the_scheme_counts() {
+        let policy = OriginPolicy::new(only(&["https://app.example.com"]), None);
+        let none = headers(&[]);
+        assert!(policy.allows("https://app.example.com", &none));
+        assert!(policy.allows("HTTPS://APP.example.com:443", &none), "compared in normal form");
+        assert!(!policy.allows("https://evil.example", &none));
+        assert!(!policy.allows("http://app.example.com", &none), "the scheme is part of the origin");
+        assert!(!policy.allows("null", &none));
+        assert!(OriginPolicy::new(AllowedOrigins::Any, None).allows("null", &none));
+    }
+
+    #[test]
+    fn without_a_public_url_only_ip_and_localhost_hosts_count_as_own_origin() {
+        let policy = OriginPolicy::new(only(&["https://app.example.com"]), None);
+        let host = |h: &str| headers(&[("host", h)]);
+        assert!(policy.allows("http://127.0.0.1:8080", &host("127.0.0.1:8080")));
+        assert!(policy.allows("http://localhost:8080", &host("localhost:8080")));
+        assert!(policy.allows("http://[::1]:8080", &host("[::1]:8080")));
+        assert!(!policy.allows("https://127.0.0.1:8080", &host("127.0.0.1:8080")), "scheme differs");
+        assert!(!policy.allows("http://127.0.0.1:9090", &host("127.0.0.1:8080")), "port differs");
+        let proxied = headers(&[("host", "10.0.0.5"), ("x-forwarded-proto", "https")]);
+        assert!(policy.allows("https://10.0.0.5", &proxied));
+        assert!(!policy.allows("http://10.0.0.5", &proxied));
+        // DNS rebinding: the attacker's name points at Huddle; Host and Origin agree.
+        assert!(!policy.allows("http://evil.example:8080", &host("evil.example:8080")));
+    }
+
+    #[test]
+    fn with_a_public_url_only_its_origin_is_own() {
+        let policy = OriginPolicy::new(only(&["https://app.example.com"]), Some("https://huddle.example.com/base"));
+        let host = |h: &str| headers(&[("host", h)]);
+        assert!(policy.allows("https://huddle.example.com", &host("anything")));
+        assert!(!policy.allows("http://huddle.example.com", &host("huddle.example.com")), "scheme differs");
+        assert!(!policy.allows("http://evil.example", &host("evil.example")));
+        assert!(!policy.allows("http://127.0.0.1:8080", &host("127.0.0.1:8080")), "Host is not consulted");
     }
 
     #[test]
     fn the_websocket_refuses_other_origins_with_5022() {
         use actix_web::test::TestRequest;
-        let allowed = only(&["http://a.example"]);
+        let allowed = OriginPolicy::new(only(&["http://a.example"]), None);
         let request = |origin: Option<&str>| {
-            let mut request = TestRequest::get().uri("/ws").insert_header((header::HOST, "huddle.test"));
+            let mut request = TestRequest::get().uri("/ws").insert_header((header::HOST, "127.0.0.1:8080"));
             if let Some(origin) = origin {
                 request = request.insert_header((header::ORIGIN, origin));
             }
@@ -230,10 +299,11 @@ mod tests {
         };
         assert!(check_websocket_origin(&request(Some("http://a.example")), &allowed).is_ok());
         assert!(check_websocket_origin(&request(None), &allowed).is_ok());
-        assert!(check_websocket_origin(&request(Some("http://huddle.test")), &allowed).is_ok());
+        assert!(check_websocket_origin(&request(Some("http://127.0.0.1:8080")), &allowed).is_ok());
         let refused = check_websocket_origin(&request(Some("http://b.example")), &allowed).unwrap_err();
         assert_eq!(refused.code, ErrorCode::OriginNotAllowed);
         assert_eq!(refused.code.status().as_u16(), 403);
-        assert!(check_websocket_origin(&request(Some("http://b.example")), &AllowedOrigins::Any).is_ok());
+        let any = OriginPolicy::new(AllowedOrigins::Any, None);
+        assert!(check_websocket_origin(&request(Some("http://b.example")), &any).is_ok());
     }
 }

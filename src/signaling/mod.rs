@@ -15,7 +15,7 @@ use std::time::Duration;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use crate::api::cors::AllowedOrigins;
+use crate::api::cors::OriginPolicy;
 use crate::error::{ApiError, ErrorCode};
 use crate::rooms::RoomService;
 use crate::store::Store;
@@ -116,7 +116,7 @@ pub async fn websocket(
     body: web::Payload,
     query: web::Query<WsQuery>,
     ctx: web::Data<SignalingContext>,
-    origins: web::Data<AllowedOrigins>,
+    origins: web::Data<OriginPolicy>,
 ) -> Result<HttpResponse, ApiError> {
     crate::api::cors::check_websocket_origin(&req, &origins)?;
     let version_ok = query.v.as_deref().is_none_or(|v| v == protocol::PROTOCOL_VERSION.to_string());
