@@ -13,6 +13,7 @@
 //!   `localhost`. A DNS name is not trusted this way: a page of `http://evil.example` whose
 //!   name an attacker re-points at Huddle (DNS rebinding) sends `Host: evil.example` and the
 //!   matching `Origin`. Such names must be listed in `--allowed-origins` (or be the public URL).
+//!
 //! The scheme is always part of the comparison: `https://host` is not `http://host`.
 
 use actix_cors::Cors;
