@@ -145,3 +145,47 @@ async fn cli_refuses_bad_input_with_a_message() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("invalid database URL"));
 }
+
+/// What a store outage looks like from outside: `/readyz` 503 with 1007, signed requests and
+/// logins 503/1007 (never a 500 or 1000), and nothing re-created behind the operator's back.
+async fn outage_answers_1007(server: &Server, app: &TestApp) {
+    let (status, body) = server.get("/readyz").await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("1007"), "{body}");
+    let (status, reply) = server.signed_post(app, "/v1/tokens", r#"{"userId":"alice"}"#).await;
+    assert_eq!((status, reply["code"].as_u64()), (503, Some(1007)), "{reply}");
+    let mut client = ws::WsClient::connect(&server.base).await;
+    let token = mint(app, "alice", Some("r1"), false);
+    assert_eq!(client.fails("login", login_data(app, "r1", "alice", &token, false)).await, 1007);
+    assert!(!server.metrics().await.contains(r#"code="1000""#), "no internal error");
+}
+
+#[tokio::test]
+async fn a_deleted_sqlite_file_is_an_outage_and_is_not_recreated() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let used = create_app(&db);
+    let untouched = create_app(&db);
+    let server = Server::start(&db);
+    assert_eq!(server.signed_post(&used, "/v1/tokens", r#"{"userId":"alice"}"#).await.0, 200);
+    assert_eq!(server.get("/readyz").await.0, 200);
+    let path = db.dir.path().join("huddle.db");
+    std::fs::remove_file(&path).unwrap();
+    // The app never looked up has no cached copy: it needs the database.
+    outage_answers_1007(&server, &untouched).await;
+    assert!(!path.exists(), "the database file was re-created empty");
+}
+
+#[tokio::test]
+async fn a_postgres_database_dropped_while_running_is_an_outage() {
+    let db = TestDb::new(Db::Postgres).await;
+    let used = create_app(&db);
+    let untouched = create_app(&db);
+    let server = Server::start(&db);
+    assert_eq!(server.signed_post(&used, "/v1/tokens", r#"{"userId":"alice"}"#).await.0, 200);
+    let name = db.url.rsplit('/').next().unwrap().to_owned();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&postgres_admin_url()).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE {name} WITH (FORCE)"))).execute(&mut admin).await.unwrap();
+    outage_answers_1007(&server, &untouched).await;
+    drop(server);
+    db.cleanup().await;
+}

@@ -227,7 +227,7 @@ async fn encoder_session(
     if let Some(member) = snapshot.members.iter().find(|m| m.user.user_id == grant.user_id) {
         return Ok(member.session_id.clone());
     }
-    let max_users = ctx.store.active_app(room.app_id).await.map(|app| app.max_users_per_room).unwrap_or(u32::MAX);
+    let max_users = room_size_limit(&ctx.store, room.app_id).await?;
     let member = Member {
         user: user.clone(),
         session_id: encoder_session_id(grant),
@@ -242,6 +242,15 @@ async fn encoder_session(
     Ok(encoder_session_id(grant))
 }
 
+/// The app's room size limit. When it cannot be read the join fails (closed), rather than
+/// letting a room grow without a limit.
+async fn room_size_limit(store: &crate::store::Store, app_id: u32) -> Result<u32, RoomError> {
+    match store.active_app(app_id).await {
+        Ok(app) => Ok(app.max_users_per_room),
+        Err(err) => Err(RoomError::Unavailable(format!("the app's room size limit cannot be read: {err}"))),
+    }
+}
+
 async fn notify(
     ctx: &SignalingContext,
     room: &RoomKey,
@@ -253,4 +262,27 @@ async fn notify(
     let Some(session_id) = grant.session_id.clone() else { return Ok(()) };
     let event = RoomEvent::MediaState { session_id, stream_id: grant.stream_id.clone(), role, state, error_code };
     ctx.rooms.backend().publish(room, event).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_room_size_limit_fails_closed_when_the_store_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huddle.db");
+        let store = crate::store::Store::open(&format!("sqlite://{}", path.display())).await.unwrap();
+        let new = crate::store::NewApp { max_users_per_room: Some(7), name: "a".into(), ..Default::default() };
+        let app = store.create_app(new).await.unwrap();
+        assert_eq!(room_size_limit(&store, app.app_id).await, Ok(7));
+        let unknown = room_size_limit(&store, app.app_id.wrapping_add(1)).await;
+        assert!(matches!(unknown, Err(RoomError::Unavailable(_))), "{unknown:?}");
+        std::fs::remove_file(&path).unwrap();
+        let other = crate::store::NewApp { name: "b".into(), ..Default::default() };
+        assert!(store.create_app(other).await.is_err());
+        // Not cached (found only after the outage began): the limit is unknown, so no join.
+        let outage = room_size_limit(&store, 4_000_000_000).await;
+        assert!(matches!(outage, Err(RoomError::Unavailable(_))), "{outage:?}");
+    }
 }

@@ -121,7 +121,7 @@ impl Store {
             .bind(app.created_at)
             .bind(i64::from(app.disabled))
             .bind(i64::from(app.max_users_per_room))
-            .execute(&self.pool)
+            .execute(self.pool()?)
             .await?
             .rows_affected();
             if inserted == 1 {
@@ -135,14 +135,16 @@ impl Store {
     }
 
     pub async fn list_apps(&self) -> Result<Vec<App>, StoreError> {
-        let rows: Vec<AppRow> = sqlx::query_as(select_app!("ORDER BY app_id")).fetch_all(&self.pool).await?;
+        let rows: Vec<AppRow> = sqlx::query_as(select_app!("ORDER BY app_id")).fetch_all(self.pool()?).await?;
         Ok(rows.into_iter().map(App::from).collect())
     }
 
     /// Reads an app from the database, bypassing the cache.
     pub async fn find_app(&self, app_id: u32) -> Result<Option<App>, StoreError> {
-        let row: Option<AppRow> =
-            sqlx::query_as(select_app!("WHERE app_id = $1")).bind(i64::from(app_id)).fetch_optional(&self.pool).await?;
+        let row: Option<AppRow> = sqlx::query_as(select_app!("WHERE app_id = $1"))
+            .bind(i64::from(app_id))
+            .fetch_optional(self.pool()?)
+            .await?;
         Ok(row.map(App::from))
     }
 
@@ -172,7 +174,7 @@ impl Store {
         let updated = sqlx::query("UPDATE apps SET server_secret = $1 WHERE app_id = $2")
             .bind(secret::generate())
             .bind(i64::from(app_id))
-            .execute(&self.pool)
+            .execute(self.pool()?)
             .await?
             .rows_affected();
         self.apps.forget(app_id);
@@ -187,7 +189,7 @@ impl Store {
         let updated = sqlx::query("UPDATE apps SET disabled = $1 WHERE app_id = $2")
             .bind(i64::from(disabled))
             .bind(i64::from(app_id))
-            .execute(&self.pool)
+            .execute(self.pool()?)
             .await?
             .rows_affected();
         self.apps.forget(app_id);

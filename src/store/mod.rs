@@ -37,13 +37,39 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(err: sqlx::Error) -> Self {
-        match err {
-            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed => {
-                StoreError::Unavailable(err.to_string())
-            }
-            other => StoreError::Database(other),
+        match &err {
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::Protocol(_)
+            | sqlx::Error::WorkerCrashed => StoreError::Unavailable(err.to_string()),
+            sqlx::Error::Database(db) if database_unavailable(db.as_ref()) => StoreError::Unavailable(err.to_string()),
+            _ => StoreError::Database(err),
         }
     }
+}
+
+/// Errors that say the database itself is gone or unusable, not that a query was wrong:
+/// the client should retry later (1007), and `/readyz` fails meanwhile.
+fn database_unavailable(error: &dyn sqlx::error::DatabaseError) -> bool {
+    if let Some(pg) = error.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
+        let code = pg.code();
+        // 08 connection exception, 53 insufficient resources, 57 operator intervention (the
+        // server shutting down, the connection terminated), 58 system error, 3D000 the
+        // database does not exist (dropped while running), 42P01 a table does not exist.
+        return ["08", "53", "57", "58"].iter().any(|class| code.starts_with(class))
+            || code == "3D000"
+            || code == "42P01";
+    }
+    if error.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+        let primary = error.code().and_then(|code| code.parse::<i32>().ok()).map(|code| code & 0xff);
+        // BUSY, LOCKED, READONLY, IOERR, CORRUPT, FULL, CANTOPEN, NOTADB; and a schema that is
+        // not there (the file was replaced by an empty one).
+        return matches!(primary, Some(5 | 6 | 8 | 10 | 11 | 13 | 14 | 26))
+            || error.message().starts_with("no such table");
+    }
+    false
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -77,17 +103,52 @@ pub struct Store {
     pool: AnyPool,
     backend: Backend,
     apps: AppCache,
+    /// The SQLite file the store opened, to notice when it is deleted or replaced.
+    sqlite_file: Option<FileIdentity>,
+}
+
+/// Which file a path named when the store opened it (device and inode).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct FileIdentity {
+    path: std::path::PathBuf,
+    device: u64,
+    inode: u64,
+}
+
+impl FileIdentity {
+    fn of(path: &Path) -> std::io::Result<FileIdentity> {
+        use std::os::unix::fs::MetadataExt;
+        let metadata = std::fs::metadata(path)?;
+        Ok(FileIdentity { path: path.to_owned(), device: metadata.dev(), inode: metadata.ino() })
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        match FileIdentity::of(&self.path) {
+            Ok(now) if now == *self => Ok(()),
+            Ok(_) => Err(StoreError::Unavailable(format!("{} was replaced by another file", self.path.display()))),
+            Err(err) => Err(StoreError::Unavailable(format!("{}: {err}", self.path.display()))),
+        }
+    }
 }
 
 impl Store {
     /// Connects and applies pending migrations. A SQLite file and its directory are created
-    /// when missing.
+    /// here, when missing, and nowhere else: the pool's connections open the file read-write
+    /// without creating it, so a database file deleted while running makes requests fail
+    /// (1007) instead of silently starting an empty database.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         let backend = Backend::of_url(url)?;
         sqlx::any::install_default_drivers();
-        let url = match backend {
-            Backend::Sqlite => prepare_sqlite_url(url)?,
-            Backend::Postgres => url.to_owned(),
+        let (url, sqlite_file) = match backend {
+            Backend::Sqlite => match prepare_sqlite_url(url)? {
+                (url, Some(path)) => {
+                    let identity = FileIdentity::of(&path)
+                        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+                    (url, Some(identity))
+                }
+                (url, None) => (url, None),
+            },
+            Backend::Postgres => (url.to_owned(), None),
         };
         let pool = AnyPoolOptions::new()
             .max_connections(match backend {
@@ -98,7 +159,7 @@ impl Store {
             .acquire_timeout(Duration::from_secs(5))
             .connect(&url)
             .await?;
-        let store = Store { pool, backend, apps: AppCache::new(apps::CACHE_TTL) };
+        let store = Store { pool, backend, apps: AppCache::new(apps::CACHE_TTL), sqlite_file };
         store.migrate().await?;
         Ok(store)
     }
@@ -111,13 +172,23 @@ impl Store {
         migrator.run(&self.pool).await.map_err(|e| StoreError::Migration(e.to_string()))
     }
 
+    /// The pool, unless the SQLite file it reads was deleted or replaced: connections still
+    /// open would go on serving the orphaned file, so every query refuses instead (1007).
+    fn pool(&self) -> Result<&AnyPool, StoreError> {
+        if let Some(file) = &self.sqlite_file {
+            file.check()?;
+        }
+        Ok(&self.pool)
+    }
+
     pub fn backend(&self) -> Backend {
         self.backend
     }
 
-    /// A trivial query, for `/readyz`.
+    /// For `/readyz`: the database answers, holds the schema, and (SQLite) is still the file
+    /// the store opened.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        sqlx::query("SELECT app_id FROM apps LIMIT 1").fetch_optional(self.pool()?).await?;
         Ok(())
     }
 
@@ -126,20 +197,29 @@ impl Store {
     }
 }
 
-/// `sqlite:path` / `sqlite://path` → a URL that creates the file, after creating its directory.
-fn prepare_sqlite_url(url: &str) -> Result<String, StoreError> {
+/// `sqlite:path` / `sqlite://path` → a URL that opens the file read-write without creating it,
+/// after creating its directory and the (empty) file when missing; plus the file's path
+/// (`None` for in-memory databases).
+fn prepare_sqlite_url(url: &str) -> Result<(String, Option<std::path::PathBuf>), StoreError> {
     let rest = url.trim_start_matches("sqlite:").trim_start_matches("//");
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if path.is_empty() || path == ":memory:" {
-        return Ok(url.to_owned());
+    if path.is_empty() || path == ":memory:" || query.contains("mode=memory") {
+        return Ok((url.to_owned(), None));
     }
-    if let Some(dir) = Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+    let file = Path::new(path);
+    if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", dir.display())))?;
     }
-    let mode = if query.contains("mode=") { String::new() } else { "mode=rwc".to_owned() };
-    let query = [query, mode.as_str()].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join("&");
-    Ok(format!("sqlite://{path}?{query}"))
+    // An empty file is an empty SQLite database; migrations fill it.
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .map_err(|e| StoreError::Unavailable(format!("cannot create {}: {e}", file.display())))?;
+    let others = query.split('&').filter(|p| !p.is_empty() && !p.starts_with("mode="));
+    let query = others.chain(std::iter::once("mode=rw")).collect::<Vec<_>>().join("&");
+    Ok((format!("sqlite://{path}?{query}"), Some(file.to_owned())))
 }
 
 /// Hides the password in a database URL before it reaches a log line or error message.
@@ -161,13 +241,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sqlite_urls_get_create_mode() {
+    fn sqlite_files_are_created_once_and_opened_without_create_mode() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("sub/huddle.db");
-        let url = prepare_sqlite_url(&format!("sqlite://{}", path.display())).unwrap();
-        assert_eq!(url, format!("sqlite://{}?mode=rwc", path.display()));
-        assert!(path.parent().unwrap().is_dir());
-        assert_eq!(prepare_sqlite_url("sqlite::memory:").unwrap(), "sqlite::memory:");
+        let (url, file) = prepare_sqlite_url(&format!("sqlite://{}?mode=rwc", path.display())).unwrap();
+        assert_eq!(url, format!("sqlite://{}?mode=rw", path.display()));
+        assert_eq!(file.as_deref(), Some(path.as_path()));
+        assert!(path.is_file());
+        assert_eq!(prepare_sqlite_url("sqlite::memory:").unwrap(), ("sqlite::memory:".to_owned(), None));
     }
 
     #[test]
