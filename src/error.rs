@@ -53,7 +53,7 @@ macro_rules! error_codes {
 error_codes! {
     Internal = 1000, INTERNAL_SERVER_ERROR, "Unexpected server error; details are in the server log.";
     NotFound = 1001, NOT_FOUND, "No such route.";
-    MethodNotAllowed = 1002, METHOD_NOT_ALLOWED, "The route exists but not for this HTTP method.";
+    MethodNotAllowed = 1002, METHOD_NOT_ALLOWED, "The route exists but not for this HTTP method; the `Allow` header lists the methods it takes.";
     UnsupportedContentType = 1003, UNSUPPORTED_MEDIA_TYPE, "The body's Content-Type is not what the route takes (`application/json`; `application/sdp` on relay routes).";
     BodyTooLarge = 1004, PAYLOAD_TOO_LARGE, "The body is larger than 64 KiB.";
     MalformedJson = 1005, BAD_REQUEST, "The body is not valid JSON.";

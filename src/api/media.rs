@@ -7,6 +7,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use actix_web::http::Method;
 use actix_web::http::header::{AUTHORIZATION, HOST, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
@@ -309,24 +310,8 @@ pub async fn create_grant(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/grants")
-            .route(web::post().to(create_grant))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/relay/v1/publish/{stream_id}")
-            .route(web::post().to(publish))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/relay/v1/play/{stream_id}")
-            .route(web::post().to(play))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/relay/v1/sessions/{session_id}")
-            .route(web::delete().to(end_session))
-            .default_service(web::to(super::method_not_allowed)),
-    );
+    cfg.service(super::resource("/v1/grants", [(Method::POST, web::to(create_grant))]))
+        .service(super::resource("/relay/v1/publish/{stream_id}", [(Method::POST, web::to(publish))]))
+        .service(super::resource("/relay/v1/play/{stream_id}", [(Method::POST, web::to(play))]))
+        .service(super::resource("/relay/v1/sessions/{session_id}", [(Method::DELETE, web::to(end_session))]));
 }

@@ -1,5 +1,6 @@
 //! `POST /v1/tokens`: a business server mints a token for one of its users.
 
+use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -84,9 +85,5 @@ pub async fn create_token(request: Signed<TokenRequest>) -> Result<HttpResponse,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/tokens")
-            .route(web::post().to(create_token))
-            .default_service(web::to(super::method_not_allowed)),
-    );
+    cfg.service(super::resource("/v1/tokens", [(Method::POST, web::to(create_token))]));
 }
