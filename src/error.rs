@@ -61,7 +61,7 @@ error_codes! {
     ServiceUnavailable = 1007, SERVICE_UNAVAILABLE, "The store or Redis cannot be reached; retry later.";
     InvalidQuery = 1008, BAD_REQUEST, "A query parameter is missing or malformed.";
     MissingAuthHeader = 2001, UNAUTHORIZED, "A required `X-Huddle-*` signature header is missing.";
-    InvalidAuthHeader = 2002, BAD_REQUEST, "A signature header is malformed (app id not a number, nonce not 8-64 printable characters, ...).";
+    InvalidAuthHeader = 2002, BAD_REQUEST, "A signature header is malformed (app id not a number, nonce not 8-64 printable characters, ...) or sent more than once.";
     UnknownApp = 2003, UNAUTHORIZED, "No app has this app id.";
     AppDisabled = 2004, FORBIDDEN, "The app exists but is disabled.";
     BadSignature = 2005, UNAUTHORIZED, "The signature does not match the request.";

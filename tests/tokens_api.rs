@@ -166,6 +166,47 @@ async fn header_app_and_transport_refusals() {
 }
 
 #[tokio::test]
+async fn repeated_signature_headers_are_refused_by_name() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let app = create_app(&db);
+    let server = Server::start(&db);
+    let body = r#"{"userId":"alice"}"#;
+    for (header, name) in [
+        ("x-huddle-appid", "X-Huddle-AppId"),
+        ("x-huddle-timestamp", "X-Huddle-Timestamp"),
+        ("x-huddle-nonce", "X-Huddle-Nonce"),
+        ("x-huddle-signature", "X-Huddle-Signature"),
+    ] {
+        // The same value twice, and a second value that a proxy might read instead of ours.
+        for second in [None, Some("another-value-12345")] {
+            let mut request = SignedRequest::new(&app, "POST", TOKENS, body);
+            let first = request.headers.iter().find(|(n, _)| n == header).unwrap().1.clone();
+            request.headers.push((header.to_owned(), second.map_or(first, str::to_owned)));
+            let (status, reply) = server.send(&request).await;
+            assert_eq!((status, code(&reply)), (400, 2002), "{header} twice ({second:?}): {reply}");
+            assert!(reply["message"].as_str().unwrap().contains(name), "{reply}");
+        }
+    }
+    // A value with bytes outside visible ASCII is there, just malformed (it was read as missing).
+    let request = SignedRequest::new(&app, "POST", TOKENS, body).without_header("x-huddle-nonce");
+    let mut builder = server.http.post(server.url(TOKENS)).body(body);
+    for (name, value) in &request.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let nonce = reqwest::header::HeaderValue::from_bytes(b"n\xf6nce-1234").unwrap();
+    let response = builder.header("x-huddle-nonce", nonce).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let reply: Value = response.json().await.unwrap();
+    assert_eq!(code(&reply), 2002, "{reply}");
+    assert!(reply["message"].as_str().unwrap().contains("X-Huddle-Nonce"), "{reply}");
+
+    // Each header once still passes.
+    assert_eq!(server.signed_post(&app, TOKENS, body).await.0, 200);
+    let metrics = server.metrics().await;
+    assert!(metrics.contains(r#"huddle_signature_failures_total{reason="invalid_header"} 9"#), "{metrics}");
+}
+
+#[tokio::test]
 async fn body_refusals_each_have_their_code() {
     let db = TestDb::new(Db::Sqlite).await;
     let app = create_app(&db);

@@ -1,8 +1,8 @@
 //! `Signed<T>`: the extractor for every route a business server calls.
 //!
-//! Order of checks, cheapest and least revealing first: headers present and well formed →
-//! JSON content type → body within 64 KiB → timestamp in window → app known and enabled →
-//! signature → nonce unused → JSON body parses. The nonce is claimed only after the
+//! Order of checks, cheapest and least revealing first: headers present, each sent once, and
+//! well formed → JSON content type → body within 64 KiB → timestamp in window → app known and
+//! enabled → signature → nonce unused → JSON body parses. The nonce is claimed only after the
 //! signature verified, so nobody without the secret can burn nonces.
 
 use actix_web::dev::Payload;
@@ -75,7 +75,8 @@ impl From<AuthFailure> for ApiError {
 async fn authenticate(req: &HttpRequest, payload: Payload) -> Result<(App, web::Bytes), AuthFailure> {
     let state =
         req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal("AppState missing from app data"))?;
-    let headers = SignedHeaders::parse(|name| req.headers().get(name).and_then(|v| v.to_str().ok()))?;
+    // A value that is not visible ASCII reads as "", which each header's check refuses (2002).
+    let headers = SignedHeaders::parse(|name| req.headers().get_all(name).map(|v| v.to_str().unwrap_or("")))?;
     require_content_type(req, "application/json")?;
     let body = read_body(req, payload).await?;
     headers.check_timestamp(unix_now())?;
