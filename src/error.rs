@@ -70,7 +70,7 @@ error_codes! {
     InvalidUserId = 3001, BAD_REQUEST, "userId is empty, longer than 64 bytes, or has characters outside `A-Za-z0-9_.~-@:`.";
     InvalidRoomId = 3002, BAD_REQUEST, "roomId is empty, longer than 128 bytes, or has characters outside `A-Za-z0-9_.~-`.";
     InvalidStreamId = 3003, BAD_REQUEST, "A streamId is empty, longer than 256 bytes, or has characters outside `A-Za-z0-9_.~-`.";
-    TtlOutOfRange = 3004, BAD_REQUEST, "ttlSeconds must be between 1 and 86400.";
+    TtlOutOfRange = 3004, BAD_REQUEST, "ttlSeconds is out of range: 1-86400 for tokens, 1-60 for media grants.";
     TooManyStreamIds = 3005, BAD_REQUEST, "streamIds holds more than 64 entries.";
     TokenMalformed = 4001, UNAUTHORIZED, "The token is not a Huddle token (not a JWT, wrong algorithm, missing claims).";
     TokenBadSignature = 4002, UNAUTHORIZED, "The token was not signed with this app's server secret.";

@@ -242,6 +242,41 @@ async fn body_refusals_each_have_their_code() {
     assert!(!server.metrics().await.contains(r#"status="500""#), "no case may end in a 500");
 }
 
+/// `ttlSeconds` on both signed routes that take one: any whole number outside the route's range
+/// (zero, negative, too large, beyond 64 bits) is 3004; what is not a whole number is 1006.
+#[tokio::test]
+async fn ttl_seconds_is_checked_alike_on_tokens_and_grants() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let app = create_app(&db);
+    let server = Server::start(&db);
+    let routes = [
+        (TOKENS, r#"{"userId":"alice","ttlSeconds":TTL}"#, 86400),
+        ("/v1/grants", r#"{"roomId":"r1","userId":"obs","streamId":"cam","action":"publish","ttlSeconds":TTL}"#, 60),
+    ];
+    for (path, template, max) in routes {
+        let body = |ttl: &str| template.replace("TTL", ttl);
+        let above = (max + 1).to_string();
+        for ttl in ["0", "-1", "-86400", above.as_str(), "100000000000000000000", "-100000000000000000000", "1e300"] {
+            let (status, reply) = server.signed_post(&app, path, &body(ttl)).await;
+            assert_eq!((status, code(&reply)), (400, 3004), "{path} ttlSeconds {ttl}: {reply}");
+            let message = reply["message"].as_str().unwrap();
+            assert!(message.contains("ttlSeconds") && message.contains(&format!("1 and {max}")), "{message}");
+        }
+        for ttl in ["1.5", "-0.5", r#""60""#, "true", "[60]"] {
+            let (status, reply) = server.signed_post(&app, path, &body(ttl)).await;
+            assert_eq!((status, code(&reply)), (400, 1006), "{path} ttlSeconds {ttl}: {reply}");
+        }
+        let maximum = max.to_string();
+        for (ttl, lifetime) in [("1", 1), (maximum.as_str(), max), ("30.0", 30), ("null", max.min(3600))] {
+            let (status, reply) = server.signed_post(&app, path, &body(ttl)).await;
+            assert_eq!(status, 200, "{path} ttlSeconds {ttl}: {reply}");
+            let claims = jwt_claims(reply["token"].as_str().or(reply["grant"].as_str()).unwrap());
+            let issued = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+            assert_eq!(issued, lifetime as i64, "{path} ttlSeconds {ttl}");
+        }
+    }
+}
+
 #[tokio::test]
 async fn nonces_are_shared_between_workers_through_redis() {
     let db = TestDb::new(Db::Postgres).await;

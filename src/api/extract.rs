@@ -10,7 +10,8 @@ use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Error as _, Unexpected};
+use serde::{Deserialize, Deserializer};
 use utoipa::IntoParams;
 
 use crate::app::AppState;
@@ -135,6 +136,37 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         };
         ApiError::new(code, format!("body: {err}"))
     })
+}
+
+/// `ttlSeconds` as the client sent it: any JSON number without a fractional part, whatever its
+/// sign or size, so that a lifetime out of range is refused by [`TtlSeconds::within`] (3004,
+/// naming the range) and not by the JSON parser (1006), alike on every route. `1.5`, `"60"` and
+/// other non-integers are type errors (1006). `30.0` is 30, as JSON Schema's `integer` has it.
+#[derive(Debug, Clone)]
+pub struct TtlSeconds(serde_json::Number);
+
+impl<'de> Deserialize<'de> for TtlSeconds {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let number = serde_json::Number::deserialize(deserializer)?;
+        match number.as_f64() {
+            Some(fraction) if number.is_f64() && fraction.fract() != 0.0 => {
+                Err(D::Error::invalid_type(Unexpected::Float(fraction), &"a whole number of seconds"))
+            }
+            _ => Ok(TtlSeconds(number)),
+        }
+    }
+}
+
+impl TtlSeconds {
+    /// The lifetime, if it is 1 to `max` seconds.
+    pub fn within(&self, max: u64) -> Result<u64, ApiError> {
+        // Floats are whole here; `as` saturates, so negatives become 0 and huge ones u64::MAX.
+        let seconds = self.0.as_u64().unwrap_or_else(|| self.0.as_f64().map_or(0, |f| f as u64));
+        if (1..=max).contains(&seconds) {
+            return Ok(seconds);
+        }
+        Err(ApiError::new(ErrorCode::TtlOutOfRange, format!("ttlSeconds must be between 1 and {max}, got {}", self.0)))
+    }
 }
 
 /// The signature headers, for the OpenAPI document.

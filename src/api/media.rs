@@ -13,7 +13,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{SignatureHeaderParams, Signed, read_body, require_content_type};
+use super::extract::{SignatureHeaderParams, Signed, TtlSeconds, read_body, require_content_type};
 use crate::app::AppState;
 use crate::auth::grant::{self, GrantClaims, GrantSpec, MediaAction};
 use crate::auth::unix_now;
@@ -257,8 +257,8 @@ pub struct GrantRequest {
     pub stream_id: String,
     pub action: MediaAction,
     /// 1–60 seconds; default 60. The grant only has to last until the offer is posted.
-    #[schema(minimum = 1, maximum = 60)]
-    pub ttl_seconds: Option<u64>,
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 60)]
+    pub ttl_seconds: Option<TtlSeconds>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -294,6 +294,7 @@ pub async fn create_grant(
 ) -> Result<HttpResponse, ApiError> {
     let node = node(&state)?;
     let body = request.body;
+    let ttl_secs = body.ttl_seconds.map(|ttl| ttl.within(grant::MAX_GRANT_TTL_SECS)).transpose()?;
     let spec = GrantSpec {
         room_id: body.room_id,
         user_id: body.user_id,
@@ -302,7 +303,7 @@ pub async fn create_grant(
         session_id: None,
         user_name: None,
         extra_info: None,
-        ttl_secs: body.ttl_seconds.unwrap_or(grant::MAX_GRANT_TTL_SECS),
+        ttl_secs: ttl_secs.unwrap_or(grant::MAX_GRANT_TTL_SECS),
     };
     let (grant, claims) = grant::issue(request.app.app_id, request.app.server_secret.as_bytes(), spec, unix_now())?;
     let url = node.url_for(claims.action, &claims.stream_id, base_url_of(&req).as_deref());

@@ -5,7 +5,7 @@ use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{SignatureHeaderParams, Signed};
+use super::extract::{SignatureHeaderParams, Signed, TtlSeconds};
 use crate::auth::token::{self, TokenSpec};
 use crate::auth::{Privileges, unix_now};
 use crate::error::{ApiError, ErrorBody};
@@ -26,8 +26,8 @@ pub struct TokenRequest {
     /// With publishStream: the only stream ids the user may publish (at most 64).
     pub stream_ids: Option<Vec<String>>,
     /// Lifetime, 1–86400 seconds. Default 3600.
-    #[schema(minimum = 1, maximum = 86400, example = 3600)]
-    pub ttl_seconds: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 86400, example = 3600)]
+    pub ttl_seconds: Option<TtlSeconds>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -41,11 +41,7 @@ pub struct TokenResponse {
 
 impl TokenRequest {
     fn into_spec(self) -> Result<TokenSpec, ApiError> {
-        // Negative or zero lifetimes are a range error, not a type error.
-        let ttl_secs = match self.ttl_seconds {
-            Some(ttl) if ttl < 1 => return Err(token::TokenError::TtlOutOfRange(0).into()),
-            other => other.map(|ttl| ttl as u64),
-        };
+        let ttl_secs = self.ttl_seconds.map(|ttl| ttl.within(token::MAX_TTL_SECS)).transpose()?;
         Ok(TokenSpec {
             user_id: self.user_id,
             room_id: self.room_id,
