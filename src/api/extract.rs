@@ -174,17 +174,24 @@ impl TtlSeconds {
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
 pub struct SignatureHeaderParams {
-    /// The calling app's id.
-    #[param(rename = "X-Huddle-AppId", example = "1234567890")]
+    /// The calling app's id, in decimal without leading zeros.
+    #[param(rename = "X-Huddle-AppId", value_type = i64, minimum = 1, maximum = 4294967295_i64, example = "1234567890")]
     app_id: u32,
-    /// Unix time in seconds; must be within 300 s of the server clock.
-    #[param(rename = "X-Huddle-Timestamp", example = "1764096000")]
+    /// Unix time in seconds, in decimal without leading zeros; must be within 300 s of the
+    /// server clock.
+    #[param(rename = "X-Huddle-Timestamp", minimum = 0, example = "1764096000")]
     timestamp: i64,
-    /// 8–64 printable ASCII characters, never reused by this app within 10 minutes.
-    #[param(rename = "X-Huddle-Nonce", example = "4f1c2a9e7b3d")]
+    /// 8–64 printable ASCII characters (no spaces), never reused by this app within 10 minutes.
+    #[param(
+        rename = "X-Huddle-Nonce",
+        min_length = 8,
+        max_length = 64,
+        pattern = "^[!-~]+$",
+        example = "4f1c2a9e7b3d"
+    )]
     nonce: String,
     /// Lowercase hex HMAC-SHA256 of `appId\ntimestamp\nnonce\nMETHOD\npathAndQuery\nhex(sha256(body))`
-    /// keyed with the server secret.
-    #[param(rename = "X-Huddle-Signature")]
+    /// keyed with the server secret (upper case hex is accepted too).
+    #[param(rename = "X-Huddle-Signature", min_length = 64, max_length = 64, pattern = "^[0-9a-fA-F]+$")]
     signature: String,
 }

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{SignatureHeaderParams, Signed, TtlSeconds, read_body, require_content_type};
+use super::schema::{RoomId, StreamId, UserId};
 use crate::app::AppState;
 use crate::auth::grant::{self, GrantClaims, GrantSpec, MediaAction};
 use crate::auth::unix_now;
@@ -178,7 +179,7 @@ async fn offer_answer(
 
 /// Publish a stream (WHIP): SDP offer in, SDP answer out.
 #[utoipa::path(post, path = "/relay/v1/publish/{streamId}", tag = "relay",
-    params(("streamId" = String, Path, description = "The stream to publish; must match the grant")),
+    params(("streamId" = StreamId, Path, description = "The stream to publish; must match the grant")),
     request_body(content = String, content_type = "application/sdp", description = "SDP offer (sendonly audio/video)"),
     security(("mediaGrant" = [])),
     responses(
@@ -202,7 +203,7 @@ pub async fn publish(
 
 /// Play a stream (WHEP): SDP offer in, SDP answer out.
 #[utoipa::path(post, path = "/relay/v1/play/{streamId}", tag = "relay",
-    params(("streamId" = String, Path, description = "The stream to play; must match the grant")),
+    params(("streamId" = StreamId, Path, description = "The stream to play; must match the grant")),
     request_body(content = String, content_type = "application/sdp", description = "SDP offer (recvonly audio/video)"),
     security(("mediaGrant" = [])),
     responses(
@@ -249,11 +250,11 @@ pub async fn end_session(path: web::Path<String>, state: web::Data<AppState>) ->
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrantRequest {
-    #[schema(example = "room-1")]
+    #[schema(value_type = RoomId)]
     pub room_id: String,
-    #[schema(example = "obs-studio")]
+    #[schema(value_type = UserId)]
     pub user_id: String,
-    #[schema(example = "stage-cam")]
+    #[schema(value_type = StreamId)]
     pub stream_id: String,
     pub action: MediaAction,
     /// 1–60 seconds; default 60. The grant only has to last until the offer is posted.
@@ -278,9 +279,9 @@ pub struct GrantResponse {
     security(("huddleSignature" = [])),
     responses(
         (status = 200, description = "Grant issued", body = GrantResponse),
-        (status = 400, description = "1005 malformed JSON, 1006 invalid body, 2002 malformed signature header, \\
+        (status = 400, description = "1005 malformed JSON, 1006 invalid body, 2002 malformed signature header, \
             3001 invalid userId, 3002 invalid roomId, 3003 invalid streamId, 3004 ttl out of range", body = ErrorBody),
-        (status = 401, description = "2001 missing header, 2003 unknown app, 2005 bad signature, \\
+        (status = 401, description = "2001 missing header, 2003 unknown app, 2005 bad signature, \
             2006 stale timestamp, 2007 nonce reused", body = ErrorBody),
         (status = 403, description = "2004 app disabled", body = ErrorBody),
         (status = 413, description = "1004 body larger than 64 KiB", body = ErrorBody),

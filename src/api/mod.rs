@@ -7,6 +7,7 @@ pub mod dev;
 pub mod extract;
 pub mod media;
 pub mod ops;
+pub mod schema;
 pub mod tokens;
 
 use std::sync::LazyLock;
@@ -46,6 +47,9 @@ use crate::error::{ApiError, ErrorBody, ErrorCode};
     ),
     components(schemas(
         ErrorBody,
+        schema::UserId,
+        schema::RoomId,
+        schema::StreamId,
         tokens::TokenRequest,
         tokens::TokenResponse,
         media::GrantRequest,
@@ -72,7 +76,8 @@ impl Modify for SignatureScheme {
             "huddleSignature",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-Huddle-Signature",
-                "HMAC-SHA256 request signature; also send X-Huddle-AppId, X-Huddle-Timestamp and X-Huddle-Nonce.",
+                "HMAC-SHA256 request signature; also send X-Huddle-AppId, X-Huddle-Timestamp and X-Huddle-Nonce, \
+                 each of the four exactly once.",
             ))),
         );
         components.add_security_scheme(

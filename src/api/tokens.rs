@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::extract::{SignatureHeaderParams, Signed, TtlSeconds};
+use super::schema::{RoomId, StreamId, UserId};
 use crate::auth::token::{self, TokenSpec};
 use crate::auth::{Privileges, unix_now};
 use crate::error::{ApiError, ErrorBody};
@@ -15,15 +16,16 @@ use crate::metrics;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenRequest {
-    /// The user the token is for (1–64 bytes of `A-Za-z0-9_.~-@:`).
-    #[schema(example = "alice")]
+    /// The user the token is for.
+    #[schema(value_type = UserId)]
     pub user_id: String,
-    /// Bind the token to this room (1–128 bytes of `A-Za-z0-9_.~-`); omitted: any room.
-    #[schema(example = "room-1")]
+    /// Bind the token to this room; omitted: any room.
+    #[schema(value_type = Option<RoomId>)]
     pub room_id: Option<String>,
     /// Default: `{"loginRoom": true, "publishStream": false}`.
     pub privileges: Option<Privileges>,
     /// With publishStream: the only stream ids the user may publish (at most 64).
+    #[schema(value_type = Option<Vec<StreamId>>, max_items = 64)]
     pub stream_ids: Option<Vec<String>>,
     /// Lifetime, 1–86400 seconds. Default 3600.
     #[schema(value_type = Option<i64>, minimum = 1, maximum = 86400, example = 3600)]
