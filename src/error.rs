@@ -53,7 +53,7 @@ macro_rules! error_codes {
 error_codes! {
     Internal = 1000, INTERNAL_SERVER_ERROR, "Unexpected server error; details are in the server log.";
     NotFound = 1001, NOT_FOUND, "No such route.";
-    MethodNotAllowed = 1002, METHOD_NOT_ALLOWED, "The route exists but not for this HTTP method.";
+    MethodNotAllowed = 1002, METHOD_NOT_ALLOWED, "The route exists but not for this HTTP method; the `Allow` header lists the methods it takes.";
     UnsupportedContentType = 1003, UNSUPPORTED_MEDIA_TYPE, "The body's Content-Type is not what the route takes (`application/json`; `application/sdp` on relay routes).";
     BodyTooLarge = 1004, PAYLOAD_TOO_LARGE, "The body is larger than 64 KiB.";
     MalformedJson = 1005, BAD_REQUEST, "The body is not valid JSON.";
@@ -62,7 +62,7 @@ error_codes! {
     InvalidQuery = 1008, BAD_REQUEST, "A query parameter is missing or malformed.";
     DevAppOnly = 1009, FORBIDDEN, "`GET /dev/token` mints tokens of the dev app (1) only.";
     MissingAuthHeader = 2001, UNAUTHORIZED, "A required `X-Huddle-*` signature header is missing.";
-    InvalidAuthHeader = 2002, BAD_REQUEST, "A signature header is malformed (app id not a number, nonce not 8-64 printable characters, ...).";
+    InvalidAuthHeader = 2002, BAD_REQUEST, "A signature header is malformed (app id not a number, nonce not 8-64 printable characters, ...) or sent more than once.";
     UnknownApp = 2003, UNAUTHORIZED, "No app has this app id.";
     AppDisabled = 2004, FORBIDDEN, "The app exists but is disabled.";
     BadSignature = 2005, UNAUTHORIZED, "The signature does not match the request.";
@@ -72,7 +72,7 @@ error_codes! {
     InvalidUserId = 3001, BAD_REQUEST, "userId is empty, longer than 64 bytes, or has characters outside `A-Za-z0-9_.~-@:`.";
     InvalidRoomId = 3002, BAD_REQUEST, "roomId is empty, longer than 128 bytes, or has characters outside `A-Za-z0-9_.~-`.";
     InvalidStreamId = 3003, BAD_REQUEST, "A streamId is empty, longer than 256 bytes, or has characters outside `A-Za-z0-9_.~-`.";
-    TtlOutOfRange = 3004, BAD_REQUEST, "ttlSeconds must be between 1 and 86400.";
+    TtlOutOfRange = 3004, BAD_REQUEST, "ttlSeconds is out of range: 1-86400 for tokens, 1-60 for media grants.";
     TooManyStreamIds = 3005, BAD_REQUEST, "streamIds holds more than 64 entries.";
     TokenMalformed = 4001, UNAUTHORIZED, "The token is not a Huddle token (not a JWT, wrong algorithm, missing claims).";
     TokenBadSignature = 4002, UNAUTHORIZED, "The token was not signed with this app's server secret.";

@@ -15,7 +15,8 @@ pub enum IdKind {
 }
 
 impl IdKind {
-    fn max_len(self) -> usize {
+    /// The longest id of this kind, in bytes.
+    pub fn max_len(self) -> usize {
         match self {
             IdKind::User => 64,
             IdKind::Room => 128,

@@ -166,6 +166,47 @@ async fn header_app_and_transport_refusals() {
 }
 
 #[tokio::test]
+async fn repeated_signature_headers_are_refused_by_name() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let app = create_app(&db);
+    let server = Server::start(&db);
+    let body = r#"{"userId":"alice"}"#;
+    for (header, name) in [
+        ("x-huddle-appid", "X-Huddle-AppId"),
+        ("x-huddle-timestamp", "X-Huddle-Timestamp"),
+        ("x-huddle-nonce", "X-Huddle-Nonce"),
+        ("x-huddle-signature", "X-Huddle-Signature"),
+    ] {
+        // The same value twice, and a second value that a proxy might read instead of ours.
+        for second in [None, Some("another-value-12345")] {
+            let mut request = SignedRequest::new(&app, "POST", TOKENS, body);
+            let first = request.headers.iter().find(|(n, _)| n == header).unwrap().1.clone();
+            request.headers.push((header.to_owned(), second.map_or(first, str::to_owned)));
+            let (status, reply) = server.send(&request).await;
+            assert_eq!((status, code(&reply)), (400, 2002), "{header} twice ({second:?}): {reply}");
+            assert!(reply["message"].as_str().unwrap().contains(name), "{reply}");
+        }
+    }
+    // A value with bytes outside visible ASCII is there, just malformed (it was read as missing).
+    let request = SignedRequest::new(&app, "POST", TOKENS, body).without_header("x-huddle-nonce");
+    let mut builder = server.http.post(server.url(TOKENS)).body(body);
+    for (name, value) in &request.headers {
+        builder = builder.header(name.as_str(), value.as_str());
+    }
+    let nonce = reqwest::header::HeaderValue::from_bytes(b"n\xf6nce-1234").unwrap();
+    let response = builder.header("x-huddle-nonce", nonce).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    let reply: Value = response.json().await.unwrap();
+    assert_eq!(code(&reply), 2002, "{reply}");
+    assert!(reply["message"].as_str().unwrap().contains("X-Huddle-Nonce"), "{reply}");
+
+    // Each header once still passes.
+    assert_eq!(server.signed_post(&app, TOKENS, body).await.0, 200);
+    let metrics = server.metrics().await;
+    assert!(metrics.contains(r#"huddle_signature_failures_total{reason="invalid_header"} 9"#), "{metrics}");
+}
+
+#[tokio::test]
 async fn body_refusals_each_have_their_code() {
     let db = TestDb::new(Db::Sqlite).await;
     let app = create_app(&db);
@@ -199,6 +240,41 @@ async fn body_refusals_each_have_their_code() {
     let (status, _) = server.signed_post(&app, TOKENS, r#"{"userId":"alice","ttlSeconds":86400}"#).await;
     assert_eq!(status, 200, "24 h is the maximum, inclusive");
     assert!(!server.metrics().await.contains(r#"status="500""#), "no case may end in a 500");
+}
+
+/// `ttlSeconds` on both signed routes that take one: any whole number outside the route's range
+/// (zero, negative, too large, beyond 64 bits) is 3004; what is not a whole number is 1006.
+#[tokio::test]
+async fn ttl_seconds_is_checked_alike_on_tokens_and_grants() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let app = create_app(&db);
+    let server = Server::start(&db);
+    let routes = [
+        (TOKENS, r#"{"userId":"alice","ttlSeconds":TTL}"#, 86400),
+        ("/v1/grants", r#"{"roomId":"r1","userId":"obs","streamId":"cam","action":"publish","ttlSeconds":TTL}"#, 60),
+    ];
+    for (path, template, max) in routes {
+        let body = |ttl: &str| template.replace("TTL", ttl);
+        let above = (max + 1).to_string();
+        for ttl in ["0", "-1", "-86400", above.as_str(), "100000000000000000000", "-100000000000000000000", "1e300"] {
+            let (status, reply) = server.signed_post(&app, path, &body(ttl)).await;
+            assert_eq!((status, code(&reply)), (400, 3004), "{path} ttlSeconds {ttl}: {reply}");
+            let message = reply["message"].as_str().unwrap();
+            assert!(message.contains("ttlSeconds") && message.contains(&format!("1 and {max}")), "{message}");
+        }
+        for ttl in ["1.5", "-0.5", r#""60""#, "true", "[60]"] {
+            let (status, reply) = server.signed_post(&app, path, &body(ttl)).await;
+            assert_eq!((status, code(&reply)), (400, 1006), "{path} ttlSeconds {ttl}: {reply}");
+        }
+        let maximum = max.to_string();
+        for (ttl, lifetime) in [("1", 1), (maximum.as_str(), max), ("30.0", 30), ("null", max.min(3600))] {
+            let (status, reply) = server.signed_post(&app, path, &body(ttl)).await;
+            assert_eq!(status, 200, "{path} ttlSeconds {ttl}: {reply}");
+            let claims = jwt_claims(reply["token"].as_str().or(reply["grant"].as_str()).unwrap());
+            let issued = claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap();
+            assert_eq!(issued, lifetime as i64, "{path} ttlSeconds {ttl}");
+        }
+    }
 }
 
 #[tokio::test]

@@ -230,3 +230,62 @@ async fn relay_urls_follow_the_host_the_client_used() {
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply["url"], format!("http://{host}/relay/v1/publish/stage"));
 }
+
+/// Every route of a node with dev mode on, and the methods it answers.
+fn routes() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut routes = vec![
+        ("/v1/tokens", vec!["POST"]),
+        ("/v1/grants", vec!["POST"]),
+        ("/relay/v1/publish/x", vec!["POST"]),
+        ("/relay/v1/play/x", vec!["POST"]),
+        ("/relay/v1/sessions/x", vec!["DELETE"]),
+        ("/healthz", vec!["GET"]),
+        ("/readyz", vec!["GET"]),
+        ("/metrics", vec!["GET"]),
+        ("/openapi.yaml", vec!["GET"]),
+        ("/dev/token", vec!["GET"]),
+        ("/ws", vec!["GET"]),
+    ];
+    routes.extend(ASSETS.iter().map(|(path, _)| (*path, vec!["GET", "HEAD"])));
+    routes
+}
+
+#[tokio::test]
+async fn wrong_methods_get_405_with_allow_and_the_json_error_on_every_route() {
+    let (_db, _app, server) = setup(ServerOptions { dev: Some(true), ..Default::default() }).await;
+    let methods = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
+    for (path, allowed) in routes() {
+        for method in methods {
+            // A plain OPTIONS (no Origin, no Access-Control-Request-Method) is not a preflight:
+            // the CORS layer lets it through to the route, which does not answer it.
+            let response = server.http.request(method.parse().unwrap(), server.url(path)).send().await.unwrap();
+            let status = response.status().as_u16();
+            if allowed.contains(&method) {
+                assert_ne!(status, 405, "{method} {path} is allowed");
+                continue;
+            }
+            assert_eq!(status, 405, "{method} {path}");
+            let mut allow: Vec<String> = header(&response, "allow")
+                .unwrap_or_else(|| panic!("{method} {path}: no Allow"))
+                .split(',')
+                .map(|m| m.trim().to_owned())
+                .collect();
+            allow.sort();
+            let mut want: Vec<String> = allowed.iter().map(|m| m.to_string()).collect();
+            want.sort();
+            assert_eq!(allow, want, "Allow of {method} {path}");
+            assert_eq!(header(&response, "content-type"), Some("application/json"), "{method} {path}");
+            if method == "HEAD" {
+                continue;
+            }
+            let body: Value = serde_json::from_slice(&response.bytes().await.unwrap())
+                .unwrap_or_else(|e| panic!("{method} {path}: body is not JSON: {e}"));
+            assert_eq!(body["code"], 1002, "{method} {path}: {body}");
+            assert!(body["message"].as_str().is_some_and(|m| m.contains(method)), "{method} {path}: {body}");
+        }
+    }
+    // A preflight is still the CORS layer's to answer, on routes that take the method.
+    let response = preflight(&server, "/healthz", "http://other.example", "GET", "").await;
+    assert!(response.status().is_success(), "{}", response.status());
+    assert!(!server.metrics().await.contains(r#"status="500""#));
+}

@@ -11,6 +11,7 @@
 use std::io::Write;
 use std::sync::LazyLock;
 
+use actix_web::http::Method;
 use actix_web::http::header::{self, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, web};
 use sha2::{Digest, Sha256};
@@ -152,12 +153,10 @@ async fn respond(req: HttpRequest, served: &'static Served) -> HttpResponse {
 fn serve(cfg: &mut web::ServiceConfig, assets: &'static [Served]) {
     for served in assets {
         let handler = move |req: HttpRequest| respond(req, served);
-        cfg.service(
-            web::resource(served.asset.path)
-                .route(web::get().to(handler))
-                .route(web::head().to(handler))
-                .default_service(web::to(super::method_not_allowed)),
-        );
+        cfg.service(super::resource(
+            served.asset.path,
+            [(Method::GET, web::to(handler)), (Method::HEAD, web::to(handler))],
+        ));
     }
 }
 

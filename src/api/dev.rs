@@ -79,5 +79,7 @@ pub async fn dev_token(state: web::Data<AppState>, query: web::Query<DevTokenQue
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let query_errors = web::QueryConfig::default()
         .error_handler(|err, _| ApiError::new(ErrorCode::InvalidQuery, format!("query: {err}")).into());
-    cfg.service(web::resource("/dev/token").app_data(query_errors).route(web::get().to(dev_token)));
+    cfg.service(
+        super::resource("/dev/token", [(actix_web::http::Method::GET, web::to(dev_token))]).app_data(query_errors),
+    );
 }

@@ -1,8 +1,8 @@
 //! `Signed<T>`: the extractor for every route a business server calls.
 //!
-//! Order of checks, cheapest and least revealing first: headers present and well formed →
-//! JSON content type → body within 64 KiB → timestamp in window → app known and enabled →
-//! signature → nonce unused → JSON body parses. The nonce is claimed only after the
+//! Order of checks, cheapest and least revealing first: headers present, each sent once, and
+//! well formed → JSON content type → body within 64 KiB → timestamp in window → app known and
+//! enabled → signature → nonce unused → JSON body parses. The nonce is claimed only after the
 //! signature verified, so nobody without the secret can burn nonces.
 
 use actix_web::dev::Payload;
@@ -10,7 +10,8 @@ use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::StreamExt;
 use futures_util::future::LocalBoxFuture;
-use serde::de::DeserializeOwned;
+use serde::de::{DeserializeOwned, Error as _, Unexpected};
+use serde::{Deserialize, Deserializer};
 use utoipa::IntoParams;
 
 use crate::app::AppState;
@@ -75,7 +76,8 @@ impl From<AuthFailure> for ApiError {
 async fn authenticate(req: &HttpRequest, payload: Payload) -> Result<(App, web::Bytes), AuthFailure> {
     let state =
         req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal("AppState missing from app data"))?;
-    let headers = SignedHeaders::parse(|name| req.headers().get(name).and_then(|v| v.to_str().ok()))?;
+    // A value that is not visible ASCII reads as "", which each header's check refuses (2002).
+    let headers = SignedHeaders::parse(|name| req.headers().get_all(name).map(|v| v.to_str().unwrap_or("")))?;
     require_content_type(req, "application/json")?;
     let body = read_body(req, payload).await?;
     let now = unix_now();
@@ -137,22 +139,60 @@ fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     })
 }
 
+/// `ttlSeconds` as the client sent it: any JSON number without a fractional part, whatever its
+/// sign or size, so that a lifetime out of range is refused by [`TtlSeconds::within`] (3004,
+/// naming the range) and not by the JSON parser (1006), alike on every route. `1.5`, `"60"` and
+/// other non-integers are type errors (1006). `30.0` is 30, as JSON Schema's `integer` has it.
+#[derive(Debug, Clone)]
+pub struct TtlSeconds(serde_json::Number);
+
+impl<'de> Deserialize<'de> for TtlSeconds {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let number = serde_json::Number::deserialize(deserializer)?;
+        match number.as_f64() {
+            Some(fraction) if number.is_f64() && fraction.fract() != 0.0 => {
+                Err(D::Error::invalid_type(Unexpected::Float(fraction), &"a whole number of seconds"))
+            }
+            _ => Ok(TtlSeconds(number)),
+        }
+    }
+}
+
+impl TtlSeconds {
+    /// The lifetime, if it is 1 to `max` seconds.
+    pub fn within(&self, max: u64) -> Result<u64, ApiError> {
+        // Floats are whole here; `as` saturates, so negatives become 0 and huge ones u64::MAX.
+        let seconds = self.0.as_u64().unwrap_or_else(|| self.0.as_f64().map_or(0, |f| f as u64));
+        if (1..=max).contains(&seconds) {
+            return Ok(seconds);
+        }
+        Err(ApiError::new(ErrorCode::TtlOutOfRange, format!("ttlSeconds must be between 1 and {max}, got {}", self.0)))
+    }
+}
+
 /// The signature headers, for the OpenAPI document.
 #[derive(IntoParams)]
 #[into_params(parameter_in = Header)]
 #[allow(dead_code)]
 pub struct SignatureHeaderParams {
-    /// The calling app's id.
-    #[param(rename = "X-Huddle-AppId", example = "1234567890")]
+    /// The calling app's id, in decimal without leading zeros.
+    #[param(rename = "X-Huddle-AppId", value_type = i64, minimum = 1, maximum = 4294967295_i64, example = "1234567890")]
     app_id: u32,
-    /// Unix time in seconds; must be within 300 s of the server clock.
-    #[param(rename = "X-Huddle-Timestamp", example = "1764096000")]
+    /// Unix time in seconds, in decimal without leading zeros; must be within 300 s of the
+    /// server clock.
+    #[param(rename = "X-Huddle-Timestamp", minimum = 0, example = "1764096000")]
     timestamp: i64,
-    /// 8–64 printable ASCII characters, never reused by this app within 10 minutes.
-    #[param(rename = "X-Huddle-Nonce", example = "4f1c2a9e7b3d")]
+    /// 8–64 printable ASCII characters (no spaces), never reused by this app within 10 minutes.
+    #[param(
+        rename = "X-Huddle-Nonce",
+        min_length = 8,
+        max_length = 64,
+        pattern = "^[!-~]+$",
+        example = "4f1c2a9e7b3d"
+    )]
     nonce: String,
     /// Lowercase hex HMAC-SHA256 of `appId\ntimestamp\nnonce\nMETHOD\npathAndQuery\nhex(sha256(body))`
-    /// keyed with the server secret.
-    #[param(rename = "X-Huddle-Signature")]
+    /// keyed with the server secret (upper case hex is accepted too).
+    #[param(rename = "X-Huddle-Signature", min_length = 64, max_length = 64, pattern = "^[0-9a-fA-F]+$")]
     signature: String,
 }

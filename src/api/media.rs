@@ -7,12 +7,14 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use actix_web::http::Method;
 use actix_web::http::header::{AUTHORIZATION, HOST, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{SignatureHeaderParams, Signed, read_body, require_content_type};
+use super::extract::{SignatureHeaderParams, Signed, TtlSeconds, read_body, require_content_type};
+use super::schema::{RoomId, StreamId, UserId};
 use crate::app::AppState;
 use crate::auth::grant::{self, GrantClaims, GrantSpec, MediaAction};
 use crate::auth::unix_now;
@@ -177,7 +179,7 @@ async fn offer_answer(
 
 /// Publish a stream (WHIP): SDP offer in, SDP answer out.
 #[utoipa::path(post, path = "/relay/v1/publish/{streamId}", tag = "relay",
-    params(("streamId" = String, Path, description = "The stream to publish; must match the grant")),
+    params(("streamId" = StreamId, Path, description = "The stream to publish; must match the grant")),
     request_body(content = String, content_type = "application/sdp", description = "SDP offer (sendonly audio/video)"),
     security(("mediaGrant" = [])),
     responses(
@@ -201,7 +203,7 @@ pub async fn publish(
 
 /// Play a stream (WHEP): SDP offer in, SDP answer out.
 #[utoipa::path(post, path = "/relay/v1/play/{streamId}", tag = "relay",
-    params(("streamId" = String, Path, description = "The stream to play; must match the grant")),
+    params(("streamId" = StreamId, Path, description = "The stream to play; must match the grant")),
     request_body(content = String, content_type = "application/sdp", description = "SDP offer (recvonly audio/video)"),
     security(("mediaGrant" = [])),
     responses(
@@ -248,16 +250,16 @@ pub async fn end_session(path: web::Path<String>, state: web::Data<AppState>) ->
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct GrantRequest {
-    #[schema(example = "room-1")]
+    #[schema(value_type = RoomId)]
     pub room_id: String,
-    #[schema(example = "obs-studio")]
+    #[schema(value_type = UserId)]
     pub user_id: String,
-    #[schema(example = "stage-cam")]
+    #[schema(value_type = StreamId)]
     pub stream_id: String,
     pub action: MediaAction,
     /// 1–60 seconds; default 60. The grant only has to last until the offer is posted.
-    #[schema(minimum = 1, maximum = 60)]
-    pub ttl_seconds: Option<u64>,
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 60)]
+    pub ttl_seconds: Option<TtlSeconds>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -277,9 +279,9 @@ pub struct GrantResponse {
     security(("huddleSignature" = [])),
     responses(
         (status = 200, description = "Grant issued", body = GrantResponse),
-        (status = 400, description = "1005 malformed JSON, 1006 invalid body, 2002 malformed signature header, \\
+        (status = 400, description = "1005 malformed JSON, 1006 invalid body, 2002 malformed signature header, \
             3001 invalid userId, 3002 invalid roomId, 3003 invalid streamId, 3004 ttl out of range", body = ErrorBody),
-        (status = 401, description = "2001 missing header, 2003 unknown app, 2005 bad signature, \\
+        (status = 401, description = "2001 missing header, 2003 unknown app, 2005 bad signature, \
             2006 stale timestamp, 2007 nonce reused", body = ErrorBody),
         (status = 403, description = "2004 app disabled", body = ErrorBody),
         (status = 413, description = "1004 body larger than 64 KiB", body = ErrorBody),
@@ -293,6 +295,7 @@ pub async fn create_grant(
 ) -> Result<HttpResponse, ApiError> {
     let node = node(&state)?;
     let body = request.body;
+    let ttl_secs = body.ttl_seconds.map(|ttl| ttl.within(grant::MAX_GRANT_TTL_SECS)).transpose()?;
     let spec = GrantSpec {
         room_id: body.room_id,
         user_id: body.user_id,
@@ -301,7 +304,7 @@ pub async fn create_grant(
         session_id: None,
         user_name: None,
         extra_info: None,
-        ttl_secs: body.ttl_seconds.unwrap_or(grant::MAX_GRANT_TTL_SECS),
+        ttl_secs: ttl_secs.unwrap_or(grant::MAX_GRANT_TTL_SECS),
     };
     let (grant, claims) = grant::issue(request.app.app_id, request.app.server_secret.as_bytes(), spec, unix_now())?;
     let url = node.url_for(claims.action, &claims.stream_id, base_url_of(&req).as_deref());
@@ -309,24 +312,8 @@ pub async fn create_grant(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/grants")
-            .route(web::post().to(create_grant))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/relay/v1/publish/{stream_id}")
-            .route(web::post().to(publish))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/relay/v1/play/{stream_id}")
-            .route(web::post().to(play))
-            .default_service(web::to(super::method_not_allowed)),
-    )
-    .service(
-        web::resource("/relay/v1/sessions/{session_id}")
-            .route(web::delete().to(end_session))
-            .default_service(web::to(super::method_not_allowed)),
-    );
+    cfg.service(super::resource("/v1/grants", [(Method::POST, web::to(create_grant))]))
+        .service(super::resource("/relay/v1/publish/{stream_id}", [(Method::POST, web::to(publish))]))
+        .service(super::resource("/relay/v1/play/{stream_id}", [(Method::POST, web::to(play))]))
+        .service(super::resource("/relay/v1/sessions/{session_id}", [(Method::DELETE, web::to(end_session))]));
 }

@@ -7,6 +7,7 @@ pub mod dev;
 pub mod extract;
 pub mod media;
 pub mod ops;
+pub mod schema;
 pub mod tokens;
 
 use std::sync::LazyLock;
@@ -14,8 +15,10 @@ use std::time::Instant;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::Method;
+use actix_web::http::header::{ALLOW, HeaderValue};
 use actix_web::middleware::Next;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, Resource, ResponseError, Route, web};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
@@ -44,6 +47,9 @@ use crate::error::{ApiError, ErrorBody, ErrorCode};
     ),
     components(schemas(
         ErrorBody,
+        schema::UserId,
+        schema::RoomId,
+        schema::StreamId,
         tokens::TokenRequest,
         tokens::TokenResponse,
         media::GrantRequest,
@@ -70,7 +76,8 @@ impl Modify for SignatureScheme {
             "huddleSignature",
             SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
                 "X-Huddle-Signature",
-                "HMAC-SHA256 request signature; also send X-Huddle-AppId, X-Huddle-Timestamp and X-Huddle-Nonce.",
+                "HMAC-SHA256 request signature; also send X-Huddle-AppId, X-Huddle-Timestamp and X-Huddle-Nonce, \
+                 each of the four exactly once.",
             ))),
         );
         components.add_security_scheme(
@@ -109,8 +116,27 @@ pub fn configure(cfg: &mut web::ServiceConfig, dev: bool, role: crate::config::R
     }
 }
 
-pub async fn method_not_allowed() -> Result<HttpResponse, ApiError> {
-    Err(ApiError::new(ErrorCode::MethodNotAllowed, "method not allowed on this route"))
+/// The resource at `path` with one route per method (`web::to(handler)`; the method guard is
+/// added here). Any other method gets `405` with the `{code: 1002}` body and an `Allow` header
+/// listing exactly these methods, as RFC 9110 asks. actix-web answers neither `HEAD` for a
+/// `GET` route nor a plain `OPTIONS` (only CORS preflights, in [`cors::layer`]): list `HEAD`
+/// to serve it.
+pub fn resource<const N: usize>(path: &str, routes: [(Method, Route); N]) -> Resource {
+    let allow = routes.iter().map(|(method, _)| method.as_str()).collect::<Vec<_>>().join(", ");
+    let allow = HeaderValue::from_str(&allow).unwrap_or_else(|_| HeaderValue::from_static(""));
+    let resource =
+        routes.into_iter().fold(web::resource(path), |resource, (method, route)| resource.route(route.method(method)));
+    resource.default_service(web::to(move |req: HttpRequest| {
+        let allow = allow.clone();
+        async move { method_not_allowed(req.method(), allow) }
+    }))
+}
+
+fn method_not_allowed(method: &Method, allow: HeaderValue) -> HttpResponse {
+    let message = format!("{method} is not allowed on this route; it allows {}", allow.to_str().unwrap_or(""));
+    let mut response = ApiError::new(ErrorCode::MethodNotAllowed, message).error_response();
+    response.headers_mut().insert(ALLOW, allow);
+    response
 }
 
 pub async fn not_found() -> Result<HttpResponse, ApiError> {

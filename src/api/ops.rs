@@ -1,5 +1,6 @@
 //! Operator endpoints: liveness, readiness, metrics and the OpenAPI document.
 
+use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -76,8 +77,8 @@ pub async fn openapi_yaml() -> HttpResponse {
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics))
-        .route("/openapi.yaml", web::get().to(openapi_yaml));
+    cfg.service(super::resource("/healthz", [(Method::GET, web::to(healthz))]))
+        .service(super::resource("/readyz", [(Method::GET, web::to(readyz))]))
+        .service(super::resource("/metrics", [(Method::GET, web::to(metrics))]))
+        .service(super::resource("/openapi.yaml", [(Method::GET, web::to(openapi_yaml))]));
 }

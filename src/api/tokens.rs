@@ -1,10 +1,12 @@
 //! `POST /v1/tokens`: a business server mints a token for one of its users.
 
+use actix_web::http::Method;
 use actix_web::{HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{SignatureHeaderParams, Signed};
+use super::extract::{SignatureHeaderParams, Signed, TtlSeconds};
+use super::schema::{RoomId, StreamId, UserId};
 use crate::auth::token::{self, TokenSpec};
 use crate::auth::{Privileges, unix_now};
 use crate::error::{ApiError, ErrorBody};
@@ -14,19 +16,20 @@ use crate::metrics;
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TokenRequest {
-    /// The user the token is for (1–64 bytes of `A-Za-z0-9_.~-@:`).
-    #[schema(example = "alice")]
+    /// The user the token is for.
+    #[schema(value_type = UserId)]
     pub user_id: String,
-    /// Bind the token to this room (1–128 bytes of `A-Za-z0-9_.~-`); omitted: any room.
-    #[schema(example = "room-1")]
+    /// Bind the token to this room; omitted: any room.
+    #[schema(value_type = Option<RoomId>)]
     pub room_id: Option<String>,
     /// Default: `{"loginRoom": true, "publishStream": false}`.
     pub privileges: Option<Privileges>,
     /// With publishStream: the only stream ids the user may publish (at most 64).
+    #[schema(value_type = Option<Vec<StreamId>>, max_items = 64)]
     pub stream_ids: Option<Vec<String>>,
     /// Lifetime, 1–86400 seconds. Default 3600.
-    #[schema(minimum = 1, maximum = 86400, example = 3600)]
-    pub ttl_seconds: Option<i64>,
+    #[schema(value_type = Option<i64>, minimum = 1, maximum = 86400, example = 3600)]
+    pub ttl_seconds: Option<TtlSeconds>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -40,11 +43,7 @@ pub struct TokenResponse {
 
 impl TokenRequest {
     fn into_spec(self) -> Result<TokenSpec, ApiError> {
-        // Negative or zero lifetimes are a range error, not a type error.
-        let ttl_secs = match self.ttl_seconds {
-            Some(ttl) if ttl < 1 => return Err(token::TokenError::TtlOutOfRange(0).into()),
-            other => other.map(|ttl| ttl as u64),
-        };
+        let ttl_secs = self.ttl_seconds.map(|ttl| ttl.within(token::MAX_TTL_SECS)).transpose()?;
         Ok(TokenSpec {
             user_id: self.user_id,
             room_id: self.room_id,
@@ -84,9 +83,5 @@ pub async fn create_token(request: Signed<TokenRequest>) -> Result<HttpResponse,
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/tokens")
-            .route(web::post().to(create_token))
-            .default_service(web::to(super::method_not_allowed)),
-    );
+    cfg.service(super::resource("/v1/tokens", [(Method::POST, web::to(create_token))]));
 }

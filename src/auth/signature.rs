@@ -72,9 +72,23 @@ pub struct SignedHeaders {
 }
 
 impl SignedHeaders {
-    /// Parses the headers through `get` (header name, lowercase → value).
-    pub fn parse<'a>(get: impl Fn(&'static str) -> Option<&'a str>) -> Result<Self, SignatureError> {
-        let require = |name: &'static str| get(name).ok_or(SignatureError::MissingHeader(display_name(name)));
+    /// Parses the headers through `get_all` (header name, lowercase → every value sent under
+    /// it, in order; an `Option` for a lookup that can only find one). A header sent more than
+    /// once is refused rather than read first-wins: a proxy in front might read the other one.
+    pub fn parse<'a, V>(get_all: impl Fn(&'static str) -> V) -> Result<Self, SignatureError>
+    where
+        V: IntoIterator<Item = &'a str>,
+    {
+        let require = |name: &'static str| {
+            let mut values = get_all(name).into_iter();
+            let value = values.next().ok_or(SignatureError::MissingHeader(display_name(name)))?;
+            match values.next() {
+                None => Ok(value),
+                Some(_) => {
+                    Err(SignatureError::InvalidHeader { header: display_name(name), reason: "sent more than once" })
+                }
+            }
+        };
         let app_id = require(HEADER_APP_ID)?;
         let timestamp = require(HEADER_TIMESTAMP)?;
         let nonce = require(HEADER_NONCE)?;
@@ -261,6 +275,25 @@ mod tests {
                 "{app} {ts} {nonce} {sig}: {result:?}"
             );
         }
+    }
+
+    #[test]
+    fn repeated_headers_are_refused_by_name_even_with_equal_values() {
+        let map = headers("7", "1", "abcdefgh", &"0".repeat(64));
+        for repeated in [HEADER_APP_ID, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_SIGNATURE] {
+            let result = SignedHeaders::parse(|name| {
+                let value = map[name].as_str();
+                if name == repeated { vec![value, value] } else { vec![value] }
+            });
+            match result {
+                Err(SignatureError::InvalidHeader { header, reason }) => {
+                    assert_eq!(header, display_name(repeated));
+                    assert_eq!(reason, "sent more than once");
+                }
+                other => panic!("{repeated} twice: {other:?}"),
+            }
+        }
+        assert!(SignedHeaders::parse(|name| vec![map[name].as_str()]).is_ok());
     }
 
     #[test]

@@ -143,5 +143,7 @@ pub async fn websocket(
 pub fn configure(cfg: &mut web::ServiceConfig) {
     let query_errors = web::QueryConfig::default()
         .error_handler(|err, _| ApiError::new(ErrorCode::InvalidQuery, format!("query: {err}")).into());
-    cfg.service(web::resource("/ws").app_data(query_errors).route(web::get().to(websocket)));
+    cfg.service(
+        crate::api::resource("/ws", [(actix_web::http::Method::GET, web::to(websocket))]).app_data(query_errors),
+    );
 }
