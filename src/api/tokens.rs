@@ -72,6 +72,7 @@ impl TokenRequest {
         (status = 403, description = "2004 app disabled", body = ErrorBody),
         (status = 413, description = "1004 body larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "1003 content type is not application/json", body = ErrorBody),
+        (status = 429, description = "2008 the app holds its cap of unexpired nonces", body = ErrorBody),
         (status = 503, description = "1007 store or Redis unavailable", body = ErrorBody),
     )
 )]
