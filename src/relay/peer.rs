@@ -133,26 +133,43 @@ pub(crate) fn base_config(crypto: &Arc<CryptoProvider>) -> RtcConfig {
 }
 
 /// A player's config: the publisher's negotiated codecs (`params`), so the answer names only
-/// what the publisher sends. A kind the publisher does not send at all (a video-only stream
-/// played with an audio+video offer) still gets a default codec: rejecting that m-section
-/// (port 0) would reject the offer's BUNDLE-tagged transport when it comes first, which
-/// browsers refuse ("Failed to setup RTCP mux"); accepted, it simply carries nothing.
+/// what the publisher sends. A kind the publisher does not send at all (an audio-only stream
+/// played with a video+audio offer) still gets the relay's codecs of that kind: rejecting that
+/// m-section (port 0) would reject the offer's BUNDLE-tagged transport when it comes first,
+/// which browsers refuse ("Failed to setup RTCP mux") and aiortc too; accepted, it simply
+/// carries nothing.
+///
+/// Those stand-in codecs take payload types the publisher's codecs (and their RTX/RED) do not
+/// use: the publisher numbers its codecs its own way (aiortc puts Opus on 96, where the relay
+/// puts VP8), and one PT must not name two codecs in one session.
 pub(crate) fn config_with_codecs(crypto: &Arc<CryptoProvider>, params: &[PayloadParams]) -> RtcConfig {
     let mut config = base_config(crypto).clear_codecs();
+    let mut taken: Vec<Pt> = params.iter().flat_map(|p| [Some(p.pt()), p.resend(), p.red()]).flatten().collect();
     for p in params {
         let spec = p.spec();
         config.codec_config().add_config(p.pt(), p.resend(), spec.codec, spec.clock_rate, spec.channels, spec.format);
     }
     let sends = |audio: bool| params.iter().any(|p| p.spec().codec.is_audio() == audio);
-    let taken =
-        |pts: &[u8]| params.iter().any(|p| pts.contains(&(*p.pt())) || p.resend().is_some_and(|r| pts.contains(&(*r))));
-    if !sends(true) && !taken(&[111]) {
-        config = config.enable_opus(true, false);
+    let missing: Vec<bool> = [true, false].into_iter().filter(|&audio| !sends(audio)).collect();
+    if missing.is_empty() {
+        return config;
     }
-    if !sends(false) && !taken(&[96, 97]) {
-        config = config.enable_vp8(true);
+    let mut relay_codecs = base_config(crypto);
+    for p in relay_codecs.codec_config().params().iter().filter(|p| missing.contains(&p.spec().codec.is_audio())) {
+        let Some(pt) = free_pt(&mut taken, p.pt()) else { break };
+        let resend = p.resend().and_then(|rtx| free_pt(&mut taken, rtx));
+        let spec = p.spec();
+        config.codec_config().add_config(pt, resend, spec.codec, spec.clock_rate, spec.channels, spec.format);
     }
     config
+}
+
+/// `preferred` if nothing in `taken` uses it, else the first free dynamic payload type
+/// (96–127, then 35–63); recorded as taken. None when all are taken.
+fn free_pt(taken: &mut Vec<Pt>, preferred: Pt) -> Option<Pt> {
+    let pt = std::iter::once(*preferred).chain(96..=127).chain(35..=63).map(Pt::from).find(|pt| !taken.contains(pt))?;
+    taken.push(pt);
+    Some(pt)
 }
 
 /// Parses `offer`, builds an ICE-lite session advertising `candidates` and answers the offer.
