@@ -115,6 +115,8 @@ pub(crate) struct Accepted {
     pub answer: String,
     /// (mid, kind, our direction) of every enabled audio/video m-line.
     pub medias: Vec<(Mid, MediaKind, str0m::media::Direction)>,
+    /// Audio/video m-lines the offer enabled but whose codecs none of ours matched.
+    pub unmatched: Vec<MediaKind>,
 }
 
 /// The codecs the relay speaks: Opus, VP8, H264, VP9.
@@ -179,7 +181,9 @@ pub(crate) fn accept(
     candidates: &[SocketAddr],
     now: Instant,
 ) -> Result<Accepted, RelayError> {
-    let offer = SdpOffer::from_sdp_string(offer).map_err(|e| RelayError::BadOffer(e.to_string()))?;
+    let text = offer;
+    let offer = SdpOffer::from_sdp_string(text)
+        .map_err(|e| RelayError::BadOffer(super::sdp::parse_error(text, &e.to_string())))?;
     let built = catch_unwind(AssertUnwindSafe(move || {
         let mut rtc = config.build(now);
         for addr in candidates {
@@ -190,20 +194,26 @@ pub(crate) fn accept(
         let answer = rtc.sdp_api().accept_offer(offer).map(|a| a.to_sdp_string());
         (rtc, answer)
     }));
-    let (mut rtc, answer) = built.map_err(|_| RelayError::BadOffer("the offer could not be negotiated".into()))?;
-    let answer = answer.map_err(|e| RelayError::BadOffer(e.to_string()))?;
+    let not_negotiated = |why: &str| RelayError::BadOffer(format!("the SDP offer could not be negotiated{why}"));
+    let (mut rtc, answer) = built.map_err(|_| not_negotiated(""))?;
+    let answer = answer.map_err(|e| not_negotiated(&format!(": {}", super::sdp::without_addresses(&e.to_string()))))?;
     let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
-    let medias = answer
-        .lines()
-        .filter_map(|l| l.trim_end().strip_prefix("a=mid:"))
-        .filter_map(|m| {
-            let media = rtc.media(Mid::from(m))?;
-            let kind = media.kind();
-            (!media.disabled() && matches!(kind, MediaKind::Audio | MediaKind::Video))
-                .then(|| (media.mid(), kind, media.direction()))
-        })
-        .collect();
-    Ok(Accepted { rtc, ufrag, answer, medias })
+    let mut medias = Vec::new();
+    let mut unmatched = Vec::new();
+    for mid in answer.lines().filter_map(|l| l.trim_end().strip_prefix("a=mid:")) {
+        let Some(media) = rtc.media(Mid::from(mid)) else { continue };
+        let kind = media.kind();
+        if !matches!(kind, MediaKind::Audio | MediaKind::Video) {
+            continue;
+        }
+        if !media.disabled() {
+            medias.push((media.mid(), kind, media.direction()));
+        } else if !media.stopped() {
+            // Disabled without a port 0 from the offerer: none of its codecs matched ours.
+            unmatched.push(kind);
+        }
+    }
+    Ok(Accepted { rtc, ufrag, answer, medias, unmatched })
 }
 
 impl Publisher {
