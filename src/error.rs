@@ -114,6 +114,7 @@ error_codes! {
     StreamNotPublished = 6008, NOT_FOUND, "Relay: nobody publishes this stream on this relay.";
     UnknownMediaSession = 6009, NOT_FOUND, "Relay: no such publish/play session (already ended?).";
     RelayUnavailable = 6010, SERVICE_UNAVAILABLE, "Relay: the media engine is not running on this node.";
+    NoSupportedCodec = 6011, BAD_REQUEST, "Relay: the SDP offer's audio/video names no codec the relay forwards (Opus, VP8, H.264, VP9) or, to play, none the stream is sent in; the message lists both sides.";
 }
 
 /// The JSON body of every error response.
@@ -245,6 +246,7 @@ impl From<RelayError> for ApiError {
         let code = match &err {
             RelayError::BadOffer(_) => ErrorCode::BadOffer,
             RelayError::NoMedia => ErrorCode::NoMedia,
+            RelayError::NoSupportedCodec { .. } => ErrorCode::NoSupportedCodec,
             RelayError::AlreadyPublished(_) => ErrorCode::StreamAlreadyPublished,
             RelayError::UnknownStream(_) => ErrorCode::StreamNotPublished,
             RelayError::UnknownPeer => ErrorCode::UnknownMediaSession,

@@ -10,6 +10,7 @@ use huddle::auth::grant::{self, GrantSpec, MediaAction};
 use huddle::auth::unix_now;
 use huddle::loadtest::peer::{MediaPeer, PendingPeer, Role};
 use serde_json::{Value, json};
+use str0m::media::{Direction, MediaKind};
 
 /// An SDP session with no media section at all (not even a valid offer).
 const NO_MEDIA_SDP: &str = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n";
@@ -124,6 +125,85 @@ async fn offers_are_refused_with_their_codes() {
     assert_eq!(reply["code"], 6009);
     let metrics = server.metrics().await;
     assert!(!metrics.contains(r#"status="500""#), "no refusal may be a 500");
+}
+
+/// A str0m offer with only `config`'s codecs: one section per entry of `kinds`, in `dir`.
+fn offer_with(config: str0m::RtcConfig, kinds: &[MediaKind], dir: Direction) -> String {
+    str0m::crypto::from_feature_flags().install_process_default();
+    let mut rtc = config.build(std::time::Instant::now());
+    let candidate = str0m::Candidate::host("127.0.0.1:9".parse().unwrap(), "udp").unwrap();
+    rtc.add_local_candidate(candidate);
+    let mut change = rtc.sdp_api();
+    for &kind in kinds {
+        change.add_media(kind, dir, None, None, None);
+    }
+    change.apply().expect("an offer").0.to_sdp_string()
+}
+
+/// Malformed SDP is refused with a message a developer can act on (which line, what was
+/// expected) and no memory address; an offer whose audio/video names no codec the relay (or,
+/// to play, the stream) uses is told so, with the codecs that would do, instead of "no media".
+#[tokio::test]
+async fn refused_offers_say_what_is_wrong() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let app = create_app(&db);
+    let server = Server::start(&db);
+    let (publish_grant, _) = grant_for(&server, &app, "cam", "publish").await;
+    let (play_grant, _) = grant_for(&server, &app, "cam", "play").await;
+    let publish = "/relay/v1/publish/cam";
+    let sdp = "application/sdp";
+
+    let no_direction =
+        format!("{NO_MEDIA_SDP}m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=rtpmap:111 opus/48000/2\r\n");
+    for (body, line) in
+        [("hello", "line 1"), ("v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns\r\n", "line 3"), (&no_direction, "")]
+    {
+        let (status, reply) = post_sdp(&server, publish, Some(&publish_grant), sdp, body).await;
+        assert_eq!((status, reply["code"].as_u64()), (400, Some(6005)), "{body:?}: {reply}");
+        let message = reply["message"].as_str().unwrap();
+        assert!(!message.contains("0x") && !message.contains("Pointer"), "{body:?}: an address leaks: {message}");
+        assert!(message.starts_with("the SDP offer could not be parsed"), "{message}");
+        assert!(message.contains(line), "{body:?}: the message names {line}: {message}");
+    }
+    let (_, reply) = post_sdp(&server, publish, Some(&publish_grant), sdp, &no_direction).await;
+    assert!(reply["message"].as_str().unwrap().contains("a=sendrecv"), "says what was expected: {reply}");
+    // Parses, but cannot be negotiated (no fingerprint, no ICE credentials).
+    let (status, reply) = post_sdp(&server, publish, Some(&publish_grant), sdp, NO_MEDIA_SDP).await;
+    assert_eq!((status, reply["code"].as_u64()), (400, Some(6005)), "{reply}");
+    assert!(reply["message"].as_str().unwrap().starts_with("the SDP offer could not be negotiated: "), "{reply}");
+
+    // Telephone codecs only: nothing the relay can forward.
+    let pcmu = str0m::RtcConfig::new().clear_codecs().enable_pcmu(true, false);
+    let pcmu_only = offer_with(pcmu, &[MediaKind::Audio], Direction::SendOnly);
+    let (status, reply) = post_sdp(&server, publish, Some(&publish_grant), sdp, &pcmu_only).await;
+    assert_eq!((status, reply["code"].as_u64()), (400, Some(6011)), "{reply}");
+    let message = reply["message"].as_str().unwrap();
+    for name in ["PCMU", "Opus", "VP8", "H.264", "VP9"] {
+        assert!(message.contains(name), "the message names {name}: {message}");
+    }
+    let av1 = str0m::RtcConfig::new().clear_codecs().enable_pcma(true, false).enable_av1(true);
+    let av1_offer = offer_with(av1, &[MediaKind::Video, MediaKind::Audio], Direction::SendOnly);
+    let (status, reply) = post_sdp(&server, publish, Some(&publish_grant), sdp, &av1_offer).await;
+    assert_eq!((status, reply["code"].as_u64()), (400, Some(6011)), "{reply}");
+    assert!(reply["message"].as_str().unwrap().contains("AV1"), "{reply}");
+
+    // To play, the offer needs one of the stream's codecs (here Opus and VP8 only).
+    let opus_vp8 = str0m::RtcConfig::new().clear_codecs().enable_opus(true, false).enable_vp8(true);
+    let stream_offer = offer_with(opus_vp8, &[MediaKind::Audio, MediaKind::Video], Direction::SendOnly);
+    let (status, answer) = post_sdp(&server, publish, Some(&publish_grant), sdp, &stream_offer).await;
+    assert_eq!(status, 201, "{answer}");
+    let h264 = str0m::RtcConfig::new().clear_codecs().enable_pcmu(true, false).enable_h264(true);
+    let h264_offer = offer_with(h264, &[MediaKind::Audio, MediaKind::Video], Direction::RecvOnly);
+    let (status, reply) = post_sdp(&server, "/relay/v1/play/cam", Some(&play_grant), sdp, &h264_offer).await;
+    assert_eq!((status, reply["code"].as_u64()), (400, Some(6011)), "{reply}");
+    let message = reply["message"].as_str().unwrap();
+    for name in ["H.264", "PCMU", "Opus", "VP8"] {
+        assert!(message.contains(name), "the message names {name}: {message}");
+    }
+    assert!(!message.contains("VP9"), "only the stream's codecs are offered as a way out: {message}");
+    // No media at all is still "no media".
+    let (status, reply) = post_sdp(&server, "/relay/v1/play/cam", Some(&play_grant), sdp, &data_channel_offer()).await;
+    assert_eq!((status, reply["code"].as_u64()), (400, Some(6006)), "{reply}");
 }
 
 /// Posts an offer; returns the status, the body (answer or error JSON) and the Location.

@@ -184,7 +184,7 @@ async fn offer_answer(
     security(("mediaGrant" = [])),
     responses(
         (status = 201, description = "SDP answer; `Location` names the session for DELETE", content_type = "application/sdp", body = String),
-        (status = 400, description = "6005 bad offer, 6006 no media, 3003 invalid streamId", body = ErrorBody),
+        (status = 400, description = "6005 bad offer, 6006 no media, 6011 no supported codec, 3003 invalid streamId", body = ErrorBody),
         (status = 401, description = "6001 missing grant, 6002 invalid grant, 6003 grant expired", body = ErrorBody),
         (status = 403, description = "6004 grant for another stream or action", body = ErrorBody),
         (status = 409, description = "6007 the stream already has a publisher", body = ErrorBody),
@@ -208,7 +208,7 @@ pub async fn publish(
     security(("mediaGrant" = [])),
     responses(
         (status = 201, description = "SDP answer; `Location` names the session for DELETE", content_type = "application/sdp", body = String),
-        (status = 400, description = "6005 bad offer, 6006 no media, 3003 invalid streamId", body = ErrorBody),
+        (status = 400, description = "6005 bad offer, 6006 no media, 6011 no supported codec, 3003 invalid streamId", body = ErrorBody),
         (status = 401, description = "6001 missing grant, 6002 invalid grant, 6003 grant expired", body = ErrorBody),
         (status = 403, description = "6004 grant for another stream or action", body = ErrorBody),
         (status = 404, description = "6008 nobody publishes this stream here", body = ErrorBody),

@@ -40,6 +40,7 @@ use tokio::sync::mpsc::UnboundedSender;
 
 use super::forward::{Forwarded, TrackOut};
 use super::peer::{self, Happening, Io, Peer, Player, Publisher, Role, TrackIn};
+use super::sdp;
 use super::{Command, Directory, KEYFRAME_INTERVAL, PeerId, RelayError, RelayEvent, ShardInfo, Shared, StreamKey};
 
 /// Longest the loop blocks on the socket, so commands are noticed.
@@ -218,7 +219,10 @@ impl Engine {
             .copied()
             .collect();
         if tracks.is_empty() || params.is_empty() {
-            return Err(RelayError::NoMedia);
+            let mut relay = peer::base_config(&self.crypto);
+            let codecs = sdp::codec_list(relay.codec_config().params().iter().map(|p| p.spec().codec));
+            let usable = format!("the relay supports {codecs}");
+            return Err(no_media(offer, &accepted.unmatched, usable));
         }
         let id = self.insert(
             accepted.rtc,
@@ -260,7 +264,9 @@ impl Engine {
             .filter(|&(_, out)| sendable(out))
             .collect();
         if tracks.is_empty() || pt_map.is_empty() {
-            return Err(RelayError::NoMedia);
+            let codecs = sdp::codec_list(source.params.iter().map(|p| p.spec().codec));
+            let usable = format!("stream {} is sent as {codecs}", stream.stream_id);
+            return Err(no_media(offer, &accepted.unmatched, usable));
         }
         let role = Role::Player(Player { publisher, tracks, pt_map });
         let id = self.insert(accepted.rtc, accepted.ufrag, stream, role, now)?;
@@ -642,4 +648,15 @@ impl Engine {
             self.remove(id, "relay stopped");
         }
     }
+}
+
+/// Why an accepted offer gives nothing to forward: its audio/video named no codec we use
+/// (`unmatched` sections; `usable` says what would do), or it has none in the needed direction.
+fn no_media(offer: &str, unmatched: &[MediaKind], usable: String) -> RelayError {
+    if unmatched.is_empty() {
+        return RelayError::NoMedia;
+    }
+    let offered = sdp::offered_codecs(offer);
+    let offered = if offered.is_empty() { "none".to_owned() } else { offered.join(", ") };
+    RelayError::NoSupportedCodec { offered, usable }
 }

@@ -45,6 +45,7 @@ use tokio::sync::{mpsc::UnboundedSender, oneshot};
 mod engine;
 mod forward;
 mod peer;
+mod sdp;
 #[cfg(test)]
 mod tests;
 
@@ -98,10 +99,15 @@ pub enum RelayEvent {
 
 #[derive(Debug, thiserror::Error)]
 pub enum RelayError {
-    #[error("malformed SDP offer: {0}")]
+    /// The offer does not parse or cannot be negotiated; the message says where and why.
+    #[error("{0}")]
     BadOffer(String),
     #[error("the offer has no audio or video to receive/send")]
     NoMedia,
+    /// The offer's audio/video sections name no codec the relay (to publish) or the stream (to
+    /// play) uses: `offered` lists theirs, `usable` says what would do.
+    #[error("no supported codec in the offer: it offers {offered}; {usable}")]
+    NoSupportedCodec { offered: String, usable: String },
     #[error("stream {0} already has a publisher")]
     AlreadyPublished(String),
     #[error("stream {0} is not being published on this relay")]

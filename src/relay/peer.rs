@@ -115,6 +115,8 @@ pub(crate) struct Accepted {
     pub answer: String,
     /// (mid, kind, our direction) of every enabled audio/video m-line.
     pub medias: Vec<(Mid, MediaKind, str0m::media::Direction)>,
+    /// Audio/video m-lines the offer enabled but whose codecs none of ours matched.
+    pub unmatched: Vec<MediaKind>,
 }
 
 /// The codecs the relay speaks: Opus, VP8, H264, VP9.
@@ -133,26 +135,43 @@ pub(crate) fn base_config(crypto: &Arc<CryptoProvider>) -> RtcConfig {
 }
 
 /// A player's config: the publisher's negotiated codecs (`params`), so the answer names only
-/// what the publisher sends. A kind the publisher does not send at all (a video-only stream
-/// played with an audio+video offer) still gets a default codec: rejecting that m-section
-/// (port 0) would reject the offer's BUNDLE-tagged transport when it comes first, which
-/// browsers refuse ("Failed to setup RTCP mux"); accepted, it simply carries nothing.
+/// what the publisher sends. A kind the publisher does not send at all (an audio-only stream
+/// played with a video+audio offer) still gets the relay's codecs of that kind: rejecting that
+/// m-section (port 0) would reject the offer's BUNDLE-tagged transport when it comes first,
+/// which browsers refuse ("Failed to setup RTCP mux") and aiortc too; accepted, it simply
+/// carries nothing.
+///
+/// Those stand-in codecs take payload types the publisher's codecs (and their RTX/RED) do not
+/// use: the publisher numbers its codecs its own way (aiortc puts Opus on 96, where the relay
+/// puts VP8), and one PT must not name two codecs in one session.
 pub(crate) fn config_with_codecs(crypto: &Arc<CryptoProvider>, params: &[PayloadParams]) -> RtcConfig {
     let mut config = base_config(crypto).clear_codecs();
+    let mut taken: Vec<Pt> = params.iter().flat_map(|p| [Some(p.pt()), p.resend(), p.red()]).flatten().collect();
     for p in params {
         let spec = p.spec();
         config.codec_config().add_config(p.pt(), p.resend(), spec.codec, spec.clock_rate, spec.channels, spec.format);
     }
     let sends = |audio: bool| params.iter().any(|p| p.spec().codec.is_audio() == audio);
-    let taken =
-        |pts: &[u8]| params.iter().any(|p| pts.contains(&(*p.pt())) || p.resend().is_some_and(|r| pts.contains(&(*r))));
-    if !sends(true) && !taken(&[111]) {
-        config = config.enable_opus(true, false);
+    let missing: Vec<bool> = [true, false].into_iter().filter(|&audio| !sends(audio)).collect();
+    if missing.is_empty() {
+        return config;
     }
-    if !sends(false) && !taken(&[96, 97]) {
-        config = config.enable_vp8(true);
+    let mut relay_codecs = base_config(crypto);
+    for p in relay_codecs.codec_config().params().iter().filter(|p| missing.contains(&p.spec().codec.is_audio())) {
+        let Some(pt) = free_pt(&mut taken, p.pt()) else { break };
+        let resend = p.resend().and_then(|rtx| free_pt(&mut taken, rtx));
+        let spec = p.spec();
+        config.codec_config().add_config(pt, resend, spec.codec, spec.clock_rate, spec.channels, spec.format);
     }
     config
+}
+
+/// `preferred` if nothing in `taken` uses it, else the first free dynamic payload type
+/// (96–127, then 35–63); recorded as taken. None when all are taken.
+fn free_pt(taken: &mut Vec<Pt>, preferred: Pt) -> Option<Pt> {
+    let pt = std::iter::once(*preferred).chain(96..=127).chain(35..=63).map(Pt::from).find(|pt| !taken.contains(pt))?;
+    taken.push(pt);
+    Some(pt)
 }
 
 /// Parses `offer`, builds an ICE-lite session advertising `candidates` and answers the offer.
@@ -162,7 +181,9 @@ pub(crate) fn accept(
     candidates: &[SocketAddr],
     now: Instant,
 ) -> Result<Accepted, RelayError> {
-    let offer = SdpOffer::from_sdp_string(offer).map_err(|e| RelayError::BadOffer(e.to_string()))?;
+    let text = offer;
+    let offer = SdpOffer::from_sdp_string(text)
+        .map_err(|e| RelayError::BadOffer(super::sdp::parse_error(text, &e.to_string())))?;
     let built = catch_unwind(AssertUnwindSafe(move || {
         let mut rtc = config.build(now);
         for addr in candidates {
@@ -173,20 +194,26 @@ pub(crate) fn accept(
         let answer = rtc.sdp_api().accept_offer(offer).map(|a| a.to_sdp_string());
         (rtc, answer)
     }));
-    let (mut rtc, answer) = built.map_err(|_| RelayError::BadOffer("the offer could not be negotiated".into()))?;
-    let answer = answer.map_err(|e| RelayError::BadOffer(e.to_string()))?;
+    let not_negotiated = |why: &str| RelayError::BadOffer(format!("the SDP offer could not be negotiated{why}"));
+    let (mut rtc, answer) = built.map_err(|_| not_negotiated(""))?;
+    let answer = answer.map_err(|e| not_negotiated(&format!(": {}", super::sdp::without_addresses(&e.to_string()))))?;
     let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
-    let medias = answer
-        .lines()
-        .filter_map(|l| l.trim_end().strip_prefix("a=mid:"))
-        .filter_map(|m| {
-            let media = rtc.media(Mid::from(m))?;
-            let kind = media.kind();
-            (!media.disabled() && matches!(kind, MediaKind::Audio | MediaKind::Video))
-                .then(|| (media.mid(), kind, media.direction()))
-        })
-        .collect();
-    Ok(Accepted { rtc, ufrag, answer, medias })
+    let mut medias = Vec::new();
+    let mut unmatched = Vec::new();
+    for mid in answer.lines().filter_map(|l| l.trim_end().strip_prefix("a=mid:")) {
+        let Some(media) = rtc.media(Mid::from(mid)) else { continue };
+        let kind = media.kind();
+        if !matches!(kind, MediaKind::Audio | MediaKind::Video) {
+            continue;
+        }
+        if !media.disabled() {
+            medias.push((media.mid(), kind, media.direction()));
+        } else if !media.stopped() {
+            // Disabled without a port 0 from the offerer: none of its codecs matched ours.
+            unmatched.push(kind);
+        }
+    }
+    Ok(Accepted { rtc, ufrag, answer, medias, unmatched })
 }
 
 impl Publisher {

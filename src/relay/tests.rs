@@ -116,9 +116,19 @@ impl Client {
     /// An offer for audio + video in `dir`; `strip_candidates` leaves the relay to learn our
     /// address from STUN only (peer-reflexive).
     fn offer(&mut self, dir: Direction, strip_candidates: bool) -> String {
+        self.offer_kinds(&[MediaKind::Audio, MediaKind::Video], dir, strip_candidates)
+    }
+
+    /// An offer with one m-section per entry of `kinds`, in that order.
+    fn offer_kinds(&mut self, kinds: &[MediaKind], dir: Direction, strip_candidates: bool) -> String {
         let mut api = self.rtc.sdp_api();
-        self.audio = Some(api.add_media(MediaKind::Audio, dir, None, None, None));
-        self.video = Some(api.add_media(MediaKind::Video, dir, None, None, None));
+        for &kind in kinds {
+            let mid = Some(api.add_media(kind, dir, None, None, None));
+            match kind {
+                MediaKind::Audio => self.audio = mid,
+                _ => self.video = mid,
+            }
+        }
         let (offer, pending) = api.apply().unwrap();
         self.pending = Some(pending);
         let sdp = offer.to_sdp_string();
@@ -162,15 +172,21 @@ impl Client {
                 let keyframe = force_key || n.is_multiple_of(KEY_EVERY);
                 force_key = false;
                 let wallclock = now;
-                let (audio, video) = (self.audio.unwrap(), self.video.unwrap());
-                let w = self.rtc.writer(video).unwrap();
-                let pt = w.payload_params().find(|p| p.spec().codec == Codec::Vp8).unwrap().pt();
-                let t = MediaTime::new(n as u64 * 1800, Frequency::NINETY_KHZ);
-                w.write(pt, wallclock, t, video_frame(n, keyframe)).unwrap();
-                let w = self.rtc.writer(audio).unwrap();
-                let pt = w.payload_params().find(|p| p.spec().codec == Codec::Opus).unwrap().pt();
-                let t = MediaTime::new(n as u64 * 960, Frequency::FORTY_EIGHT_KHZ);
-                w.write(pt, wallclock, t, audio_frame(n)).unwrap();
+                // Each kind the session negotiated (a rejected section has no writer).
+                if let Some(w) = self.video.and_then(|video| self.rtc.writer(video)) {
+                    let pt = w.payload_params().find(|p| p.spec().codec == Codec::Vp8).map(|p| p.pt());
+                    if let Some(pt) = pt {
+                        let t = MediaTime::new(n as u64 * 1800, Frequency::NINETY_KHZ);
+                        w.write(pt, wallclock, t, video_frame(n, keyframe)).unwrap();
+                    }
+                }
+                if let Some(w) = self.audio.and_then(|audio| self.rtc.writer(audio)) {
+                    let pt = w.payload_params().find(|p| p.spec().codec == Codec::Opus).map(|p| p.pt());
+                    if let Some(pt) = pt {
+                        let t = MediaTime::new(n as u64 * 960, Frequency::FORTY_EIGHT_KHZ);
+                        w.write(pt, wallclock, t, audio_frame(n)).unwrap();
+                    }
+                }
                 n += 1;
             }
             let timeout = loop {
@@ -386,6 +402,140 @@ async fn a_video_only_stream_keeps_the_players_bundle_whole() {
     assert!(!answer.contains("m=audio 0 "), "the player's audio section is accepted:\n{answer}");
     let bundle = answer.lines().find(|l| l.starts_with("a=group:BUNDLE")).expect("a BUNDLE group");
     assert_eq!(bundle.split_whitespace().count(), 3, "both sections bundled: {bundle}");
+}
+
+/// Every `a=rtpmap` payload type of an SDP with the encoding it names, per m-section; asserts
+/// that no payload type names two encodings (bundled sections share one PT space, RFC 8843).
+fn rtpmaps(sdp: &str) -> Vec<(String, u8, String)> {
+    let mut section = String::new();
+    let mut maps = Vec::new();
+    for line in sdp.lines() {
+        if let Some(m) = line.strip_prefix("m=") {
+            section = m.to_owned();
+        } else if let Some(map) = line.strip_prefix("a=rtpmap:") {
+            let (pt, encoding) = map.split_once(' ').expect("rtpmap: PT and encoding");
+            let encoding = encoding.split('/').next().unwrap().to_ascii_uppercase();
+            maps.push((section.clone(), pt.parse().expect("a numeric PT"), encoding));
+        }
+    }
+    for (i, (_, pt, enc)) in maps.iter().enumerate() {
+        for (m, other_pt, other) in &maps[i + 1..] {
+            assert!(!(pt == other_pt && enc != other), "PT {pt} is both {enc} and {other} ({m}):\n{sdp}");
+        }
+    }
+    maps
+}
+
+/// The config of a publisher that numbers its only codec its own way (aiortc puts Opus on 96,
+/// where the relay and browsers put VP8).
+fn single_codec_config(pt: u8, codec: Codec) -> RtcConfig {
+    let mut config = RtcConfig::new().clear_codecs();
+    let (clock, channels, format) = match codec {
+        Codec::Opus => (
+            Frequency::FORTY_EIGHT_KHZ,
+            Some(2),
+            FormatParams { min_p_time: Some(10), use_inband_fec: Some(true), ..Default::default() },
+        ),
+        _ => (Frequency::NINETY_KHZ, None, FormatParams::default()),
+    };
+    config.codec_config().add_config(pt.into(), None, codec, clock, channels, format);
+    config
+}
+
+/// Publishes only `kind`, with its codec on payload type `pt`.
+async fn publish_one_kind(relay: &Relay, stream: &str, kind: MediaKind, pt: u8) -> Running {
+    let codec = if kind == MediaKind::Audio { Codec::Opus } else { Codec::Vp8 };
+    let mut client = Client::new(single_codec_config(pt, codec));
+    let offer = client.offer_kinds(&[kind], Direction::SendOnly, false);
+    let (_, answer) = relay.publish(key(stream), offer).await.expect("publish accepted");
+    client.accept(&answer);
+    client.spawn(true)
+}
+
+/// Plays `stream` with an offer listing `kinds` in that order; checks the answer accepts every
+/// section, bundles them all, and keeps one codec per payload type.
+async fn play_kinds(relay: &Relay, stream: &str, config: RtcConfig, kinds: &[MediaKind]) -> (Running, String) {
+    let mut client = Client::new(config);
+    let offer = client.offer_kinds(kinds, Direction::RecvOnly, false);
+    let (_, answer) = relay.play(key(stream), offer).await.expect("play accepted");
+    for kind in ["audio", "video"] {
+        assert!(!answer.contains(&format!("m={kind} 0 ")), "the {kind} section is rejected:\n{answer}");
+    }
+    let bundle = answer.lines().find(|l| l.starts_with("a=group:BUNDLE")).expect("a BUNDLE group");
+    assert_eq!(bundle.split_whitespace().count(), kinds.len() + 1, "every section bundled: {bundle}");
+    rtpmaps(&answer);
+    client.accept(&answer);
+    (client.spawn(false), answer)
+}
+
+fn audio_frames(player: &Running) -> usize {
+    let audio = player.media(MediaKind::Audio);
+    for (data, _, _) in &audio {
+        let n = u32::from_be_bytes(data[1..5].try_into().unwrap());
+        assert_eq!(*data, &audio_frame(n)[..], "audio {n} payload differs");
+    }
+    audio.len()
+}
+
+/// An audio-only publisher with Opus on PT 96 (aiortc), played with offers that list video
+/// first (Chromium's `addTransceiver('video')` before audio): the video section, of a kind the
+/// stream lacks, is accepted with a codec the player offered on a payload type that collides
+/// with nothing, and the audio arrives. The relay used to leave video without a codec (its
+/// fallback VP8 wanted PT 96, taken by the publisher's Opus) and answer `m=video 0`, which
+/// rejects the BUNDLE-tagged first section.
+#[tokio::test(flavor = "current_thread")]
+async fn an_audio_only_stream_on_pt_96_plays_with_video_listed_first() {
+    let (relay, _events) = start();
+    let mut publisher = publish_one_kind(&relay, "voice", MediaKind::Audio, 96).await;
+    assert!(publisher.wait_for(Duration::from_secs(2), connected), "the publisher connects");
+
+    let video_first = [MediaKind::Video, MediaKind::Audio];
+    let (mut player, answer) = play_kinds(&relay, "voice", RtcConfig::new(), &video_first).await;
+    let maps = rtpmaps(&answer);
+    assert!(maps.iter().any(|(m, _, enc)| m.starts_with("video") && enc == "VP8"), "{answer}");
+    // A player whose video is H.264 only gets its section accepted too.
+    let h264 = RtcConfig::new().clear_codecs().enable_opus(true, false).enable_h264(true);
+    let (mut h264_player, answer) = play_kinds(&relay, "voice", h264, &video_first).await;
+    assert!(rtpmaps(&answer).iter().any(|(m, _, enc)| m.starts_with("video") && enc == "H264"), "{answer}");
+
+    for p in [&mut player, &mut h264_player] {
+        let heard = |ev: &[ClientEvent]| {
+            ev.iter().filter(|e| matches!(e, ClientEvent::Media { kind: MediaKind::Audio, .. })).count() >= 15
+        };
+        assert!(p.wait_for(Duration::from_secs(3), heard), "the player hears the publisher");
+    }
+    for p in [&mut player, &mut h264_player] {
+        p.stop();
+        assert!(audio_frames(p) >= 15);
+        assert!(p.media(MediaKind::Video).is_empty(), "nothing on the stream's missing kind");
+    }
+    publisher.stop();
+}
+
+/// The mirror case: a video-only publisher with VP8 on Opus's usual PT 111, played with audio
+/// listed first. The audio section gets a codec on a free PT; the video arrives.
+#[tokio::test(flavor = "current_thread")]
+async fn a_video_only_stream_on_pt_111_plays_with_audio_listed_first() {
+    let (relay, _events) = start();
+    let mut publisher = publish_one_kind(&relay, "screen", MediaKind::Video, 111).await;
+    assert!(publisher.wait_for(Duration::from_secs(2), connected), "the publisher connects");
+
+    let audio_first = [MediaKind::Audio, MediaKind::Video];
+    let (mut player, answer) = play_kinds(&relay, "screen", RtcConfig::new(), &audio_first).await;
+    assert!(rtpmaps(&answer).iter().any(|(m, _, enc)| m.starts_with("audio") && enc == "OPUS"), "{answer}");
+    let got_video = |ev: &[ClientEvent]| {
+        ev.iter().filter(|e| matches!(e, ClientEvent::Media { kind: MediaKind::Video, .. })).count() >= 15
+    };
+    assert!(player.wait_for(Duration::from_secs(3), got_video), "the player sees the publisher");
+    player.stop();
+    publisher.stop();
+    let video = player.media(MediaKind::Video);
+    assert!(video[0].1, "video starts on a keyframe");
+    for (data, keyframe, _) in &video {
+        let (n, key) = frame_number(data).expect("one of our frames");
+        assert_eq!((*data, key), (&video_frame(n, key)[..], *keyframe), "frame {n}");
+    }
+    assert!(player.media(MediaKind::Audio).is_empty(), "nothing on the stream's missing kind");
 }
 
 #[tokio::test(flavor = "current_thread")]
