@@ -67,7 +67,11 @@ impl AppState {
             Some(url) => {
                 let redis_error = |source| StartError::Redis { url: redact_url(url), source };
                 let client = redis::Client::open(url.as_str()).map_err(redis_error)?;
-                Some(ConnectionManager::new(client).await.map_err(redis_error)?)
+                Some(
+                    crate::rooms::redis::connection_manager(client, settings.redis_timeout)
+                        .await
+                        .map_err(redis_error)?,
+                )
             }
         };
         let nonces = match &redis {
@@ -80,7 +84,7 @@ impl AppState {
             Some(url) => {
                 let hub = Arc::new(Hub::default());
                 let worker_id = uuid::Uuid::new_v4().simple().to_string();
-                let config = RedisRoomsConfig { lease: settings.redis_lease };
+                let config = RedisRoomsConfig { lease: settings.redis_lease, timeout: settings.redis_timeout };
                 let backend =
                     RedisRooms::start(url, hub.clone(), worker_id.clone(), config).await.map_err(StartError::Rooms)?;
                 tracing::info!(worker = %worker_id, "rooms in Redis");

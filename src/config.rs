@@ -178,6 +178,11 @@ pub struct ServeArgs {
     /// request's timestamp is inside the 300 s window); past it, the app's requests get 2008.
     #[arg(long, env = "HUDDLE_NONCE_CAP_PER_APP", default_value_t = crate::auth::nonce::DEFAULT_CAP_PER_APP)]
     pub nonce_cap_per_app: usize,
+    /// With Redis: the longest any Redis call may take (ms); a request whose call takes longer
+    /// fails with 1007 and leaves nothing behind in Redis. Default: 1000, or a fifth of the
+    /// lease when that is shorter.
+    #[arg(long, env = "HUDDLE_REDIS_TIMEOUT_MS")]
+    pub redis_timeout_ms: Option<u64>,
     /// With Redis: a worker silent this long (ms) is dead and its users are removed.
     #[arg(long, env = "HUDDLE_REDIS_LEASE_MS", default_value_t = 15_000)]
     pub redis_lease_ms: u64,
@@ -246,6 +251,7 @@ pub struct Settings {
     pub dev: DevMode,
     pub signaling: crate::signaling::SignalingConfig,
     pub redis_lease: std::time::Duration,
+    pub redis_timeout: std::time::Duration,
     pub nonce_cap_per_app: usize,
     pub relay: crate::relay::RelayConfig,
     pub public_url: Option<String>,
@@ -279,6 +285,12 @@ impl ServeArgs {
         }
         if self.redis_lease_ms < 1000 {
             return Err(ConfigError::Invalid("--redis-lease-ms must be at least 1000"));
+        }
+        let redis_timeout_ms = self.redis_timeout_ms.unwrap_or((self.redis_lease_ms / 5).min(1000));
+        if !(50..=self.redis_lease_ms / 5).contains(&redis_timeout_ms) {
+            return Err(ConfigError::Invalid(
+                "--redis-timeout-ms must be at least 50 and at most a fifth of --redis-lease-ms",
+            ));
         }
         if self.relay_udp_addr.ip().is_unspecified() && self.relay_public_ips.is_empty() {
             return Err(ConfigError::Invalid(
@@ -336,6 +348,7 @@ impl ServeArgs {
             },
             signaling,
             redis_lease: ms(self.redis_lease_ms),
+            redis_timeout: ms(redis_timeout_ms),
             nonce_cap_per_app: self.nonce_cap_per_app,
             relay: crate::relay::RelayConfig {
                 udp_addr: self.relay_udp_addr,

@@ -36,6 +36,7 @@ struct Collectors {
     redis_latency: Histogram,
     pubsub_lag: Histogram,
     pubsub_disconnects: IntCounter,
+    redis_repairs: IntCounterVec,
     relay_peers: IntGauge,
     relay_streams: IntGauge,
     relay_counters: IntCounterVec,
@@ -134,6 +135,17 @@ static COLLECTORS: LazyLock<Collectors> = LazyLock::new(|| {
         pubsub_disconnects: register(
             r,
             IntCounter::new("pubsub_disconnects_total", "Times the Redis subscription connection dropped"),
+        ),
+        redis_repairs: register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "redis_repairs_total",
+                    "Room state this worker corrected in Redis: reaped_session (a dead worker's member removed), \
+                     ghost_removed (an entry this worker does not hold), session_restored (a live session Redis lost)",
+                ),
+                &["what"],
+            ),
         ),
         relay_peers: register(r, IntGauge::new("relay_peers", "Relay sessions (publishers and players)")),
         relay_streams: register(r, IntGauge::new("relay_streams", "Streams with a publisher on this relay")),
@@ -250,6 +262,10 @@ pub fn redis_round_trip(elapsed: Duration) {
 
 pub fn pubsub_lag(millis: i64) {
     COLLECTORS.pubsub_lag.observe(millis.max(0) as f64 / 1000.0);
+}
+
+pub fn redis_repair(what: &'static str, count: u64) {
+    COLLECTORS.redis_repairs.with_label_values(&[what]).inc_by(count);
 }
 
 pub fn pubsub_disconnected() {

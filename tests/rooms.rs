@@ -33,9 +33,14 @@ impl Backend {
 async fn redis_worker(url: &str, lease: Duration) -> RoomService {
     let hub = Arc::new(Hub::default());
     let worker_id = uuid::Uuid::new_v4().simple().to_string();
-    let rooms = RedisRooms::start(url, hub.clone(), worker_id.clone(), RedisRoomsConfig { lease })
-        .await
-        .expect("Redis reachable");
+    let rooms = RedisRooms::start(
+        url,
+        hub.clone(),
+        worker_id.clone(),
+        RedisRoomsConfig { lease, ..RedisRoomsConfig::default() },
+    )
+    .await
+    .expect("Redis reachable");
     RoomService::new(rooms, hub, worker_id)
 }
 

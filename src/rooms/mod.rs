@@ -56,6 +56,9 @@ pub trait RoomBackend: Send + Sync + 'static {
     async fn join(&self, room: &RoomKey, member: Member, max_users: u32) -> Result<JoinOutcome, RoomError>;
     /// Removes the user and its streams if `session_id` still holds the membership.
     async fn leave(&self, room: &RoomKey, user_id: &str, session_id: &str) -> Result<bool, RoomError>;
+    /// Forgets a session this worker no longer serves without touching the room (it was
+    /// kicked out by a newer session, or its join failed): nothing to repair for it later.
+    async fn forget(&self, _room: &RoomKey, _session_id: &str) {}
     /// Registers a stream; stream ids are unique within an app.
     async fn add_stream(&self, room: &RoomKey, session_id: &str, stream: StreamInfo) -> Result<(), RoomError>;
     async fn remove_stream(&self, room: &RoomKey, user_id: &str, stream_id: &str) -> Result<(), RoomError>;
@@ -148,6 +151,7 @@ impl RoomService {
     /// Stops delivering events to a session without touching the room (a kicked-out session,
     /// whose membership already belongs to a newer one).
     pub async fn stop_listening(&self, room: &RoomKey, session_id: &str) {
+        self.backend.forget(room, session_id).await;
         if self.hub.detach(room, session_id)
             && let Err(err) = self.backend.unwatch(room).await
         {

@@ -1,22 +1,26 @@
--- KEYS: users, streams, extra, appstreams, this worker's session set
--- ARGV: user_id, member_json, session_id, max_users, channel, session_entry_prefix, ttl, mode
+-- KEYS: users, streams, extra, appstreams, this worker's entry set
+-- ARGV: user_id, member_json, session_id, max_users, channel, entry, ttl, mode, deadline
 -- mode 'join': a login; replaces an older session of the same user (kickout, no user event).
--- mode 'restore': re-adds a live session after Redis lost it; silent, never replaces anyone.
-local users, streams, extra, appstreams, sessions = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+-- mode 'restore': re-adds a live session Redis lost; silent, never replaces anyone.
+local users, streams, extra, appstreams, entries = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local user_id, member_json, session_id = ARGV[1], ARGV[2], ARGV[3]
-local max_users, channel, prefix, ttl, mode = tonumber(ARGV[4]), ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
+local max_users, channel, entry, ttl, mode = tonumber(ARGV[4]), ARGV[5], ARGV[6], tonumber(ARGV[7]), ARGV[8]
+if expired(ARGV[9]) then
+  return {'expired'}
+end
 
 local replaced = ''
 local existing = redis.call('HGET', users, user_id)
 if existing then
   local old = cjson.decode(existing)
-  if old.sessionId ~= session_id then
+  local old_session = old[F.session_id]
+  if old_session ~= session_id then
     if mode == 'restore' then
       return {'superseded'}
     end
-    replaced = old.sessionId
-    redis.call('SREM', worker_sessions(old.workerId), prefix .. old.sessionId)
-    publish(channel, {type = 'kickout', userId = user_id, sessionId = old.sessionId})
+    -- The old session's worker drops it from its entries when it hears the kickout.
+    replaced = old_session
+    publish(channel, {[F.type] = E.kickout, [F.event_user_id] = user_id, [F.event_session_id] = old_session})
     drop_streams_of(streams, appstreams, user_id, channel)
   end
 elseif redis.call('HLEN', users) >= max_users then
@@ -24,10 +28,10 @@ elseif redis.call('HLEN', users) >= max_users then
 end
 
 redis.call('HSET', users, user_id, member_json)
-redis.call('SADD', sessions, prefix .. session_id)
+redis.call('SADD', entries, entry)
 touch(ttl, users, streams, extra)
 if not existing and mode == 'join' then
   local member = cjson.decode(member_json)
-  publish(channel, {type = 'userAdded', user = member.user, onlineCount = redis.call('HLEN', users)})
+  publish(channel, {[F.type] = E.user_added, [F.user] = member[F.user], [F.online_count] = redis.call('HLEN', users)})
 end
 return {'ok', replaced, redis.call('HVALS', users), redis.call('HVALS', streams), redis.call('HVALS', extra)}

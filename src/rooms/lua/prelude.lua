@@ -1,6 +1,22 @@
--- Shared helpers, prepended to every room script.
--- Events are published in the same script as the change they describe, so every worker
--- sees a room's events in the order its state changed.
+-- Helpers shared by every room script. The tables F (JSON field names) and E (event types)
+-- come before this file, generated from rooms/redis/contract.rs: scripts never spell a field.
+-- Events are published in the same script as the change they describe, so every worker sees
+-- a room's events in the order its state changed.
+
+-- Redis's own clock in milliseconds (scripts are replicated by effect, so TIME is allowed).
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- A worker stops waiting for a script after its Redis timeout and tells its client the
+-- request failed; a script that only runs later (Redis was frozen) must then change nothing.
+-- deadline is in Redis milliseconds; 0 means none.
+local function expired(deadline)
+  deadline = tonumber(deadline)
+  return deadline > 0 and now_ms() > deadline
+end
+
 local function publish(channel, event)
   redis.call('PUBLISH', channel, cjson.encode(event))
 end
@@ -11,22 +27,28 @@ local function touch(ttl, ...)
   end
 end
 
+local function user_of(record)
+  return record[F.user][F.user_id]
+end
+
+-- A stored stream as members see it (without the worker that holds it).
+local function public_stream(stream)
+  stream[F.holder] = nil
+  return stream
+end
+
 -- Removes every stream of user_id from the room (and the app's stream index), publishing
--- streamRemoved for each unless silent.
+-- streamRemoved for each.
 local function drop_streams_of(streams, appstreams, user_id, channel)
   local all = redis.call('HGETALL', streams)
   for i = 1, #all, 2 do
     local stream = cjson.decode(all[i + 1])
-    if stream.user.userID == user_id then
+    if user_of(stream) == user_id then
       redis.call('HDEL', streams, all[i])
       redis.call('HDEL', appstreams, all[i])
-      publish(channel, {type = 'streamRemoved', stream = stream})
+      publish(channel, {[F.type] = E.stream_removed, [F.stream] = public_stream(stream)})
     end
   end
-end
-
-local function worker_sessions(worker_id)
-  return 'huddle:w:' .. worker_id .. ':s'
 end
 
 -- The stream `stream_id` of `streams` if user_id publishes it, else nil.
@@ -36,8 +58,24 @@ local function owned_stream(streams, stream_id, user_id)
     return nil
   end
   local stream = cjson.decode(held)
-  if stream.user.userID ~= user_id then
+  if user_of(stream) ~= user_id then
     return nil
   end
   return stream
+end
+
+-- Notes that Redis answers now. Leases are deadlines (scores of `workers`). When nobody ran a
+-- lease script for longer than gap_ms, Redis was unreachable, frozen or restarted (or every
+-- worker was): nobody could renew, so every deadline moves by the silence. Only renewals
+-- missed while Redis was answering count against a worker.
+local function observe(clock, workers, now, gap_ms)
+  local last = tonumber(redis.call('GET', clock))
+  if last and now - last > gap_ms then
+    local silence = now - last
+    local all = redis.call('ZRANGE', workers, 0, -1, 'WITHSCORES')
+    for i = 1, #all, 2 do
+      redis.call('ZADD', workers, tonumber(all[i + 1]) + silence, all[i])
+    end
+  end
+  redis.call('SET', clock, now)
 end

@@ -1,0 +1,346 @@
+//! Leases, reaping and repair: what keeps Redis true to the workers that are really alive.
+//!
+//! Timing, from the lease `L` (`--redis-lease-ms`): a worker renews every `L/5` and checks
+//! for dead workers every `L/10`. A worker that renewed nothing for `4L/5` of Redis's clock
+//! while Redis was answering is dead, so its users are removed at most `4L/5 + L/5 + L/10`
+//! after it dies, plus the time to remove them: within `L`, with `L/10` to spare.
+//!
+//! A lease is a deadline on Redis's clock (the worker's score in `huddle:workers`: renewal
+//! time plus its own `4L/5`, so workers with different leases can share one Redis).
+//! "While Redis was answering": every lease script notes Redis's time in `huddle:clock`;
+//! when it finds that nobody wrote it for more than `L/3`, Redis was frozen, down or
+//! restarted (or every worker was), and every deadline moves by that silence, so a stalled
+//! Redis makes nobody look dead.
+
+use std::collections::{BTreeSet, HashSet};
+use std::sync::Weak;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use futures_util::{FutureExt, StreamExt, TryStreamExt};
+use redis::AsyncCommands;
+
+use super::contract::{CLOCK_KEY, RoomKeys, WORKERS_KEY, WorkerEntry, worker_entries_key};
+use super::{LocalSession, RedisRooms};
+use crate::metrics;
+use crate::rooms::{Member, RoomError, RoomEvent, RoomKey};
+
+/// Renew every this many ticks (a tick is a tenth of the lease).
+const RENEW_EVERY_TICKS: u64 = 2;
+/// Repair unprompted every this many ticks (four leases).
+const REPAIR_EVERY_TICKS: u64 = 40;
+/// Dead workers claimed per check.
+const REAP_LIMIT: usize = 16;
+/// Scripts in flight at once when removing a dead worker's sessions or repairing.
+const PARALLEL_SCRIPTS: usize = 32;
+/// Sessions checked per pipeline during repair.
+const REPAIR_BATCH: usize = 500;
+
+impl RedisRooms {
+    fn tick(&self) -> Duration {
+        (self.config.lease / 10).max(Duration::from_millis(50))
+    }
+
+    pub(super) fn gap_ms(&self) -> u64 {
+        (self.config.lease.as_millis() as u64 / 3).max(1)
+    }
+
+    pub(super) fn dead_after_ms(&self) -> u64 {
+        (self.config.lease.as_millis() as u64 * 4 / 5).max(1)
+    }
+
+    /// Renews the lease on Redis's clock and keeps the local rooms' keys alive. Returns false
+    /// when the worker was not registered (Redis lost its data, or this worker was reaped).
+    pub(super) async fn renew_lease(&self) -> Result<bool, RoomError> {
+        let mut conn = self.conn();
+        let sent = crate::rooms::unix_millis();
+        let (known, redis_now): (i64, i64) = self
+            .scripts
+            .renew_lease
+            .key(WORKERS_KEY)
+            .key(CLOCK_KEY)
+            .arg(&self.worker_id)
+            .arg(self.gap_ms())
+            .arg(self.dead_after_ms())
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.failed(e))?;
+        let received = crate::rooms::unix_millis();
+        self.clock_offset_ms.store(redis_now - (sent + received) / 2, Ordering::Release);
+        let rooms = self.hub.rooms();
+        if !rooms.is_empty() {
+            let mut pipe = redis::pipe();
+            for room in rooms {
+                let keys = RoomKeys::of(&room);
+                for key in [keys.users, keys.streams, keys.extra] {
+                    pipe.expire(key, self.room_ttl_secs() as i64).ignore();
+                }
+            }
+            pipe.query_async::<()>(&mut conn).await.map_err(|e| self.failed(e))?;
+        }
+        Ok(known == 1)
+    }
+
+    /// Claims dead workers and removes what they held.
+    async fn reap_dead_workers(&self) -> Result<(), RoomError> {
+        let claimed: Vec<String> = self
+            .scripts
+            .reap
+            .key(WORKERS_KEY)
+            .key(CLOCK_KEY)
+            .arg(&self.worker_id)
+            .arg(self.gap_ms())
+            .arg(REAP_LIMIT)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|e| self.failed(e))?;
+        for worker in claimed {
+            if let Err(err) = self.reap(&worker).await {
+                // Give it back, already stale, so that this or another worker tries again.
+                let _: Result<(), _> = self.conn().zadd(WORKERS_KEY, &worker, 0).await;
+                return Err(err);
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes every session and stream a dead worker held (DELETE events for their rooms).
+    async fn reap(&self, worker: &str) -> Result<(), RoomError> {
+        let entries_key = worker_entries_key(worker);
+        let raw: Vec<String> = self.conn().smembers(&entries_key).await.map_err(|e| self.failed(e))?;
+        let entries: Vec<WorkerEntry> = raw.iter().filter_map(|raw| WorkerEntry::decode(raw)).collect();
+        let removed = self.remove_entries(&entries, worker, &entries_key).await?;
+        let sessions = removed.iter().filter(|r| **r == Removed::Session).count();
+        let streams = removed.iter().filter(|r| **r == Removed::Stream).count();
+        let _: () = self.conn().del(&entries_key).await.map_err(|e| self.failed(e))?;
+        metrics::redis_repair("reaped_session", sessions as u64);
+        tracing::warn!(%worker, sessions, streams, "reaped a worker whose lease lapsed");
+        Ok(())
+    }
+
+    /// Removes what the entries name, a few scripts at a time (the multiplexed connection
+    /// pipelines them).
+    async fn remove_entries(
+        &self,
+        entries: &[WorkerEntry],
+        holder: &str,
+        entries_key: &str,
+    ) -> Result<Vec<Removed>, RoomError> {
+        let removals: Vec<BoxFuture<'_, Result<Removed, RoomError>>> =
+            entries.iter().map(|entry| self.remove_entry(entry, holder, entries_key).boxed()).collect();
+        futures_util::stream::iter(removals).buffer_unordered(PARALLEL_SCRIPTS).try_collect().await
+    }
+
+    /// Removes what one entry of `holder`'s set names (guarded: a session only if it still
+    /// holds its membership, a stream only if `holder` still holds it).
+    async fn remove_entry(&self, entry: &WorkerEntry, holder: &str, entries_key: &str) -> Result<Removed, RoomError> {
+        let room = entry.room();
+        match entry {
+            WorkerEntry::Session { user_id, session_id, .. } => {
+                let left = self.run_leave(&room, user_id, session_id, entries_key).await?;
+                Ok(if left { Removed::Session } else { Removed::Nothing })
+            }
+            WorkerEntry::Stream { user_id, stream_id, .. } => {
+                match self.run_remove_stream(&room, user_id, stream_id, holder, entries_key).await {
+                    Ok(()) => Ok(Removed::Stream),
+                    Err(RoomError::StreamNotFound(_)) => Ok(Removed::Nothing),
+                    Err(err) => Err(err),
+                }
+            }
+        }
+    }
+
+    /// Makes Redis agree with what this worker holds: entries of sessions and streams it does
+    /// not hold are removed (ghosts: a join that ran after its client was told it failed, a
+    /// leave that failed), and sessions, streams and extra info that Redis lost are put back
+    /// (a restart, keys expired while Redis was frozen). Members of rooms that changed are
+    /// told to resync.
+    pub(super) async fn repair(&self) -> Result<(), RoomError> {
+        self.dirty.store(false, Ordering::Release);
+        let own = self.own_entries_key();
+        let raw: Vec<String> = self.conn().smembers(&own).await.map_err(|e| self.failed(e))?;
+        let ghosts: Vec<WorkerEntry> = {
+            let local = self.local();
+            raw.iter()
+                .filter_map(|raw| WorkerEntry::decode(raw))
+                .filter(|entry| match entry {
+                    WorkerEntry::Session { session_id, .. } => {
+                        !local.sessions.contains_key(session_id) && !local.joining.contains(session_id)
+                    }
+                    WorkerEntry::Stream { user_id, stream_id, .. } => {
+                        let room = entry.room();
+                        !local.sessions.values().any(|s| {
+                            s.room == room && s.member.user.user_id == *user_id && s.streams.contains_key(stream_id)
+                        })
+                    }
+                })
+                .collect()
+        };
+        let removed = self.remove_entries(&ghosts, &self.worker_id, &own).await?;
+        let removed = removed.iter().filter(|r| **r != Removed::Nothing).count() as u64;
+        if removed > 0 {
+            metrics::redis_repair("ghost_removed", removed);
+            tracing::warn!(removed, "removed members and streams this worker does not hold");
+        }
+
+        let sessions: Vec<(String, LocalSession)> = {
+            let local = self.local();
+            local.sessions.iter().map(|(id, session)| (id.clone(), session.clone())).collect()
+        };
+        let mut changed_rooms = BTreeSet::new();
+        for batch in sessions.chunks(REPAIR_BATCH) {
+            changed_rooms.extend(self.repair_sessions(batch).await?);
+        }
+        if !changed_rooms.is_empty() {
+            let extra = self.local().extra.clone();
+            for room in &changed_rooms {
+                for value in extra.get(room).into_iter().flat_map(|values| values.values()) {
+                    self.run_room_extra_info(room, value, usize::MAX, "restore", 0).await?;
+                }
+            }
+            tracing::warn!(rooms = changed_rooms.len(), "put back what Redis lost; members resync");
+            for room in changed_rooms {
+                self.hub.dispatch(room, RoomEvent::Resync);
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks a batch of local sessions against Redis and puts back what is missing. Returns
+    /// the rooms that changed.
+    async fn repair_sessions(&self, batch: &[(String, LocalSession)]) -> Result<HashSet<RoomKey>, RoomError> {
+        let mut pipe = redis::pipe();
+        for (_, session) in batch {
+            let keys = RoomKeys::of(&session.room);
+            pipe.hget(&keys.users, &session.member.user.user_id);
+            for stream_id in session.streams.keys() {
+                pipe.hexists(&keys.streams, stream_id);
+            }
+        }
+        let replies: Vec<redis::Value> = pipe.query_async(&mut self.conn()).await.map_err(|e| self.failed(e))?;
+        let mut replies = replies.into_iter();
+        let mut changed = HashSet::new();
+        for (session_id, session) in batch {
+            let member: Option<String> =
+                replies.next().map(redis::from_redis_value).transpose().map_err(super::unparsable)?.flatten();
+            let streams_present: Vec<bool> = session
+                .streams
+                .keys()
+                .map(|_| {
+                    replies
+                        .next()
+                        .map(redis::from_redis_value::<bool>)
+                        .transpose()
+                        .map(|present| present.unwrap_or(false))
+                })
+                .collect::<Result<_, _>>()
+                .map_err(super::unparsable)?;
+            let holder = member.as_deref().map(super::decode::<Member>).transpose()?.map(|m| m.session_id);
+            match holder {
+                Some(holder) if holder == *session_id => {
+                    for (stream, present) in session.streams.values().zip(streams_present) {
+                        if !present {
+                            self.restore_stream(&session.room, session_id, stream).await?;
+                            changed.insert(session.room.clone());
+                        }
+                    }
+                }
+                Some(_) => self.superseded(session_id, session),
+                None => {
+                    if self.restore_session(session_id, session).await? {
+                        changed.insert(session.room.clone());
+                    }
+                }
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Puts a local session back into Redis (silently); false when another session of the
+    /// same user took the membership meanwhile.
+    async fn restore_session(&self, session_id: &str, session: &LocalSession) -> Result<bool, RoomError> {
+        if self.run_join(&session.room, &session.member, u32::MAX, "restore", 0).await?.is_none() {
+            self.superseded(session_id, session);
+            return Ok(false);
+        }
+        for stream in session.streams.values() {
+            self.restore_stream(&session.room, session_id, stream).await?;
+        }
+        metrics::redis_repair("session_restored", 1);
+        // The session may have left while it was being put back: leave again (a no-op unless
+        // the restore came after the leave).
+        if !self.local().sessions.contains_key(session_id) {
+            self.run_leave(&session.room, &session.member.user.user_id, session_id, &self.own_entries_key()).await?;
+        }
+        Ok(true)
+    }
+
+    async fn restore_stream(
+        &self,
+        room: &RoomKey,
+        session_id: &str,
+        stream: &crate::rooms::StreamInfo,
+    ) -> Result<(), RoomError> {
+        match self.run_add_stream(room, session_id, stream, "restore", 0).await {
+            // Another user took the id, or the session is gone: nothing of ours to put back.
+            Ok(()) | Err(RoomError::StreamIdTaken(_)) | Err(RoomError::NotMember) => Ok(()),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// A newer session of the same user holds the membership, and this worker missed the
+    /// kickout: end the local session as the kickout would have.
+    fn superseded(&self, session_id: &str, session: &LocalSession) {
+        self.local().sessions.remove(session_id);
+        let event =
+            RoomEvent::Kickout { user_id: session.member.user.user_id.clone(), session_id: session_id.to_owned() };
+        self.hub.dispatch(session.room.clone(), event);
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Removed {
+    Session,
+    Stream,
+    Nothing,
+}
+
+/// Renews, reaps and repairs on a fixed tick, for as long as the backend lives.
+pub(super) async fn run(rooms: Weak<RedisRooms>) {
+    let tick = match rooms.upgrade() {
+        Some(rooms) => rooms.tick(),
+        None => return,
+    };
+    let mut ticker = tokio::time::interval(tick);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
+    loop {
+        ticker.tick().await;
+        ticks += 1;
+        let Some(rooms) = rooms.upgrade() else { return };
+        if ticks.is_multiple_of(RENEW_EVERY_TICKS) {
+            match rooms.renew_lease().await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!("this worker's lease was gone (Redis lost its data, or it was reaped); repairing");
+                    rooms.dirty.store(true, Ordering::Release);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "Redis lease renewal failed");
+                    continue;
+                }
+            }
+        }
+        if let Err(err) = rooms.reap_dead_workers().await {
+            tracing::warn!(error = %err, "reaping dead workers failed");
+            continue;
+        }
+        if (rooms.dirty.load(Ordering::Acquire) || ticks.is_multiple_of(REPAIR_EVERY_TICKS))
+            && let Err(err) = rooms.repair().await
+        {
+            rooms.dirty.store(true, Ordering::Release);
+            tracing::warn!(error = %err, "repairing room state in Redis failed; will retry");
+        }
+    }
+}

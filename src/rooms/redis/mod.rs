@@ -1,0 +1,798 @@
+//! Rooms in Redis, shared by any number of stateless workers.
+//!
+//! - State: per room, hashes of members (`…:u`), streams (`…:s`) and extra info (`…:x`);
+//!   per app, a stream-id index. Every change is one Lua script that also publishes its
+//!   events on the room's channel, so changes are atomic and ordered. Names shared with the
+//!   scripts are defined once, in [`contract`].
+//! - Fan-out: [`subscriber::Subscriber`] keeps this worker subscribed to the channels of the
+//!   rooms it has local members in, across any outage, and `/readyz` fails while it is not.
+//! - Requests a client waits for carry a deadline on Redis's clock: a script that Redis only
+//!   runs after the worker gave up (a frozen Redis) changes nothing, so a client told "1007"
+//!   leaves no state behind.
+//! - Leases ([`lease`]): each worker renews its lease on Redis's own clock; a worker that
+//!   renewed nothing for 4/5 of the lease while Redis was answering is dead, and another
+//!   removes its members and streams (so rooms get DELETE events within the lease). A Redis
+//!   that was frozen, down or restarted does not count against anyone.
+//! - Repair ([`lease`] too): after any Redis trouble, and every few leases, a worker compares
+//!   Redis with what it really holds: it removes entries it does not hold (a late script, a
+//!   missed leave) and puts back what Redis lost (a restart, keys that expired while Redis was
+//!   frozen), then tells the members of the repaired rooms to resync.
+
+pub mod contract;
+mod lease;
+mod scripts;
+pub mod subscriber;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Value};
+
+use super::model::{JoinOutcome, Member, RelayInfo, RoomEvent, RoomExtraInfo, RoomKey, Snapshot, StreamInfo};
+use super::{Hub, RoomBackend, RoomError};
+use crate::metrics;
+use contract::{RELAYS_KEY, RoomKeys, StoredStream, WorkerEntry, app_streams_key, worker_entries_key};
+use scripts::Scripts;
+use subscriber::Subscriber;
+
+/// Settings of the Redis backend.
+#[derive(Debug, Clone, Copy)]
+pub struct RedisRoomsConfig {
+    /// A dead worker's users are removed within this time (see [`lease`]).
+    pub lease: Duration,
+    /// How long any Redis call may take before the request that made it fails with 1007.
+    pub timeout: Duration,
+}
+
+impl Default for RedisRoomsConfig {
+    fn default() -> Self {
+        RedisRoomsConfig { lease: Duration::from_secs(15), timeout: Duration::from_secs(1) }
+    }
+}
+
+/// A connection manager whose calls fail within `timeout` whatever Redis does (unreachable,
+/// frozen, restarting): one connection attempt per call that finds the connection broken,
+/// no retries behind the caller's back.
+pub async fn connection_manager(client: redis::Client, timeout: Duration) -> redis::RedisResult<ConnectionManager> {
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(timeout))
+        .set_response_timeout(Some(timeout))
+        .set_number_of_retries(0)
+        .set_max_delay(timeout);
+    ConnectionManager::new_with_config(client, config).await
+}
+
+/// A session of this worker: its room, its member record and its streams.
+#[derive(Debug, Clone)]
+struct LocalSession {
+    room: RoomKey,
+    member: Member,
+    streams: BTreeMap<String, StreamInfo>,
+}
+
+/// What this worker really holds, to compare Redis with.
+#[derive(Default)]
+struct LocalState {
+    sessions: HashMap<String, LocalSession>,
+    /// Sessions whose join script is in flight (not yet in `sessions`).
+    joining: HashSet<String>,
+    /// Latest room extra info seen per watched room.
+    extra: HashMap<RoomKey, BTreeMap<String, RoomExtraInfo>>,
+}
+
+pub struct RedisRooms {
+    commands: ConnectionManager,
+    subscriber: Arc<Subscriber>,
+    hub: Arc<Hub>,
+    worker_id: String,
+    config: RedisRoomsConfig,
+    scripts: Scripts,
+    local: Mutex<LocalState>,
+    /// Redis's clock minus this process's, in ms, from the latest lease renewal.
+    clock_offset_ms: AtomicI64,
+    /// A Redis call failed since the last repair: Redis and this worker may disagree.
+    dirty: AtomicBool,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, RoomError> {
+    serde_json::from_str(raw).map_err(|e| RoomError::Corrupt(format!("{e}: {raw:.200}")))
+}
+
+fn encode<T: serde::Serialize>(value: &T) -> Result<String, RoomError> {
+    serde_json::to_string(value).map_err(|e| RoomError::Corrupt(e.to_string()))
+}
+
+fn decode_all<T: serde::de::DeserializeOwned>(raw: &[String]) -> Result<Vec<T>, RoomError> {
+    raw.iter().map(|s| decode(s)).collect()
+}
+
+fn unparsable(err: impl std::fmt::Display) -> RoomError {
+    RoomError::Corrupt(format!("unexpected Redis reply: {err}"))
+}
+
+fn expired() -> RoomError {
+    RoomError::Unavailable("Redis answered after the request's deadline".to_owned())
+}
+
+impl RedisRooms {
+    /// Connects, registers this worker's lease and starts the lease and subscription tasks.
+    pub async fn start(
+        url: &str,
+        hub: Arc<Hub>,
+        worker_id: String,
+        config: RedisRoomsConfig,
+    ) -> Result<Arc<RedisRooms>, RoomError> {
+        let unavailable = |err: redis::RedisError| RoomError::Unavailable(err.to_string());
+        let client = redis::Client::open(url).map_err(unavailable)?;
+        let commands = connection_manager(client.clone(), config.timeout).await.map_err(unavailable)?;
+        let subscriber = Subscriber::start(client, hub.clone(), config.timeout);
+        // Rooms cannot be joined before their events can be heard.
+        subscriber.connected_sink(config.timeout * 5).await?;
+        let rooms = Arc::new(RedisRooms {
+            commands,
+            subscriber,
+            hub,
+            worker_id,
+            config,
+            scripts: Scripts::load(),
+            local: Mutex::default(),
+            clock_offset_ms: AtomicI64::new(0),
+            dirty: AtomicBool::new(false),
+        });
+        rooms.renew_lease().await?;
+        tokio::spawn(lease::run(Arc::downgrade(&rooms)));
+        Ok(rooms)
+    }
+
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// Whether every wanted room channel is subscribed (for tests and `/readyz`).
+    pub fn subscribed(&self) -> bool {
+        self.subscriber.healthy()
+    }
+
+    fn local(&self) -> MutexGuard<'_, LocalState> {
+        self.local.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn conn(&self) -> ConnectionManager {
+        self.commands.clone()
+    }
+
+    /// A failed call: Redis may now hold something this worker does not know of (a script
+    /// that runs late) or lack something it holds, so the next lease tick repairs.
+    fn failed(&self, err: redis::RedisError) -> RoomError {
+        self.dirty.store(true, Ordering::Release);
+        RoomError::Unavailable(err.to_string())
+    }
+
+    fn room_ttl_secs(&self) -> u64 {
+        self.config.lease.as_secs().max(1) * 4
+    }
+
+    /// The latest Redis time (ms) at which a script may still act for a request this worker
+    /// waits for: half the timeout from now, so that its answer still arrives in time.
+    fn deadline(&self) -> i64 {
+        let offset = self.clock_offset_ms.load(Ordering::Acquire);
+        super::unix_millis() + offset + (self.config.timeout.as_millis() as i64 / 2).max(1)
+    }
+
+    fn own_entries_key(&self) -> String {
+        worker_entries_key(&self.worker_id)
+    }
+
+    /// The join script; `None` when a restore found the user taken over by another session.
+    async fn run_join(
+        &self,
+        room: &RoomKey,
+        member: &Member,
+        max_users: u32,
+        mode: &str,
+        deadline: i64,
+    ) -> Result<Option<JoinOutcome>, RoomError> {
+        let keys = RoomKeys::of(room);
+        let entry = WorkerEntry::session(room, &member.user.user_id, &member.session_id);
+        let started = Instant::now();
+        let reply: Vec<Value> = self
+            .scripts
+            .join
+            .key(&keys.users)
+            .key(&keys.streams)
+            .key(&keys.extra)
+            .key(&keys.app_streams)
+            .key(self.own_entries_key())
+            .arg(&member.user.user_id)
+            .arg(encode(member)?)
+            .arg(&member.session_id)
+            .arg(max_users)
+            .arg(&keys.channel)
+            .arg(entry.encode())
+            .arg(self.room_ttl_secs())
+            .arg(mode)
+            .arg(deadline)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|e| self.failed(e))?;
+        metrics::redis_round_trip(started.elapsed());
+        let text = |index: usize| -> Result<String, RoomError> {
+            reply
+                .get(index)
+                .map(redis::from_redis_value_ref)
+                .transpose()
+                .map_err(unparsable)
+                .map(Option::unwrap_or_default)
+        };
+        match text(0)?.as_str() {
+            "ok" => {}
+            "full" => return Err(RoomError::RoomFull(max_users)),
+            "superseded" => return Ok(None),
+            "expired" => return Err(expired()),
+            other => return Err(RoomError::Corrupt(format!("join script answered {other:?}"))),
+        }
+        let list = |index: usize| -> Result<Vec<String>, RoomError> {
+            reply
+                .get(index)
+                .map(redis::from_redis_value_ref)
+                .transpose()
+                .map_err(unparsable)
+                .map(Option::unwrap_or_default)
+        };
+        let replaced = text(1)?;
+        let snapshot = Snapshot {
+            members: decode_all(&list(2)?)?,
+            streams: decode_all(&list(3)?)?,
+            extra_info: decode_all(&list(4)?)?,
+        }
+        .normalized();
+        Ok(Some(JoinOutcome { snapshot, replaced_session: (!replaced.is_empty()).then_some(replaced) }))
+    }
+
+    /// The leave script, on the entry set of the worker that held the session.
+    async fn run_leave(
+        &self,
+        room: &RoomKey,
+        user_id: &str,
+        session_id: &str,
+        entries_key: &str,
+    ) -> Result<bool, RoomError> {
+        let keys = RoomKeys::of(room);
+        let entry = WorkerEntry::session(room, user_id, session_id);
+        let started = Instant::now();
+        let left: i64 = self
+            .scripts
+            .leave
+            .key(&keys.users)
+            .key(&keys.streams)
+            .key(&keys.extra)
+            .key(&keys.app_streams)
+            .key(entries_key)
+            .arg(user_id)
+            .arg(session_id)
+            .arg(&keys.channel)
+            .arg(entry.encode())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|e| self.failed(e))?;
+        metrics::redis_round_trip(started.elapsed());
+        Ok(left == 1)
+    }
+
+    /// Removes a stream and announces it; with a `holder` worker id, only if that worker's
+    /// relay holds it (see `lua/remove_stream.lua`).
+    async fn run_remove_stream(
+        &self,
+        room: &RoomKey,
+        user_id: &str,
+        stream_id: &str,
+        holder: &str,
+        entries_key: &str,
+    ) -> Result<(), RoomError> {
+        let keys = RoomKeys::of(room);
+        let entry = WorkerEntry::stream(room, user_id, stream_id);
+        let started = Instant::now();
+        let status: String = self
+            .scripts
+            .remove_stream
+            .key(&keys.streams)
+            .key(&keys.app_streams)
+            .key(entries_key)
+            .arg(user_id)
+            .arg(stream_id)
+            .arg(&keys.channel)
+            .arg(holder)
+            .arg(entry.encode())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|e| self.failed(e))?;
+        metrics::redis_round_trip(started.elapsed());
+        stream_status(&status, stream_id)
+    }
+
+    async fn run_add_stream(
+        &self,
+        room: &RoomKey,
+        session_id: &str,
+        stream: &StreamInfo,
+        mode: &str,
+        deadline: i64,
+    ) -> Result<(), RoomError> {
+        let keys = RoomKeys::of(room);
+        let stored = StoredStream { info: stream.clone(), holder: self.worker_id.clone() };
+        let entry = WorkerEntry::stream(room, &stream.user.user_id, &stream.stream_id);
+        let started = Instant::now();
+        let status: String = self
+            .scripts
+            .add_stream
+            .key(&keys.users)
+            .key(&keys.streams)
+            .key(&keys.app_streams)
+            .key(self.own_entries_key())
+            .arg(&stream.user.user_id)
+            .arg(session_id)
+            .arg(&stream.stream_id)
+            .arg(encode(&stored)?)
+            .arg(&room.room_id)
+            .arg(&keys.channel)
+            .arg(format!("huddle:r:{}:", room.app_id))
+            .arg(self.room_ttl_secs())
+            .arg(mode)
+            .arg(entry.encode())
+            .arg(deadline)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|e| self.failed(e))?;
+        metrics::redis_round_trip(started.elapsed());
+        match status.as_str() {
+            "ok" => Ok(()),
+            "not_member" => Err(RoomError::NotMember),
+            "taken" => Err(RoomError::StreamIdTaken(stream.stream_id.clone())),
+            "expired" => Err(expired()),
+            other => Err(RoomError::Corrupt(format!("add_stream script answered {other:?}"))),
+        }
+    }
+
+    async fn run_room_extra_info(
+        &self,
+        room: &RoomKey,
+        extra: &RoomExtraInfo,
+        max_keys: usize,
+        mode: &str,
+        deadline: i64,
+    ) -> Result<(), RoomError> {
+        let keys = RoomKeys::of(room);
+        let status: String = self
+            .scripts
+            .room_extra_info
+            .key(&keys.users)
+            .key(&keys.extra)
+            .arg(&extra.key)
+            .arg(encode(extra)?)
+            .arg(max_keys.min(i64::MAX as usize))
+            .arg(&keys.channel)
+            .arg(self.room_ttl_secs())
+            .arg(mode)
+            .arg(deadline)
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|e| self.failed(e))?;
+        match status.as_str() {
+            "ok" => Ok(()),
+            "not_member" => Err(RoomError::NotMember),
+            "too_many" => Err(RoomError::TooManyExtraInfoKeys(max_keys)),
+            "expired" => Err(expired()),
+            other => Err(RoomError::Corrupt(format!("room_extra_info script answered {other:?}"))),
+        }
+    }
+}
+
+/// A stream script's answer: `ok`, `not_found` or `expired`.
+fn stream_status(status: &str, stream_id: &str) -> Result<(), RoomError> {
+    match status {
+        "ok" => Ok(()),
+        "not_found" => Err(RoomError::StreamNotFound(stream_id.to_owned())),
+        "expired" => Err(expired()),
+        other => Err(RoomError::Corrupt(format!("stream script answered {other:?}"))),
+    }
+}
+
+#[async_trait]
+impl RoomBackend for RedisRooms {
+    async fn watch(&self, room: &RoomKey) -> Result<(), RoomError> {
+        self.subscriber.subscribe(contract::channel(room)).await
+    }
+
+    async fn unwatch(&self, room: &RoomKey) -> Result<(), RoomError> {
+        self.local().extra.remove(room);
+        self.subscriber.unsubscribe(&contract::channel(room)).await;
+        Ok(())
+    }
+
+    async fn join(&self, room: &RoomKey, member: Member, max_users: u32) -> Result<JoinOutcome, RoomError> {
+        let session_id = member.session_id.clone();
+        self.local().joining.insert(session_id.clone());
+        let joined = self.run_join(room, &member, max_users, "join", self.deadline()).await;
+        let mut local = self.local();
+        local.joining.remove(&session_id);
+        let outcome = joined?.ok_or_else(|| RoomError::Corrupt("join answered superseded".to_owned()))?;
+        if let Some(replaced) = &outcome.replaced_session {
+            local.sessions.remove(replaced);
+        }
+        let extra: BTreeMap<String, RoomExtraInfo> =
+            outcome.snapshot.extra_info.iter().map(|e| (e.key.clone(), e.clone())).collect();
+        local.extra.insert(room.clone(), extra);
+        local.sessions.insert(session_id, LocalSession { room: room.clone(), member, streams: BTreeMap::new() });
+        Ok(outcome)
+    }
+
+    async fn leave(&self, room: &RoomKey, user_id: &str, session_id: &str) -> Result<bool, RoomError> {
+        self.local().sessions.remove(session_id);
+        self.run_leave(room, user_id, session_id, &self.own_entries_key()).await
+    }
+
+    async fn forget(&self, room: &RoomKey, session_id: &str) {
+        let Some(session) = self.local().sessions.remove(session_id) else { return };
+        // Only the entry: the membership (if any) belongs to a newer session now.
+        let entry = WorkerEntry::session(room, &session.member.user.user_id, session_id);
+        let removed: Result<i64, _> = self.conn().srem(self.own_entries_key(), entry.encode()).await;
+        if let Err(err) = removed {
+            self.failed(err);
+        }
+    }
+
+    async fn add_stream(&self, room: &RoomKey, session_id: &str, stream: StreamInfo) -> Result<(), RoomError> {
+        // Held locally before the script runs, so that a repair running meanwhile does not
+        // take the new entry for a ghost; dropped again if the script fails.
+        if let Some(session) = self.local().sessions.get_mut(session_id) {
+            session.streams.insert(stream.stream_id.clone(), stream.clone());
+        }
+        let added = self.run_add_stream(room, session_id, &stream, "publish", self.deadline()).await;
+        if added.is_err()
+            && let Some(session) = self.local().sessions.get_mut(session_id)
+        {
+            session.streams.remove(&stream.stream_id);
+        }
+        added
+    }
+
+    async fn remove_stream(&self, room: &RoomKey, user_id: &str, stream_id: &str) -> Result<(), RoomError> {
+        for session in self.local().sessions.values_mut() {
+            if session.member.user.user_id == user_id && session.room == *room {
+                session.streams.remove(stream_id);
+            }
+        }
+        self.run_remove_stream(room, user_id, stream_id, "", &self.own_entries_key()).await
+    }
+
+    async fn set_stream_extra_info(
+        &self,
+        room: &RoomKey,
+        user_id: &str,
+        stream_id: &str,
+        extra_info: &str,
+    ) -> Result<(), RoomError> {
+        let keys = RoomKeys::of(room);
+        let started = Instant::now();
+        let status: String = self
+            .scripts
+            .stream_extra_info
+            .key(&keys.streams)
+            .arg(user_id)
+            .arg(stream_id)
+            .arg(extra_info)
+            .arg(&keys.channel)
+            .arg(self.deadline())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|e| self.failed(e))?;
+        metrics::redis_round_trip(started.elapsed());
+        stream_status(&status, stream_id)?;
+        for session in self.local().sessions.values_mut() {
+            if let Some(stream) = session.streams.get_mut(stream_id).filter(|_| session.member.user.user_id == user_id)
+            {
+                stream.extra_info = extra_info.to_owned();
+            }
+        }
+        Ok(())
+    }
+
+    async fn set_room_extra_info(
+        &self,
+        room: &RoomKey,
+        extra: RoomExtraInfo,
+        max_keys: usize,
+    ) -> Result<(), RoomError> {
+        self.run_room_extra_info(room, &extra, max_keys, "set", self.deadline()).await?;
+        self.local().extra.entry(room.clone()).or_default().insert(extra.key.clone(), extra);
+        Ok(())
+    }
+
+    async fn publish(&self, room: &RoomKey, event: RoomEvent) -> Result<(), RoomError> {
+        let payload = encode(&event)?;
+        let started = Instant::now();
+        let published: i64 = self
+            .scripts
+            .publish
+            .arg(contract::channel(room))
+            .arg(payload)
+            .arg(self.deadline())
+            .invoke_async(&mut self.conn())
+            .await
+            .map_err(|e| self.failed(e))?;
+        metrics::redis_round_trip(started.elapsed());
+        if published == 1 { Ok(()) } else { Err(expired()) }
+    }
+
+    async fn snapshot(&self, room: &RoomKey) -> Result<Snapshot, RoomError> {
+        let keys = RoomKeys::of(room);
+        let started = Instant::now();
+        let (members, streams, extra): (Vec<String>, Vec<String>, Vec<String>) = redis::pipe()
+            .atomic()
+            .hvals(&keys.users)
+            .hvals(&keys.streams)
+            .hvals(&keys.extra)
+            .query_async(&mut self.conn())
+            .await
+            .map_err(|e| self.failed(e))?;
+        metrics::redis_round_trip(started.elapsed());
+        Ok(Snapshot { members: decode_all(&members)?, streams: decode_all(&streams)?, extra_info: decode_all(&extra)? }
+            .normalized())
+    }
+
+    async fn find_stream(&self, app_id: u32, stream_id: &str) -> Result<Option<(RoomKey, StreamInfo)>, RoomError> {
+        let mut conn = self.conn();
+        let room_id: Option<String> =
+            conn.hget(app_streams_key(app_id), stream_id).await.map_err(|e| self.failed(e))?;
+        let Some(room_id) = room_id else {
+            return Ok(None);
+        };
+        let room = RoomKey::new(app_id, room_id);
+        let raw: Option<String> =
+            conn.hget(RoomKeys::of(&room).streams, stream_id).await.map_err(|e| self.failed(e))?;
+        raw.map(|raw| decode::<StreamInfo>(&raw).map(|stream| (room, stream))).transpose()
+    }
+
+    async fn ping(&self) -> Result<(), RoomError> {
+        let _: String = redis::cmd("PING").query_async(&mut self.conn()).await.map_err(|e| self.failed(e))?;
+        if !self.subscriber.healthy() {
+            return Err(RoomError::Unavailable("room subscriptions are not restored yet".to_owned()));
+        }
+        Ok(())
+    }
+
+    async fn announce_relay(&self, relay: RelayInfo) -> Result<(), RoomError> {
+        let _: () = self.conn().hset(RELAYS_KEY, &relay.id, encode(&relay)?).await.map_err(|e| self.failed(e))?;
+        Ok(())
+    }
+
+    async fn relays(&self) -> Result<Vec<RelayInfo>, RoomError> {
+        let mut conn = self.conn();
+        let raw: Vec<String> = conn.hvals(RELAYS_KEY).await.map_err(|e| self.failed(e))?;
+        let now = super::unix_millis();
+        let (fresh, stale): (Vec<RelayInfo>, Vec<RelayInfo>) =
+            decode_all::<RelayInfo>(&raw)?.into_iter().partition(|r| r.is_fresh(now));
+        if !stale.is_empty() {
+            // Forget relays that stopped announcing (crashed or scaled down).
+            let ids: Vec<&str> = stale.iter().map(|r| r.id.as_str()).collect();
+            let _: () = conn.hdel(RELAYS_KEY, ids).await.map_err(|e| self.failed(e))?;
+        }
+        Ok(fresh)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every script, run on a real Redis (`HUDDLE_TEST_REDIS_URL`, default the local one),
+    //! through the same Rust calls the backend makes; what they store and publish is decoded
+    //! with the Rust types, so a field renamed on either side fails here.
+
+    use super::*;
+    use crate::rooms::model::User;
+    use contract::{CLOCK_KEY, WORKERS_KEY};
+
+    fn redis_url() -> String {
+        std::env::var("HUDDLE_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+    }
+
+    fn member(user: &str, session: &str) -> Member {
+        Member {
+            user: User { user_id: user.into(), user_name: format!("{user} name") },
+            session_id: session.into(),
+            worker_id: "w".into(),
+            joined_at: 1_700_000_000,
+        }
+    }
+
+    fn stream(user: &str, id: &str) -> StreamInfo {
+        StreamInfo {
+            stream_id: id.into(),
+            user: User { user_id: user.into(), user_name: format!("{user} name") },
+            extra_info: "e".into(),
+            relay_url: Some("http://relay".into()),
+        }
+    }
+
+    /// The next event published on the room's channel, decoded as Rust decodes it.
+    async fn next_event(messages: &mut redis::aio::PubSubStream) -> RoomEvent {
+        use futures_util::StreamExt;
+        let message = tokio::time::timeout(Duration::from_secs(5), messages.next()).await.unwrap().unwrap();
+        serde_json::from_slice(message.get_payload_bytes()).expect("a RoomEvent")
+    }
+
+    #[tokio::test]
+    async fn scripts_run_against_real_redis() {
+        let client = redis::Client::open(redis_url()).unwrap();
+        let hub = Arc::new(Hub::default());
+        let worker = uuid::Uuid::new_v4().simple().to_string();
+        let rooms = RedisRooms::start(&redis_url(), hub, worker.clone(), RedisRoomsConfig::default()).await.unwrap();
+        let mut conn = rooms.conn();
+        for (name, script) in rooms.scripts.all() {
+            script.prepare_invoke().load_async(&mut conn).await.unwrap_or_else(|e| panic!("{name} compiles: {e}"));
+        }
+        let room = RoomKey::new(rand::random::<u32>() | 1, "scripts");
+        let keys = RoomKeys::of(&room);
+        let mut pubsub = client.get_async_pubsub().await.unwrap();
+        pubsub.subscribe(&keys.channel).await.unwrap();
+        let mut messages = pubsub.into_on_message();
+        let now = rooms.deadline();
+
+        // join: a member, then the same user again (kickout), a late one and a restore.
+        let joined = rooms.run_join(&room, &member("alice", "s1"), 10, "join", now).await.unwrap().unwrap();
+        assert_eq!(joined.snapshot.members, vec![member("alice", "s1")]);
+        assert!(matches!(next_event(&mut messages).await, RoomEvent::UserAdded { online_count: 1, .. }));
+        let again = rooms.run_join(&room, &member("alice", "s2"), 10, "join", now).await.unwrap().unwrap();
+        assert_eq!(again.replaced_session.as_deref(), Some("s1"));
+        let kickout = next_event(&mut messages).await;
+        assert_eq!(kickout, RoomEvent::Kickout { user_id: "alice".into(), session_id: "s1".into() });
+        assert!(matches!(
+            rooms.run_join(&room, &member("bob", "s3"), 1, "join", now).await,
+            Err(RoomError::RoomFull(1))
+        ));
+        let late = rooms.run_join(&room, &member("bob", "s3"), 10, "join", 1).await;
+        assert!(matches!(late, Err(RoomError::Unavailable(_))), "{late:?}");
+        assert!(rooms.run_join(&room, &member("alice", "s9"), 10, "restore", 0).await.unwrap().is_none());
+        let entries: Vec<String> = conn.smembers(rooms.own_entries_key()).await.unwrap();
+        assert!(entries.contains(&WorkerEntry::session(&room, "alice", "s2").encode()), "{entries:?}");
+        let users: usize = conn.hlen(&keys.users).await.unwrap();
+        assert_eq!(users, 1, "refused and late joins left nothing");
+
+        // streams: add (stored with its holder, announced without), extra info, removal.
+        rooms.run_add_stream(&room, "s2", &stream("alice", "cam"), "publish", now).await.unwrap();
+        assert_eq!(next_event(&mut messages).await, RoomEvent::StreamAdded { stream: stream("alice", "cam") });
+        let stored: String = conn.hget(&keys.streams, "cam").await.unwrap();
+        assert_eq!(decode::<StoredStream>(&stored).unwrap().holder, worker);
+        let late = rooms.run_add_stream(&room, "s2", &stream("alice", "cam2"), "publish", 1).await;
+        assert!(matches!(late, Err(RoomError::Unavailable(_))), "{late:?}");
+        assert!(matches!(
+            rooms.run_add_stream(&room, "s1", &stream("alice", "cam3"), "publish", now).await,
+            Err(RoomError::NotMember)
+        ));
+        rooms.set_stream_extra_info(&room, "alice", "cam", "new").await.unwrap();
+        let expected = StreamInfo { extra_info: "new".into(), ..stream("alice", "cam") };
+        assert_eq!(next_event(&mut messages).await, RoomEvent::StreamExtraInfo { stream: expected.clone() });
+        let extra = RoomExtraInfo {
+            key: "k".into(),
+            value: "v".into(),
+            update_user: member("alice", "s2").user,
+            update_time: 1,
+        };
+        rooms.run_room_extra_info(&room, &extra, 1, "set", now).await.unwrap();
+        assert_eq!(next_event(&mut messages).await, RoomEvent::RoomExtraInfo { extra: extra.clone() });
+        let other = RoomExtraInfo { key: "k2".into(), ..extra.clone() };
+        let too_many = rooms.run_room_extra_info(&room, &other, 1, "set", now).await;
+        assert!(matches!(too_many, Err(RoomError::TooManyExtraInfoKeys(1))));
+        let message = crate::rooms::ImMessage {
+            message: "hi".into(),
+            from_user: member("alice", "s2").user,
+            send_time: 1,
+            message_id: 2,
+        };
+        rooms.publish(&room, RoomEvent::Broadcast { message: message.clone() }).await.unwrap();
+        assert_eq!(next_event(&mut messages).await, RoomEvent::Broadcast { message });
+        let snapshot = rooms.snapshot(&room).await.unwrap();
+        assert_eq!((snapshot.streams, snapshot.extra_info), (vec![expected.clone()], vec![extra]));
+        let elsewhere = rooms.run_remove_stream(&room, "alice", "cam", "another-worker", "x").await;
+        assert!(matches!(elsewhere, Err(RoomError::StreamNotFound(_))), "held by this worker, not another");
+        rooms.run_remove_stream(&room, "alice", "cam", &worker, &rooms.own_entries_key()).await.unwrap();
+        assert_eq!(next_event(&mut messages).await, RoomEvent::StreamRemoved { stream: expected });
+
+        // leave: guarded by the session, then the room's keys go with its last member.
+        assert!(!rooms.run_leave(&room, "alice", "s1", &rooms.own_entries_key()).await.unwrap());
+        assert!(rooms.run_leave(&room, "alice", "s2", &rooms.own_entries_key()).await.unwrap());
+        assert!(matches!(next_event(&mut messages).await, RoomEvent::UserRemoved { online_count: 0, .. }));
+        let exists: bool = conn.exists(&keys.users).await.unwrap();
+        assert!(!exists);
+        let entries: Vec<String> = conn.smembers(rooms.own_entries_key()).await.unwrap();
+        assert!(entries.is_empty(), "{entries:?}");
+        let _: () = conn.zrem(WORKERS_KEY, &worker).await.unwrap();
+    }
+
+    /// A redis-server of the test's own (the lease keys are global: the shared one would mix
+    /// this test's fake workers with other tests' real ones).
+    struct PrivateRedis(std::process::Child, String);
+
+    impl PrivateRedis {
+        async fn start() -> PrivateRedis {
+            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let mut child = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .expect("redis-server on PATH");
+            let url = format!("redis://127.0.0.1:{port}");
+            let client = redis::Client::open(url.as_str()).unwrap();
+            for _ in 0..100 {
+                if let Ok(mut conn) = client.get_multiplexed_async_connection().await
+                    && redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
+                {
+                    return PrivateRedis(child, url);
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("private redis-server did not start");
+        }
+    }
+
+    impl Drop for PrivateRedis {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    #[tokio::test]
+    async fn leases_are_judged_on_redis_clock_and_only_while_redis_answered() {
+        let redis = PrivateRedis::start().await;
+        let rooms = RedisRooms::start(
+            &redis.1,
+            Arc::new(Hub::default()),
+            "judge".into(),
+            RedisRoomsConfig { lease: Duration::from_secs(60), ..RedisRoomsConfig::default() },
+        )
+        .await
+        .unwrap();
+        let mut conn = rooms.conn();
+        let dead = "dead-worker";
+        let redis_now = crate::rooms::unix_millis() + rooms.clock_offset_ms.load(Ordering::Acquire);
+        // A worker whose deadline passed while Redis was answering all along: dead.
+        let _: () = conn.zadd(WORKERS_KEY, dead, redis_now - 1_000).await.unwrap();
+        let _: () = conn.set(CLOCK_KEY, redis_now).await.unwrap();
+        assert_eq!(reap(&rooms).await, vec![dead.to_owned()]);
+        // The same, but nobody could reach Redis for the last two minutes (it was frozen):
+        // the silence moves every deadline, so it is alive.
+        let _: () = conn.zadd(WORKERS_KEY, dead, redis_now - 1_000).await.unwrap();
+        let _: () = conn.set(CLOCK_KEY, redis_now - 120_000).await.unwrap();
+        assert_eq!(reap(&rooms).await, Vec::<String>::new(), "a frozen Redis made a worker look dead");
+        let moved: f64 = conn.zscore(WORKERS_KEY, dead).await.unwrap();
+        assert!(moved as i64 >= redis_now + 118_000, "the deadline moved by the silence: {moved}");
+        // A worker with a longer lease than the reaper's is judged by its own.
+        let _: () = conn.zadd(WORKERS_KEY, dead, redis_now + 300_000).await.unwrap();
+        assert_eq!(reap(&rooms).await, Vec::<String>::new());
+        let _: () = conn.zrem(WORKERS_KEY, dead).await.unwrap();
+        // Renewal answers whether this worker was still registered.
+        assert!(rooms.renew_lease().await.unwrap());
+        let _: () = conn.zrem(WORKERS_KEY, "judge").await.unwrap();
+        assert!(!rooms.renew_lease().await.unwrap(), "gone from the workers: must repair");
+    }
+
+    async fn reap(rooms: &RedisRooms) -> Vec<String> {
+        rooms
+            .scripts
+            .reap
+            .key(WORKERS_KEY)
+            .key(CLOCK_KEY)
+            .arg("judge")
+            .arg(rooms.gap_ms())
+            .arg(1000)
+            .invoke_async(&mut rooms.conn())
+            .await
+            .unwrap()
+    }
+}
