@@ -62,14 +62,14 @@ pub struct StoreArgs {
 }
 
 impl StoreArgs {
-    /// The explicit URL (flag, HUDDLE_DATABASE_URL, then DATABASE_URL), if any.
-    pub fn explicit_url(&self) -> Option<String> {
-        self.database_url.clone().filter(|url| !url.is_empty()).or_else(|| non_empty_env("DATABASE_URL"))
+    /// The explicit URL (flag, HUDDLE_DATABASE_URL, then DATABASE_URL through `env`), if any.
+    pub fn explicit_url(&self, env: &Env) -> Option<String> {
+        self.database_url.clone().filter(|url| !url.is_empty()).or_else(|| non_empty(env, "DATABASE_URL"))
     }
 
     /// The URL to connect to, defaulting to `DATA_DIR/huddle.db`.
-    pub fn url(&self) -> String {
-        self.explicit_url().unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("huddle.db").display()))
+    pub fn url(&self, env: &Env) -> String {
+        self.explicit_url(env).unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("huddle.db").display()))
     }
 }
 
@@ -153,7 +153,8 @@ pub struct ServeArgs {
     pub http_workers: Option<usize>,
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Redis URL; when set, nonces (and later rooms) are shared through Redis. Also read from
+    /// Redis URL; when set, rooms, request nonces and relay announcements are shared through
+    /// Redis by any number of workers. Also read from
     /// REDIS_URL. Absent: in memory.
     #[arg(long, env = "HUDDLE_REDIS_URL")]
     pub redis_url: Option<String>,
@@ -259,13 +260,23 @@ pub struct Settings {
     pub allowed_origins: Option<crate::api::cors::AllowedOrigins>,
 }
 
+/// Reads an environment variable (the process's in production, a fixed map in tests).
+pub type Env = dyn Fn(&str) -> Option<String>;
+
+/// The process environment.
+pub fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 impl ServeArgs {
-    pub fn resolve(&self) -> Result<Settings, ConfigError> {
-        let explicit_db = self.store.explicit_url();
-        let database_url = self.store.url();
+    /// Checks and completes the settings. `env` supplies the conventional `DATABASE_URL` and
+    /// `REDIS_URL` (the `HUDDLE_*` variables are read by clap when parsing).
+    pub fn resolve(&self, env: &Env) -> Result<Settings, ConfigError> {
+        let explicit_db = self.store.explicit_url(env);
+        let database_url = self.store.url(env);
         crate::store::Backend::of_url(&database_url)
             .map_err(|_| ConfigError::DatabaseUrl(crate::store::redact_url(&database_url)))?;
-        let redis_url = self.redis_url.clone().filter(|url| !url.is_empty()).or_else(|| non_empty_env("REDIS_URL"));
+        let redis_url = self.redis_url.clone().filter(|url| !url.is_empty()).or_else(|| non_empty(env, "REDIS_URL"));
         if let Some(url) = &redis_url
             && redis::Client::open(url.as_str()).is_err()
         {
@@ -361,20 +372,54 @@ impl ServeArgs {
     }
 }
 
-fn non_empty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
+fn non_empty(env: &Env, name: &str) -> Option<String> {
+    env(name).filter(|v| !v.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn serve(args: &[&str]) -> ServeArgs {
-        let cli = Cli::try_parse_from(std::iter::once("huddle").chain(args.iter().copied())).unwrap();
-        match cli.command {
+    use clap::{CommandFactory, FromArgMatches};
+
+    /// The command line without its environment fallbacks, so that no `HUDDLE_*` variable of
+    /// the shell running the tests changes their outcome.
+    fn without_env(command: clap::Command) -> clap::Command {
+        command.mut_args(|arg| arg.env(None)).mut_subcommands(without_env)
+    }
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        let matches =
+            without_env(Cli::command()).try_get_matches_from(std::iter::once("huddle").chain(args.iter().copied()))?;
+        Cli::from_arg_matches(&matches)
+    }
+
+    /// No environment at all (for `DATABASE_URL` and `REDIS_URL`).
+    fn no_env(_: &str) -> Option<String> {
+        None
+    }
+
+    struct Args(ServeArgs);
+
+    impl Args {
+        fn resolve(&self) -> Result<Settings, ConfigError> {
+            self.0.resolve(&no_env)
+        }
+    }
+
+    impl std::ops::Deref for Args {
+        type Target = ServeArgs;
+        fn deref(&self) -> &ServeArgs {
+            &self.0
+        }
+    }
+
+    fn serve(args: &[&str]) -> Args {
+        let cli = parse(args).unwrap();
+        Args(match cli.command {
             Some(Command::Serve(a)) => a,
             _ => cli.serve,
-        }
+        })
     }
 
     #[test]
@@ -382,10 +427,27 @@ mod tests {
         let args = serve(&["--database-url", "sqlite://x.db"]);
         assert_eq!(args.http_addr.to_string(), "127.0.0.1:8080");
         let settings = serve(&["serve", "--data-dir", "d"]).resolve().unwrap();
-        if std::env::var("DATABASE_URL").is_err() && std::env::var("REDIS_URL").is_err() {
-            assert_eq!(settings.dev, DevMode::Auto);
-            assert_eq!(settings.database_url, "sqlite://d/huddle.db");
-        }
+        assert_eq!(settings.dev, DevMode::Auto);
+        assert_eq!(settings.database_url, "sqlite://d/huddle.db");
+    }
+
+    #[test]
+    fn conventional_database_and_redis_variables_are_read_after_the_flags() {
+        let env = |name: &str| match name {
+            "DATABASE_URL" => Some("postgres://u@env/db".to_owned()),
+            "REDIS_URL" => Some("redis://env:6379".to_owned()),
+            _ => None,
+        };
+        let settings = serve(&["serve"]).0.resolve(&env).unwrap();
+        assert_eq!(settings.database_url, "postgres://u@env/db");
+        assert_eq!(settings.redis_url.as_deref(), Some("redis://env:6379"));
+        assert_eq!(settings.dev, DevMode::Off);
+        let flags = serve(&["serve", "--database-url", "sqlite://f.db", "--redis-url", "redis://flag:1"]);
+        let settings = flags.0.resolve(&env).unwrap();
+        assert_eq!(
+            (settings.database_url.as_str(), settings.redis_url.as_deref()),
+            ("sqlite://f.db", Some("redis://flag:1"))
+        );
     }
 
     #[test]
@@ -406,7 +468,7 @@ mod tests {
         let err = serve(&["serve", "--redis-url", "http://nope"]).resolve().unwrap_err();
         assert!(matches!(err, ConfigError::RedisUrl(_)));
         assert!(matches!(serve(&["serve", "--http-workers", "0"]).resolve(), Err(ConfigError::Workers)));
-        assert!(Cli::try_parse_from(["huddle", "serve", "--http-addr", "nope"]).is_err());
+        assert!(parse(&["serve", "--http-addr", "nope"]).is_err());
         let split = serve(&["serve", "--role", "relay", "--database-url", "sqlite://x.db"]).resolve();
         assert!(split.unwrap_err().to_string().contains("--redis-url"), "split roles need Redis");
         let wildcard = serve(&["serve", "--relay-udp-addr", "0.0.0.0:5000"]).resolve();

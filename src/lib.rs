@@ -1,9 +1,10 @@
 //! Huddle: self-hosted real-time audio/video rooms.
 //!
-//! Modules, one concern each: [`auth`] (tokens, request signatures, nonces), [`store`]
-//! (apps in SQLite or PostgreSQL), [`api`] (REST), [`metrics`], [`config`], [`error`] (the one
-//! mapping to `{code, message}`), [`app`] (wiring). Rooms, signaling and the relay slot in
-//! beside them.
+//! Modules, one concern each: [`auth`] (tokens, media grants, request signatures, nonces),
+//! [`store`] (apps in SQLite or PostgreSQL), [`rooms`] (live room state and its events, in
+//! memory or Redis), [`signaling`] (the websocket), [`relay`] (the WebRTC media engine),
+//! [`api`] (REST, WHIP/WHEP, assets), [`metrics`], [`config`], [`error`] (the one mapping to
+//! `{code, message}`), [`app`] (wiring), [`loadtest`] (load generators), [`ids`] (id rules).
 
 pub mod api;
 pub mod app;

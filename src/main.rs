@@ -49,7 +49,7 @@ fn fail(message: String) -> ExitCode {
 
 async fn serve(args: ServeArgs) -> Result<(), String> {
     init_tracing(&args).map_err(|e| e.to_string())?;
-    let settings = args.resolve().map_err(|e| e.to_string())?;
+    let settings = args.resolve(&huddle::config::process_env).map_err(|e| e.to_string())?;
     app::run(settings).await.map_err(|e| e.to_string())
 }
 
@@ -64,7 +64,7 @@ fn init_tracing(args: &ServeArgs) -> Result<(), ConfigError> {
 }
 
 async fn open(args: &StoreArgs) -> Result<Store, String> {
-    Store::open(&args.url()).await.map_err(|e| e.to_string())
+    Store::open(&args.url(&huddle::config::process_env)).await.map_err(|e| e.to_string())
 }
 
 fn print_json(value: serde_json::Value) {

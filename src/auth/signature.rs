@@ -1,4 +1,4 @@
-//! Signed server requests (the DESIGN.md contract).
+//! Signed server requests (the contract in the README's "Calling the REST API").
 //!
 //! ```text
 //! X-Huddle-Signature = hex(HMAC-SHA256(serverSecret,

@@ -25,8 +25,9 @@ pub(crate) struct TrackOut {
     seq_delta: Option<i64>,
     ssrc_in: Option<Ssrc>,
     last_out: i64,
-    /// Video not started yet: waiting for a keyframe since this time (None: not waiting).
+    /// A first packet went out (video starts on a keyframe, or after `KEYFRAME_WAIT`).
     started: bool,
+    /// Since when video has been held back waiting for a keyframe (None: not waiting).
     waiting_since: Option<Instant>,
 }
 

@@ -1,4 +1,4 @@
-//! Durable data: apps now; usage records and the webhook outbox later.
+//! Durable data: the apps (tenants: id, name, server secret, limits).
 //!
 //! One set of queries serves SQLite (embedded default) and PostgreSQL (shared by workers)
 //! through sqlx's `Any` driver; the schema sticks to `BIGINT` and `TEXT` so both
