@@ -109,6 +109,8 @@ pub struct ServerOptions<'a> {
     pub embedded: bool,
     pub dev: Option<bool>,
     pub extra_env: Vec<(&'a str, String)>,
+    /// Append the server's stderr (its log) to this file instead of the test's stderr.
+    pub log_file: Option<PathBuf>,
 }
 
 impl Server {
@@ -126,7 +128,12 @@ impl Server {
             // Explicitly any origin (the default), which spares every test the start-up warning.
             .env("HUDDLE_ALLOWED_ORIGINS", "*")
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(match &options.log_file {
+                Some(path) => {
+                    Stdio::from(std::fs::File::options().create(true).append(true).open(path).expect("server log file"))
+                }
+                None => Stdio::inherit(),
+            });
         if !options.embedded {
             command.env("HUDDLE_DATABASE_URL", &db.url);
         }
@@ -159,6 +166,10 @@ impl Server {
         std::thread::spawn(move || for _ in lines {});
         let http = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("client");
         Server { child, base, http }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -273,6 +284,8 @@ pub fn data_dir_of(db: &TestDb) -> PathBuf {
     db.dir.path().to_path_buf()
 }
 
+pub mod crowd;
+pub mod redis_server;
 pub mod ws;
 
 /// Mints a token directly with the app's secret (as a business server's own code would).
