@@ -298,9 +298,9 @@ impl ServeArgs {
             return Err(ConfigError::Invalid("--redis-lease-ms must be at least 1000"));
         }
         let redis_timeout_ms = self.redis_timeout_ms.unwrap_or((self.redis_lease_ms / 5).min(1000));
-        if !(50..=self.redis_lease_ms / 5).contains(&redis_timeout_ms) {
+        if !(50..=self.redis_lease_ms / 3).contains(&redis_timeout_ms) {
             return Err(ConfigError::Invalid(
-                "--redis-timeout-ms must be at least 50 and at most a fifth of --redis-lease-ms",
+                "--redis-timeout-ms must be at least 50 and at most a third of --redis-lease-ms",
             ));
         }
         if self.relay_udp_addr.ip().is_unspecified() && self.relay_public_ips.is_empty() {

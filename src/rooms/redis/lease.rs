@@ -1,12 +1,12 @@
 //! Leases, reaping and repair: what keeps Redis true to the workers that are really alive.
 //!
 //! Timing, from the lease `L` (`--redis-lease-ms`): a worker renews every `L/5` and checks
-//! for dead workers every `L/10`. A worker that renewed nothing for `4L/5` of Redis's clock
-//! while Redis was answering is dead, so its users are removed at most `4L/5 + L/5 + L/10`
-//! after it dies, plus the time to remove them: within `L`, with `L/10` to spare.
+//! for dead workers every `L/10`. A worker that renewed nothing for `7L/10` of Redis's clock
+//! while Redis was answering is dead (three renewals missed), so removing its users starts at
+//! most `7L/10 + L/10` after it dies, leaving `L/5` to remove them: within `L`.
 //!
-//! A lease is a deadline on Redis's clock (the worker's score in `huddle:workers`: renewal
-//! time plus its own `4L/5`, so workers with different leases can share one Redis).
+//! A lease is a deadline on Redis's clock (the worker's score in `huddle:leases`: renewal
+//! time plus its own `7L/10`, so workers with different leases can share one Redis).
 //! "While Redis was answering": every lease script notes Redis's time in `huddle:clock`;
 //! when it finds that nobody wrote it for more than `L/3`, Redis was frozen, down or
 //! restarted (or every worker was), and every deadline moves by that silence, so a stalled
@@ -47,7 +47,7 @@ impl RedisRooms {
     }
 
     pub(super) fn dead_after_ms(&self) -> u64 {
-        (self.config.lease.as_millis() as u64 * 4 / 5).max(1)
+        (self.config.lease.as_millis() as u64 * 7 / 10).max(1)
     }
 
     /// Renews the lease on Redis's clock and keeps the local rooms' keys alive. Returns false

@@ -10,7 +10,7 @@
 //!   runs after the worker gave up (a frozen Redis) changes nothing, so a client told "1007"
 //!   leaves no state behind.
 //! - Leases ([`lease`]): each worker renews its lease on Redis's own clock; a worker that
-//!   renewed nothing for 4/5 of the lease while Redis was answering is dead, and another
+//!   renewed nothing for 7/10 of the lease while Redis was answering is dead, and another
 //!   removes its members and streams (so rooms get DELETE events within the lease). A Redis
 //!   that was frozen, down or restarted does not count against anyone.
 //! - Repair ([`lease`] too): after any Redis trouble, and every few leases, a worker compares
