@@ -148,6 +148,24 @@ impl RedisRooms {
         Ok(rooms)
     }
 
+    /// A backend without its lease task, for tests that drive renewal and reaping by hand.
+    #[cfg(test)]
+    async fn without_lease_task(url: &str, worker_id: &str, config: RedisRoomsConfig) -> RedisRooms {
+        let client = redis::Client::open(url).unwrap();
+        let hub = Arc::new(Hub::default());
+        RedisRooms {
+            commands: connection_manager(client.clone(), config.timeout).await.unwrap(),
+            subscriber: Subscriber::start(client, hub.clone(), config.timeout),
+            hub,
+            worker_id: worker_id.to_owned(),
+            config,
+            scripts: Scripts::load(),
+            local: Mutex::default(),
+            clock_offset_ms: AtomicI64::new(0),
+            dirty: AtomicBool::new(false),
+        }
+    }
+
     pub fn worker_id(&self) -> &str {
         &self.worker_id
     }
@@ -713,24 +731,28 @@ mod tests {
     }
 
     /// A redis-server of the test's own (the lease keys are global: the shared one would mix
-    /// this test's fake workers with other tests' real ones).
-    struct PrivateRedis(std::process::Child, String);
+    /// this test's fake workers with other tests' real ones), on a Unix socket: a TCP port
+    /// could be one that another test's workers are still reconnecting to.
+    struct PrivateRedis(std::process::Child, String, tempfile::TempDir);
 
     impl PrivateRedis {
         async fn start() -> PrivateRedis {
-            let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+            let dir = tempfile::tempdir().unwrap();
+            let socket = dir.path().join("redis.sock");
             let mut child = std::process::Command::new("redis-server")
-                .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+                .args(["--port", "0", "--unixsocket"])
+                .arg(&socket)
+                .args(["--save", "", "--appendonly", "no"])
                 .stdout(std::process::Stdio::null())
                 .spawn()
                 .expect("redis-server on PATH");
-            let url = format!("redis://127.0.0.1:{port}");
+            let url = format!("redis+unix://{}", socket.display());
             let client = redis::Client::open(url.as_str()).unwrap();
             for _ in 0..100 {
                 if let Ok(mut conn) = client.get_multiplexed_async_connection().await
                     && redis::cmd("PING").query_async::<String>(&mut conn).await.is_ok()
                 {
-                    return PrivateRedis(child, url);
+                    return PrivateRedis(child, url, dir);
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
@@ -750,14 +772,10 @@ mod tests {
     #[tokio::test]
     async fn leases_are_judged_on_redis_clock_and_only_while_redis_answered() {
         let redis = PrivateRedis::start().await;
-        let rooms = RedisRooms::start(
-            &redis.1,
-            Arc::new(Hub::default()),
-            "judge".into(),
-            RedisRoomsConfig { lease: Duration::from_secs(60), ..RedisRoomsConfig::default() },
-        )
-        .await
-        .unwrap();
+        let config = RedisRoomsConfig { lease: Duration::from_secs(60), ..RedisRoomsConfig::default() };
+        // No lease task: it would reap the fake dead worker itself, racing the checks below.
+        let rooms = RedisRooms::without_lease_task(&redis.1, "judge", config).await;
+        assert!(!rooms.renew_lease().await.unwrap(), "a new worker was not registered yet");
         let mut conn = rooms.conn();
         let dead = "dead-worker";
         let redis_now = crate::rooms::unix_millis() + rooms.clock_offset_ms.load(Ordering::Acquire);
