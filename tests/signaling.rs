@@ -459,3 +459,37 @@ async fn streams_go_live_and_play_through_the_relay() {
     assert_eq!(removed["updateType"], "DELETE");
     assert_eq!(alice.event("publisherStateUpdate").await["state"], "NO_PUBLISH");
 }
+
+#[tokio::test]
+async fn every_request_with_an_id_gets_a_reply_whatever_else_is_wrong() {
+    let (_db, _app, server) = setup(vec![]).await;
+    let mut client = WsClient::connect(&server.base).await;
+    let frames = [
+        json!({"id": 1, "type": 5}),
+        json!({"id": 2, "type": ["ping"]}),
+        json!({"id": 3, "type": {"name": "ping"}}),
+        json!({"id": 4, "type": null}),
+        json!({"id": 5, "type": true}),
+        json!({"id": 6}),
+        json!({"id": 7, "type": "ping", "data": []}),
+        json!({"id": "eight", "type": "login", "data": "login"}),
+        json!({"id": 9, "type": "ping", "data": 1}),
+        json!({"id": 10, "type": "dance", "data": []}),
+    ];
+    for frame in frames {
+        client.send_text(&frame.to_string()).await;
+        let reply = client.next_frame().await;
+        assert_eq!(
+            (&reply["type"], &reply["id"], &reply["ok"], &reply["error"]["code"]),
+            (&json!("reply"), &frame["id"], &json!(false), &json!(5004)),
+            "{frame} got {reply}"
+        );
+    }
+    // Without an object there is no id to answer to.
+    client.send_text(r#"[1, "ping", {}]"#).await;
+    let error = client.next_frame().await;
+    assert_eq!((error["type"].as_str(), error["error"]["code"].as_u64()), (Some("error"), Some(5004)), "{error}");
+    // `data` may be null or absent.
+    client.send_text(r#"{"id": 11, "type": "ping", "data": null}"#).await;
+    assert_eq!(client.next_frame().await["ok"], true);
+}

@@ -15,16 +15,6 @@ use crate::rooms::{ImMessage, RoomEvent, RoomExtraInfo, RoomKey, Snapshot, Strea
 
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// A request as it arrives, before its `data` is interpreted.
-#[derive(Debug, Deserialize)]
-struct RawFrame {
-    id: Option<Value>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    #[serde(default)]
-    data: Option<Value>,
-}
-
 /// A parsed request.
 #[derive(Debug)]
 pub enum Request {
@@ -179,25 +169,38 @@ pub struct FrameError {
     pub error: ApiError,
 }
 
-/// Parses one text frame.
+/// Parses one text frame. The frame must be a JSON object; once it has a usable `id`, every
+/// other fault (`type` missing or not a string, `data` not an object, fields that do not fit)
+/// is reported as a reply to that id.
 pub fn parse(text: &str) -> Result<(Value, Request), FrameError> {
-    let raw: RawFrame = serde_json::from_str(text).map_err(|e| FrameError {
-        id: None,
-        error: ApiError::new(ErrorCode::MalformedFrame, format!("frame is not a JSON object: {e}")),
-    })?;
-    let id = match raw.id {
+    let unattributed =
+        |message: String| FrameError { id: None, error: ApiError::new(ErrorCode::MalformedFrame, message) };
+    // A map, not a struct: serde would also accept a JSON array as a struct's fields in order.
+    let mut frame: serde_json::Map<String, Value> =
+        serde_json::from_str(text).map_err(|e| unattributed(format!("frame is not a JSON object: {e}")))?;
+    let id = match frame.remove("id") {
         Some(id @ Value::Number(_)) => id,
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 64 => Value::String(s),
-        _ => {
-            return Err(FrameError {
-                id: None,
-                error: ApiError::new(ErrorCode::MalformedFrame, "`id` must be a number or a string of 1-64 characters"),
-            });
-        }
+        _ => return Err(unattributed("`id` must be a number or a string of 1-64 characters".into())),
     };
     let fail = |code, message: String| FrameError { id: Some(id.clone()), error: ApiError::new(code, message) };
-    let kind = raw.kind.ok_or_else(|| fail(ErrorCode::MalformedFrame, "missing `type`".into()))?;
-    let data = raw.data.unwrap_or(Value::Object(Default::default()));
+    let kind = match frame.remove("type") {
+        Some(Value::String(kind)) => kind,
+        None | Some(Value::Null) => return Err(fail(ErrorCode::MalformedFrame, "missing `type`".into())),
+        Some(other) => {
+            return Err(fail(ErrorCode::MalformedFrame, format!("`type` must be a string, not {}", json_type(&other))));
+        }
+    };
+    let data = match frame.remove("data") {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(data @ Value::Object(_)) => data,
+        Some(other) => {
+            return Err(fail(
+                ErrorCode::MalformedFrame,
+                format!("`data` must be an object, not {}", json_type(&other)),
+            ));
+        }
+    };
     fn decode<T: serde::de::DeserializeOwned>(kind: &str, data: Value) -> Result<T, String> {
         serde_json::from_value(data).map_err(|e| format!("`data` of {kind}: {e}"))
     }
@@ -224,6 +227,18 @@ pub fn parse(text: &str) -> Result<(Value, Request), FrameError> {
     match request {
         Ok(request) => Ok((id, request)),
         Err(message) => Err(fail(ErrorCode::MalformedFrame, message)),
+    }
+}
+
+/// The JSON type of a value, for error messages.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -388,6 +403,23 @@ mod tests {
         assert_eq!((bad_data.id, bad_data.error.code), (Some(json!(3)), ErrorCode::MalformedFrame));
         let object_id = parse(r#"{"id":{"x":1},"type":"ping"}"#).unwrap_err();
         assert_eq!(object_id.error.code, ErrorCode::MalformedFrame);
+
+        // Once the id is usable, everything else is answered to it.
+        for text in [
+            r#"{"id":4,"type":5}"#,
+            r#"{"id":4,"type":["ping"]}"#,
+            r#"{"id":4,"type":null}"#,
+            r#"{"id":4,"type":"ping","data":[]}"#,
+            r#"{"id":4,"type":"sendBroadcastMessage","data":["room-1","hi"]}"#,
+            r#"{"id":4,"type":"login","data":"x"}"#,
+        ] {
+            let failure = parse(text).unwrap_err();
+            assert_eq!((failure.id, failure.error.code), (Some(json!(4)), ErrorCode::MalformedFrame), "{text}");
+        }
+        // An array is not a frame, even one whose items would fill the fields in order.
+        let array = parse(r#"[1,"ping",{}]"#).unwrap_err();
+        assert_eq!((array.id, array.error.code), (None, ErrorCode::MalformedFrame));
+        assert!(matches!(parse(r#"{"id":5,"type":"ping","data":null}"#), Ok((_, Request::Ping))));
     }
 
     #[test]
