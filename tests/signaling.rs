@@ -45,8 +45,10 @@ async fn login_users_streams_and_logout_in_order() {
     assert_eq!(streams["data"]["updateType"], "ADD");
     assert_eq!(
         streams["data"]["streamList"][0],
-        json!({"streamID": "alice-cam", "user": {"userID": "alice", "userName": "alice name"}, "extraInfo": "hd", "relayURL": server.base})
+        json!({"streamID": "alice-cam", "user": {"userID": "alice", "userName": "alice name"}, "extraInfo": "hd"}),
+        "streams carry exactly the fields of PROTOCOL.md (no relay routing data)"
     );
+    assert_eq!(streams["data"]["streamList"], second["room"]["streamList"]);
 
     let added = alice.next_event().await;
     assert_eq!(added["event"], "roomUserUpdate");
@@ -203,10 +205,16 @@ async fn publish_rights_and_stream_ids() {
     limited.ok("login", login_data(&app, "room-1", "carol", &token, false)).await;
     assert_eq!(limited.fails("publishStream", json!({"streamID": "other"})).await, 5013);
     let carol_cam = publish_media(&mut limited, "carol-cam", "").await;
-    assert_eq!(alice.event("roomStreamUpdate").await["updateType"], "ADD");
     limited.ok("setStreamExtraInfo", json!({"streamID": "carol-cam", "extraInfo": "muted"})).await;
+    let added = alice.event("roomStreamUpdate").await;
+    assert_eq!(added["streamList"][0]["streamID"], "carol-cam");
     let update = alice.event("streamExtraInfoUpdate").await;
     assert_eq!(update["streamList"][0]["extraInfo"], "muted");
+    for stream in [&added["streamList"][0], &update["streamList"][0]] {
+        let mut fields: Vec<&str> = stream.as_object().unwrap().keys().map(String::as_str).collect();
+        fields.sort();
+        assert_eq!(fields, ["extraInfo", "streamID", "user"], "{stream}");
+    }
     limited.ok("stopPublishingStream", json!({"streamID": "carol-cam"})).await;
     drop(carol_cam);
     let ended = alice.event("roomStreamUpdate").await;

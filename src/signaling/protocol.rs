@@ -286,7 +286,28 @@ fn online_count(room: &RoomKey, count: u32) -> ByteString {
     event("roomOnlineUserCountUpdate", json!({"roomID": room.room_id, "count": count}))
 }
 
-fn stream_update(room: &RoomKey, update_type: &str, streams: &[StreamInfo]) -> ByteString {
+/// A stream as clients see it (PROTOCOL.md §4). [`StreamInfo`] also carries routing data
+/// (which relay holds the media) that the rooms backend needs and clients must not rely on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireStream {
+    #[serde(rename = "streamID")]
+    pub stream_id: String,
+    pub user: User,
+    pub extra_info: String,
+}
+
+impl From<&StreamInfo> for WireStream {
+    fn from(stream: &StreamInfo) -> Self {
+        WireStream {
+            stream_id: stream.stream_id.clone(),
+            user: stream.user.clone(),
+            extra_info: stream.extra_info.clone(),
+        }
+    }
+}
+
+fn stream_update(room: &RoomKey, update_type: &str, streams: &[WireStream]) -> ByteString {
     event("roomStreamUpdate", json!({"roomID": room.room_id, "updateType": update_type, "streamList": streams}))
 }
 
@@ -310,11 +331,12 @@ pub fn encode_event(room: &RoomKey, room_event: &RoomEvent) -> EncodedEvent {
             user_update: Some(user_update(room, "DELETE", std::slice::from_ref(user))),
             frames: vec![online_count(room, *count)],
         },
-        RoomEvent::StreamAdded { stream } => one(stream_update(room, "ADD", std::slice::from_ref(stream))),
-        RoomEvent::StreamRemoved { stream } => one(stream_update(room, "DELETE", std::slice::from_ref(stream))),
-        RoomEvent::StreamExtraInfo { stream } => {
-            one(event("streamExtraInfoUpdate", json!({"roomID": room.room_id, "streamList": [stream]})))
-        }
+        RoomEvent::StreamAdded { stream } => one(stream_update(room, "ADD", &[stream.into()])),
+        RoomEvent::StreamRemoved { stream } => one(stream_update(room, "DELETE", &[stream.into()])),
+        RoomEvent::StreamExtraInfo { stream } => one(event(
+            "streamExtraInfoUpdate",
+            json!({"roomID": room.room_id, "streamList": [WireStream::from(stream)]}),
+        )),
         RoomEvent::RoomExtraInfo { extra } => one(extra_info_update(room, std::slice::from_ref(extra))),
         RoomEvent::Broadcast { message } => one(messages(room, "IMRecvBroadcastMessage", message)),
         RoomEvent::Barrage { message } => one(messages(room, "IMRecvBarrageMessage", message)),
@@ -346,7 +368,7 @@ pub struct RoomView {
     /// Present when the session asked for user updates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_list: Option<Vec<User>>,
-    pub stream_list: Vec<StreamInfo>,
+    pub stream_list: Vec<WireStream>,
     pub room_extra_info_list: Vec<RoomExtraInfo>,
     pub online_count: u32,
 }
@@ -356,7 +378,7 @@ impl RoomView {
         RoomView {
             room_id: room.room_id.clone(),
             user_list: with_users.then(|| snapshot.users().into_iter().filter(|u| u.user_id != me).collect()),
-            stream_list: snapshot.streams.iter().filter(|s| s.user.user_id != me).cloned().collect(),
+            stream_list: snapshot.streams.iter().filter(|s| s.user.user_id != me).map(WireStream::from).collect(),
             room_extra_info_list: snapshot.extra_info.clone(),
             online_count: snapshot.members.len() as u32,
         }
@@ -420,6 +442,30 @@ mod tests {
         let array = parse(r#"[1,"ping",{}]"#).unwrap_err();
         assert_eq!((array.id, array.error.code), (None, ErrorCode::MalformedFrame));
         assert!(matches!(parse(r#"{"id":5,"type":"ping","data":null}"#), Ok((_, Request::Ping))));
+    }
+
+    #[test]
+    fn streams_reach_clients_without_their_relay() {
+        let room = RoomKey::new(1, "r");
+        let stream = StreamInfo {
+            stream_id: "cam".into(),
+            user: User { user_id: "u".into(), user_name: "U".into() },
+            extra_info: "hd".into(),
+            relay_url: Some("http://relay-7:8080".into()),
+        };
+        let wire = json!({"streamID": "cam", "user": {"userID": "u", "userName": "U"}, "extraInfo": "hd"});
+        for event in [
+            RoomEvent::StreamAdded { stream: stream.clone() },
+            RoomEvent::StreamRemoved { stream: stream.clone() },
+            RoomEvent::StreamExtraInfo { stream: stream.clone() },
+        ] {
+            let frame: Value = serde_json::from_str(&encode_event(&room, &event).frames[0]).unwrap();
+            assert_eq!(frame["data"]["streamList"], json!([wire]), "{frame}");
+        }
+        // Login and resume replies and `resync` share the room view.
+        let snapshot = Snapshot { streams: vec![stream], ..Snapshot::default() };
+        let view = serde_json::to_value(RoomView::of(&room, &snapshot, "me", true)).unwrap();
+        assert_eq!(view["streamList"], json!([wire]));
     }
 
     #[test]
