@@ -501,3 +501,17 @@ async fn every_request_with_an_id_gets_a_reply_whatever_else_is_wrong() {
     client.send_text(r#"{"id": 11, "type": "ping", "data": null}"#).await;
     assert_eq!(client.next_frame().await["ok"], true);
 }
+
+#[tokio::test]
+async fn an_empty_user_name_defaults_to_the_user_id() {
+    let (_db, app, server) = setup(vec![]).await;
+    let (mut watcher, _) = join(&server.base, &app, "room-1", "watcher", true).await;
+    let mut client = WsClient::connect(&server.base).await;
+    let token = mint(&app, "alice", Some("room-1"), false);
+    let mut data = login_data(&app, "room-1", "alice", &token, false);
+    data["user"]["userName"] = json!("");
+    let reply = client.ok("login", data).await;
+    assert_eq!(reply["user"], json!({"userID": "alice", "userName": "alice"}));
+    let added = watcher.event("roomUserUpdate").await;
+    assert_eq!(added["userList"], json!([{"userID": "alice", "userName": "alice"}]));
+}
