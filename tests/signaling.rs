@@ -515,3 +515,29 @@ async fn an_empty_user_name_defaults_to_the_user_id() {
     let added = watcher.event("roomUserUpdate").await;
     assert_eq!(added["userList"], json!([{"userID": "alice", "userName": "alice"}]));
 }
+
+#[tokio::test]
+async fn a_malformed_query_string_is_refused_before_anything_else() {
+    let (_db, _app, server) = setup(vec![("HUDDLE_ALLOWED_ORIGINS", "https://app.example.com".into())]).await;
+    for query in ["v=%ZZ", "v=1&%zz=1", "v=1&x=%", "v=1&x=%4", "v=%FF", "v=1&v=1"] {
+        let response = server
+            .http
+            .get(server.url(&format!("/ws?{query}")))
+            .header("origin", "https://evil.example.com")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!((status, &body["code"]), (400, &json!(1008)), "?{query}: {body}");
+    }
+    let (status, body) = server.get("/ws?v=2").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("5016"), "{body}");
+    // Unknown parameters are ignored; `v` may be percent-encoded.
+    let (status, body) = server.get("/ws?v=1&sdk=web%2F1.0&flag").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("5004"), "past the query check, refused as no upgrade: {body}");
+    let client = WsClient::connect_path(&server.base, "/ws?v=%31&sdk=web%2F1.0&flag").await;
+    assert_eq!(client.hello["v"], 1);
+}
