@@ -86,7 +86,7 @@ error_codes! {
     AlreadyLoggedIn = 5002, CONFLICT, "Websocket: this connection already holds a session.";
     UnknownMessageType = 5003, BAD_REQUEST, "Websocket: the `type` of the request is not one the protocol knows.";
     MalformedFrame = 5004, BAD_REQUEST, "Websocket: the frame is not a JSON request with `id`, `type` and `data` as PROTOCOL.md describes.";
-    FrameTooLarge = 5005, PAYLOAD_TOO_LARGE, "Websocket: a frame exceeded 64 KiB; the connection is closed.";
+    FrameTooLarge = 5005, PAYLOAD_TOO_LARGE, "Websocket: a message (one frame, or the fragments of one) exceeded 64 KiB; the connection is closed.";
     RoomFull = 5006, FORBIDDEN, "The room holds the app's maximum number of users.";
     RateLimited = 5007, TOO_MANY_REQUESTS, "Too many requests or messages from this session; slow down.";
     MessageTooLarge = 5008, PAYLOAD_TOO_LARGE, "A message or command exceeds 1024 bytes.";

@@ -5,10 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use actix_ws::{AggregatedMessage, AggregatedMessageStream, CloseCode, CloseReason, Session};
+use actix_web::dev::Payload;
+use actix_ws::{CloseCode, CloseReason, Session};
 use bytestring::ByteString;
 
 use super::SignalingContext;
+use super::frames::{Broken, Frame, FrameReader, Inbound, Reassembly};
 use super::limits::{self, RateLimit};
 use super::protocol::{self, EncodedEvent, Request};
 use super::session::{self, SessionState};
@@ -36,6 +38,7 @@ struct Connection {
     ctx: Arc<SignalingContext>,
     ws: Session,
     session: Option<SessionState>,
+    reassembly: Reassembly,
     last_seen: Instant,
     /// Requests without a session (login, resume, ping) are limited per connection.
     anonymous_requests: RateLimit,
@@ -47,7 +50,7 @@ struct Connection {
 pub async fn run(
     ctx: Arc<SignalingContext>,
     ws: Session,
-    mut stream: AggregatedMessageStream,
+    mut frames: FrameReader<Payload>,
     _slot: super::ConnectionSlot,
     base_url: Option<String>,
 ) {
@@ -55,6 +58,7 @@ pub async fn run(
         ctx: ctx.clone(),
         ws,
         session: None,
+        reassembly: Reassembly::new(limits::MAX_FRAME_BYTES),
         last_seen: Instant::now(),
         anonymous_requests: RateLimit::new(limits::ANONYMOUS_REQUESTS_PER_SEC, limits::ANONYMOUS_REQUEST_BURST),
         base_url,
@@ -68,7 +72,7 @@ pub async fn run(
     let exit = loop {
         let token_deadline = connection.session.as_ref().map(SessionState::token_deadline);
         let step = tokio::select! {
-            frame = stream.recv() => connection.on_frame(frame).await,
+            frame = frames.next() => connection.on_frame(frame).await,
             Some(delivery) = next_event(&mut connection.session) => connection.on_event(delivery).await,
             _ = heartbeat.tick() => connection.on_heartbeat().await,
             _ = sleep_until(token_deadline) => connection.on_token_deadline().await,
@@ -108,34 +112,52 @@ impl Connection {
         None
     }
 
-    async fn on_frame(&mut self, frame: Option<Result<AggregatedMessage, actix_ws::ProtocolError>>) -> Option<Exit> {
+    /// A frame from the client (`None`: its side of the connection ended).
+    async fn on_frame(&mut self, frame: Option<Result<Frame, Broken>>) -> Option<Exit> {
         self.last_seen = Instant::now();
-        match frame {
-            None => Some(Exit::Dropped),
-            Some(Err(actix_ws::ProtocolError::Overflow)) => {
-                let error = ApiError::new(ErrorCode::FrameTooLarge, "frame larger than 64 KiB");
-                metrics::error_returned(error.code);
-                let _ = self.ws.text(protocol::error(&error)).await;
-                // A client that breaks the protocol does not get its session kept.
-                if let Some(state) = self.session.take() {
-                    state.end(&self.ctx).await;
-                }
-                Some(Exit::Closed(CloseReason { code: CloseCode::Size, description: Some(error.message) }))
-            }
-            Some(Err(err)) => {
-                tracing::debug!(error = %err, "websocket protocol error");
-                Some(Exit::Dropped)
-            }
-            Some(Ok(AggregatedMessage::Text(text))) => self.on_text(&text).await,
-            Some(Ok(AggregatedMessage::Binary(_))) => {
+        let inbound = match frame.map(|frame| frame.and_then(|frame| self.reassembly.push(frame))) {
+            None => return Some(Exit::Dropped),
+            Some(Err(broken)) => return self.on_broken(broken).await,
+            Some(Ok(None)) => return None,
+            Some(Ok(Some(inbound))) => inbound,
+        };
+        match inbound {
+            Inbound::Text(text) => self.on_text(&text).await,
+            Inbound::Binary(_) => {
                 let error = ApiError::new(ErrorCode::MalformedFrame, "binary frames are not part of the protocol");
                 metrics::error_returned(error.code);
                 self.send(protocol::error(&error)).await
             }
-            Some(Ok(AggregatedMessage::Ping(payload))) => self.ws.pong(&payload).await.err().map(|_| Exit::Dropped),
-            Some(Ok(AggregatedMessage::Pong(_))) => None,
-            Some(Ok(AggregatedMessage::Close(_))) => Some(Exit::Dropped),
+            Inbound::Ping(payload) => self.ws.pong(&payload).await.err().map(|_| Exit::Dropped),
+            Inbound::Pong => None,
+            Inbound::Close => Some(Exit::Dropped),
         }
+    }
+
+    /// The client broke the websocket protocol: its session ends (the user leaves now). A
+    /// transport failure only drops the connection.
+    async fn on_broken(&mut self, broken: Broken) -> Option<Exit> {
+        let (code, why, notice) = match broken {
+            Broken::Transport(why) => {
+                tracing::debug!(error = %why, "websocket transport error");
+                return Some(Exit::Dropped);
+            }
+            Broken::TooLarge => {
+                let error = ApiError::new(ErrorCode::FrameTooLarge, "message larger than 64 KiB");
+                (CloseCode::Size, error.message.clone(), Some(error))
+            }
+            Broken::InvalidUtf8 => (CloseCode::Invalid, "text message is not valid UTF-8".to_owned(), None),
+            Broken::Protocol(why) => (CloseCode::Protocol, why, None),
+        };
+        tracing::debug!(close = ?code, reason = %why, "websocket protocol violation; ending the session");
+        if let Some(error) = notice {
+            metrics::error_returned(error.code);
+            let _ = self.ws.text(protocol::error(&error)).await;
+        }
+        if let Some(state) = self.session.take() {
+            state.end(&self.ctx).await;
+        }
+        Some(Exit::Closed(CloseReason { code, description: Some(why) }))
     }
 
     async fn on_text(&mut self, text: &str) -> Option<Exit> {

@@ -2,6 +2,7 @@
 //! messages: room logic lives in [`crate::rooms`], token checks in [`crate::auth`].
 
 pub mod connection;
+pub mod frames;
 pub mod limits;
 pub mod media;
 pub mod protocol;
@@ -157,16 +158,18 @@ pub async fn websocket(
     let slot = ctx
         .take_slot()
         .ok_or_else(|| ApiError::new(ErrorCode::TooManyConnections, "this worker is at its connection limit"))?;
-    let (response, session, stream) = actix_ws::handle(&req, body)
+    // actix-ws answers the upgrade and writes frames; the frames from the client are read here
+    // (frames::FrameReader), so actix-ws gets an empty body for the reader it would build.
+    let mut no_body = actix_web::dev::Payload::None;
+    let empty =
+        <web::Payload as actix_web::FromRequest>::from_request(&req, &mut no_body).await.map_err(ApiError::internal)?;
+    let (response, session, _) = actix_ws::handle(&req, empty)
         .map_err(|e| ApiError::new(ErrorCode::MalformedFrame, format!("not a websocket upgrade: {e}")))?;
-    let stream = stream
-        .max_frame_size(limits::MAX_FRAME_BYTES)
-        .aggregate_continuations()
-        .max_continuation_size(limits::MAX_FRAME_BYTES);
+    let frames = frames::FrameReader::new(body.into_inner(), limits::MAX_FRAME_BYTES);
     // Kept per connection only where it is used: a lone node handing out Host-based relay URLs.
     let follows_host = ctx.relay.as_deref().is_some_and(crate::api::media::RelayNode::follows_host);
     let base_url = if follows_host { crate::api::media::base_url_of(&req) } else { None };
-    actix_web::rt::spawn(connection::run(ctx, session, stream, slot, base_url));
+    actix_web::rt::spawn(connection::run(ctx, session, frames, slot, base_url));
     Ok(response)
 }
 
