@@ -171,6 +171,25 @@ impl WsClient {
         self.closed.clone().flatten().map(|f| u16::from(f.code))
     }
 
+    /// Sends a websocket ping and waits for its pong; returns the round trip. Frames that
+    /// arrive meanwhile are kept.
+    pub async fn ping_pong(&mut self) -> Duration {
+        let started = tokio::time::Instant::now();
+        self.send_raw(Message::Ping(b"rtt".to_vec().into())).await;
+        loop {
+            match tokio::time::timeout_at(started + WAIT, self.socket.next()).await {
+                Err(_) => panic!("no pong within {WAIT:?}"),
+                Ok(Some(Ok(Message::Pong(payload)))) if payload.as_ref() == b"rtt" => return started.elapsed(),
+                Ok(Some(Ok(Message::Text(text)))) => {
+                    self.pending.push_back(serde_json::from_str(&text).expect("JSON frame"))
+                }
+                Ok(Some(Ok(Message::Close(frame)))) => panic!("closed ({frame:?}) while waiting for a pong"),
+                Ok(Some(Ok(_))) => {}
+                Ok(other) => panic!("connection ended ({other:?}) while waiting for a pong"),
+            }
+        }
+    }
+
     /// Drops the TCP connection without a close handshake (a network failure).
     pub fn cut(self) {
         drop(self);
