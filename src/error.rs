@@ -86,9 +86,9 @@ error_codes! {
     AlreadyLoggedIn = 5002, CONFLICT, "Websocket: this connection already holds a session.";
     UnknownMessageType = 5003, BAD_REQUEST, "Websocket: the `type` of the request is not one the protocol knows.";
     MalformedFrame = 5004, BAD_REQUEST, "Websocket: the frame is not a JSON request with `id`, `type` and `data` as PROTOCOL.md describes.";
-    FrameTooLarge = 5005, PAYLOAD_TOO_LARGE, "Websocket: a frame exceeded 64 KiB; the connection is closed.";
+    FrameTooLarge = 5005, PAYLOAD_TOO_LARGE, "Websocket: a message (one frame, or the fragments of one) exceeded 64 KiB; the connection is closed.";
     RoomFull = 5006, FORBIDDEN, "The room holds the app's maximum number of users.";
-    RateLimited = 5007, TOO_MANY_REQUESTS, "Too many requests or messages from this session; slow down.";
+    RateLimited = 5007, TOO_MANY_REQUESTS, "Too many requests or messages from this session, or too many requests waiting behind one in progress; slow down.";
     MessageTooLarge = 5008, PAYLOAD_TOO_LARGE, "A message or command exceeds 1024 bytes.";
     KickedOut = 5009, CONFLICT, "The same user id logged in to this room from another connection.";
     SessionNotFound = 5010, NOT_FOUND, "Resume failed: no such session, wrong resume token, or the grace period is over; log in again.";
@@ -98,7 +98,7 @@ error_codes! {
     StreamNotFound = 5014, NOT_FOUND, "No such stream in this room (or it is not yours).";
     TooManyConnections = 5015, SERVICE_UNAVAILABLE, "This worker holds its maximum number of websocket connections.";
     UnsupportedVersion = 5016, BAD_REQUEST, "The websocket protocol version (`v` query parameter) is not supported.";
-    HeartbeatTimeout = 5017, REQUEST_TIMEOUT, "No frame or pong from the client within the heartbeat timeout; the connection is closed.";
+    HeartbeatTimeout = 5017, REQUEST_TIMEOUT, "No frame or pong from the client, or nothing sent to it taken, within the heartbeat timeout; the connection is closed.";
     InvalidExtraInfo = 5018, BAD_REQUEST, "Extra info key or value too long (key 1-128 bytes, value up to 4096), or too many keys (32).";
     InvalidUserName = 5019, BAD_REQUEST, "userName is longer than 256 bytes.";
     WrongRoom = 5020, BAD_REQUEST, "The request names a room this session is not in.";

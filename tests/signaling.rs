@@ -45,8 +45,10 @@ async fn login_users_streams_and_logout_in_order() {
     assert_eq!(streams["data"]["updateType"], "ADD");
     assert_eq!(
         streams["data"]["streamList"][0],
-        json!({"streamID": "alice-cam", "user": {"userID": "alice", "userName": "alice name"}, "extraInfo": "hd", "relayURL": server.base})
+        json!({"streamID": "alice-cam", "user": {"userID": "alice", "userName": "alice name"}, "extraInfo": "hd"}),
+        "streams carry exactly the fields of PROTOCOL.md (no relay routing data)"
     );
+    assert_eq!(streams["data"]["streamList"], second["room"]["streamList"]);
 
     let added = alice.next_event().await;
     assert_eq!(added["event"], "roomUserUpdate");
@@ -203,10 +205,16 @@ async fn publish_rights_and_stream_ids() {
     limited.ok("login", login_data(&app, "room-1", "carol", &token, false)).await;
     assert_eq!(limited.fails("publishStream", json!({"streamID": "other"})).await, 5013);
     let carol_cam = publish_media(&mut limited, "carol-cam", "").await;
-    assert_eq!(alice.event("roomStreamUpdate").await["updateType"], "ADD");
     limited.ok("setStreamExtraInfo", json!({"streamID": "carol-cam", "extraInfo": "muted"})).await;
+    let added = alice.event("roomStreamUpdate").await;
+    assert_eq!(added["streamList"][0]["streamID"], "carol-cam");
     let update = alice.event("streamExtraInfoUpdate").await;
     assert_eq!(update["streamList"][0]["extraInfo"], "muted");
+    for stream in [&added["streamList"][0], &update["streamList"][0]] {
+        let mut fields: Vec<&str> = stream.as_object().unwrap().keys().map(String::as_str).collect();
+        fields.sort();
+        assert_eq!(fields, ["extraInfo", "streamID", "user"], "{stream}");
+    }
     limited.ok("stopPublishingStream", json!({"streamID": "carol-cam"})).await;
     drop(carol_cam);
     let ended = alice.event("roomStreamUpdate").await;
@@ -458,4 +466,78 @@ async fn streams_go_live_and_play_through_the_relay() {
     let removed = bob.event("roomStreamUpdate").await;
     assert_eq!(removed["updateType"], "DELETE");
     assert_eq!(alice.event("publisherStateUpdate").await["state"], "NO_PUBLISH");
+}
+
+#[tokio::test]
+async fn every_request_with_an_id_gets_a_reply_whatever_else_is_wrong() {
+    let (_db, _app, server) = setup(vec![]).await;
+    let mut client = WsClient::connect(&server.base).await;
+    let frames = [
+        json!({"id": 1, "type": 5}),
+        json!({"id": 2, "type": ["ping"]}),
+        json!({"id": 3, "type": {"name": "ping"}}),
+        json!({"id": 4, "type": null}),
+        json!({"id": 5, "type": true}),
+        json!({"id": 6}),
+        json!({"id": 7, "type": "ping", "data": []}),
+        json!({"id": "eight", "type": "login", "data": "login"}),
+        json!({"id": 9, "type": "ping", "data": 1}),
+        json!({"id": 10, "type": "dance", "data": []}),
+    ];
+    for frame in frames {
+        client.send_text(&frame.to_string()).await;
+        let reply = client.next_frame().await;
+        assert_eq!(
+            (&reply["type"], &reply["id"], &reply["ok"], &reply["error"]["code"]),
+            (&json!("reply"), &frame["id"], &json!(false), &json!(5004)),
+            "{frame} got {reply}"
+        );
+    }
+    // Without an object there is no id to answer to.
+    client.send_text(r#"[1, "ping", {}]"#).await;
+    let error = client.next_frame().await;
+    assert_eq!((error["type"].as_str(), error["error"]["code"].as_u64()), (Some("error"), Some(5004)), "{error}");
+    // `data` may be null or absent.
+    client.send_text(r#"{"id": 11, "type": "ping", "data": null}"#).await;
+    assert_eq!(client.next_frame().await["ok"], true);
+}
+
+#[tokio::test]
+async fn an_empty_user_name_defaults_to_the_user_id() {
+    let (_db, app, server) = setup(vec![]).await;
+    let (mut watcher, _) = join(&server.base, &app, "room-1", "watcher", true).await;
+    let mut client = WsClient::connect(&server.base).await;
+    let token = mint(&app, "alice", Some("room-1"), false);
+    let mut data = login_data(&app, "room-1", "alice", &token, false);
+    data["user"]["userName"] = json!("");
+    let reply = client.ok("login", data).await;
+    assert_eq!(reply["user"], json!({"userID": "alice", "userName": "alice"}));
+    let added = watcher.event("roomUserUpdate").await;
+    assert_eq!(added["userList"], json!([{"userID": "alice", "userName": "alice"}]));
+}
+
+#[tokio::test]
+async fn a_malformed_query_string_is_refused_before_anything_else() {
+    let (_db, _app, server) = setup(vec![("HUDDLE_ALLOWED_ORIGINS", "https://app.example.com".into())]).await;
+    for query in ["v=%ZZ", "v=1&%zz=1", "v=1&x=%", "v=1&x=%4", "v=%FF", "v=1&v=1"] {
+        let response = server
+            .http
+            .get(server.url(&format!("/ws?{query}")))
+            .header("origin", "https://evil.example.com")
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        let body: Value = response.json().await.unwrap();
+        assert_eq!((status, &body["code"]), (400, &json!(1008)), "?{query}: {body}");
+    }
+    let (status, body) = server.get("/ws?v=2").await;
+    assert_eq!(status, 400);
+    assert!(body.contains("5016"), "{body}");
+    // Unknown parameters are ignored; `v` may be percent-encoded.
+    let (status, body) = server.get("/ws?v=1&sdk=web%2F1.0&flag").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("5004"), "past the query check, refused as no upgrade: {body}");
+    let client = WsClient::connect_path(&server.base, "/ws?v=%31&sdk=web%2F1.0&flag").await;
+    assert_eq!(client.hello["v"], 1);
 }

@@ -13,6 +13,10 @@ pub const MAX_ROOM_EXTRA_KEYS: usize = 32;
 pub const MAX_COMMAND_TARGETS: usize = 100;
 /// Events queued for one session before it is marked for resync (slow or away client).
 pub const SESSION_QUEUE: usize = 1024;
+/// Requests that may wait while one is in progress (e.g. on Redis); more are refused at once
+/// with `5007`. Together they may hold at most [`MAX_QUEUED_BYTES`].
+pub const MAX_QUEUED_REQUESTS: usize = 32;
+pub const MAX_QUEUED_BYTES: usize = 256 * 1024;
 
 /// Any request: sustained per second, and burst.
 pub const REQUESTS_PER_SEC: f64 = 50.0;

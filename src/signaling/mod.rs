@@ -2,6 +2,7 @@
 //! messages: room logic lives in [`crate::rooms`], token checks in [`crate::auth`].
 
 pub mod connection;
+pub mod frames;
 pub mod limits;
 pub mod media;
 pub mod protocol;
@@ -13,7 +14,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use actix_web::{HttpRequest, HttpResponse, web};
-use serde::Deserialize;
 
 use crate::api::cors::OriginPolicy;
 use crate::error::{ApiError, ErrorCode};
@@ -103,23 +103,54 @@ impl Drop for ConnectionSlot {
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct WsQuery {
-    /// Protocol version; default 1.
-    v: Option<String>,
+/// The protocol version a query string asks for (`v`; absent means 1). Refuses a query string
+/// that is not well-formed `application/x-www-form-urlencoded` (a `%` not followed by two hex
+/// digits anywhere, names or values that do not decode to UTF-8) and a repeated `v`; other
+/// parameters are ignored.
+fn requested_version(query: &str) -> Result<Option<String>, ApiError> {
+    let malformed = |what: String| ApiError::new(ErrorCode::InvalidQuery, format!("malformed query string: {what}"));
+    let mut version = None;
+    for pair in query.split('&').filter(|pair| !pair.is_empty()) {
+        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = form_decode(name).ok_or_else(|| malformed(format!("cannot decode {name:?}")))?;
+        let value = form_decode(value).ok_or_else(|| malformed(format!("cannot decode {value:?}")))?;
+        if name == "v" && version.replace(value).is_some() {
+            return Err(malformed("`v` is given more than once".into()));
+        }
+    }
+    Ok(version)
 }
 
-/// `GET /ws?v=1`: upgrades to the signaling websocket (pages of other origins than the
-/// allowed ones are refused first).
+/// Strict form decoding: `+` is a space, `%XY` a byte; anything else after `%`, or bytes that
+/// are not UTF-8, is `None`.
+fn form_decode(text: &str) -> Option<String> {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut input = text.bytes();
+    while let Some(byte) = input.next() {
+        bytes.push(match byte {
+            b'+' => b' ',
+            b'%' => {
+                let high = char::from(input.next()?).to_digit(16)?;
+                let low = char::from(input.next()?).to_digit(16)?;
+                (high * 16 + low) as u8
+            }
+            other => other,
+        });
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// `GET /ws?v=1`: upgrades to the signaling websocket. Checked in this order: the query
+/// string, the page's origin, the version, the connection cap, the upgrade itself.
 pub async fn websocket(
     req: HttpRequest,
     body: web::Payload,
-    query: web::Query<WsQuery>,
     ctx: web::Data<SignalingContext>,
     origins: web::Data<OriginPolicy>,
 ) -> Result<HttpResponse, ApiError> {
+    let version = requested_version(req.query_string())?;
     crate::api::cors::check_websocket_origin(&req, &origins)?;
-    let version_ok = query.v.as_deref().is_none_or(|v| v == protocol::PROTOCOL_VERSION.to_string());
+    let version_ok = version.as_deref().is_none_or(|v| v == protocol::PROTOCOL_VERSION.to_string());
     if !version_ok {
         return Err(ApiError::new(ErrorCode::UnsupportedVersion, "this server speaks protocol version 1 (`?v=1`)"));
     }
@@ -127,23 +158,39 @@ pub async fn websocket(
     let slot = ctx
         .take_slot()
         .ok_or_else(|| ApiError::new(ErrorCode::TooManyConnections, "this worker is at its connection limit"))?;
-    let (response, session, stream) = actix_ws::handle(&req, body)
+    // actix-ws answers the upgrade and writes frames; the frames from the client are read here
+    // (frames::FrameReader), so actix-ws gets an empty body for the reader it would build.
+    let mut no_body = actix_web::dev::Payload::None;
+    let empty =
+        <web::Payload as actix_web::FromRequest>::from_request(&req, &mut no_body).await.map_err(ApiError::internal)?;
+    let (response, session, _) = actix_ws::handle(&req, empty)
         .map_err(|e| ApiError::new(ErrorCode::MalformedFrame, format!("not a websocket upgrade: {e}")))?;
-    let stream = stream
-        .max_frame_size(limits::MAX_FRAME_BYTES)
-        .aggregate_continuations()
-        .max_continuation_size(limits::MAX_FRAME_BYTES);
+    let frames = frames::FrameReader::new(body.into_inner(), limits::MAX_FRAME_BYTES);
     // Kept per connection only where it is used: a lone node handing out Host-based relay URLs.
     let follows_host = ctx.relay.as_deref().is_some_and(crate::api::media::RelayNode::follows_host);
     let base_url = if follows_host { crate::api::media::base_url_of(&req) } else { None };
-    actix_web::rt::spawn(connection::run(ctx, session, stream, slot, base_url));
+    actix_web::rt::spawn(connection::run(ctx, session, frames, slot, base_url));
     Ok(response)
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    let query_errors = web::QueryConfig::default()
-        .error_handler(|err, _| ApiError::new(ErrorCode::InvalidQuery, format!("query: {err}")).into());
-    cfg.service(
-        crate::api::resource("/ws", [(actix_web::http::Method::GET, web::to(websocket))]).app_data(query_errors),
-    );
+    cfg.service(crate::api::resource("/ws", [(actix_web::http::Method::GET, web::to(websocket))]));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_strings_are_decoded_strictly() {
+        let version = |query: &str| requested_version(query).map_err(|e| e.code);
+        assert_eq!(version(""), Ok(None));
+        assert_eq!(version("v=1"), Ok(Some("1".into())));
+        assert_eq!(version("v=%31&sdk=web%2F1.0+beta&flag&&"), Ok(Some("1".into())));
+        assert_eq!(version("v=2"), Ok(Some("2".into())));
+        assert_eq!(version("v"), Ok(Some("".into())));
+        for bad in ["v=%ZZ", "v=1&%zz=1", "v=1&x=%", "v=1&x=%4", "v=%FF", "v=1&v=1", "v=1&x=%e2%82"] {
+            assert_eq!(version(bad), Err(ErrorCode::InvalidQuery), "{bad}");
+        }
+    }
 }

@@ -15,16 +15,6 @@ use crate::rooms::{ImMessage, RoomEvent, RoomExtraInfo, RoomKey, Snapshot, Strea
 
 pub const PROTOCOL_VERSION: u32 = 1;
 
-/// A request as it arrives, before its `data` is interpreted.
-#[derive(Debug, Deserialize)]
-struct RawFrame {
-    id: Option<Value>,
-    #[serde(rename = "type")]
-    kind: Option<String>,
-    #[serde(default)]
-    data: Option<Value>,
-}
-
 /// A parsed request.
 #[derive(Debug)]
 pub enum Request {
@@ -179,25 +169,38 @@ pub struct FrameError {
     pub error: ApiError,
 }
 
-/// Parses one text frame.
+/// Parses one text frame. The frame must be a JSON object; once it has a usable `id`, every
+/// other fault (`type` missing or not a string, `data` not an object, fields that do not fit)
+/// is reported as a reply to that id.
 pub fn parse(text: &str) -> Result<(Value, Request), FrameError> {
-    let raw: RawFrame = serde_json::from_str(text).map_err(|e| FrameError {
-        id: None,
-        error: ApiError::new(ErrorCode::MalformedFrame, format!("frame is not a JSON object: {e}")),
-    })?;
-    let id = match raw.id {
+    let unattributed =
+        |message: String| FrameError { id: None, error: ApiError::new(ErrorCode::MalformedFrame, message) };
+    // A map, not a struct: serde would also accept a JSON array as a struct's fields in order.
+    let mut frame: serde_json::Map<String, Value> =
+        serde_json::from_str(text).map_err(|e| unattributed(format!("frame is not a JSON object: {e}")))?;
+    let id = match frame.remove("id") {
         Some(id @ Value::Number(_)) => id,
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 64 => Value::String(s),
-        _ => {
-            return Err(FrameError {
-                id: None,
-                error: ApiError::new(ErrorCode::MalformedFrame, "`id` must be a number or a string of 1-64 characters"),
-            });
-        }
+        _ => return Err(unattributed("`id` must be a number or a string of 1-64 characters".into())),
     };
     let fail = |code, message: String| FrameError { id: Some(id.clone()), error: ApiError::new(code, message) };
-    let kind = raw.kind.ok_or_else(|| fail(ErrorCode::MalformedFrame, "missing `type`".into()))?;
-    let data = raw.data.unwrap_or(Value::Object(Default::default()));
+    let kind = match frame.remove("type") {
+        Some(Value::String(kind)) => kind,
+        None | Some(Value::Null) => return Err(fail(ErrorCode::MalformedFrame, "missing `type`".into())),
+        Some(other) => {
+            return Err(fail(ErrorCode::MalformedFrame, format!("`type` must be a string, not {}", json_type(&other))));
+        }
+    };
+    let data = match frame.remove("data") {
+        None | Some(Value::Null) => Value::Object(Default::default()),
+        Some(data @ Value::Object(_)) => data,
+        Some(other) => {
+            return Err(fail(
+                ErrorCode::MalformedFrame,
+                format!("`data` must be an object, not {}", json_type(&other)),
+            ));
+        }
+    };
     fn decode<T: serde::de::DeserializeOwned>(kind: &str, data: Value) -> Result<T, String> {
         serde_json::from_value(data).map_err(|e| format!("`data` of {kind}: {e}"))
     }
@@ -224,6 +227,18 @@ pub fn parse(text: &str) -> Result<(Value, Request), FrameError> {
     match request {
         Ok(request) => Ok((id, request)),
         Err(message) => Err(fail(ErrorCode::MalformedFrame, message)),
+    }
+}
+
+/// The JSON type of a value, for error messages.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -271,7 +286,28 @@ fn online_count(room: &RoomKey, count: u32) -> ByteString {
     event("roomOnlineUserCountUpdate", json!({"roomID": room.room_id, "count": count}))
 }
 
-fn stream_update(room: &RoomKey, update_type: &str, streams: &[StreamInfo]) -> ByteString {
+/// A stream as clients see it (PROTOCOL.md §4). [`StreamInfo`] also carries routing data
+/// (which relay holds the media) that the rooms backend needs and clients must not rely on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WireStream {
+    #[serde(rename = "streamID")]
+    pub stream_id: String,
+    pub user: User,
+    pub extra_info: String,
+}
+
+impl From<&StreamInfo> for WireStream {
+    fn from(stream: &StreamInfo) -> Self {
+        WireStream {
+            stream_id: stream.stream_id.clone(),
+            user: stream.user.clone(),
+            extra_info: stream.extra_info.clone(),
+        }
+    }
+}
+
+fn stream_update(room: &RoomKey, update_type: &str, streams: &[WireStream]) -> ByteString {
     event("roomStreamUpdate", json!({"roomID": room.room_id, "updateType": update_type, "streamList": streams}))
 }
 
@@ -295,11 +331,12 @@ pub fn encode_event(room: &RoomKey, room_event: &RoomEvent) -> EncodedEvent {
             user_update: Some(user_update(room, "DELETE", std::slice::from_ref(user))),
             frames: vec![online_count(room, *count)],
         },
-        RoomEvent::StreamAdded { stream } => one(stream_update(room, "ADD", std::slice::from_ref(stream))),
-        RoomEvent::StreamRemoved { stream } => one(stream_update(room, "DELETE", std::slice::from_ref(stream))),
-        RoomEvent::StreamExtraInfo { stream } => {
-            one(event("streamExtraInfoUpdate", json!({"roomID": room.room_id, "streamList": [stream]})))
-        }
+        RoomEvent::StreamAdded { stream } => one(stream_update(room, "ADD", &[stream.into()])),
+        RoomEvent::StreamRemoved { stream } => one(stream_update(room, "DELETE", &[stream.into()])),
+        RoomEvent::StreamExtraInfo { stream } => one(event(
+            "streamExtraInfoUpdate",
+            json!({"roomID": room.room_id, "streamList": [WireStream::from(stream)]}),
+        )),
         RoomEvent::RoomExtraInfo { extra } => one(extra_info_update(room, std::slice::from_ref(extra))),
         RoomEvent::Broadcast { message } => one(messages(room, "IMRecvBroadcastMessage", message)),
         RoomEvent::Barrage { message } => one(messages(room, "IMRecvBarrageMessage", message)),
@@ -331,7 +368,7 @@ pub struct RoomView {
     /// Present when the session asked for user updates.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_list: Option<Vec<User>>,
-    pub stream_list: Vec<StreamInfo>,
+    pub stream_list: Vec<WireStream>,
     pub room_extra_info_list: Vec<RoomExtraInfo>,
     pub online_count: u32,
 }
@@ -341,7 +378,7 @@ impl RoomView {
         RoomView {
             room_id: room.room_id.clone(),
             user_list: with_users.then(|| snapshot.users().into_iter().filter(|u| u.user_id != me).collect()),
-            stream_list: snapshot.streams.iter().filter(|s| s.user.user_id != me).cloned().collect(),
+            stream_list: snapshot.streams.iter().filter(|s| s.user.user_id != me).map(WireStream::from).collect(),
             room_extra_info_list: snapshot.extra_info.clone(),
             online_count: snapshot.members.len() as u32,
         }
@@ -388,6 +425,47 @@ mod tests {
         assert_eq!((bad_data.id, bad_data.error.code), (Some(json!(3)), ErrorCode::MalformedFrame));
         let object_id = parse(r#"{"id":{"x":1},"type":"ping"}"#).unwrap_err();
         assert_eq!(object_id.error.code, ErrorCode::MalformedFrame);
+
+        // Once the id is usable, everything else is answered to it.
+        for text in [
+            r#"{"id":4,"type":5}"#,
+            r#"{"id":4,"type":["ping"]}"#,
+            r#"{"id":4,"type":null}"#,
+            r#"{"id":4,"type":"ping","data":[]}"#,
+            r#"{"id":4,"type":"sendBroadcastMessage","data":["room-1","hi"]}"#,
+            r#"{"id":4,"type":"login","data":"x"}"#,
+        ] {
+            let failure = parse(text).unwrap_err();
+            assert_eq!((failure.id, failure.error.code), (Some(json!(4)), ErrorCode::MalformedFrame), "{text}");
+        }
+        // An array is not a frame, even one whose items would fill the fields in order.
+        let array = parse(r#"[1,"ping",{}]"#).unwrap_err();
+        assert_eq!((array.id, array.error.code), (None, ErrorCode::MalformedFrame));
+        assert!(matches!(parse(r#"{"id":5,"type":"ping","data":null}"#), Ok((_, Request::Ping))));
+    }
+
+    #[test]
+    fn streams_reach_clients_without_their_relay() {
+        let room = RoomKey::new(1, "r");
+        let stream = StreamInfo {
+            stream_id: "cam".into(),
+            user: User { user_id: "u".into(), user_name: "U".into() },
+            extra_info: "hd".into(),
+            relay_url: Some("http://relay-7:8080".into()),
+        };
+        let wire = json!({"streamID": "cam", "user": {"userID": "u", "userName": "U"}, "extraInfo": "hd"});
+        for event in [
+            RoomEvent::StreamAdded { stream: stream.clone() },
+            RoomEvent::StreamRemoved { stream: stream.clone() },
+            RoomEvent::StreamExtraInfo { stream: stream.clone() },
+        ] {
+            let frame: Value = serde_json::from_str(&encode_event(&room, &event).frames[0]).unwrap();
+            assert_eq!(frame["data"]["streamList"], json!([wire]), "{frame}");
+        }
+        // Login and resume replies and `resync` share the room view.
+        let snapshot = Snapshot { streams: vec![stream], ..Snapshot::default() };
+        let view = serde_json::to_value(RoomView::of(&room, &snapshot, "me", true)).unwrap();
+        assert_eq!(view["streamList"], json!([wire]));
     }
 
     #[test]

@@ -95,7 +95,9 @@ pub async fn login(ctx: &SignalingContext, request: LoginRequest) -> Result<(Ses
     let started = Instant::now();
     ids::validate_room_id(&request.room_id)?;
     ids::validate_user_id(&request.user.user_id)?;
-    let user_name = request.user.user_name.unwrap_or_else(|| request.user.user_id.clone());
+    // Absent, null or empty: others see the user id rather than a blank name.
+    let user_name =
+        request.user.user_name.filter(|name| !name.is_empty()).unwrap_or_else(|| request.user.user_id.clone());
     if user_name.len() > limits::MAX_USER_NAME_BYTES {
         return Err(ApiError::new(ErrorCode::InvalidUserName, "userName is longer than 256 bytes"));
     }
