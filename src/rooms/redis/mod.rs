@@ -733,7 +733,7 @@ mod tests {
     /// A redis-server of the test's own (the lease keys are global: the shared one would mix
     /// this test's fake workers with other tests' real ones), on a Unix socket: a TCP port
     /// could be one that another test's workers are still reconnecting to.
-    struct PrivateRedis(std::process::Child, String, tempfile::TempDir);
+    struct PrivateRedis(std::process::Child, String, #[allow(dead_code)] tempfile::TempDir);
 
     impl PrivateRedis {
         async fn start() -> PrivateRedis {
