@@ -206,6 +206,15 @@ async fn ensure_dev_app(store: &Store) -> Result<(), StartError> {
     }
 }
 
+/// Sets `TCP_USER_TIMEOUT` on an accepted connection.
+fn drop_stalled_peers_after(connection: &dyn std::any::Any, limit: std::time::Duration) {
+    if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>()
+        && let Err(err) = socket2::SockRef::from(stream).set_tcp_user_timeout(Some(limit))
+    {
+        tracing::debug!(error = %err, "could not set TCP_USER_TIMEOUT");
+    }
+}
+
 /// Serves until SIGINT/SIGTERM. Prints `huddle listening on http://ADDR` on stdout once
 /// bound (tests and scripts wait for that line; with port 0 it tells the chosen port).
 pub async fn run(settings: Settings) -> Result<(), StartError> {
@@ -234,6 +243,7 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     let role = state.role;
     let server_state = state.clone();
     let signaling = web::Data::from(state.signaling.clone());
+    let unacknowledged_limit = settings.signaling.heartbeat_timeout;
     let server = HttpServer::new(move || {
         App::new()
             .app_data(server_state.clone())
@@ -249,6 +259,10 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     // Realtime traffic is many small frames: without this, a reply written right after an
     // unacknowledged frame waits for the peer's delayed ACK (~40 ms).
     .tcp_nodelay(true)
+    // A peer that acknowledges nothing (a client that stopped reading keeps answering
+    // zero-window probes) would hold its socket for ever once the websocket gave up on it:
+    // the kernel drops a connection whose data stays unacknowledged this long.
+    .on_connect(move |connection, _| drop_stalled_peers_after(connection, unacknowledged_limit))
     .listen(listener)
     .map_err(|source| StartError::Bind { addr: local_addr.to_string(), source })?
     .run();

@@ -130,6 +130,32 @@ async fn a_client_that_stops_reading_is_ended_by_the_heartbeat_timeout() {
     let metrics = server.metrics().await;
     assert_eq!(gauge(&metrics, "huddle_ws_connections"), Some(SENDERS as u64 + 1), "the two slots are free");
     assert!(metrics.contains(r#"huddle_errors_total{code="5017",name="HeartbeatTimeout"} 2"#), "{metrics}");
+
+    // The server also lets go of the sockets themselves (not only of the slots): a peer that
+    // acknowledges nothing but zero-window probes would otherwise hold them for ever.
+    let ports = [quiet.get_ref().local_addr().unwrap().port(), _chatty.get_ref().local_addr().unwrap().port()];
+    let server_port = server.base.rsplit(':').next().unwrap().to_owned();
+    let held = || {
+        let output = std::process::Command::new("ss").args(["-tnH", "state", "established"]).output().unwrap();
+        let table = String::from_utf8_lossy(&output.stdout).into_owned();
+        ports
+            .iter()
+            .filter(|port| {
+                table.lines().any(|line| {
+                    // The server's side of the connection: local = server port, peer = client port.
+                    let columns: Vec<&str> = line.split_whitespace().collect();
+                    columns.len() >= 4
+                        && columns[2].ends_with(&format!(":{server_port}"))
+                        && columns[3].ends_with(&format!(":{port}"))
+                })
+            })
+            .count()
+    };
+    let deadline = Instant::now() + timeout * 3 + Duration::from_secs(5);
+    while held() > 0 {
+        assert!(Instant::now() < deadline, "the server still holds {} stalled socket(s)", held());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     drop(quiet);
 }
 
