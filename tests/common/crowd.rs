@@ -12,6 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, oneshot};
 use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::{TestApp, login_data, mint};
 
@@ -143,8 +144,12 @@ impl Session {
         let deadline = tokio::time::Instant::now() + timeout;
         let url = format!("{}/ws", spec.base.replacen("http://", "ws://", 1));
         let connect = async {
-            let (mut socket, _) =
-                tokio_tungstenite::connect_async(url).await.map_err(|e| LoginError::Connect(e.to_string()))?;
+            // Small buffers: a crowd is a thousand sockets whose frames are a few hundred bytes
+            // (tungstenite's default read buffer alone is 128 KiB each).
+            let config = WebSocketConfig::default().read_buffer_size(8 * 1024).write_buffer_size(0);
+            let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, Some(config), true)
+                .await
+                .map_err(|e| LoginError::Connect(e.to_string()))?;
             let hello = read_json(&mut socket).await.map_err(LoginError::Connect)?;
             if hello["type"] != "hello" {
                 return Err(LoginError::Connect(format!("first frame is not hello: {hello}")));
@@ -241,6 +246,12 @@ impl Session {
             Ok(Err(_)) => Err(format!("{kind}: connection closed before the reply")),
             Ok(Ok(reply)) => Ok(reply),
         }
+    }
+
+    /// Sends a request without waiting for its reply (which is dropped when it comes).
+    pub fn fire(&self, kind: &str, data: Value) {
+        let (reply, _) = oneshot::channel();
+        let _ = self.commands.send(Command::Request { kind: kind.to_owned(), data, reply });
     }
 
     /// Logs out (the user leaves the room before the reply) and waits for the close.
