@@ -58,7 +58,7 @@ error_codes! {
     BodyTooLarge = 1004, PAYLOAD_TOO_LARGE, "The body is larger than 64 KiB.";
     MalformedJson = 1005, BAD_REQUEST, "The body is not valid JSON.";
     InvalidBody = 1006, BAD_REQUEST, "The body is JSON but a field is missing, unknown or of the wrong type.";
-    ServiceUnavailable = 1007, SERVICE_UNAVAILABLE, "The store or Redis cannot be reached; retry later.";
+    ServiceUnavailable = 1007, SERVICE_UNAVAILABLE, "The store or Redis cannot be reached, or did not answer within its timeout; retry later.";
     InvalidQuery = 1008, BAD_REQUEST, "A query parameter is missing or malformed.";
     DevAppOnly = 1009, FORBIDDEN, "`GET /dev/token` mints tokens of the dev app (1) only.";
     MissingAuthHeader = 2001, UNAUTHORIZED, "A required `X-Huddle-*` signature header is missing.";
