@@ -53,19 +53,10 @@ impl RedisRooms {
     /// Renews the lease on Redis's clock and keeps the local rooms' keys alive. Returns false
     /// when the worker was not registered (Redis lost its data, or this worker was reaped).
     pub(super) async fn renew_lease(&self) -> Result<bool, RoomError> {
-        let mut conn = self.conn();
+        let mut script = self.scripts.renew_lease.prepare_invoke();
+        script.key(WORKERS_KEY).key(CLOCK_KEY).arg(&self.worker_id).arg(self.gap_ms()).arg(self.dead_after_ms());
         let sent = crate::rooms::unix_millis();
-        let (known, redis_now): (i64, i64) = self
-            .scripts
-            .renew_lease
-            .key(WORKERS_KEY)
-            .key(CLOCK_KEY)
-            .arg(&self.worker_id)
-            .arg(self.gap_ms())
-            .arg(self.dead_after_ms())
-            .invoke_async(&mut conn)
-            .await
-            .map_err(|e| self.failed(e))?;
+        let (known, redis_now): (i64, i64) = self.invoke(&script).await?;
         let received = crate::rooms::unix_millis();
         self.clock_offset_ms.store(redis_now - (sent + received) / 2, Ordering::Release);
         let rooms = self.hub.rooms();
@@ -77,24 +68,16 @@ impl RedisRooms {
                     pipe.expire(key, self.room_ttl_secs() as i64).ignore();
                 }
             }
-            pipe.query_async::<()>(&mut conn).await.map_err(|e| self.failed(e))?;
+            pipe.query_async::<()>(&mut self.conn()).await.map_err(|e| self.failed(e))?;
         }
         Ok(known == 1)
     }
 
     /// Claims dead workers and removes what they held.
     async fn reap_dead_workers(&self) -> Result<(), RoomError> {
-        let claimed: Vec<String> = self
-            .scripts
-            .reap
-            .key(WORKERS_KEY)
-            .key(CLOCK_KEY)
-            .arg(&self.worker_id)
-            .arg(self.gap_ms())
-            .arg(REAP_LIMIT)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.failed(e))?;
+        let mut script = self.scripts.reap.prepare_invoke();
+        script.key(WORKERS_KEY).key(CLOCK_KEY).arg(&self.worker_id).arg(self.gap_ms()).arg(REAP_LIMIT);
+        let claimed: Vec<String> = self.invoke(&script).await?;
         for worker in claimed {
             if let Err(err) = self.reap(&worker).await {
                 // Give it back, already stale, so that this or another worker tries again.

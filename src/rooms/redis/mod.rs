@@ -190,6 +190,14 @@ impl RedisRooms {
         RoomError::Unavailable(err.to_string())
     }
 
+    /// Runs a script on the command connection, timing it; a failure marks Redis for repair.
+    async fn invoke<T: redis::FromRedisValue>(&self, script: &redis::ScriptInvocation<'_>) -> Result<T, RoomError> {
+        let started = Instant::now();
+        let reply = script.invoke_async(&mut self.conn()).await.map_err(|e| self.failed(e))?;
+        metrics::redis_round_trip(started.elapsed());
+        Ok(reply)
+    }
+
     fn room_ttl_secs(&self) -> u64 {
         self.config.lease.as_secs().max(1) * 4
     }
@@ -216,10 +224,8 @@ impl RedisRooms {
     ) -> Result<Option<JoinOutcome>, RoomError> {
         let keys = RoomKeys::of(room);
         let entry = WorkerEntry::session(room, &member.user.user_id, &member.session_id);
-        let started = Instant::now();
-        let reply: Vec<Value> = self
-            .scripts
-            .join
+        let mut script = self.scripts.join.prepare_invoke();
+        script
             .key(&keys.users)
             .key(&keys.streams)
             .key(&keys.extra)
@@ -233,11 +239,8 @@ impl RedisRooms {
             .arg(entry.encode())
             .arg(self.room_ttl_secs())
             .arg(mode)
-            .arg(deadline)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.failed(e))?;
-        metrics::redis_round_trip(started.elapsed());
+            .arg(deadline);
+        let reply: Vec<Value> = self.invoke(&script).await?;
         let text = |index: usize| -> Result<String, RoomError> {
             reply
                 .get(index)
@@ -281,10 +284,8 @@ impl RedisRooms {
     ) -> Result<bool, RoomError> {
         let keys = RoomKeys::of(room);
         let entry = WorkerEntry::session(room, user_id, session_id);
-        let started = Instant::now();
-        let left: i64 = self
-            .scripts
-            .leave
+        let mut script = self.scripts.leave.prepare_invoke();
+        script
             .key(&keys.users)
             .key(&keys.streams)
             .key(&keys.extra)
@@ -293,11 +294,8 @@ impl RedisRooms {
             .arg(user_id)
             .arg(session_id)
             .arg(&keys.channel)
-            .arg(entry.encode())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.failed(e))?;
-        metrics::redis_round_trip(started.elapsed());
+            .arg(entry.encode());
+        let left: i64 = self.invoke(&script).await?;
         Ok(left == 1)
     }
 
@@ -313,10 +311,8 @@ impl RedisRooms {
     ) -> Result<(), RoomError> {
         let keys = RoomKeys::of(room);
         let entry = WorkerEntry::stream(room, user_id, stream_id);
-        let started = Instant::now();
-        let status: String = self
-            .scripts
-            .remove_stream
+        let mut script = self.scripts.remove_stream.prepare_invoke();
+        script
             .key(&keys.streams)
             .key(&keys.app_streams)
             .key(entries_key)
@@ -324,11 +320,8 @@ impl RedisRooms {
             .arg(stream_id)
             .arg(&keys.channel)
             .arg(holder)
-            .arg(entry.encode())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.failed(e))?;
-        metrics::redis_round_trip(started.elapsed());
+            .arg(entry.encode());
+        let status: String = self.invoke(&script).await?;
         stream_status(&status, stream_id)
     }
 
@@ -343,10 +336,8 @@ impl RedisRooms {
         let keys = RoomKeys::of(room);
         let stored = StoredStream { info: stream.clone(), holder: self.worker_id.clone() };
         let entry = WorkerEntry::stream(room, &stream.user.user_id, &stream.stream_id);
-        let started = Instant::now();
-        let status: String = self
-            .scripts
-            .add_stream
+        let mut script = self.scripts.add_stream.prepare_invoke();
+        script
             .key(&keys.users)
             .key(&keys.streams)
             .key(&keys.app_streams)
@@ -361,11 +352,8 @@ impl RedisRooms {
             .arg(self.room_ttl_secs())
             .arg(mode)
             .arg(entry.encode())
-            .arg(deadline)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.failed(e))?;
-        metrics::redis_round_trip(started.elapsed());
+            .arg(deadline);
+        let status: String = self.invoke(&script).await?;
         match status.as_str() {
             "ok" => Ok(()),
             "not_member" => Err(RoomError::NotMember),
@@ -384,9 +372,8 @@ impl RedisRooms {
         deadline: i64,
     ) -> Result<(), RoomError> {
         let keys = RoomKeys::of(room);
-        let status: String = self
-            .scripts
-            .room_extra_info
+        let mut script = self.scripts.room_extra_info.prepare_invoke();
+        script
             .key(&keys.users)
             .key(&keys.extra)
             .arg(&extra.key)
@@ -395,10 +382,8 @@ impl RedisRooms {
             .arg(&keys.channel)
             .arg(self.room_ttl_secs())
             .arg(mode)
-            .arg(deadline)
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.failed(e))?;
+            .arg(deadline);
+        let status: String = self.invoke(&script).await?;
         match status.as_str() {
             "ok" => Ok(()),
             "not_member" => Err(RoomError::NotMember),
@@ -495,20 +480,9 @@ impl RoomBackend for RedisRooms {
         extra_info: &str,
     ) -> Result<(), RoomError> {
         let keys = RoomKeys::of(room);
-        let started = Instant::now();
-        let status: String = self
-            .scripts
-            .stream_extra_info
-            .key(&keys.streams)
-            .arg(user_id)
-            .arg(stream_id)
-            .arg(extra_info)
-            .arg(&keys.channel)
-            .arg(self.deadline())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.failed(e))?;
-        metrics::redis_round_trip(started.elapsed());
+        let mut script = self.scripts.stream_extra_info.prepare_invoke();
+        script.key(&keys.streams).arg(user_id).arg(stream_id).arg(extra_info).arg(&keys.channel).arg(self.deadline());
+        let status: String = self.invoke(&script).await?;
         stream_status(&status, stream_id)?;
         for session in self.local().sessions.values_mut() {
             if let Some(stream) = session.streams.get_mut(stream_id).filter(|_| session.member.user.user_id == user_id)
@@ -532,17 +506,9 @@ impl RoomBackend for RedisRooms {
 
     async fn publish(&self, room: &RoomKey, event: RoomEvent) -> Result<(), RoomError> {
         let payload = encode(&event)?;
-        let started = Instant::now();
-        let published: i64 = self
-            .scripts
-            .publish
-            .arg(contract::channel(room))
-            .arg(payload)
-            .arg(self.deadline())
-            .invoke_async(&mut self.conn())
-            .await
-            .map_err(|e| self.failed(e))?;
-        metrics::redis_round_trip(started.elapsed());
+        let mut script = self.scripts.publish.prepare_invoke();
+        script.arg(contract::channel(room)).arg(payload).arg(self.deadline());
+        let published: i64 = self.invoke(&script).await?;
         if published == 1 { Ok(()) } else { Err(expired()) }
     }
 
