@@ -264,6 +264,17 @@
       }
     }
 
+    /**
+     * Leaves this connection as if it had dropped (the owner reconnects): the server keeps the
+     * session for a resume, or lets it go once it was logged in again elsewhere.
+     */
+    drop(reason) {
+      if (this.closed) return;
+      if (this.ws) this.ws.onclose = null;
+      this.close(4000, reason);
+      this._onClose(1006, reason);
+    }
+
     /** Detaches from the socket without telling the owner (used when replacing it). */
     abandon() {
       this.closed = true;
@@ -770,6 +781,7 @@
     "resync",
     "publisherStateUpdate",
     "playerStateUpdate",
+    "goaway",
   ]);
 
   /**
@@ -1644,6 +1656,9 @@
         case "resync":
           this._applySnapshot(room, data);
           break;
+        case "goaway":
+          this._moveToAnotherWorker(data);
+          break;
         case "publisherStateUpdate":
         case "playerStateUpdate":
           this._onMediaStateEvent(event === "publisherStateUpdate" ? this._publishers : this._players, data);
@@ -1782,6 +1797,23 @@
       this._emitter.emit("roomStateChanged", roomID, "RECONNECTING", 0, `connection closed (${code})`);
       room.reconnect = this._reconnect(room);
       room.reconnect.catch(() => {});
+    }
+
+    /**
+     * The server drains (it is being shut down or replaced): reconnect now, which reaches
+     * another worker; logging in there replaces the session here without the room seeing the
+     * user leave, and media is published and played again through that worker's relay.
+     * Spread over a moment so that a worker's clients do not all arrive at once.
+     */
+    _moveToAnotherWorker(data) {
+      const conn = this._conn;
+      if (!conn) return;
+      const within = typeof data.reconnectWithinMs === "number" ? data.reconnectWithinMs : 0;
+      const delay = Math.floor(Math.random() * Math.min(1000, within / 4));
+      this._logger.info("the server is draining; reconnecting to another worker in", delay, "ms");
+      setTimeout(() => {
+        if (this._conn === conn) conn.drop("server draining");
+      }, delay);
     }
 
     _endSession(room, reason, errorCode, message) {

@@ -7,6 +7,7 @@ use redis::aio::ConnectionManager;
 use thiserror::Error;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::api;
 use crate::api::media::RelayNode;
@@ -206,6 +207,37 @@ async fn ensure_dev_app(store: &Store) -> Result<(), StartError> {
     }
 }
 
+/// SIGTERM or SIGINT: drain (clients move to other workers, see `signaling::drain`), then stop
+/// the HTTP server. A second signal stops at once.
+async fn stop_on_signal(server: actix_web::dev::ServerHandle, signaling: Arc<SignalingContext>, drain: Duration) {
+    shutdown_signal().await;
+    if drain.is_zero() {
+        tracing::info!("shutdown signal: stopping");
+    } else {
+        tokio::select! {
+            _ = crate::signaling::drain::run(&signaling, drain) => {}
+            _ = shutdown_signal() => tracing::warn!("second shutdown signal: stopping without finishing the drain"),
+        }
+    }
+    server.stop(true).await;
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut terminate) => {
+            tokio::select! {
+                _ = terminate.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        }
+        Err(err) => {
+            tracing::warn!(error = %err, "cannot listen for SIGTERM; only Ctrl-C stops the server");
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
 /// Sets `TCP_USER_TIMEOUT` on an accepted connection.
 fn drop_stalled_peers_after(connection: &dyn std::any::Any, limit: std::time::Duration) {
     if let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>()
@@ -263,9 +295,13 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     // zero-window probes) would hold its socket for ever once the websocket gave up on it:
     // the kernel drops a connection whose data stays unacknowledged this long.
     .on_connect(move |connection, _| drop_stalled_peers_after(connection, unacknowledged_limit))
+    // Signals are handled below (drain first); what is left after the drain gets a second.
+    .disable_signals()
+    .shutdown_timeout(1)
     .listen(listener)
     .map_err(|source| StartError::Bind { addr: local_addr.to_string(), source })?
     .run();
+    actix_web::rt::spawn(stop_on_signal(server.handle(), state.signaling.clone(), settings.drain_timeout));
     println!("huddle listening on http://{local_addr}");
     server.await.map_err(StartError::Server)?;
     state.store.close().await;

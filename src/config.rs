@@ -172,6 +172,10 @@ pub struct ServeArgs {
     /// How long a dropped session may be resumed before its user leaves the room, in ms.
     #[arg(long, env = "HUDDLE_RECONNECT_GRACE_MS", default_value_t = 30_000)]
     pub reconnect_grace_ms: u64,
+    /// On SIGTERM: how long connected clients get to move to another worker before the
+    /// sessions still here end, in ms (0: stop at once).
+    #[arg(long, env = "HUDDLE_DRAIN_TIMEOUT_MS", default_value_t = 30_000)]
+    pub drain_timeout_ms: u64,
     /// Websocket connections this process accepts at once.
     #[arg(long, env = "HUDDLE_MAX_CONNECTIONS", default_value_t = 100_000)]
     pub max_connections: usize,
@@ -254,6 +258,7 @@ pub struct Settings {
     pub redis_lease: std::time::Duration,
     pub redis_timeout: std::time::Duration,
     pub nonce_cap_per_app: usize,
+    pub drain_timeout: std::time::Duration,
     pub relay: crate::relay::RelayConfig,
     pub public_url: Option<String>,
     /// `None` when not configured: any origin is allowed (and start-up warns unless in dev mode).
@@ -332,6 +337,9 @@ impl ServeArgs {
         if self.nonce_cap_per_app < 1000 {
             return Err(ConfigError::Invalid("--nonce-cap-per-app must be at least 1000"));
         }
+        if self.drain_timeout_ms > 600_000 {
+            return Err(ConfigError::Invalid("--drain-timeout-ms must be at most 600000 (10 minutes)"));
+        }
         if self.max_connections == 0 {
             return Err(ConfigError::Invalid("--max-connections must be at least 1"));
         }
@@ -361,6 +369,7 @@ impl ServeArgs {
             redis_lease: ms(self.redis_lease_ms),
             redis_timeout: ms(redis_timeout_ms),
             nonce_cap_per_app: self.nonce_cap_per_app,
+            drain_timeout: ms(self.drain_timeout_ms),
             relay: crate::relay::RelayConfig {
                 udp_addr: self.relay_udp_addr,
                 public_ips: self.relay_public_ips.clone(),

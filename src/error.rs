@@ -61,6 +61,7 @@ error_codes! {
     ServiceUnavailable = 1007, SERVICE_UNAVAILABLE, "The store or Redis cannot be reached, or did not answer within its timeout; retry later.";
     InvalidQuery = 1008, BAD_REQUEST, "A query parameter is missing or malformed.";
     DevAppOnly = 1009, FORBIDDEN, "`GET /dev/token` mints tokens of the dev app (1) only.";
+    Draining = 1010, SERVICE_UNAVAILABLE, "This worker is shutting down (draining): new websockets, logins and relay sessions go to another worker; connect again.";
     MissingAuthHeader = 2001, UNAUTHORIZED, "A required `X-Huddle-*` signature header is missing.";
     InvalidAuthHeader = 2002, BAD_REQUEST, "A signature header is malformed (app id not a number, nonce not 8-64 printable characters, ...) or sent more than once.";
     UnknownApp = 2003, UNAUTHORIZED, "No app has this app id.";

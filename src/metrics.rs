@@ -27,6 +27,7 @@ struct Collectors {
     nonce_cap_refusals: IntCounter,
     signature_failures: IntCounterVec,
     ws_connections: IntGauge,
+    draining: IntGauge,
     sessions: IntGauge,
     local_rooms: IntGauge,
     ws_messages: IntCounterVec,
@@ -106,6 +107,7 @@ static COLLECTORS: LazyLock<Collectors> = LazyLock::new(|| {
             IntCounterVec::new(Opts::new("signature_failures_total", "Refused signed requests by reason"), &["reason"]),
         ),
         ws_connections: register(r, IntGauge::new("ws_connections", "Open websocket connections")),
+        draining: register(r, IntGauge::new("draining", "1 while this worker drains before exiting (SIGTERM)")),
         sessions: register(
             r,
             IntGauge::new("sessions", "Logged-in sessions, including those inside the reconnect grace"),
@@ -214,6 +216,10 @@ pub fn nonce_cap_refused() {
 
 pub fn signature_failure(reason: &'static str) {
     COLLECTORS.signature_failures.with_label_values(&[reason]).inc();
+}
+
+pub fn draining(on: bool) {
+    COLLECTORS.draining.set(i64::from(on));
 }
 
 pub fn ws_connection_opened() {

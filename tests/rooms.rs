@@ -384,3 +384,31 @@ async fn reaping_a_dead_worker_spares_its_streams_published_again_elsewhere() {
     let users: Vec<&str> = snapshot.members.iter().map(|m| m.user.user_id.as_str()).collect();
     assert_eq!(users, ["phoenix"]);
 }
+
+/// A user moves to another worker (a drain) and publishes the same stream id there; the first
+/// worker's relay then reports its old publisher stopped: that must not remove the new stream.
+#[tokio::test]
+async fn a_stream_stopped_on_one_worker_spares_the_same_stream_published_again_on_another() {
+    let url = common::redis_url();
+    let lease = Duration::from_secs(15);
+    let room = fresh_room();
+    let (old_worker, new_worker) = (redis_worker(&url, lease).await, redis_worker(&url, lease).await);
+    let mut observer = Client::joined(&new_worker, &room, "observer").await;
+    let first = Client::joined(&old_worker, &room, "mover").await;
+    first.publish("mover-cam").await.unwrap();
+    let again = Client::joined(&new_worker, &room, "mover").await;
+    again.publish("mover-cam").await.unwrap();
+    assert!(matches!(observer.next_change().await, RoomEvent::UserAdded { .. }));
+    assert!(matches!(observer.next_change().await, RoomEvent::StreamAdded { .. }));
+    assert!(matches!(observer.next_change().await, RoomEvent::StreamRemoved { .. }), "the replaced session's stream");
+    assert!(matches!(observer.next_change().await, RoomEvent::StreamAdded { .. }), "published again");
+
+    let stopped = old_worker.backend().remove_stream_held_here(&room, "mover", "mover-cam").await;
+    assert!(matches!(stopped, Err(RoomError::StreamNotFound(_))), "{stopped:?}");
+    observer.silent().await;
+    let snapshot = new_worker.backend().snapshot(&room).await.unwrap();
+    assert_eq!(snapshot.streams.iter().map(|s| s.stream_id.as_str()).collect::<Vec<_>>(), ["mover-cam"]);
+    // The worker holding it may remove it.
+    new_worker.backend().remove_stream_held_here(&room, "mover", "mover-cam").await.unwrap();
+    assert!(matches!(observer.next_change().await, RoomEvent::StreamRemoved { .. }));
+}

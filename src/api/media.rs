@@ -158,6 +158,9 @@ async fn offer_answer(
     action: MediaAction,
 ) -> Result<HttpResponse, ApiError> {
     let node = node(&state)?;
+    if state.signaling.drain.is_draining() {
+        return Err(crate::signaling::draining());
+    }
     ids::validate_stream_id(&stream_id)?;
     let grant_text = bearer(&req)?;
     require_content_type(&req, "application/sdp")?;
@@ -190,7 +193,7 @@ async fn offer_answer(
         (status = 409, description = "6007 the stream already has a publisher", body = ErrorBody),
         (status = 413, description = "1004 body larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "1003 content type is not application/sdp", body = ErrorBody),
-        (status = 503, description = "6010 no relay on this node", body = ErrorBody),
+        (status = 503, description = "1010 draining, 6010 no relay on this node", body = ErrorBody),
     ))]
 pub async fn publish(
     req: HttpRequest,
@@ -214,7 +217,7 @@ pub async fn publish(
         (status = 404, description = "6008 nobody publishes this stream here", body = ErrorBody),
         (status = 413, description = "1004 body larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "1003 content type is not application/sdp", body = ErrorBody),
-        (status = 503, description = "6010 no relay on this node", body = ErrorBody),
+        (status = 503, description = "1010 draining, 6010 no relay on this node", body = ErrorBody),
     ))]
 pub async fn play(
     req: HttpRequest,

@@ -36,9 +36,12 @@ pub async fn healthz() -> HttpResponse {
 #[utoipa::path(get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, description = "Ready to serve", body = Readiness),
-        (status = 503, description = "1007 store or Redis unreachable", body = ErrorBody),
+        (status = 503, description = "1007 store or Redis unreachable (or a room channel not subscribed), 1010 draining", body = ErrorBody),
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    if state.signaling.drain.is_draining() {
+        return Err(crate::signaling::draining());
+    }
     let store_ok = state.store.ping().await.is_ok();
     let redis = match &state.redis {
         None => "absent",

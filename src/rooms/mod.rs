@@ -62,6 +62,12 @@ pub trait RoomBackend: Send + Sync + 'static {
     /// Registers a stream; stream ids are unique within an app.
     async fn add_stream(&self, room: &RoomKey, session_id: &str, stream: StreamInfo) -> Result<(), RoomError>;
     async fn remove_stream(&self, room: &RoomKey, user_id: &str, stream_id: &str) -> Result<(), RoomError>;
+    /// Removes a stream only if this worker's relay holds it: the relay reporting a stream
+    /// stopped must not remove the same stream id published again through another worker
+    /// (the user moved there: a drain, a reconnect to another worker).
+    async fn remove_stream_held_here(&self, room: &RoomKey, user_id: &str, stream_id: &str) -> Result<(), RoomError> {
+        self.remove_stream(room, user_id, stream_id).await
+    }
     async fn set_stream_extra_info(
         &self,
         room: &RoomKey,

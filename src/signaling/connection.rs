@@ -26,6 +26,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 
 use super::SignalingContext;
+use super::drain::Phase;
 use super::frames::{Broken, Frame, FrameReader, Inbound, Reassembly};
 use super::limits::{self, RateLimit};
 use super::protocol::{self, EncodedEvent, FrameError, Request};
@@ -132,6 +133,8 @@ struct Connection {
     base_url: Option<String>,
     /// Set once the connection is ending: writes wait at most [`LAST_WRITES`].
     closing: bool,
+    /// The client was told to move (the worker drains).
+    told_to_move: bool,
 }
 
 /// Runs a connection to its end. `_slot` releases the connection count when dropped.
@@ -154,7 +157,11 @@ pub async fn run(
         anonymous_requests: RateLimit::new(limits::ANONYMOUS_REQUESTS_PER_SEC, limits::ANONYMOUS_REQUEST_BURST),
         base_url,
         closing: false,
+        told_to_move: false,
     };
+    let mut phase = ctx.drain.watch();
+    // A connection that opened just as the drain began hears of it at once.
+    phase.mark_changed();
     let hello = protocol::hello(ctx.config.heartbeat_interval.as_millis() as u64, limits::MAX_FRAME_BYTES);
     if let Some(exit) = connection.send(hello).await {
         return connection.finish(exit).await;
@@ -172,6 +179,7 @@ pub async fn run(
             done = job_done(&mut connection.job) => connection.on_done(done).await,
             _ = sleep_until(token_deadline) => connection.on_token_deadline().await,
             frame = frames.next() => connection.on_frame(frame).await,
+            now = phase_change(&mut phase) => connection.on_phase(now).await,
             _ = heartbeat.tick() => connection.on_heartbeat().await,
             Some(delivery) = next_event(&mut connection.session) => connection.on_event(delivery).await,
         };
@@ -180,6 +188,14 @@ pub async fn run(
         }
     };
     connection.finish(exit).await;
+}
+
+/// The next phase of the worker's life (pending for ever once nothing can change it).
+async fn phase_change(phase: &mut tokio::sync::watch::Receiver<Phase>) -> Phase {
+    if phase.changed().await.is_err() {
+        std::future::pending::<()>().await;
+    }
+    *phase.borrow_and_update()
 }
 
 async fn job_done(job: &mut Option<Job>) -> Done {
@@ -420,6 +436,25 @@ impl Connection {
         None
     }
 
+    /// The worker drains: the client is asked once to move to another worker (it keeps its
+    /// session here until it logs in there); when the drain time is over, the session ends.
+    async fn on_phase(&mut self, phase: Phase) -> Option<Exit> {
+        match phase {
+            Phase::Serving => None,
+            Phase::Draining { until } if !self.told_to_move => {
+                self.told_to_move = true;
+                let within = until.saturating_duration_since(Instant::now()).as_millis() as u64;
+                self.send(protocol::event("goaway", json!({"reason": "draining", "reconnectWithinMs": within}))).await
+            }
+            Phase::Draining { .. } => None,
+            Phase::Closing => {
+                let close =
+                    CloseReason { code: CloseCode::Away, description: Some("the server is shutting down".into()) };
+                Some(Exit { notice: None, close: Some(close), fate: Fate::End })
+            }
+        }
+    }
+
     async fn on_heartbeat(&mut self) -> Option<Exit> {
         if self.last_seen.elapsed() > self.ctx.config.heartbeat_timeout {
             return Some(Exit::heartbeat_timeout());
@@ -475,6 +510,7 @@ async fn dispatch(
     base_url: Option<String>,
 ) -> Result<(session::Reply, Option<Exit>), ApiError> {
     match (request, session.as_mut()) {
+        (Request::Login(_) | Request::Resume(_), None) if ctx.drain.is_draining() => Err(super::draining()),
         (Request::Login(login), None) => {
             let (mut state, reply) = session::login(ctx, login).await?;
             state.base_url = base_url;

@@ -195,7 +195,7 @@ async fn stream_live(
 }
 
 async fn stream_stopped(ctx: &SignalingContext, room: &RoomKey, grant: &GrantClaims) -> Result<(), RoomError> {
-    match ctx.rooms.backend().remove_stream(room, &grant.user_id, &grant.stream_id).await {
+    match ctx.rooms.backend().remove_stream_held_here(room, &grant.user_id, &grant.stream_id).await {
         Ok(()) | Err(RoomError::StreamNotFound(_)) => {}
         Err(err) => return Err(err),
     }

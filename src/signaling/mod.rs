@@ -2,6 +2,7 @@
 //! messages: room logic lives in [`crate::rooms`], token checks in [`crate::auth`].
 
 pub mod connection;
+pub mod drain;
 pub mod frames;
 pub mod limits;
 pub mod media;
@@ -52,6 +53,8 @@ pub struct SignalingContext {
     pub relay: Option<Arc<crate::api::media::RelayNode>>,
     pub registry: registry::Registry,
     pub config: SignalingConfig,
+    /// Serving, or leaving gracefully (see [`drain`]).
+    pub drain: drain::Drain,
     connections: AtomicUsize,
 }
 
@@ -62,7 +65,20 @@ impl SignalingContext {
         relay: Option<Arc<crate::api::media::RelayNode>>,
         config: SignalingConfig,
     ) -> Self {
-        SignalingContext { rooms, store, relay, registry: Default::default(), config, connections: AtomicUsize::new(0) }
+        SignalingContext {
+            rooms,
+            store,
+            relay,
+            registry: Default::default(),
+            config,
+            drain: Default::default(),
+            connections: AtomicUsize::new(0),
+        }
+    }
+
+    /// Websocket connections open on this process.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::Acquire)
     }
 
     /// Keeps a dropped session for the grace period, then leaves the room unless resumed.
@@ -150,6 +166,9 @@ pub async fn websocket(
 ) -> Result<HttpResponse, ApiError> {
     let version = requested_version(req.query_string())?;
     crate::api::cors::check_websocket_origin(&req, &origins)?;
+    if ctx.drain.is_draining() {
+        return Err(draining());
+    }
     let version_ok = version.as_deref().is_none_or(|v| v == protocol::PROTOCOL_VERSION.to_string());
     if !version_ok {
         return Err(ApiError::new(ErrorCode::UnsupportedVersion, "this server speaks protocol version 1 (`?v=1`)"));
@@ -171,6 +190,11 @@ pub async fn websocket(
     let base_url = if follows_host { crate::api::media::base_url_of(&req) } else { None };
     actix_web::rt::spawn(connection::run(ctx, session, frames, slot, base_url));
     Ok(response)
+}
+
+/// What new websockets, logins and relay sessions get while this worker drains.
+pub fn draining() -> ApiError {
+    ApiError::new(ErrorCode::Draining, "this worker is shutting down; connect again (to another worker)")
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 
 use super::session::SessionState;
+use crate::rooms::RoomEvent;
 
 struct Parked {
     state: SessionState,
@@ -51,6 +52,29 @@ impl Registry {
         } else {
             None
         }
+    }
+
+    /// Takes the parked sessions whose membership a newer session took over (their user
+    /// logged in again, on another worker): their queued events are read and dropped, which
+    /// is fine only where no parked session can be resumed any more (a drain).
+    pub fn take_replaced(&self) -> Vec<SessionState> {
+        let mut parked = self.lock();
+        let replaced: Vec<String> = parked
+            .iter_mut()
+            .filter_map(|(id, entry)| {
+                let mut kicked = false;
+                while let Ok(delivery) = entry.state.events.try_recv() {
+                    kicked |= matches!(&delivery.event, RoomEvent::Kickout { session_id, .. } if session_id == id);
+                }
+                kicked.then(|| id.clone())
+            })
+            .collect();
+        replaced.iter().filter_map(|id| parked.remove(id)).map(|entry| entry.state).collect()
+    }
+
+    /// Takes every parked session (the process is about to exit).
+    pub fn take_all(&self) -> Vec<SessionState> {
+        self.lock().drain().map(|(_, entry)| entry.state).collect()
     }
 
     pub fn len(&self) -> usize {

@@ -176,6 +176,26 @@ impl Server {
         format!("{}{}", self.base, path)
     }
 
+    /// Sends SIGTERM (a graceful stop: the worker drains).
+    pub fn terminate(&self) {
+        let status = Command::new("kill").args(["-TERM", &self.pid().to_string()]).status().expect("kill");
+        assert!(status.success(), "could not signal huddle");
+    }
+
+    /// Waits up to `limit` for the process to exit; its exit status, or `None` if it still runs.
+    pub async fn exited_within(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if std::time::Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Stops the process the hard way (for crash tests) or as part of drop.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -472,6 +472,15 @@ impl RoomBackend for RedisRooms {
         self.run_remove_stream(room, user_id, stream_id, "", &self.own_entries_key()).await
     }
 
+    async fn remove_stream_held_here(&self, room: &RoomKey, user_id: &str, stream_id: &str) -> Result<(), RoomError> {
+        for session in self.local().sessions.values_mut() {
+            if session.member.user.user_id == user_id && session.room == *room {
+                session.streams.remove(stream_id);
+            }
+        }
+        self.run_remove_stream(room, user_id, stream_id, &self.worker_id, &self.own_entries_key()).await
+    }
+
     async fn set_stream_extra_info(
         &self,
         room: &RoomKey,
