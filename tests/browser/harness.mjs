@@ -92,7 +92,8 @@ export async function startHuddle({ args = [], env = {} } = {}) {
   if (!existsSync(huddleBin)) throw new Error(`${huddleBin} is missing: run cargo build first`);
   const dir = mkdtempSync(path.join(tmpdir(), 'huddle-e2e-'));
   const databaseUrl = `sqlite://${dir}/huddle.db`;
-  const childEnv = { PATH: process.env.PATH, HOME: process.env.HOME ?? dir, HUDDLE_DATA_DIR: dir, ...env };
+  // No drain on SIGTERM unless a test asks for one (`env`): stopping a test's server is immediate.
+  const childEnv = { PATH: process.env.PATH, HOME: process.env.HOME ?? dir, HUDDLE_DATA_DIR: dir, HUDDLE_DRAIN_TIMEOUT_MS: '0', ...env };
   const testApp = { appId: 424242, secret: randomBytes(32).toString('hex') };
   execFileSync(huddleBin, ['app', 'create', '--database-url', databaseUrl, '--name', 'e2e',
     '--app-id', String(testApp.appId), '--secret', testApp.secret], { env: childEnv, stdio: ['ignore', 'ignore', 'inherit'] });
@@ -154,6 +155,33 @@ export async function startHuddle({ args = [], env = {} } = {}) {
     async restart() {
       await stopChild('SIGKILL');
       ({ child } = await spawnServer(`127.0.0.1:${port}`));
+    },
+    /** Sends `signal` to the server process (SIGTERM: it drains, then exits). */
+    signal(signal) {
+      child.kill(signal);
+    },
+    /** Resolves with the exit code once the process has exited. */
+    exited() {
+      if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(child.exitCode);
+      return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+    },
+    /**
+     * Another worker: a second `huddle serve` on the same database and settings (with Redis in
+     * `args`, the two share rooms). Resolves to `{base, port, signal, stop}`.
+     */
+    async spawnWorker() {
+      const worker = await spawnServer('127.0.0.1:0');
+      return {
+        base: worker.base,
+        port: Number(new URL(worker.base).port),
+        signal: (name) => worker.child.kill(name),
+        async stop() {
+          if (worker.child.exitCode !== null || worker.child.signalCode !== null) return;
+          const exited = new Promise((resolve) => worker.child.once('exit', resolve));
+          worker.child.kill('SIGKILL');
+          await exited;
+        },
+      };
     },
     async stop() {
       await stopChild('SIGTERM');
