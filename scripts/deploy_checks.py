@@ -353,6 +353,7 @@ def check_refusals():
         ("relay.expose=loadBalancer",): "relay.publicIPs needs one reserved IP per relay",
         ("relay.expose=nodePort",): "NodePort range 30000-32767",
         ("turn.enabled=true",): "set turn.urls",
+        ("turn.enabled=true", "turn.urls={turn:turn.example.net:3478}"): "static-auth-secret",
         ("ingress.enabled=true",): "set ingress.host",
         ("signaling.autoscaling.enabled=true",): "use role split to scale out",
         ("redis.url=redis://r:6379",): "set publicUrl",

@@ -162,6 +162,9 @@ app.kubernetes.io/part-of: huddle
 {{- if and .Values.turn.secret .Values.turn.existingSecret -}}
 {{- fail "turn: set secret or existingSecret, not both" -}}
 {{- end -}}
+{{- if and (not .Values.turn.coturn.enabled) (not .Values.turn.secret) (not .Values.turn.existingSecret) -}}
+{{- fail "turn.urls: set turn.secret or turn.existingSecret to your TURN server's static-auth-secret (the chart generates one only for the coturn it deploys)" -}}
+{{- end -}}
 {{- end -}}
 {{- if .Values.turn.coturn.enabled -}}
 {{- $c := .Values.turn.coturn -}}
