@@ -48,6 +48,8 @@
   const CONNECT_TIMEOUT_MS = 10000;
   const QUALITY_INTERVAL_MS = 3000;
   const RECONNECT_BACKOFF_MS = [250, 500, 1000, 2000, 3000, 5000];
+  /** The server's code for "this worker (or relay) is shutting down; go elsewhere". */
+  const SERVER_DRAINING = 1010;
   /** Below these, media is allowed to recover by itself before the SDK renegotiates. */
   const MEDIA_RECOVERY_GRACE_MS = 3000;
 
@@ -1680,6 +1682,12 @@
       const ended = data.state === "NO_PUBLISH" || data.state === "NO_PLAY";
       if (!ended) {
         this._setMediaState(session, data.state, data.errorCode || 0);
+        return;
+      }
+      if (data.errorCode === SERVER_DRAINING && session.kind === "publish") {
+        // Its relay is shutting down: publish again, which signaling sends to another relay.
+        this._logger.info("the relay of", data.streamID, "is draining; publishing through another one");
+        this._renegotiate(session);
         return;
       }
       const room = this._room;

@@ -99,11 +99,18 @@ impl AppState {
         };
         let local_relay = relay.as_ref().map(|(node, _)| node.clone());
         let signaling = Arc::new(SignalingContext::new(rooms, store.clone(), local_relay, settings.signaling.clone()));
-        let relay = relay.map(|(node, events)| {
-            follow_relay(signaling.clone(), node.clone(), events);
-            announce_relay(signaling.clone(), node.clone(), node_id);
-            node
-        });
+        let relay = match relay {
+            Some((node, events)) => {
+                follow_relay(signaling.clone(), node.clone(), events);
+                // Announced before the node says it listens: a relay that is up can be chosen.
+                if let Err(err) = signaling.rooms.backend().announce_relay(relay_info(&node, &node_id)).await {
+                    tracing::warn!(error = %err, "could not announce the relay");
+                }
+                announce_relay(signaling.clone(), node.clone(), node_id);
+                Some(node)
+            }
+            None => None,
+        };
         Ok(AppState { store, nonces, redis, dev, signaling, relay, role: settings.role })
     }
 }
@@ -143,19 +150,31 @@ fn announce_relay(signaling: Arc<SignalingContext>, node: Arc<RelayNode>, node_i
         let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
             ticker.tick().await;
-            let load = node.relay.load();
-            let info = RelayInfo {
-                id: node_id.clone(),
-                url: node.public_url.clone(),
-                peers: load.peers as u64,
-                streams: load.streams as u64,
-                updated_at: crate::rooms::unix_millis(),
-            };
-            if let Err(err) = signaling.rooms.backend().announce_relay(info).await {
+            if signaling.drain.is_draining() {
+                return; // withdrawn by the drain: no new streams for it
+            }
+            if let Err(err) = signaling.rooms.backend().announce_relay(relay_info(&node, &node_id)).await {
                 tracing::warn!(error = %err, "could not announce the relay");
+            }
+            if signaling.drain.is_draining() {
+                // The drain began during the announcement: take it back.
+                let _ = signaling.rooms.backend().withdraw_relay(&node_id).await;
+                return;
             }
         }
     });
+}
+
+/// What a relay announces: where it is and how busy.
+fn relay_info(node: &RelayNode, node_id: &str) -> RelayInfo {
+    let load = node.relay.load();
+    RelayInfo {
+        id: node_id.to_owned(),
+        url: node.public_url.clone(),
+        peers: load.peers as u64,
+        streams: load.streams as u64,
+        updated_at: crate::rooms::unix_millis(),
+    }
 }
 
 /// Settles dev mode and says at start-up which it is. Asked for, it is on (with the dev app
@@ -207,15 +226,21 @@ async fn ensure_dev_app(store: &Store) -> Result<(), StartError> {
     }
 }
 
-/// SIGTERM or SIGINT: drain (clients move to other workers, see `signaling::drain`), then stop
-/// the HTTP server. A second signal stops at once.
-async fn stop_on_signal(server: actix_web::dev::ServerHandle, signaling: Arc<SignalingContext>, drain: Duration) {
+/// SIGTERM or SIGINT: drain (clients move to other workers, see `signaling::drain`; on a relay
+/// node, `move_media`: its publishers move to other relays), then stop the HTTP server. A
+/// second signal stops at once.
+async fn stop_on_signal(
+    server: actix_web::dev::ServerHandle,
+    signaling: Arc<SignalingContext>,
+    drain: Duration,
+    move_media: bool,
+) {
     shutdown_signal().await;
     if drain.is_zero() {
         tracing::info!("shutdown signal: stopping");
     } else {
         tokio::select! {
-            _ = crate::signaling::drain::run(&signaling, drain) => {}
+            _ = crate::signaling::drain::run(&signaling, drain, move_media) => {}
             _ = shutdown_signal() => tracing::warn!("second shutdown signal: stopping without finishing the drain"),
         }
     }
@@ -301,7 +326,8 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     .listen(listener)
     .map_err(|source| StartError::Bind { addr: local_addr.to_string(), source })?
     .run();
-    actix_web::rt::spawn(stop_on_signal(server.handle(), state.signaling.clone(), settings.drain_timeout));
+    let move_media = settings.role == Role::Relay;
+    actix_web::rt::spawn(stop_on_signal(server.handle(), state.signaling.clone(), settings.drain_timeout, move_media));
     println!("huddle listening on http://{local_addr}");
     server.await.map_err(StartError::Server)?;
     state.store.close().await;

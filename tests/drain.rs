@@ -136,3 +136,84 @@ async fn a_client_that_does_not_move_leaves_when_the_drain_time_is_over() {
     drop(staying);
     db.cleanup().await;
 }
+
+/// Publishes through signaling as the SDK does; returns the peer, the grant reply and the
+/// relay session's URL (to end it).
+async fn publish_via(client: &mut WsClient, stream_id: &str) -> (huddle::loadtest::peer::MediaPeer, Value, String) {
+    use huddle::loadtest::peer::{PendingPeer, Role};
+    let grant = client.ok("publishStream", serde_json::json!({"streamID": stream_id})).await;
+    let (pending, offer) = PendingPeer::offer(Role::Publish, "127.0.0.1".parse().unwrap()).unwrap();
+    let url = grant["url"].as_str().unwrap().to_owned();
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/sdp")
+        .header("authorization", format!("Bearer {}", grant["grant"].as_str().unwrap()))
+        .body(offer)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 201);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let base = url[..url.find("/relay/").unwrap()].to_owned();
+    let peer = pending.connect(&response.text().await.unwrap()).unwrap();
+    loop {
+        let update = client.event("publisherStateUpdate").await;
+        if update["streamID"] == stream_id && update["state"] == "PUBLISHING" {
+            break;
+        }
+    }
+    (peer, grant, format!("{base}{location}"))
+}
+
+#[tokio::test]
+async fn a_draining_relay_node_sends_its_publishers_to_another_relay() {
+    let redis = RedisServer::start();
+    let db = TestDb::new(Db::Postgres).await;
+    let app = create_app(&db);
+    let with_role = |role: &str| {
+        let mut options = worker_options(&redis, Duration::from_secs(20));
+        options.extra_env.push(("HUDDLE_ROLE", role.to_owned()));
+        options
+    };
+    let mut first_relay = Server::start_with(&db, with_role("relay"));
+    let signaling = Server::start_with(&db, with_role("signaling"));
+    let (mut alice, _) = join(&signaling.base, &app, "room-1", "alice", false).await;
+    let (mut bob, _) = join(&signaling.base, &app, "room-1", "bob", false).await;
+    let (_old_camera, grant, old_session) = publish_via(&mut alice, "alice-cam").await;
+    assert!(grant["url"].as_str().unwrap().starts_with(&first_relay.base), "{grant}");
+    bob.event("roomStreamUpdate").await;
+    let (old_player, _) = play_media(&mut bob, "alice-cam").await;
+    wait_for_video(&old_player, 5).await;
+    let second_relay = Server::start_with(&db, with_role("relay"));
+    let started = Instant::now();
+    first_relay.terminate();
+    // Alice hears that her publish ended for a reason that says "go elsewhere".
+    let ended = loop {
+        let update = alice.event("publisherStateUpdate").await;
+        if update["state"] == "NO_PUBLISH" {
+            break update;
+        }
+    };
+    assert_eq!(ended["errorCode"], 1010, "{ended}");
+    // What the SDK does: end the old relay session, publish again; signaling picks the
+    // relay that is not draining.
+    let deleted = reqwest::Client::new().delete(&old_session).send().await.unwrap();
+    assert_eq!(deleted.status(), 204);
+    let (_new_camera, grant, _) = publish_via(&mut alice, "alice-cam").await;
+    assert!(grant["url"].as_str().unwrap().starts_with(&second_relay.base), "{grant}");
+    // Bob sees the stream go and come back, and plays it from the other relay.
+    for expected in ["DELETE", "ADD"] {
+        let update = bob.event("roomStreamUpdate").await;
+        assert_eq!(update["updateType"], expected, "{update}");
+    }
+    let (player, grant) = play_media(&mut bob, "alice-cam").await;
+    assert!(grant["url"].as_str().unwrap().starts_with(&second_relay.base), "{grant}");
+    wait_for_video(&player, 5).await;
+    drop(old_player);
+    // The drained relay exits once its last peer is gone, long before its drain time.
+    let status = first_relay.exited_within(Duration::from_secs(15)).await.expect("the drained relay exits");
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(18), "exited after {:?}", started.elapsed());
+    drop((signaling, second_relay));
+    db.cleanup().await;
+}

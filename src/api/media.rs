@@ -72,6 +72,11 @@ impl RelayNode {
         id
     }
 
+    /// The grants of the live publish and play sessions.
+    pub fn grants(&self) -> Vec<GrantClaims> {
+        self.sessions().values().map(|s| s.grant.clone()).collect()
+    }
+
     /// The grant a live peer was opened with (for reporting its events to rooms).
     pub fn session_of(&self, peer: PeerId) -> Option<MediaSession> {
         self.sessions().values().find(|s| s.peer == peer).cloned()

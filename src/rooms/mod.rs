@@ -86,6 +86,10 @@ pub trait RoomBackend: Send + Sync + 'static {
     async fn ping(&self) -> Result<(), RoomError>;
     /// Records a relay node's address and load (relays call this every few seconds).
     async fn announce_relay(&self, relay: RelayInfo) -> Result<(), RoomError>;
+    /// Takes a relay out of the announced ones (it drains: no new streams go to it).
+    async fn withdraw_relay(&self, _relay_id: &str) -> Result<(), RoomError> {
+        Ok(())
+    }
     /// Relays that announced themselves recently.
     async fn relays(&self) -> Result<Vec<RelayInfo>, RoomError>;
 }

@@ -8,6 +8,12 @@
 //! Meanwhile this worker lets go of every session replaced elsewhere. When no client is left,
 //! or the drain time is over, the sessions still here end (their users leave: they did not
 //! come back in time) and the process exits.
+//!
+//! A relay node (`--role relay`) has no websockets: its publishers' sessions live on signaling
+//! nodes. It withdraws from the announced relays (no new stream comes to it) and tells each
+//! publisher, through its signaling session, that the publish ended with code 1010: the SDK
+//! publishes again, which signaling sends to another relay; the room sees the stream go and
+//! come back, and players play it again there. The node exits when its last peer is gone.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,9 +73,18 @@ const CLOSING: Duration = Duration::from_secs(3);
 
 /// Runs the drain to its end: asks clients to move, lets go of the sessions they replaced
 /// elsewhere, and ends whatever is left after `timeout`. Returns when nothing is left.
-pub async fn run(ctx: &Arc<SignalingContext>, timeout: Duration) {
+pub async fn run(ctx: &Arc<SignalingContext>, timeout: Duration, move_media: bool) {
     let until = Instant::now() + timeout;
     ctx.drain.set(Phase::Draining { until });
+    if ctx.relay.is_some()
+        && let Err(err) = ctx.rooms.backend().withdraw_relay(ctx.rooms.worker_id()).await
+    {
+        tracing::warn!(error = %err, "could not withdraw the relay from the announced ones");
+    }
+    if move_media {
+        super::media::ask_publishers_to_move(ctx).await;
+    }
+    let relay_peers = || ctx.relay.as_ref().map_or(0, |node| node.relay.load().peers);
     crate::metrics::draining(true);
     tracing::info!(
         connections = ctx.connections(),
@@ -82,7 +97,7 @@ pub async fn run(ctx: &Arc<SignalingContext>, timeout: Duration) {
             // Logged in again elsewhere: nothing of it is ours any more.
             state.abandon(ctx).await;
         }
-        if ctx.connections() == 0 && ctx.registry.is_empty() {
+        if ctx.connections() == 0 && ctx.registry.is_empty() && (!move_media || relay_peers() == 0) {
             tracing::info!("drained: every client moved");
             return;
         }
@@ -94,6 +109,7 @@ pub async fn run(ctx: &Arc<SignalingContext>, timeout: Duration) {
     tracing::warn!(
         connections = ctx.connections(),
         parked = ctx.registry.len(),
+        relay_peers = relay_peers(),
         "drain time over: ending the sessions still here (their users leave their rooms)"
     );
     ctx.drain.set(Phase::Closing);

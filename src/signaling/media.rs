@@ -251,6 +251,20 @@ async fn room_size_limit(store: &crate::store::Store, app_id: u32) -> Result<u32
     }
 }
 
+/// A draining relay node: every publisher with a signaling session hears that its publish
+/// ended with code 1010 (Draining), so that it publishes again through another relay.
+pub async fn ask_publishers_to_move(ctx: &SignalingContext) {
+    let Some(node) = ctx.relay.as_deref() else { return };
+    let code = crate::error::ErrorCode::Draining.code();
+    let publishers = node.grants().into_iter().filter(|g| g.action == MediaAction::Publish && g.session_id.is_some());
+    for grant in publishers {
+        let room = RoomKey::new(grant.app_id, grant.room_id.clone());
+        if let Err(err) = notify(ctx, &room, &grant, MediaRole::Publisher, MediaStateKind::NoPublish, code).await {
+            tracing::warn!(%room, stream = %grant.stream_id, error = %err, "could not ask a publisher to move");
+        }
+    }
+}
+
 async fn notify(
     ctx: &SignalingContext,
     room: &RoomKey,

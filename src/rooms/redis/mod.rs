@@ -563,6 +563,11 @@ impl RoomBackend for RedisRooms {
         Ok(())
     }
 
+    async fn withdraw_relay(&self, relay_id: &str) -> Result<(), RoomError> {
+        let _: () = self.conn().hdel(RELAYS_KEY, relay_id).await.map_err(|e| self.failed(e))?;
+        Ok(())
+    }
+
     async fn relays(&self) -> Result<Vec<RelayInfo>, RoomError> {
         let mut conn = self.conn();
         let raw: Vec<String> = conn.hvals(RELAYS_KEY).await.map_err(|e| self.failed(e))?;
