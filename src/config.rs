@@ -20,8 +20,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Run the service (the default).
-    Serve(ServeArgs),
+    /// Run the service (the default). Boxed: the settings dwarf the other commands' arguments.
+    Serve(Box<ServeArgs>),
     /// Apply database migrations and exit.
     Migrate(StoreArgs),
     /// Manage apps (tenants).
@@ -207,6 +207,18 @@ pub struct ServeArgs {
     /// media grants). Default: `http://` plus the bound HTTP address.
     #[arg(long, env = "HUDDLE_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// TURN servers handed to clients with every publish and play (comma-separated TURN URIs,
+    /// RFC 7065: `turn:HOST:3478?transport=udp,turn:HOST:3478?transport=tcp,turns:HOST:5349?transport=tcp`).
+    /// Needs --turn-secret. Default: none (clients reach the relay directly).
+    #[arg(long = "turn-urls", env = "HUDDLE_TURN_URLS", value_delimiter = ',')]
+    pub turn_urls: Vec<String>,
+    /// The TURN servers' shared secret (coturn's `static-auth-secret` with `use-auth-secret`);
+    /// each credential is base64(HMAC-SHA1(secret, "<expiry>:<app id>:<user id>")). Never logged.
+    #[arg(long, env = "HUDDLE_TURN_SECRET", hide_env_values = true)]
+    pub turn_secret: Option<crate::auth::turn::TurnSecret>,
+    /// How long a TURN credential can be used to start a relayed connection (60–86400 s).
+    #[arg(long, env = "HUDDLE_TURN_CREDENTIAL_TTL_SECS", default_value_t = crate::auth::turn::DEFAULT_TTL_SECS)]
+    pub turn_credential_ttl_secs: u64,
     /// Browser origins whose pages may call the HTTP API (CORS) and open the websocket:
     /// comma-separated exact origins (`https://app.example.com,http://localhost:3000`) or `*`.
     /// Huddle's own origin is always allowed. Default: any origin.
@@ -233,6 +245,8 @@ pub enum ConfigError {
     Origins(String),
     #[error("invalid log filter {0:?}: {1}")]
     LogFilter(String, String),
+    #[error(transparent)]
+    Turn(#[from] crate::auth::turn::TurnConfigError),
 }
 
 /// Whether `GET /dev/token` is served. `Auto` (embedded defaults, nothing asked) is decided at
@@ -263,6 +277,8 @@ pub struct Settings {
     pub public_url: Option<String>,
     /// `None` when not configured: any origin is allowed (and start-up warns unless in dev mode).
     pub allowed_origins: Option<crate::api::cors::AllowedOrigins>,
+    /// TURN servers and their shared secret; `None` when not configured.
+    pub turn: Option<crate::auth::turn::TurnConfig>,
 }
 
 /// Reads an environment variable (the process's in production, a fixed map in tests).
@@ -347,6 +363,11 @@ impl ServeArgs {
             None | Some("") => None,
             Some(list) => Some(crate::api::cors::AllowedOrigins::parse(list).map_err(ConfigError::Origins)?),
         };
+        let turn = crate::auth::turn::TurnConfig::from_settings(
+            &self.turn_urls,
+            self.turn_secret.as_ref(),
+            self.turn_credential_ttl_secs,
+        )?;
         let signaling = crate::signaling::SignalingConfig {
             heartbeat_interval: ms(self.ws_heartbeat_interval_ms),
             heartbeat_timeout: ms(self.ws_heartbeat_timeout_ms),
@@ -377,6 +398,7 @@ impl ServeArgs {
             },
             public_url: self.public_url.clone().filter(|u| !u.is_empty()),
             allowed_origins,
+            turn,
         })
     }
 }
@@ -426,7 +448,7 @@ mod tests {
     fn serve(args: &[&str]) -> Args {
         let cli = parse(args).unwrap();
         Args(match cli.command {
-            Some(Command::Serve(a)) => a,
+            Some(Command::Serve(a)) => *a,
             _ => cli.serve,
         })
     }
@@ -493,6 +515,45 @@ mod tests {
         assert!(serve(&["serve", "--http-addr", "0.0.0.0:8080"]).resolve().is_ok(), "one node uses Host");
         let too_many = serve(&["serve", "--relay-threads", "65"]).resolve().unwrap_err();
         assert!(too_many.to_string().contains("--relay-threads"));
+    }
+
+    #[test]
+    fn turn_settings_are_validated_at_start_up_and_the_secret_stays_hidden() {
+        use crate::auth::turn::TurnConfigError;
+        assert!(serve(&["serve"]).resolve().unwrap().turn.is_none());
+        let urls = "turn:turn.example.com:3478?transport=udp,turns:turn.example.com:5349?transport=tcp";
+        let args = serve(&["serve", "--turn-urls", urls, "--turn-secret", "coturn-static-auth-secret"]);
+        assert!(!format!("{:?}", args.0).contains("coturn-static-auth-secret"), "ServeArgs Debug redacts");
+        let settings = args.resolve().unwrap();
+        assert!(!format!("{settings:?}").contains("coturn-static-auth-secret"), "Settings Debug redacts");
+        let turn = settings.turn.unwrap();
+        assert_eq!(turn.urls().len(), 2);
+        assert_eq!(turn.ttl_secs(), 3600);
+        let err = serve(&["serve", "--turn-urls", urls]).resolve().unwrap_err();
+        assert!(matches!(err, ConfigError::Turn(TurnConfigError::MissingSecret)), "{err}");
+        let err = serve(&["serve", "--turn-secret", "coturn-static-auth-secret"]).resolve().unwrap_err();
+        assert!(matches!(err, ConfigError::Turn(TurnConfigError::MissingUrls)), "{err}");
+        let bad_url = [
+            "serve",
+            "--turn-urls",
+            "turn:ok.example,turns:x.example?transport=udp",
+            "--turn-secret",
+            "coturn-static-auth-secret",
+        ];
+        let err = serve(&bad_url).resolve().unwrap_err();
+        assert!(err.to_string().contains("turns:x.example?transport=udp"), "{err}");
+        let ttl = [
+            "serve",
+            "--turn-urls",
+            urls,
+            "--turn-secret",
+            "coturn-static-auth-secret",
+            "--turn-credential-ttl-secs",
+            "30",
+        ];
+        assert!(serve(&ttl).resolve().unwrap_err().to_string().contains("--turn-credential-ttl-secs"));
+        let help = without_env(Cli::command()).render_long_help().to_string();
+        assert!(help.contains("--turn-urls") && help.contains("--turn-secret"), "{help}");
     }
 
     #[test]

@@ -14,7 +14,7 @@ fn main() -> ExitCode {
     // `serve` runs on actix's system runtime (its HTTP workers are threads of their own).
     let command = match cli.command {
         None => return serve_until_stopped(cli.serve),
-        Some(Command::Serve(args)) => return serve_until_stopped(args),
+        Some(Command::Serve(args)) => return serve_until_stopped(*args),
         Some(command) => command,
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
