@@ -12,6 +12,7 @@ use std::time::Duration;
 use crate::api;
 use crate::api::media::RelayNode;
 use crate::auth::NonceStore;
+use crate::auth::turn::TurnConfig;
 use crate::config::Settings;
 use crate::config::{DevMode, Role};
 use crate::relay::{Relay, RelayEvent};
@@ -32,6 +33,8 @@ pub struct AppState {
     /// The media relay of this node (absent on `--role signaling`).
     pub relay: Option<Arc<RelayNode>>,
     pub role: Role,
+    /// TURN servers whose credentials go out with media grants (`--turn-urls`).
+    pub turn: Option<Arc<TurnConfig>>,
 }
 
 #[derive(Debug, Error)]
@@ -98,7 +101,14 @@ impl AppState {
             Role::All | Role::Relay => Some(start_relay(settings, http_addr)?),
         };
         let local_relay = relay.as_ref().map(|(node, _)| node.clone());
-        let signaling = Arc::new(SignalingContext::new(rooms, store.clone(), local_relay, settings.signaling.clone()));
+        let turn = settings.turn.clone().map(Arc::new);
+        if let Some(turn) = &turn {
+            tracing::info!(urls = ?turn.urls(), ttl_secs = turn.ttl_secs(), "TURN credentials go out with media grants");
+        }
+        let signaling = Arc::new(
+            SignalingContext::new(rooms, store.clone(), local_relay, settings.signaling.clone())
+                .with_turn(turn.clone()),
+        );
         let relay = match relay {
             Some((node, events)) => {
                 follow_relay(signaling.clone(), node.clone(), events);
@@ -111,7 +121,7 @@ impl AppState {
             }
             None => None,
         };
-        Ok(AppState { store, nonces, redis, dev, signaling, relay, role: settings.role })
+        Ok(AppState { store, nonces, redis, dev, signaling, relay, role: settings.role, turn })
     }
 }
 

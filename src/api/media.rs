@@ -17,6 +17,7 @@ use super::extract::{SignatureHeaderParams, Signed, TtlSeconds, read_body, requi
 use super::schema::{RoomId, StreamId, UserId};
 use crate::app::AppState;
 use crate::auth::grant::{self, GrantClaims, GrantSpec, MediaAction};
+use crate::auth::turn::{self, IceServer};
 use crate::auth::unix_now;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::ids;
@@ -278,6 +279,10 @@ pub struct GrantResponse {
     pub expires_at: i64,
     /// The WHIP (publish) or WHEP (play) endpoint to post the SDP offer to.
     pub url: String,
+    /// TURN servers with credentials for this user (`RTCConfiguration.iceServers` shape; empty
+    /// when the deployment has no TURN): a client that cannot reach the relay's UDP port
+    /// directly relays its media through them.
+    pub ice_servers: Vec<IceServer>,
 }
 
 /// Mint a media grant (for a WHIP encoder or a WHEP player).
@@ -315,9 +320,11 @@ pub async fn create_grant(
         extra_info: None,
         ttl_secs: ttl_secs.unwrap_or(grant::MAX_GRANT_TTL_SECS),
     };
-    let (grant, claims) = grant::issue(request.app.app_id, request.app.server_secret.as_bytes(), spec, unix_now())?;
+    let now = unix_now();
+    let (grant, claims) = grant::issue(request.app.app_id, request.app.server_secret.as_bytes(), spec, now)?;
     let url = node.url_for(claims.action, &claims.stream_id, base_url_of(&req).as_deref());
-    Ok(HttpResponse::Ok().json(GrantResponse { grant, expires_at: claims.exp, url }))
+    let ice_servers = turn::ice_servers(state.turn.as_deref(), claims.app_id, &claims.user_id, now);
+    Ok(HttpResponse::Ok().json(GrantResponse { grant, expires_at: claims.exp, url, ice_servers }))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

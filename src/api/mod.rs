@@ -54,6 +54,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode};
         tokens::TokenResponse,
         media::GrantRequest,
         media::GrantResponse,
+        crate::auth::turn::IceServer,
         crate::auth::grant::MediaAction,
         dev::DevTokenResponse
     )),

@@ -1,5 +1,5 @@
-//! Publishing and playing through the relay: signaling hands out media grants, and turns
-//! the relay's reports into room events. A stream becomes visible to the room (`roomStreamUpdate`
+//! Publishing and playing through the relay: signaling hands out media grants (with TURN
+//! credentials when TURN is configured), and turns the relay's reports into room events. A stream becomes visible to the room (`roomStreamUpdate`
 //! ADD) when the relay reports its media live, and disappears when the relay reports it gone.
 
 use serde_json::json;
@@ -10,6 +10,7 @@ use super::protocol::{PublishRequest, StreamRef};
 use super::session::{Reply, SessionState};
 use crate::api::media::RelayNode;
 use crate::auth::grant::{self, GrantClaims, GrantSpec, MediaAction};
+use crate::auth::turn;
 use crate::auth::unix_now;
 use crate::error::{ApiError, ErrorCode};
 use crate::ids;
@@ -56,13 +57,16 @@ async fn grant_reply(
         extra_info,
         ttl_secs: GRANT_TTL_SECS,
     };
-    let (grant, claims) = grant::issue(app.app_id, app.server_secret.as_bytes(), spec, unix_now())?;
+    let now = unix_now();
+    let (grant, claims) = grant::issue(app.app_id, app.server_secret.as_bytes(), spec, now)?;
+    let ice_servers = turn::ice_servers(ctx.turn.as_deref(), app.app_id, &claims.user_id, now);
     Ok(Reply {
         data: json!({
             "streamID": claims.stream_id,
             "url": crate::api::media::relay_endpoint(&relay_url, action, &claims.stream_id),
             "grant": grant,
             "expiresAt": claims.exp,
+            "iceServers": ice_servers,
         }),
         after: Vec::new(),
     })

@@ -55,6 +55,8 @@ pub struct SignalingContext {
     pub config: SignalingConfig,
     /// Serving, or leaving gracefully (see [`drain`]).
     pub drain: drain::Drain,
+    /// TURN servers whose credentials go out with publish and play replies.
+    pub turn: Option<Arc<crate::auth::turn::TurnConfig>>,
     connections: AtomicUsize,
 }
 
@@ -72,6 +74,7 @@ impl SignalingContext {
             registry: Default::default(),
             config,
             drain: Default::default(),
+            turn: None,
             connections: AtomicUsize::new(0),
         }
     }
@@ -79,6 +82,12 @@ impl SignalingContext {
     /// Websocket connections open on this process.
     pub fn connections(&self) -> usize {
         self.connections.load(Ordering::Acquire)
+    }
+
+    /// Hands out credentials of these TURN servers with every publish and play reply.
+    pub fn with_turn(mut self, turn: Option<Arc<crate::auth::turn::TurnConfig>>) -> Self {
+        self.turn = turn;
+        self
     }
 
     /// Keeps a dropped session for the grace period, then leaves the room unless resumed.
