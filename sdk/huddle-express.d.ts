@@ -296,6 +296,12 @@ export declare class HuddleExpressEngine {
   off<K extends keyof ZegoEvent>(event: K, callback?: ZegoEvent[K]): boolean;
   setDebugVerbose(enable: boolean): void;
   setLogConfig(config: { logLevel?: "debug" | "info" | "warn" | "error" | "disable" }): boolean;
+  /**
+   * Advanced settings (ZEGO's `setEngineConfig`); unknown keys are ignored. `turnOnly: true`:
+   * media only through the TURN servers the server hands out (`iceTransportPolicy: "relay"`),
+   * for publishes and plays started afterwards.
+   */
+  setEngineConfig(config: { turnOnly?: boolean; [key: string]: unknown }): void;
 
   checkSystemRequirements(
     checkType?: "webRTC" | "customCapture" | "camera" | "microphone" | "videoCodec" | "screenSharing",

@@ -443,7 +443,12 @@
       // The relay must have let go of the old session before a new one takes the stream.
       await this.close();
       if (this.stopped) throw sdkError(SdkError.CANCELLED, "stopped");
-      const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", rtcpMuxPolicy: "require" });
+      let pc;
+      try {
+        pc = new RTCPeerConnection(this.engine._rtcConfiguration(reply));
+      } catch (err) {
+        throw sdkError(SdkError.MEDIA_FAILED, `the browser refused the ICE servers: ${err.message}`);
+      }
       this.pc = pc;
       this.failedSince = 0;
       setupPc(pc);
@@ -451,7 +456,8 @@
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
       // No wait for ICE gathering: the relay is ICE-lite and learns this side's address from
-      // its connectivity checks (peer-reflexive), so candidates in the offer are not needed.
+      // its connectivity checks (peer-reflexive), so candidates in the offer are not needed;
+      // through TURN that address is the TURN server's relayed one.
       if (this.stopped || this.pc !== pc) throw sdkError(SdkError.CANCELLED, "stopped");
       const { answer, sessionUrl } = await exchangeOffer(reply.url, reply.grant, pc.localDescription.sdp);
       if (this.stopped || this.pc !== pc) {
@@ -818,6 +824,7 @@
       this._streamConfigs = new WeakMap(); // MediaStream → bitrate etc. from createStream
       this._qualityTimer = null;
       this._mediaCheckTimer = null;
+      this._turnOnly = false; // setEngineConfig({turnOnly}): media through TURN only
       // A closed tab would otherwise stay in the room for the reconnect grace period.
       this._onPageHide = () => this._leaveOnUnload();
       if (hasWindow) window.addEventListener("pagehide", this._onPageHide);
@@ -871,6 +878,35 @@
     /** Logs every request, reply and event to the console when true. */
     setDebugVerbose(enable) {
       this._logger.verbose = !!enable;
+    }
+
+    /**
+     * Advanced engine settings, as in ZEGO's SDK; keys Huddle does not know are ignored.
+     * `turnOnly: true` sends all media through the TURN servers Huddle hands out with each
+     * publish and play (`iceTransportPolicy: "relay"`): for networks that must not see direct
+     * traffic, and for testing a TURN deployment. Applies to publishes and plays started
+     * after the call.
+     * @param {{turnOnly?: boolean}} config
+     */
+    setEngineConfig(config) {
+      if (config && typeof config.turnOnly === "boolean") this._turnOnly = config.turnOnly;
+    }
+
+    /**
+     * The peer connection settings for a publish or play: the TURN servers of the signaling
+     * reply (`iceServers`, absent from older servers), relayed-only with `turnOnly`.
+     */
+    _rtcConfiguration(reply) {
+      const iceServers = Array.isArray(reply && reply.iceServers) ? reply.iceServers : [];
+      if (this._turnOnly && !iceServers.length) {
+        this._logger.warn("turnOnly is set but the server handed out no TURN servers: media cannot connect");
+      }
+      return {
+        bundlePolicy: "max-bundle",
+        rtcpMuxPolicy: "require",
+        iceServers,
+        iceTransportPolicy: this._turnOnly ? "relay" : "all",
+      };
     }
 
     /**
