@@ -216,7 +216,7 @@ pub struct ServeArgs {
     /// each credential is base64(HMAC-SHA1(secret, "<expiry>:<app id>:<user id>")). Never logged.
     #[arg(long, env = "HUDDLE_TURN_SECRET", hide_env_values = true)]
     pub turn_secret: Option<crate::auth::turn::TurnSecret>,
-    /// How long a TURN credential can be used to start a relayed connection (60–86400 s).
+    /// How long a TURN credential can be used to start a relayed connection (60–604800 s).
     #[arg(long, env = "HUDDLE_TURN_CREDENTIAL_TTL_SECS", default_value_t = crate::auth::turn::DEFAULT_TTL_SECS)]
     pub turn_credential_ttl_secs: u64,
     /// Browser origins whose pages may call the HTTP API (CORS) and open the websocket:

@@ -35,8 +35,9 @@ use utoipa::ToSchema;
 
 /// Default lifetime of a TURN credential.
 pub const DEFAULT_TTL_SECS: u64 = 3600;
-/// Shortest and longest lifetime `--turn-credential-ttl-secs` accepts.
-pub const TTL_RANGE_SECS: std::ops::RangeInclusive<u64> = 60..=86_400;
+/// Shortest and longest lifetime `--turn-credential-ttl-secs` accepts (a minute to a week, the
+/// range the Helm chart's schema allows too).
+pub const TTL_RANGE_SECS: std::ops::RangeInclusive<u64> = 60..=604_800;
 /// Shortest shared secret accepted: the credential is an HMAC keyed with it, and anyone who
 /// guesses it can mint TURN credentials (use `openssl rand -hex 32`).
 pub const MIN_SECRET_LEN: usize = 16;
@@ -53,7 +54,7 @@ pub enum TurnConfigError {
     MissingUrls,
     #[error("--turn-secret must be at least {MIN_SECRET_LEN} characters, without spaces or control characters")]
     WeakSecret,
-    #[error("--turn-credential-ttl-secs must be between 60 and 86400")]
+    #[error("--turn-credential-ttl-secs must be between 60 and 604800 (a week)")]
     Ttl,
 }
 
@@ -279,7 +280,7 @@ mod tests {
             TurnConfig::from_settings(&one, Some(&secret("0123456789 abcdef")), 3600).unwrap_err(),
             TurnConfigError::WeakSecret
         );
-        for ttl in [0, 59, 86_401] {
+        for ttl in [0, 59, 604_801] {
             assert_eq!(TurnConfig::from_settings(&one, Some(&ok), ttl).unwrap_err(), TurnConfigError::Ttl);
         }
         let bad = TurnConfig::from_settings(&urls(&["turn:a.example", "http://b.example"]), Some(&ok), 3600);
