@@ -13,7 +13,7 @@ HELM set to the helm binary. Offline: no cluster, no container engine.
 3. What the chart promises: dev mode off, probes, drain grace, hardened security contexts,
    hook order, websocket timeouts, references between the manifests (Services select pods,
    Ingresses name Services and ports, secretKeyRefs name keys the chart's Secret holds),
-   HUDDLE_* variables the server documents (or that the TURN/drain work adds).
+   HUDDLE_* variables the server documents.
 4. values.schema.json refuses typos, and the templates refuse inconsistent values with a
    message saying what to change.
 5. With $HUDDLE_BIN and redis-server present: the rendered containers run for real. Their env
@@ -46,14 +46,6 @@ HELM = os.environ.get("HELM", "helm")
 KUBE_VERSIONS = os.environ.get("KUBE_VERSIONS", "1.28 1.31").split()
 # The kind the chart may render that has no schema in kubernetes-validate (a CRD).
 SKIPPED_KINDS = {"ServiceMonitor"}
-# HUDDLE_* variables the chart passes that the server gains with work in progress elsewhere
-# (TURN credentials). Clap ignores variables it does not know, so passing them before the
-# server reads them is harmless; once README.md documents them they need no entry here.
-PENDING_ENV = {
-    "HUDDLE_TURN_URLS",
-    "HUDDLE_TURN_SECRET",
-    "HUDDLE_TURN_CREDENTIAL_TTL_SECS",
-}
 RELEASE = "t"
 
 failures = []
@@ -261,7 +253,7 @@ def check_promises(docs, values, where):
                 elif ref:
                     check(ref["name"] in existing, f"{cname}: {name} reads Secret {ref['name']} nobody provides")
                 if name.startswith("HUDDLE_"):
-                    check(name in documented or name in PENDING_ENV,
+                    check(name in documented,
                           f"{cname}: sets {name}, which README.md does not document")
             if not is_huddle_image(container["image"], values):
                 continue
