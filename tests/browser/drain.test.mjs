@@ -4,9 +4,8 @@
 // streams are published again through the other worker's relay and play again.
 
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { Env, uid, waitFor } from './harness.mjs';
+import { Env, framesKeepComing, playLikeTheTutorial, startProxy, uid } from './harness.mjs';
 
 const redisUrl = process.env.HUDDLE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const env = new Env({
@@ -28,66 +27,21 @@ after(async () => {
 });
 
 /**
- * A TCP load balancer: each new connection goes to the first backend whose /readyz answers
- * 200 (checked every 100 ms), as a Kubernetes Service does with ready pods.
+ * A load balancer: each new connection goes to the first backend whose /readyz answered 200
+ * at the last look (every 100 ms), as a Kubernetes Service does with ready pods.
  */
 async function startBalancer(ports) {
   const ready = new Map(ports.map((port) => [port, false]));
   const probe = async () => {
     for (const port of ports) {
-      try {
-        const response = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(500) });
-        ready.set(port, response.status === 200);
-      } catch {
-        ready.set(port, false);
-      }
+      const response = await fetch(`http://127.0.0.1:${port}/readyz`, { signal: AbortSignal.timeout(500) }).catch(() => null);
+      ready.set(port, response?.status === 200);
     }
   };
   await probe();
   const timer = setInterval(probe, 100);
-  const live = new Set();
-  const server = net.createServer((client) => {
-    const port = ports.find((p) => ready.get(p));
-    if (!port) {
-      client.destroy();
-      return;
-    }
-    const upstream = net.connect(port, '127.0.0.1');
-    const pair = { client, upstream };
-    live.add(pair);
-    const end = () => { client.destroy(); upstream.destroy(); live.delete(pair); };
-    client.on('error', end).on('close', end);
-    upstream.on('error', end).on('close', end);
-    client.pipe(upstream);
-    upstream.pipe(client);
-  });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    wsUrl: `ws://127.0.0.1:${server.address().port}/ws`,
-    close: () => new Promise((resolve) => {
-      clearInterval(timer);
-      for (const { client, upstream } of live) { client.destroy(); upstream.destroy(); }
-      server.close(resolve);
-    }),
-  };
-}
-
-/** The tutorial's handler: play every stream that is added, stop the ones removed. */
-function playLikeTheTutorial(user) {
-  return user.evaluate(() => {
-    window.zg.on('roomStreamUpdate', (roomID, updateType, streamList) => {
-      for (const stream of streamList) {
-        if (updateType === 'ADD') window.__e2e.play(stream.streamID).catch((e) => console.warn('play', e.code, e.message));
-        else window.zg.stopPlayingStream(stream.streamID);
-      }
-    });
-  });
-}
-
-async function framesKeepComing(user, streamID, what) {
-  const start = (await user.stats(streamID)).framesDecoded;
-  await waitFor(async () => (await user.stats(streamID)).framesDecoded >= start + 30,
-    { timeout: 40_000, what: `${user.name}: ${what}`, detail: async () => `${JSON.stringify(await user.stats(streamID))}\n${await user.describe()}` });
+  const proxy = await startProxy(() => ports.find((port) => ready.get(port)) ?? null);
+  return { wsUrl: proxy.wsUrl, close: () => { clearInterval(timer); return proxy.close(); } };
 }
 
 describe('drain', () => {

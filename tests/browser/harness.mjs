@@ -193,7 +193,12 @@ export async function startHuddle({ args = [], env = {} } = {}) {
 // ---------------------------------------------------------------------------------------------
 // A TCP proxy whose connections can be cut (the browser sees its websocket drop)
 
-export async function startProxy(targetPort) {
+/**
+ * `target`: the port to forward to, or a function that picks one for each new connection
+ * (`null`: refuse it), as a load balancer does.
+ */
+export async function startProxy(target) {
+  const pick = typeof target === 'function' ? target : () => target;
   const live = new Set();
   let accepted = 0;
   let refuseUntil = 0;
@@ -204,8 +209,14 @@ export async function startProxy(targetPort) {
       client.destroy();
       return;
     }
+    const port = pick();
+    if (!port) {
+      refused += 1;
+      client.destroy();
+      return;
+    }
     accepted += 1;
-    const upstream = net.connect(targetPort, '127.0.0.1');
+    const upstream = net.connect(port, '127.0.0.1');
     const pair = { client, upstream };
     live.add(pair);
     const end = () => { client.destroy(); upstream.destroy(); live.delete(pair); };
@@ -617,4 +628,26 @@ export class Env {
     await this.other?.close();
     await this.huddle?.stop();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Call helpers shared by the recovery tests
+
+/** The tutorial's handler: play every stream that is added, stop the ones removed. */
+export function playLikeTheTutorial(user) {
+  return user.evaluate(() => {
+    window.zg.on('roomStreamUpdate', (roomID, updateType, streamList) => {
+      for (const stream of streamList) {
+        if (updateType === 'ADD') window.__e2e.play(stream.streamID).catch((e) => console.warn('play', e.code, e.message));
+        else window.zg.stopPlayingStream(stream.streamID);
+      }
+    });
+  });
+}
+
+/** Waits until 30 more frames of `streamID` were decoded (after a recovery). */
+export async function framesKeepComing(user, streamID, what) {
+  const start = (await user.stats(streamID)).framesDecoded;
+  await waitFor(async () => (await user.stats(streamID)).framesDecoded >= start + 30,
+    { timeout: 40_000, what: `${user.name}: ${what}`, detail: async () => `${JSON.stringify(await user.stats(streamID))}\n${await user.describe()}` });
 }

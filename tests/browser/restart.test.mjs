@@ -6,7 +6,7 @@
 
 import assert from 'node:assert/strict';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { Env, uid, waitFor } from './harness.mjs';
+import { Env, framesKeepComing, playLikeTheTutorial, uid } from './harness.mjs';
 
 const redisUrl = process.env.HUDDLE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const GRACE_MS = 5000;
@@ -14,24 +14,6 @@ const env = new Env({ serverArgs: ['--redis-url', redisUrl, '--redis-lease-ms', 
 before(() => env.start());
 afterEach(() => env.closeUsers());
 after(() => env.stop());
-
-/** The tutorial's handler: play every stream that is added, stop the ones removed. */
-function playLikeTheTutorial(user) {
-  return user.evaluate(() => {
-    window.zg.on('roomStreamUpdate', (roomID, updateType, streamList) => {
-      for (const stream of streamList) {
-        if (updateType === 'ADD') window.__e2e.play(stream.streamID).catch((e) => console.warn('play', e.code, e.message));
-        else window.zg.stopPlayingStream(stream.streamID);
-      }
-    });
-  });
-}
-
-async function framesKeepComing(user, streamID, what) {
-  const start = (await user.stats(streamID)).framesDecoded;
-  await waitFor(async () => (await user.stats(streamID)).framesDecoded >= start + 30,
-    { timeout: 40_000, what: `${user.name}: ${what}`, detail: async () => `${JSON.stringify(await user.stats(streamID))}\n${await user.describe()}` });
-}
 
 describe('server restart', () => {
   test('after a crash and restart, both users are back in the call without doing anything', { timeout: 120_000 }, async () => {
