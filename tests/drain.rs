@@ -156,12 +156,7 @@ async fn publish_via(client: &mut WsClient, stream_id: &str) -> (huddle::loadtes
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let base = url[..url.find("/relay/").unwrap()].to_owned();
     let peer = pending.connect(&response.text().await.unwrap()).unwrap();
-    loop {
-        let update = client.event("publisherStateUpdate").await;
-        if update["streamID"] == stream_id && update["state"] == "PUBLISHING" {
-            break;
-        }
-    }
+    media_state(client, "publisherStateUpdate", stream_id, "PUBLISHING").await;
     (peer, grant, format!("{base}{location}"))
 }
 

@@ -389,7 +389,7 @@ async fn start_media(
 }
 
 /// Waits for this client's `publisherStateUpdate`/`playerStateUpdate` of a stream.
-async fn media_state(client: &mut ws::WsClient, event: &str, stream_id: &str, state: &str) {
+pub async fn media_state(client: &mut ws::WsClient, event: &str, stream_id: &str, state: &str) {
     loop {
         let update = client.event(event).await;
         if update["streamID"] == stream_id && update["state"] == state {
