@@ -118,7 +118,14 @@ impl Client {
     }
 
     fn stream(&self, id: &str) -> StreamInfo {
-        StreamInfo { stream_id: id.into(), user: self.user.clone(), extra_info: String::new(), relay_url: None }
+        StreamInfo {
+            stream_id: id.into(),
+            user: self.user.clone(),
+            extra_info: String::new(),
+            relay_url: None,
+            audio_muted: false,
+            video_muted: false,
+        }
     }
 
     async fn publish(&self, id: &str) -> Result<(), RoomError> {
@@ -157,7 +164,10 @@ async fn a_second_login_kicks_the_first_without_user_churn(backend: Backend) {
 
     let (mut second, outcome) = Client::join(&w2, &room, "alice", 100).await.unwrap();
     assert_eq!(outcome.replaced_session.as_deref(), Some(first.session.as_str()));
-    assert_eq!(first.next().await, RoomEvent::Kickout { user_id: "alice".into(), session_id: first.session.clone() });
+    assert_eq!(
+        first.next().await,
+        RoomEvent::Kickout { user_id: "alice".into(), session_id: first.session.clone(), cause: Default::default() }
+    );
     // The old session's streams end; the user itself stays.
     assert_eq!(observer.next().await, RoomEvent::StreamRemoved { stream: first.stream("alice-cam") });
     observer.silent().await;
@@ -351,7 +361,9 @@ async fn a_dead_workers_users_are_removed_within_the_lease() {
                 stream_id: "victim-cam".into(),
                 user: user("victim"),
                 extra_info: String::new(),
-                relay_url: None
+                relay_url: None,
+                audio_muted: false,
+                video_muted: false
             }
         }
     );

@@ -150,7 +150,7 @@ fn is_recipient(event: &RoomEvent, member: &LocalMember) -> bool {
         RoomEvent::Kickout { session_id, .. } | RoomEvent::MediaState { session_id, .. } => {
             member.session_id == *session_id
         }
-        RoomEvent::Resync => true,
+        RoomEvent::Resync | RoomEvent::StreamMuted { .. } => true,
     }
 }
 
@@ -207,7 +207,10 @@ mod tests {
         assert_eq!(first.as_str(), "x");
         assert_eq!(got.encoded(|_, _| "y".to_owned()).as_str(), "x");
 
-        hub.dispatch(room.clone(), RoomEvent::Kickout { user_id: "b".into(), session_id: "s2".into() });
+        hub.dispatch(
+            room.clone(),
+            RoomEvent::Kickout { user_id: "b".into(), session_id: "s2".into(), cause: Default::default() },
+        );
         assert!(rb.try_recv().is_ok());
         assert!(ra.try_recv().is_err() && rc.try_recv().is_err());
     }

@@ -397,9 +397,13 @@ impl Connection {
     async fn on_event(&mut self, delivery: Arc<Delivery>) -> Option<Exit> {
         let state = self.session.as_ref()?;
         match &delivery.event {
-            RoomEvent::Kickout { session_id, .. } if *session_id == state.session_id => {
-                let error = ApiError::new(ErrorCode::KickedOut, "the same user logged in from another connection");
-                let frame = protocol::event("kickout", json!({"roomID": state.room.room_id, "error": error.body()}));
+            RoomEvent::Kickout { session_id, cause, .. } if *session_id == state.session_id => {
+                let (error, reason) = protocol::kickout_error(cause);
+                let mut data = json!({"roomID": state.room.room_id, "error": error.body()});
+                if let (Some(reason), Some(data)) = (reason, data.as_object_mut()) {
+                    data.insert("reason".into(), Value::String(reason.to_owned()));
+                }
+                let frame = protocol::event("kickout", data);
                 // Whether or not the client takes it, the session is over.
                 let _ = self.send(frame).await;
                 return Some(Exit { notice: None, close: Some(close_reason(&error)), fate: Fate::Abandon });
@@ -408,6 +412,12 @@ impl Connection {
             RoomEvent::Resync => {
                 self.start_resync();
                 return None;
+            }
+            // The publisher's own worker holds its relay session: it applies the mute there.
+            RoomEvent::StreamMuted { stream } if stream.user.user_id == state.user.user_id => {
+                if let Some(node) = self.ctx.relay.as_deref() {
+                    crate::admin::apply_mute(node, delivery.room.app_id, stream).await;
+                }
             }
             _ => {}
         }

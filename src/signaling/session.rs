@@ -67,7 +67,7 @@ fn random_hex(bytes: usize) -> String {
 
 /// Message ids: milliseconds shifted left 12 bits plus a per-process counter that starts at a
 /// random value. Stays below 2^53, so JavaScript numbers hold it exactly.
-fn next_message_id() -> u64 {
+pub fn next_message_id() -> u64 {
     static COUNTER: std::sync::LazyLock<AtomicU64> =
         std::sync::LazyLock::new(|| AtomicU64::new(rand::random::<u64>() & 0xfff));
     let sequence = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xfff;
@@ -156,10 +156,16 @@ pub async fn resume(ctx: &Arc<SignalingContext>, request: ResumeRequest) -> Resu
     let mut replay = Vec::new();
     while let Ok(delivery) = state.events.try_recv() {
         match &delivery.event {
-            RoomEvent::Kickout { .. } => {
+            RoomEvent::Kickout { session_id, cause, .. } if *session_id == state.session_id => {
+                super::media::end_session_media(ctx, &state.session_id).await;
                 ctx.rooms.stop_listening(&state.room, &state.session_id).await;
                 crate::metrics::session_ended();
-                return Err(ApiError::new(ErrorCode::KickedOut, "logged in from another connection meanwhile"));
+                return Err(match cause {
+                    crate::rooms::KickCause::Replaced => {
+                        ApiError::new(ErrorCode::KickedOut, "logged in from another connection meanwhile")
+                    }
+                    other => protocol::kickout_error(other).0,
+                });
             }
             RoomEvent::Broadcast { .. } | RoomEvent::Barrage { .. } | RoomEvent::CustomCommand { .. } => {
                 replay.extend(protocol::encode_event(&delivery.room, &delivery.event).frames)
