@@ -46,6 +46,15 @@ async fn sees_user_leave(watcher: &mut WsClient, user: &str) {
     }
 }
 
+async fn sees_user_join(watcher: &mut WsClient, user: &str) {
+    loop {
+        let update = watcher.event("roomUserUpdate").await;
+        if update["updateType"] == "ADD" && update["userList"][0]["userID"] == user {
+            return;
+        }
+    }
+}
+
 async fn sees_stream_leave(watcher: &mut WsClient, stream: &str) {
     loop {
         let update = watcher.event("roomStreamUpdate").await;
@@ -251,6 +260,17 @@ async fn every_admin_call_and_error(kind: Db) {
     assert_eq!(carol.event("kickout").await["reason"], "");
     let (_carol, _) = join(&server.base, &app, "room-1", "carol", true).await;
 
+    // A session kicked while its connection is down cannot be resumed: resume answers 5023.
+    let (finn, session) = join(&server.base, &app, "room-1", "finn", true).await;
+    sees_user_join(&mut bob, "finn").await;
+    finn.cut();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    admin_ok(&server, &app, "kick", json!({"roomId": "room-1", "userIds": ["finn"]})).await;
+    sees_user_leave(&mut bob, "finn").await;
+    let mut back = WsClient::connect(&server.base).await;
+    let resume = json!({"sessionID": session["sessionID"], "resumeToken": session["resumeToken"]});
+    assert_eq!(back.fails("resume", resume).await, 5023);
+
     // Close with a 2 s closure: everyone gets kickout 5024, streams and users leave, logins
     // are refused (5026) until it runs out.
     admin_fails(&server, &app, "close", json!({"roomId": "room-1", "banSeconds": 2_592_001}), 400, 8003).await;
@@ -276,7 +296,7 @@ async fn every_admin_call_and_error(kind: Db) {
     );
 
     let metrics = server.metrics().await;
-    assert!(metrics.contains("huddle_admin_calls_total{call=\"kick\"} 2"), "{metrics}");
+    assert!(metrics.contains("huddle_admin_calls_total{call=\"kick\"} 3"), "{metrics}");
     assert!(metrics.contains("huddle_admin_users_removed_total{how=\"close\"} 3"), "{metrics}");
     drop(server);
     db.cleanup().await;
