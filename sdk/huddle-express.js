@@ -1702,11 +1702,13 @@
         }
         case "streamMuteUpdate": {
           // The business server muted or unmuted a stream (the relay stops forwarding it):
-          // ZEGO's remoteMicStatusUpdate / remoteCameraStatusUpdate with MUTE or OPEN.
+          // ZEGO's remoteMicStatusUpdate / remoteCameraStatusUpdate with MUTE or OPEN, for the
+          // remote streams this page knows (its own stream is not "remote").
           const known = room.streams.get(data.streamID);
-          const before = known ? known.muted || {} : {};
+          if (!known) break;
+          const before = known.muted || { audio: false, video: false };
           const muted = { audio: !!data.audioMuted, video: !!data.videoMuted };
-          if (known) known.muted = muted;
+          known.muted = muted;
           if (before.audio !== muted.audio) {
             this._emitter.emit("remoteMicStatusUpdate", data.streamID, muted.audio ? "MUTE" : "OPEN", 0);
           }
