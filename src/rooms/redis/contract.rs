@@ -205,6 +205,7 @@ pub struct StoredStream {
 mod tests {
     use super::*;
     use crate::rooms::model::{Member, RoomEvent, RoomExtraInfo, User};
+    use serde_json::json;
 
     fn json_name(lua: &str) -> &'static str {
         FIELDS.iter().chain(EVENTS).find(|(name, _)| *name == lua).map(|(_, json)| *json).unwrap()
@@ -262,6 +263,26 @@ mod tests {
             "kickout",
             &["event_user_id", "event_session_id"],
         );
+        let cause = crate::rooms::KickCause::Server { reason: "r".into() };
+        check(
+            RoomEvent::Kickout { user_id: "u".into(), session_id: "s".into(), cause: cause.clone() },
+            "kickout",
+            &["event_user_id", "event_session_id", "cause"],
+        );
+        // The scripts put the cause in as Rust encoded it; without one (a duplicate login,
+        // published by join.lua) it reads as Replaced.
+        let without: RoomEvent = serde_json::from_value(serde_json::json!(
+            {json_name("type"): json_name("kickout"), json_name("event_user_id"): "u", json_name("event_session_id"): "s"}
+        ))
+        .unwrap();
+        assert_eq!(
+            without,
+            RoomEvent::Kickout { user_id: "u".into(), session_id: "s".into(), cause: Default::default() }
+        );
+        let muted = StreamInfo { audio_muted: true, video_muted: true, ..stream() };
+        check(RoomEvent::StreamMuted { stream: muted.clone() }, "stream_muted", &["stream"]);
+        let value = serde_json::to_value(&muted).unwrap();
+        assert_eq!((&value[json_name("audio_muted")], &value[json_name("video_muted")]), (&json!(true), &json!(true)));
     }
 
     #[test]
