@@ -260,16 +260,28 @@ async fn every_admin_call_and_error(kind: Db) {
     assert_eq!(carol.event("kickout").await["reason"], "");
     let (_carol, _) = join(&server.base, &app, "room-1", "carol", true).await;
 
-    // A session kicked while its connection is down cannot be resumed: resume answers 5023.
-    let (finn, session) = join(&server.base, &app, "room-1", "finn", true).await;
+    // A session kicked while its connection is down (parked for the reconnect grace, 30 s)
+    // ends at once: its media stops (bob's player of it is closed) and resume answers 5023.
+    let (mut finn, session) = join(&server.base, &app, "room-1", "finn", true).await;
     sees_user_join(&mut bob, "finn").await;
+    let _finn_cam = publish_media(&mut finn, "finn-cam", "").await;
+    let (bob_player, _) = play_media(&mut bob, "finn-cam").await;
+    wait_for_video(&bob_player, 5).await;
     finn.cut();
     tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!bob_player.stats().closed, "the media outlives the websocket during the grace");
     admin_ok(&server, &app, "kick", json!({"roomId": "room-1", "userIds": ["finn"]})).await;
+    let kicked_at = Instant::now();
     sees_user_leave(&mut bob, "finn").await;
+    while !bob_player.stats().closed {
+        assert!(kicked_at.elapsed() < Duration::from_secs(5), "the kicked parked session's media still flows");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let mut back = WsClient::connect(&server.base).await;
     let resume = json!({"sessionID": session["sessionID"], "resumeToken": session["resumeToken"]});
-    assert_eq!(back.fails("resume", resume).await, 5023);
+    assert_eq!(back.fails("resume", resume.clone()).await, 5023);
+    let wrong = json!({"sessionID": session["sessionID"], "resumeToken": "0".repeat(64)});
+    assert_eq!(back.fails("resume", wrong).await, 5010, "only the session's own client hears why");
 
     // Close with a 2 s closure: everyone gets kickout 5024, streams and users leave, logins
     // are refused (5026) until it runs out.

@@ -74,8 +74,13 @@ impl Client {
     ) -> Result<(Client, huddle::rooms::JoinOutcome), RoomError> {
         let session = uuid::Uuid::new_v4().simple().to_string();
         let (sender, events) = mpsc::channel(256);
-        let local =
-            LocalMember { session_id: session.clone(), user_id: user_id.into(), sender, overflowed: Arc::default() };
+        let local = LocalMember {
+            session_id: session.clone(),
+            user_id: user_id.into(),
+            sender,
+            overflowed: Arc::default(),
+            kicked: Arc::default(),
+        };
         let member = Member {
             user: user(user_id),
             session_id: session.clone(),

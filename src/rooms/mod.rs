@@ -17,7 +17,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use thiserror::Error;
 
-pub use hub::{Delivery, Hub, LocalMember};
+pub use hub::{Delivery, Hub, KickSignal, LocalMember};
 pub use model::{
     ClosedRoom, ImMessage, JoinOutcome, KickCause, MediaRole, MediaStateKind, Member, RelayInfo, RoomEvent,
     RoomExtraInfo, RoomKey, RoomSummary, Snapshot, StreamInfo, User, unix_millis,
