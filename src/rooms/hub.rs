@@ -267,4 +267,23 @@ mod tests {
         hub.dispatch(room.clone(), RoomEvent::Resync);
         assert!(flag.load(Ordering::Acquire));
     }
+
+    #[test]
+    fn a_kickout_is_signalled_to_its_session_even_when_its_queue_is_full() {
+        let hub = Hub::default();
+        let room = RoomKey::new(1, "r");
+        let (full, _receiver) = member("s1", "full", 1);
+        let (other, _other_receiver) = member("s2", "other", 4);
+        let (signal, other_signal) = (full.kicked.clone(), other.kicked.clone());
+        hub.attach(&room, full);
+        hub.attach(&room, other);
+        hub.dispatch(room.clone(), RoomEvent::Resync);
+        let cause = KickCause::Server { reason: "r".into() };
+        hub.dispatch(
+            room.clone(),
+            RoomEvent::Kickout { user_id: "full".into(), session_id: "s1".into(), cause: cause.clone() },
+        );
+        assert_eq!(signal.cause(), Some(cause));
+        assert_eq!(other_signal.cause(), None, "only the session named");
+    }
 }
