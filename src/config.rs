@@ -137,6 +137,8 @@ pub enum RoomsCommand {
     Kick(RoomsKickArgs),
     /// Close a room: remove every member and stream, optionally refusing logins for a while.
     Close(RoomsCloseArgs),
+    /// Stop (`on`) or resume (`off`) forwarding a stream's audio and/or video to its players.
+    Mute(RoomsMuteArgs),
 }
 
 /// What every `huddle rooms` command needs: the server to call and the app to sign as.
@@ -204,6 +206,35 @@ pub struct RoomsKickArgs {
     /// Refuse their logins to this room for this many seconds.
     #[arg(long)]
     pub ban_seconds: Option<u64>,
+}
+
+/// A mute switch: `on` mutes, `off` unmutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MuteSwitch {
+    On,
+    Off,
+}
+
+impl MuteSwitch {
+    pub fn muted(self) -> bool {
+        self == MuteSwitch::On
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RoomsMuteArgs {
+    #[command(flatten)]
+    pub target: RoomsTarget,
+    #[arg(long)]
+    pub room_id: String,
+    #[arg(long)]
+    pub stream_id: String,
+    /// Mute (`on`) or unmute (`off`) the stream's audio; omitted: unchanged.
+    #[arg(long, value_enum)]
+    pub audio: Option<MuteSwitch>,
+    /// Mute (`on`) or unmute (`off`) the stream's video; omitted: unchanged.
+    #[arg(long, value_enum)]
+    pub video: Option<MuteSwitch>,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -572,6 +572,18 @@
       }
     });
 
+    // The host (the business server) muted or unmuted someone's microphone or camera: the
+    // relay stops sending it to everyone; say so.
+    for (const [event, device] of [['remoteMicStatusUpdate', 'microphone'], ['remoteCameraStatusUpdate', 'camera']]) {
+      on(event, (streamID, status) => {
+        const r = s.remotes.get(streamID);
+        if (!r) return;
+        const who = displayName(r.user);
+        toast(status === 'MUTE' ? `The host turned off ${who}'s ${device}.` : `The host turned ${who}'s ${device} back on.`,
+          'info', 4000);
+      });
+    }
+
     on('playQualityUpdate', (streamID, stats) => {
       const r = s.remotes.get(streamID);
       if (r) showStats(r.tile, stats);

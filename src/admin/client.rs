@@ -104,6 +104,12 @@ fn request_of(command: RoomsCommand) -> (RoomsTarget, &'static str, Value) {
             "/v1/rooms/close",
             compact(json!({"roomId": a.room_id, "reason": a.reason, "banSeconds": a.ban_seconds})),
         ),
+        RoomsCommand::Mute(a) => (
+            a.target,
+            "/v1/rooms/mute",
+            compact(json!({"roomId": a.room_id, "streamId": a.stream_id,
+                           "audio": a.audio.map(|s| s.muted()), "video": a.video.map(|s| s.muted())})),
+        ),
     }
 }
 
@@ -133,6 +139,10 @@ fn table(path: &str, answer: &Value) -> String {
         "/v1/rooms/streams" => {
             let columns = ["streamId", "userId", "audioMuted", "videoMuted", "relayUrl", "extraInfo"];
             (&["STREAM", "USER", "AUDIO_MUTED", "VIDEO_MUTED", "RELAY", "EXTRA_INFO"], rows_of("streams", &columns))
+        }
+        "/v1/rooms/mute" => {
+            let row = ["streamId", "userId", "audioMuted", "videoMuted"].map(|c| text(&answer[c])).to_vec();
+            (&["STREAM", "USER", "AUDIO_MUTED", "VIDEO_MUTED"], vec![row])
         }
         "/v1/rooms/kick" => {
             let mut rows: Vec<Vec<String>> = Vec::new();

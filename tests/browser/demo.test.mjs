@@ -2,7 +2,8 @@
 // sees the other's video tile playing; the People list shows each person's microphone and camera
 // as they are, your own included, from the moment you publish and after every toggle. A user the
 // business server removes (admin API, through `huddle rooms kick`) sees the "removed from the
-// call" state with the server's reason, and the one who stays sees them go. And the README's
+// call" state with the server's reason, and the one who stays sees them go (and, before, is told
+// when the server turns their camera off). And the README's
 // tutorial-style page, run as printed there (only the server's address swapped in), by two
 // people who see each other.
 
@@ -129,7 +130,7 @@ describe('demo page', () => {
     await expectEntry(gus, published.userID, { mic: 'on', cam: 'off' }, { timeout: 10_000 });
   });
 
-  test('a user the server removes sees the "removed from the call" state with the reason', { timeout: 90_000 }, async () => {
+  test('a user the server mutes, then removes, sees the "removed from the call" state with the reason', { timeout: 90_000 }, async () => {
     const room = uid('demo-kick');
     const [ivy, jon] = await Promise.all(['Ivy Intruder', 'Jon Host'].map((name) => env.openPage(name, '/')));
     await joinThroughForm(ivy, room, 'Ivy Intruder');
@@ -139,6 +140,14 @@ describe('demo page', () => {
       return state.micEnabled && state.streamID && state;
     }, { timeout: 20_000, what: 'Ivy: logged in and publishing', detail: () => ivy.describe() });
     await expectEntry(jon, ivyState.userID, { mic: 'on', cam: 'on' }, { timeout: 20_000 });
+
+    // First the host turns Ivy's camera off (the relay stops sending it): Jon's page says so.
+    const muted = await env.huddle.rooms(['mute', '--app-id', String(env.huddle.devAppId), '--room-id', room,
+      '--stream-id', ivyState.streamID, '--video', 'on']);
+    assert.equal(muted.videoMuted, true);
+    const toasts = () => jon.evaluate(() => [...document.querySelectorAll('.toast-text')].map((t) => t.textContent));
+    await waitFor(async () => (await toasts()).some((t) => t === "The host turned off Ivy Intruder's camera."),
+      { what: 'Jon: a notice that the host turned Ivy\'s camera off', detail: async () => JSON.stringify(await toasts()) });
 
     // The business server (here its operator, through the admin CLI: a signed POST) removes Ivy.
     const answer = await env.huddle.rooms(['kick', '--app-id', String(env.huddle.devAppId), '--room-id', room,
