@@ -466,22 +466,40 @@ fn rooms_cli(db: &TestDb, server: &Server, args: &[&str]) -> String {
 }
 
 #[tokio::test]
-async fn the_cli_lists_kicks_and_closes_through_a_running_server() {
+async fn the_cli_lists_mutes_kicks_and_closes_through_a_running_server() {
     let db = TestDb::new(Db::Sqlite).await;
     let app = create_app(&db);
     let server = Server::start(&db);
     let id = app.app_id.to_string();
     let (mut alice, _) = join(&server.base, &app, "standup", "alice", true).await;
     let (mut bob, _) = join(&server.base, &app, "standup", "bob", true).await;
+    let _alice_cam = publish_media(&mut alice, "alice-cam", "hd").await;
 
     let listed = rooms_cli(&db, &server, &["list", "--app-id", &id]);
-    assert_eq!(listed, "ROOM     USERS  STREAMS\nstandup  2      0\n");
+    assert_eq!(listed, "ROOM     USERS  STREAMS\nstandup  2      1\n");
     let json: Value = serde_json::from_str(&rooms_cli(&db, &server, &["list", "--app-id", &id, "--json"])).unwrap();
     assert_eq!(json["rooms"][0]["userCount"], 2);
     let users = rooms_cli(&db, &server, &["users", "--app-id", &id, "--room-id", "standup", "--limit", "1"]);
     let lines: Vec<&str> = users.lines().collect();
     assert_eq!((lines[0], lines[2]), ("USER   NAME        JOINED_AT", "next cursor: alice"), "{users}");
     assert!(lines[1].starts_with("alice  alice name  17"), "{users}");
+
+    let streams = rooms_cli(&db, &server, &["streams", "--app-id", &id, "--room-id", "standup"]);
+    let relay = &server.base;
+    assert_eq!(
+        streams,
+        format!(
+            "STREAM     USER   AUDIO_MUTED  VIDEO_MUTED  RELAY{pad}  EXTRA_INFO\nalice-cam  alice  false        false        {relay}  hd\n",
+            pad = " ".repeat(relay.len() - "RELAY".len())
+        )
+    );
+    let muted = rooms_cli(
+        &db,
+        &server,
+        &["mute", "--app-id", &id, "--room-id", "standup", "--stream-id", "alice-cam", "--audio", "on"],
+    );
+    assert_eq!(muted, "STREAM     USER   AUDIO_MUTED  VIDEO_MUTED\nalice-cam  alice  true         false\n");
+    assert_eq!(bob.event("streamMuteUpdate").await["audioMuted"], true);
 
     let kicked = rooms_cli(
         &db,
@@ -506,7 +524,7 @@ async fn the_cli_lists_kicks_and_closes_through_a_running_server() {
     assert_eq!(login_refused(&server.base, &app, "standup", "bob").await, 5025);
 
     let closed = rooms_cli(&db, &server, &["close", "--app-id", &id, "--room-id", "standup", "--json"]);
-    assert_eq!(serde_json::from_str::<Value>(&closed).unwrap(), json!({"usersRemoved": 1, "streamsRemoved": 0}));
+    assert_eq!(serde_json::from_str::<Value>(&closed).unwrap(), json!({"usersRemoved": 1, "streamsRemoved": 1}));
     assert_eq!(alice.event("kickout").await["error"]["code"], 5024);
 
     // Errors are the API's, on stderr, with a failing exit status.
