@@ -545,3 +545,22 @@ async fn a_repair_never_restores_a_session_the_server_removed() {
     assert_eq!(w1.backend().snapshot(&room).await.unwrap().users(), vec![user("alice")]);
     alice.silent().await;
 }
+
+/// The room index may name a room whose keys expired without a leave (a worker died long
+/// ago, Redis lost them): listing skips and forgets it, and still fills the page.
+#[tokio::test]
+async fn listing_rooms_skips_index_entries_whose_room_is_gone() {
+    let url = common::redis_url();
+    let worker = redis_worker(&url, Duration::from_secs(15)).await;
+    let room = fresh_room();
+    let _alice = Client::joined(&worker, &room, "alice").await;
+    let client = ::redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let index = huddle::rooms::redis::contract::app_rooms_key(room.app_id);
+    let _: () = ::redis::AsyncCommands::zadd(&mut conn, &index, "a-ghost", 0).await.unwrap();
+    let listed = worker.backend().list_rooms(room.app_id, None, 1).await.unwrap();
+    let expected = RoomSummary { room_id: room.room_id.clone(), user_count: 1, stream_count: 0 };
+    assert_eq!(listed, vec![expected]);
+    let left: Vec<String> = ::redis::AsyncCommands::zrange(&mut conn, &index, 0, -1).await.unwrap();
+    assert_eq!(left, vec![room.room_id.clone()], "the ghost left the index");
+}

@@ -536,23 +536,35 @@ impl RoomBackend for RedisRooms {
 
     async fn list_rooms(&self, app_id: u32, after: Option<&str>, limit: usize) -> Result<Vec<RoomSummary>, RoomError> {
         let mut conn = self.conn();
-        let start = after.map_or_else(|| "-".to_owned(), |after| format!("({after}"));
-        let room_ids: Vec<String> = redis::cmd("ZRANGEBYLEX")
-            .arg(app_rooms_key(app_id))
-            .arg(start)
-            .arg("+")
-            .arg("LIMIT")
-            .arg(0)
-            .arg(limit)
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| self.failed(e))?;
-        let counted = self.room_counts(app_id, &room_ids).await?;
-        let (live, gone): (Vec<RoomSummary>, Vec<RoomSummary>) = counted.into_iter().partition(|r| r.user_count > 0);
-        if !gone.is_empty() {
-            // Rooms whose keys expired (Redis lost them, a worker died long ago) leave the index.
-            let ids: Vec<&str> = gone.iter().map(|r| r.room_id.as_str()).collect();
-            let _: () = conn.zrem(app_rooms_key(app_id), ids).await.map_err(|e| self.failed(e))?;
+        let mut live = Vec::new();
+        let mut after = after.map(str::to_owned);
+        // Index entries of rooms that emptied without a leave (their keys expired) are skipped
+        // and dropped, so a page is full unless the index is exhausted.
+        while live.len() < limit {
+            let start = after.as_deref().map_or_else(|| "-".to_owned(), |after| format!("({after}"));
+            let room_ids: Vec<String> = redis::cmd("ZRANGEBYLEX")
+                .arg(app_rooms_key(app_id))
+                .arg(start)
+                .arg("+")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit - live.len())
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.failed(e))?;
+            let exhausted = room_ids.len() < limit - live.len();
+            after = room_ids.last().cloned();
+            let counted = self.room_counts(app_id, &room_ids).await?;
+            let (found, gone): (Vec<RoomSummary>, Vec<RoomSummary>) =
+                counted.into_iter().partition(|r| r.user_count > 0);
+            live.extend(found);
+            if !gone.is_empty() {
+                let ids: Vec<&str> = gone.iter().map(|r| r.room_id.as_str()).collect();
+                let _: () = conn.zrem(app_rooms_key(app_id), ids).await.map_err(|e| self.failed(e))?;
+            }
+            if exhausted || after.is_none() {
+                break;
+            }
         }
         Ok(live)
     }
