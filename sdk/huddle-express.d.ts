@@ -249,6 +249,10 @@ export interface ZegoEvent {
   IMRecvBarrageMessage: (roomID: string, messageInfo: ZegoBarrageMessageInfo[]) => void;
   IMRecvCustomCommand: (roomID: string, fromUser: ZegoUser, command: string) => void;
   tokenWillExpire: (roomID: string) => void;
+  /** The business server muted (`MUTE`) or unmuted (`OPEN`) a stream's audio: the relay stops forwarding it. */
+  remoteMicStatusUpdate: (streamID: string, status: "OPEN" | "MUTE", reason: number) => void;
+  /** The business server muted (`MUTE`) or unmuted (`OPEN`) a stream's video: the relay stops forwarding it. */
+  remoteCameraStatusUpdate: (streamID: string, status: "OPEN" | "MUTE", reason: number) => void;
   publisherStateUpdate: (result: ZegoPublisherState) => void;
   playerStateUpdate: (result: ZegoPlayerState) => void;
   publishQualityUpdate: (streamID: string, stats: ZegoPublishStats) => void;

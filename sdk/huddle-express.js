@@ -785,6 +785,7 @@
     "IMRecvBarrageMessage",
     "IMRecvCustomCommand",
     "kickout",
+    "streamMuteUpdate",
     "tokenWillExpire",
     "resync",
     "publisherStateUpdate",
@@ -1688,9 +1689,34 @@
         case "tokenWillExpire":
           this._emitter.emit("tokenWillExpire", roomID);
           break;
-        case "kickout":
-          room.kickedOut = data.error || { code: 5009, message: "kicked out" };
+        case "kickout": {
+          const error = data.error || { code: 5009, message: "kicked out" };
+          // Removed by the business server (5023) or the room closed (5024): ZEGO hands the
+          // server's reason to roomStateChanged's extendedData as custom_kickout_message.
+          const message =
+            typeof data.reason === "string" && data.reason
+              ? JSON.stringify({ custom_kickout_message: data.reason })
+              : error.message;
+          room.kickedOut = { code: error.code, message };
           break;
+        }
+        case "streamMuteUpdate": {
+          // The business server muted or unmuted a stream (the relay stops forwarding it):
+          // ZEGO's remoteMicStatusUpdate / remoteCameraStatusUpdate with MUTE or OPEN, for the
+          // remote streams this page knows (its own stream is not "remote").
+          const known = room.streams.get(data.streamID);
+          if (!known) break;
+          const before = known.muted || { audio: false, video: false };
+          const muted = { audio: !!data.audioMuted, video: !!data.videoMuted };
+          known.muted = muted;
+          if (before.audio !== muted.audio) {
+            this._emitter.emit("remoteMicStatusUpdate", data.streamID, muted.audio ? "MUTE" : "OPEN", 0);
+          }
+          if (before.video !== muted.video) {
+            this._emitter.emit("remoteCameraStatusUpdate", data.streamID, muted.video ? "MUTE" : "OPEN", 0);
+          }
+          break;
+        }
         case "resync":
           this._applySnapshot(room, data);
           break;

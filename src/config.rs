@@ -29,6 +29,10 @@ pub enum Command {
     App(AppCommand),
     /// Mint a user token locally from the store (for scripts and debugging).
     Token(TokenArgs),
+    /// Administer an app's live rooms through a running server's admin API (signed with the
+    /// app's secret from the store).
+    #[command(subcommand)]
+    Rooms(RoomsCommand),
     /// Print the OpenAPI document (YAML) that the server serves at /openapi.yaml.
     Openapi,
     /// Load generators to point at a running deployment.
@@ -119,6 +123,132 @@ pub struct TokenArgs {
     /// Lifetime in seconds (1–86400).
     #[arg(long, default_value_t = crate::auth::token::DEFAULT_TTL_SECS)]
     pub ttl: u64,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RoomsCommand {
+    /// List the app's rooms with their user and stream counts.
+    List(RoomsListArgs),
+    /// List a room's users.
+    Users(RoomsUsersArgs),
+    /// List a room's streams (publisher, extra info, relay, mute state).
+    Streams(RoomsRoomArgs),
+    /// Remove users from a room (they get `kickout` 5023), optionally banning them.
+    Kick(RoomsKickArgs),
+    /// Close a room: remove every member and stream, optionally refusing logins for a while.
+    Close(RoomsCloseArgs),
+    /// Stop (`on`) or resume (`off`) forwarding a stream's audio and/or video to its players.
+    Mute(RoomsMuteArgs),
+}
+
+/// What every `huddle rooms` command needs: the server to call and the app to sign as.
+#[derive(Debug, Clone, Args)]
+pub struct RoomsTarget {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The app whose rooms to administer (its secret is read from the store).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub app_id: u32,
+    /// Base URL of a running Huddle server.
+    #[arg(long, env = "HUDDLE_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+    /// Print the API's JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RoomsListArgs {
+    #[command(flatten)]
+    pub target: RoomsTarget,
+    /// Start after this room id (`nextCursor` of the previous page).
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Rooms per page (1–500).
+    #[arg(long)]
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RoomsUsersArgs {
+    #[command(flatten)]
+    pub target: RoomsTarget,
+    #[arg(long)]
+    pub room_id: String,
+    /// Start after this user id (`nextCursor` of the previous page).
+    #[arg(long)]
+    pub cursor: Option<String>,
+    /// Users per page (1–500).
+    #[arg(long)]
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RoomsRoomArgs {
+    #[command(flatten)]
+    pub target: RoomsTarget,
+    #[arg(long)]
+    pub room_id: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RoomsKickArgs {
+    #[command(flatten)]
+    pub target: RoomsTarget,
+    #[arg(long)]
+    pub room_id: String,
+    /// A user to remove (repeatable, at most 100).
+    #[arg(long = "user-id", required = true)]
+    pub user_ids: Vec<String>,
+    /// Shown to the removed users.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Refuse their logins to this room for this many seconds.
+    #[arg(long)]
+    pub ban_seconds: Option<u64>,
+}
+
+/// A mute switch: `on` mutes, `off` unmutes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MuteSwitch {
+    On,
+    Off,
+}
+
+impl MuteSwitch {
+    pub fn muted(self) -> bool {
+        self == MuteSwitch::On
+    }
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RoomsMuteArgs {
+    #[command(flatten)]
+    pub target: RoomsTarget,
+    #[arg(long)]
+    pub room_id: String,
+    #[arg(long)]
+    pub stream_id: String,
+    /// Mute (`on`) or unmute (`off`) the stream's audio; omitted: unchanged.
+    #[arg(long, value_enum)]
+    pub audio: Option<MuteSwitch>,
+    /// Mute (`on`) or unmute (`off`) the stream's video; omitted: unchanged.
+    #[arg(long, value_enum)]
+    pub video: Option<MuteSwitch>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RoomsCloseArgs {
+    #[command(flatten)]
+    pub target: RoomsTarget,
+    #[arg(long)]
+    pub room_id: String,
+    /// Shown to every member.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Refuse every login to this room for this many seconds.
+    #[arg(long)]
+    pub ban_seconds: Option<u64>,
 }
 
 /// What a node does.

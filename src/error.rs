@@ -10,6 +10,7 @@ use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use crate::admin::AdminError;
 use crate::auth::grant::GrantError;
 use crate::auth::{SignatureError, TokenError};
 use crate::ids::{IdError, IdKind};
@@ -105,6 +106,10 @@ error_codes! {
     WrongRoom = 5020, BAD_REQUEST, "The request names a room this session is not in.";
     TooManyTargets = 5021, BAD_REQUEST, "A custom command names more than 100 users.";
     OriginNotAllowed = 5022, FORBIDDEN, "Websocket: the page's `Origin` is not in the server's allowed origins (`--allowed-origins`); the upgrade is refused.";
+    KickedByServer = 5023, FORBIDDEN, "The business server removed the user from the room (admin API `POST /v1/rooms/kick`); the `kickout` message carries its reason. The connection is closed with 4023.";
+    RoomClosed = 5024, FORBIDDEN, "The business server closed the room (`POST /v1/rooms/close`); every member gets `kickout` with this code and the reason, then close 4024.";
+    BannedFromRoom = 5025, FORBIDDEN, "Login refused: the business server removed this user from this room with a ban time that has not run out yet.";
+    RoomClosedToLogins = 5026, FORBIDDEN, "Login refused: the business server closed this room with a ban time that has not run out yet.";
     MissingGrant = 6001, UNAUTHORIZED, "Relay: no `Authorization: Bearer <media grant>` header.";
     InvalidGrant = 6002, UNAUTHORIZED, "Relay: the media grant is malformed, forged, or for an unknown or disabled app.";
     GrantExpired = 6003, UNAUTHORIZED, "Relay: the media grant has expired (grants live at most 60 s); ask signaling for a new one.";
@@ -116,6 +121,14 @@ error_codes! {
     UnknownMediaSession = 6009, NOT_FOUND, "Relay: no such publish/play session (already ended?).";
     RelayUnavailable = 6010, SERVICE_UNAVAILABLE, "Relay: the media engine is not running on this node.";
     NoSupportedCodec = 6011, BAD_REQUEST, "Relay: the SDP offer's audio/video names no codec the relay forwards (Opus, VP8, H.264, VP9) or, to play, none the stream is sent in; the message lists both sides.";
+    AdminTooManyUsers = 8001, BAD_REQUEST, "Admin API: `userIds` is empty or names more than 100 users.";
+    AdminTooManyRooms = 8002, BAD_REQUEST, "Admin API: `roomIds` is empty or names more than 100 rooms.";
+    AdminBanOutOfRange = 8003, BAD_REQUEST, "Admin API: `banSeconds` is out of range (0-2592000, 30 days).";
+    AdminLimitOutOfRange = 8004, BAD_REQUEST, "Admin API: `limit` is out of range (1-500).";
+    AdminReasonTooLong = 8005, BAD_REQUEST, "Admin API: `reason` is longer than 256 bytes.";
+    AdminRoomNotFound = 8006, NOT_FOUND, "Admin API: the room has no members (it is not open), so there is nobody to send to.";
+    AdminStreamNotFound = 8007, NOT_FOUND, "Admin API: no such stream in this room.";
+    AdminNothingToMute = 8008, BAD_REQUEST, "Admin API: a mute names neither `audio` nor `video`.";
 }
 
 /// The JSON body of every error response.
@@ -265,11 +278,35 @@ impl From<RoomError> for ApiError {
             RoomError::StreamIdTaken(_) => ErrorCode::StreamIdTaken,
             RoomError::StreamNotFound(_) => ErrorCode::StreamNotFound,
             RoomError::TooManyExtraInfoKeys(_) => ErrorCode::InvalidExtraInfo,
+            RoomError::Banned { .. } => ErrorCode::BannedFromRoom,
+            RoomError::Closed { .. } => ErrorCode::RoomClosedToLogins,
+            RoomError::Removed(_) => ErrorCode::KickedByServer,
             RoomError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "room state unavailable");
                 return ApiError::new(ErrorCode::ServiceUnavailable, "room state unavailable; retry");
             }
             RoomError::Corrupt(_) => return ApiError::internal(err),
+        };
+        ApiError::new(code, err.to_string())
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(err: AdminError) -> Self {
+        let code = match &err {
+            AdminError::TooManyUsers(_) => ErrorCode::AdminTooManyUsers,
+            AdminError::TooManyRooms(_) => ErrorCode::AdminTooManyRooms,
+            AdminError::BanOutOfRange(_) => ErrorCode::AdminBanOutOfRange,
+            AdminError::LimitOutOfRange(_) => ErrorCode::AdminLimitOutOfRange,
+            AdminError::ReasonTooLong(_) => ErrorCode::AdminReasonTooLong,
+            AdminError::RoomNotFound(_) => ErrorCode::AdminRoomNotFound,
+            AdminError::StreamNotFound(_) => ErrorCode::AdminStreamNotFound,
+            AdminError::NothingToMute => ErrorCode::AdminNothingToMute,
+            AdminError::MessageTooLarge(_) => ErrorCode::MessageTooLarge,
+            AdminError::InvalidExtraInfo(_) => ErrorCode::InvalidExtraInfo,
+            AdminError::InvalidUserName => ErrorCode::InvalidUserName,
+            AdminError::Id(id_err) => return ApiError::from(id_err.clone()),
+            AdminError::Rooms(room_err) => return ApiError::from(room_err.clone()),
         };
         ApiError::new(code, err.to_string())
     }

@@ -4,8 +4,9 @@
 //! [`store`] (apps in SQLite or PostgreSQL), [`rooms`] (live room state and its events, in
 //! memory or Redis), [`signaling`] (the websocket), [`relay`] (the WebRTC media engine),
 //! [`api`] (REST, WHIP/WHEP, assets), [`metrics`], [`config`], [`error`] (the one mapping to
-//! `{code, message}`), [`app`] (wiring), [`loadtest`] (load generators), [`ids`] (id rules).
+//! `{code, message}`), [`admin`] (room administration for business servers), [`app`] (wiring), [`loadtest`] (load generators), [`ids`] (id rules).
 
+pub mod admin;
 pub mod api;
 pub mod app;
 pub mod auth;

@@ -28,6 +28,7 @@ fn main() -> ExitCode {
         Command::Migrate(args) => runtime.block_on(migrate(args)),
         Command::App(command) => runtime.block_on(app_command(command)),
         Command::Token(args) => runtime.block_on(mint_token(args)),
+        Command::Rooms(command) => runtime.block_on(huddle::admin::client::run(command)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,

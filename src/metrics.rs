@@ -46,6 +46,8 @@ struct Collectors {
     relay_receiver_loss: Histogram,
     /// Last relay totals seen, so that counters advance by the difference.
     relay_seen: std::sync::Mutex<crate::relay::RelayStats>,
+    admin_calls: IntCounterVec,
+    admin_users_removed: IntCounterVec,
 }
 
 /// Registers a collector built from a static definition. Only a programming error (an
@@ -186,6 +188,20 @@ static COLLECTORS: LazyLock<Collectors> = LazyLock::new(|| {
             ),
         ),
         relay_seen: Default::default(),
+        admin_calls: register(
+            r,
+            IntCounterVec::new(
+                Opts::new("admin_calls_total", "Room administration calls that succeeded (admin API and CLI), by call"),
+                &["call"],
+            ),
+        ),
+        admin_users_removed: register(
+            r,
+            IntCounterVec::new(
+                Opts::new("admin_users_removed_total", "Users the business server removed from rooms: kick, close"),
+                &["how"],
+            ),
+        ),
         registry,
     }
 });
@@ -200,6 +216,16 @@ pub fn http_request(route: &str, method: &str, status: u16, elapsed: Duration) {
 
 pub fn error_returned(code: ErrorCode) {
     COLLECTORS.errors.with_label_values(&[&code.code().to_string(), code.name()]).inc();
+}
+
+/// A room administration call succeeded (`call`: list_rooms, kick, close, mute, ...).
+pub fn admin_call(call: &'static str) {
+    COLLECTORS.admin_calls.with_label_values(&[call]).inc();
+}
+
+/// Users removed from rooms by the business server (`how`: kick or close).
+pub fn admin_users_removed(how: &'static str, users: usize) {
+    COLLECTORS.admin_users_removed.with_label_values(&[how]).inc_by(users as u64);
 }
 
 pub fn token_issued() {

@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use huddle::rooms::redis::{RedisRooms, RedisRoomsConfig};
 use huddle::rooms::{
-    Delivery, Hub, ImMessage, LocalMember, Member, RoomError, RoomEvent, RoomExtraInfo, RoomKey, RoomService,
-    StreamInfo, User,
+    ClosedRoom, Delivery, Hub, ImMessage, KickCause, LocalMember, Member, RoomError, RoomEvent, RoomExtraInfo, RoomKey,
+    RoomService, RoomSummary, StreamInfo, User,
 };
 use tokio::sync::mpsc;
 
@@ -74,8 +74,13 @@ impl Client {
     ) -> Result<(Client, huddle::rooms::JoinOutcome), RoomError> {
         let session = uuid::Uuid::new_v4().simple().to_string();
         let (sender, events) = mpsc::channel(256);
-        let local =
-            LocalMember { session_id: session.clone(), user_id: user_id.into(), sender, overflowed: Arc::default() };
+        let local = LocalMember {
+            session_id: session.clone(),
+            user_id: user_id.into(),
+            sender,
+            overflowed: Arc::default(),
+            kicked: Arc::default(),
+        };
         let member = Member {
             user: user(user_id),
             session_id: session.clone(),
@@ -107,6 +112,17 @@ impl Client {
         }
     }
 
+    async fn next_change_within(&mut self, limit: Duration) -> Option<RoomEvent> {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Some(delivery)) if delivery.event == RoomEvent::Resync => continue,
+                Ok(Some(delivery)) => return Some(delivery.event.clone()),
+                _ => return None,
+            }
+        }
+    }
+
     async fn silent(&mut self) {
         if let Ok(Some(delivery)) = tokio::time::timeout(Duration::from_millis(300), self.events.recv()).await {
             panic!("{} expected silence, got {:?}", self.user.user_id, delivery.event);
@@ -118,7 +134,14 @@ impl Client {
     }
 
     fn stream(&self, id: &str) -> StreamInfo {
-        StreamInfo { stream_id: id.into(), user: self.user.clone(), extra_info: String::new(), relay_url: None }
+        StreamInfo {
+            stream_id: id.into(),
+            user: self.user.clone(),
+            extra_info: String::new(),
+            relay_url: None,
+            audio_muted: false,
+            video_muted: false,
+        }
     }
 
     async fn publish(&self, id: &str) -> Result<(), RoomError> {
@@ -157,7 +180,10 @@ async fn a_second_login_kicks_the_first_without_user_churn(backend: Backend) {
 
     let (mut second, outcome) = Client::join(&w2, &room, "alice", 100).await.unwrap();
     assert_eq!(outcome.replaced_session.as_deref(), Some(first.session.as_str()));
-    assert_eq!(first.next().await, RoomEvent::Kickout { user_id: "alice".into(), session_id: first.session.clone() });
+    assert_eq!(
+        first.next().await,
+        RoomEvent::Kickout { user_id: "alice".into(), session_id: first.session.clone(), cause: Default::default() }
+    );
     // The old session's streams end; the user itself stays.
     assert_eq!(observer.next().await, RoomEvent::StreamRemoved { stream: first.stream("alice-cam") });
     observer.silent().await;
@@ -289,6 +315,79 @@ async fn events_keep_the_order_of_changes(backend: Backend) {
     }
 }
 
+async fn server_kicks_and_closes_remove_members_and_ban_logins(backend: Backend) {
+    let room = fresh_room();
+    let (w1, w2) = (backend.worker().await, backend.worker().await);
+    let mut alice = Client::joined(&w1, &room, "alice").await;
+    let mut bob = Client::joined(&w2, &room, "bob").await;
+    bob.publish("bob-cam").await.unwrap();
+    assert!(matches!(alice.next().await, RoomEvent::UserAdded { .. }));
+    assert!(matches!(alice.next().await, RoomEvent::StreamAdded { .. }));
+    let other_room = RoomKey::new(room.app_id, "room-2");
+    let _carol = Client::joined(&w2, &other_room, "carol").await;
+    let summary =
+        |id: &str, users, streams| RoomSummary { room_id: id.into(), user_count: users, stream_count: streams };
+    let listed = w1.backend().list_rooms(room.app_id, None, 10).await.unwrap();
+    assert_eq!(listed, vec![summary("room-1", 2, 1), summary("room-2", 1, 0)]);
+    assert_eq!(w2.backend().list_rooms(room.app_id, Some("room-1"), 10).await.unwrap(), vec![summary("room-2", 1, 0)]);
+    let ids = ["room-2".to_owned(), "nobody".to_owned()];
+    assert_eq!(
+        w1.backend().room_counts(room.app_id, &ids).await.unwrap(),
+        vec![summary("room-2", 1, 0), summary("nobody", 0, 0)]
+    );
+
+    // Muting is a flag on the stream, announced to everyone (the publisher too).
+    let muted = w1.backend().set_stream_muted(&room, "bob-cam", None, Some(true)).await.unwrap();
+    assert!(muted.video_muted && !muted.audio_muted);
+    assert_eq!(alice.next().await, RoomEvent::StreamMuted { stream: muted.clone() });
+    assert_eq!(bob.next().await, RoomEvent::StreamMuted { stream: muted.clone() });
+    assert_eq!(w2.backend().snapshot(&room).await.unwrap().streams, vec![muted.clone()]);
+    let missing = w1.backend().set_stream_muted(&room, "nope", Some(true), None).await;
+    assert_eq!(missing, Err(RoomError::StreamNotFound("nope".into())));
+
+    // A kick: only bob's session hears its kickout, then the room sees his stream and him go.
+    let cause = KickCause::Server { reason: "spam".into() };
+    let kicked = w1.backend().kick(&room, &["bob".into(), "zed".into()], &cause, 1).await.unwrap();
+    assert_eq!(kicked, vec!["bob".to_owned()]);
+    assert_eq!(bob.next().await, RoomEvent::Kickout { user_id: "bob".into(), session_id: bob.session.clone(), cause });
+    assert_eq!(alice.next().await, RoomEvent::StreamRemoved { stream: muted });
+    assert_eq!(alice.next().await, RoomEvent::UserRemoved { user: user("bob"), online_count: 1 });
+    assert!(!bob.leave().await, "the kick already removed him");
+    for banned in ["bob", "zed"] {
+        match Client::join(&w2, &room, banned, 100).await {
+            Err(RoomError::Banned { remaining_secs }) => assert_eq!(remaining_secs, 1),
+            other => panic!("{banned} joined a room it is banned from: {:?}", other.map(|(_, o)| o)),
+        }
+    }
+    assert!(Client::join(&w2, &other_room, "bob", 100).await.is_ok(), "the ban is for one room");
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let mut bob = Client::joined(&w2, &room, "bob").await;
+    bob.publish("bob-cam").await.unwrap();
+    assert!(matches!(alice.next().await, RoomEvent::UserAdded { .. }));
+    assert!(matches!(alice.next().await, RoomEvent::StreamAdded { .. }));
+
+    // A close: every session hears its kickout first, then every stream, then every user goes.
+    let cause = KickCause::RoomClosed { reason: "over".into() };
+    let closed = w2.backend().close_room(&room, &cause, 1).await.unwrap();
+    assert_eq!(closed, ClosedRoom { users_removed: 2, streams_removed: 1 });
+    assert_eq!(
+        alice.next().await,
+        RoomEvent::Kickout { user_id: "alice".into(), session_id: alice.session.clone(), cause: cause.clone() }
+    );
+    assert!(matches!(alice.next().await, RoomEvent::StreamRemoved { .. }));
+    assert!(matches!(alice.next().await, RoomEvent::UserRemoved { .. }), "alice hears bob leave before she is removed");
+    assert_eq!(bob.next().await, RoomEvent::Kickout { user_id: "bob".into(), session_id: bob.session.clone(), cause });
+    assert_eq!(w1.backend().snapshot(&room).await.unwrap(), huddle::rooms::Snapshot::default());
+    assert_eq!(w1.backend().list_rooms(room.app_id, None, 10).await.unwrap(), vec![summary("room-2", 2, 0)]);
+    assert_eq!(w1.backend().find_stream(room.app_id, "bob-cam").await.unwrap(), None);
+    match Client::join(&w1, &room, "dan", 100).await {
+        Err(RoomError::Closed { remaining_secs }) => assert_eq!(remaining_secs, 1),
+        other => panic!("joined a closed room: {:?}", other.map(|(_, o)| o)),
+    }
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    Client::joined(&w1, &room, "dan").await;
+}
+
 macro_rules! suite {
     ($module:ident, $backend:expr) => {
         mod $module {
@@ -317,6 +416,10 @@ macro_rules! suite {
             #[tokio::test]
             async fn events_keep_the_order_of_changes() {
                 super::events_keep_the_order_of_changes($backend).await;
+            }
+            #[tokio::test]
+            async fn server_kicks_and_closes_remove_members_and_ban_logins() {
+                super::server_kicks_and_closes_remove_members_and_ban_logins($backend).await;
             }
         }
     };
@@ -351,7 +454,9 @@ async fn a_dead_workers_users_are_removed_within_the_lease() {
                 stream_id: "victim-cam".into(),
                 user: user("victim"),
                 extra_info: String::new(),
-                relay_url: None
+                relay_url: None,
+                audio_muted: false,
+                video_muted: false
             }
         }
     );
@@ -411,4 +516,51 @@ async fn a_stream_stopped_on_one_worker_spares_the_same_stream_published_again_o
     // The worker holding it may remove it.
     new_worker.backend().remove_stream_held_here(&room, "mover", "mover-cam").await.unwrap();
     assert!(matches!(observer.next_change().await, RoomEvent::StreamRemoved { .. }));
+}
+
+/// A worker that missed the kickout of a session the server removed (it still holds the
+/// session) must not put it back when it repairs Redis: it ends the session as the kickout
+/// would have.
+#[tokio::test]
+async fn a_repair_never_restores_a_session_the_server_removed() {
+    let lease = Duration::from_millis(1000);
+    let url = common::redis_url();
+    let (w1, w2) = (redis_worker(&url, lease).await, redis_worker(&url, lease).await);
+    let room = fresh_room();
+    let mut alice = Client::joined(&w1, &room, "alice").await;
+    let mut bob = Client::joined(&w2, &room, "bob").await;
+    assert!(matches!(alice.next().await, RoomEvent::UserAdded { .. }));
+    let cause = KickCause::Server { reason: "bye".into() };
+    w1.backend().kick(&room, &["bob".into()], &cause, 0).await.unwrap();
+    let kickout = RoomEvent::Kickout { user_id: "bob".into(), session_id: bob.session.clone(), cause };
+    assert_eq!(bob.next().await, kickout);
+    assert!(matches!(alice.next().await, RoomEvent::UserRemoved { .. }));
+    // Bob's worker never acts on the kickout (no connection here), so its periodic repair
+    // (every 40 ticks of lease/10) finds bob missing in Redis and would restore him.
+    assert_eq!(
+        bob.next_change_within(Duration::from_secs(8)).await,
+        Some(kickout),
+        "the repair ends the session again"
+    );
+    assert_eq!(w1.backend().snapshot(&room).await.unwrap().users(), vec![user("alice")]);
+    alice.silent().await;
+}
+
+/// The room index may name a room whose keys expired without a leave (a worker died long
+/// ago, Redis lost them): listing skips and forgets it, and still fills the page.
+#[tokio::test]
+async fn listing_rooms_skips_index_entries_whose_room_is_gone() {
+    let url = common::redis_url();
+    let worker = redis_worker(&url, Duration::from_secs(15)).await;
+    let room = fresh_room();
+    let _alice = Client::joined(&worker, &room, "alice").await;
+    let client = ::redis::Client::open(url.as_str()).unwrap();
+    let mut conn = client.get_multiplexed_async_connection().await.unwrap();
+    let index = huddle::rooms::redis::contract::app_rooms_key(room.app_id);
+    let _: () = ::redis::AsyncCommands::zadd(&mut conn, &index, "a-ghost", 0).await.unwrap();
+    let listed = worker.backend().list_rooms(room.app_id, None, 1).await.unwrap();
+    let expected = RoomSummary { room_id: room.room_id.clone(), user_count: 1, stream_count: 0 };
+    assert_eq!(listed, vec![expected]);
+    let left: Vec<String> = ::redis::AsyncCommands::zrange(&mut conn, &index, 0, -1).await.unwrap();
+    assert_eq!(left, vec![room.room_id.clone()], "the ghost left the index");
 }

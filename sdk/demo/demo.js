@@ -30,6 +30,16 @@
     LOGOUT_FAILED: ['Disconnected', 'bad'],
   };
 
+  // The business server's reason for a kick or close (roomStateChanged's extendedData).
+  function serverReason(extendedData) {
+    try {
+      const parsed = JSON.parse(extendedData || '{}');
+      return typeof parsed.custom_kickout_message === 'string' ? parsed.custom_kickout_message : '';
+    } catch {
+      return '';
+    }
+  }
+
   const $ = (id) => document.getElementById(id);
   const ui = {
     lobby: $('lobby'), call: $('call'),
@@ -489,10 +499,17 @@
       });
     };
 
-    on('roomStateChanged', (roomID, reason, errorCode) => {
+    on('roomStateChanged', (roomID, reason, errorCode, extendedData) => {
       setBadge(reason);
       if (reason === 'RECONNECTED') toast('Reconnected.', 'info', 2500);
-      else if (reason === 'KICKOUT') {
+      else if (reason === 'KICKOUT' && (errorCode === 5023 || errorCode === 5024)) {
+        const why = serverReason(extendedData);
+        if (errorCode === 5023) {
+          endCall(s, 'Removed from the call', `The host removed you from this call${why ? `: ${why}` : '.'}`);
+        } else {
+          endCall(s, 'The call was closed', `The host ended this call for everyone${why ? `: ${why}` : '.'}`);
+        }
+      } else if (reason === 'KICKOUT') {
         endCall(s, 'Kicked out', 'You joined this room from another tab or device with the same name, or the room ' +
           'owner removed you. Rejoin to take the call back here.');
       } else if (reason === 'RECONNECT_FAILED' || (reason === 'LOGIN_FAILED' && s.loggedIn)) {
@@ -554,6 +571,18 @@
         setTileStatus(r.tile, 'error', `Stream interrupted (error ${result.errorCode})`, () => playRemote(s, r));
       }
     });
+
+    // The host (the business server) muted or unmuted someone's microphone or camera: the
+    // relay stops sending it to everyone; say so.
+    for (const [event, device] of [['remoteMicStatusUpdate', 'microphone'], ['remoteCameraStatusUpdate', 'camera']]) {
+      on(event, (streamID, status) => {
+        const r = s.remotes.get(streamID);
+        if (!r) return;
+        const who = displayName(r.user);
+        toast(status === 'MUTE' ? `The host turned off ${who}'s ${device}.` : `The host turned ${who}'s ${device} back on.`,
+          'info', 4000);
+      });
+    }
 
     on('playQualityUpdate', (streamID, stats) => {
       const r = s.remotes.get(streamID);

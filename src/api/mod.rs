@@ -1,6 +1,7 @@
 //! HTTP routes for business servers and operators. Handlers extract, call a service and
 //! respond; errors go through [`crate::error::ApiError`].
 
+pub mod admin;
 pub mod assets;
 pub mod cors;
 pub mod dev;
@@ -35,6 +36,17 @@ use crate::error::{ApiError, ErrorBody, ErrorCode};
     ),
     paths(
         tokens::create_token,
+        admin::list_rooms,
+        admin::list_users,
+        admin::list_streams,
+        admin::user_counts,
+        admin::kick,
+        admin::close,
+        admin::broadcast,
+        admin::barrage,
+        admin::command,
+        admin::extra_info,
+        admin::mute,
         media::create_grant,
         media::publish,
         media::play,
@@ -52,6 +64,26 @@ use crate::error::{ApiError, ErrorBody, ErrorCode};
         schema::StreamId,
         tokens::TokenRequest,
         tokens::TokenResponse,
+        admin::ListRoomsRequest,
+        admin::ListUsersRequest,
+        admin::RoomRequest,
+        admin::StreamList,
+        admin::UserCountsRequest,
+        admin::UserCounts,
+        admin::KickRequest,
+        admin::CloseRequest,
+        admin::MessageRequest,
+        admin::CommandRequest,
+        admin::MessageSent,
+        admin::ExtraInfoRequest,
+        admin::MuteRequest,
+        crate::admin::RoomPage,
+        crate::admin::RoomCounts,
+        crate::admin::UserPage,
+        crate::admin::RoomUser,
+        crate::admin::RoomStream,
+        crate::admin::KickOutcome,
+        crate::admin::CloseOutcome,
         media::GrantRequest,
         media::GrantResponse,
         crate::auth::turn::IceServer,
@@ -61,6 +93,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode};
     modifiers(&SignatureScheme),
     tags(
         (name = "tokens", description = "User tokens for the browser SDK"),
+        (name = "rooms", description = "Room administration: list, kick, close, messages and mutes from the server"),
         (name = "relay", description = "Media: grants and WHIP/WHEP-style offer/answer"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "dev", description = "Only when dev mode is on"),
@@ -106,6 +139,7 @@ pub fn openapi_yaml() -> Result<&'static str, String> {
 /// page, which needs one), but every node serves the SDK.
 pub fn configure(cfg: &mut web::ServiceConfig, dev: bool, role: crate::config::Role) {
     tokens::configure(cfg);
+    admin::configure(cfg);
     media::configure(cfg);
     ops::configure(cfg);
     assets::configure(cfg, role);

@@ -255,7 +255,38 @@ mod tests {
         ]
         .map(String::from)
         .into();
-        for path in ["/v1/tokens", "/v1/grants"] {
+        for place in [
+            "ListUsersRequest.roomId",
+            "RoomRequest.roomId",
+            "KickRequest.roomId",
+            "CloseRequest.roomId",
+            "MessageRequest.roomId",
+            "CommandRequest.roomId",
+            "ExtraInfoRequest.roomId",
+            "MuteRequest.roomId",
+            "MuteRequest.streamId",
+            "RoomCounts.roomId",
+            "RoomUser.userId",
+            "RoomStream.streamId",
+            "RoomStream.userId",
+        ] {
+            expected.insert(place.to_owned());
+        }
+        let admin_routes = [
+            "list",
+            "users",
+            "streams",
+            "user-counts",
+            "kick",
+            "close",
+            "broadcast",
+            "barrage",
+            "command",
+            "extra-info",
+            "mute",
+        ];
+        let admin_paths = admin_routes.map(|route| format!("/v1/rooms/{route}"));
+        for path in ["/v1/tokens", "/v1/grants"].into_iter().chain(admin_paths.iter().map(String::as_str)) {
             for header in ["X-Huddle-AppId", "X-Huddle-Timestamp", "X-Huddle-Nonce", "X-Huddle-Signature"] {
                 expected.insert(format!("post {path} {header}"));
             }

@@ -186,6 +186,9 @@ impl Engine {
             Command::Play { stream, offer, reply } => {
                 let _ = reply.send(self.play(stream, &offer, now));
             }
+            Command::Mute { stream, audio, video, reply } => {
+                let _ = reply.send(self.mute(&stream, audio, video, now));
+            }
             Command::Close { peer, reply } => {
                 let result = if self.peers.contains_key(&peer) {
                     self.closing.push((peer, "closed by the API"));
@@ -197,6 +200,26 @@ impl Engine {
                 let _ = reply.send(result);
             }
         }
+    }
+
+    fn mute(
+        &mut self,
+        stream: &StreamKey,
+        audio: Option<bool>,
+        video: Option<bool>,
+        now: Instant,
+    ) -> Result<(), RelayError> {
+        let publisher = *self.streams.get(stream).ok_or_else(|| RelayError::UnknownStream(stream.stream_id.clone()))?;
+        let Some(Role::Publisher(source)) = self.peers.get_mut(&publisher).map(|p| &mut p.role) else {
+            return Err(RelayError::UnknownStream(stream.stream_id.clone()));
+        };
+        source.audio_muted = audio.unwrap_or(source.audio_muted);
+        let video_resumed = source.video_muted && video == Some(false);
+        source.video_muted = video.unwrap_or(source.video_muted);
+        if video_resumed {
+            self.want_keyframe(publisher, now);
+        }
+        Ok(())
     }
 
     fn publish(&mut self, stream: StreamKey, offer: &str, now: Instant) -> Result<(PeerId, String), RelayError> {
@@ -467,6 +490,13 @@ impl Engine {
         }
         let Some(track) = source.track_of(&mut peer.rtc, packet.header.ssrc) else { return };
         let (mid, kind) = (source.tracks[track].mid, source.tracks[track].kind);
+        let muted = match kind {
+            MediaKind::Audio => source.audio_muted,
+            MediaKind::Video => source.video_muted,
+        };
+        if muted {
+            return;
+        }
         let pt_in = packet.header.payload_type;
         let Some(codec) = source.params_of(pt_in).map(|p| p.spec().codec) else { return };
         let retry_keyframe = kind == MediaKind::Video && source.keyframe_wanted;

@@ -209,6 +209,7 @@ pub(crate) enum Command {
     Publish { stream: StreamKey, offer: String, reply: Reply<(PeerId, String)> },
     Play { stream: StreamKey, offer: String, reply: Reply<(PeerId, String)> },
     Close { peer: PeerId, reply: Reply<()> },
+    Mute { stream: StreamKey, audio: Option<bool>, video: Option<bool>, reply: Reply<()> },
 }
 
 /// Handle to a running relay. Cheap to clone; every shard stops when the last clone is dropped.
@@ -326,6 +327,17 @@ impl Relay {
     pub async fn close(&self, peer: PeerId) -> Result<(), RelayError> {
         let shard = (peer % self.inner.shards.len() as u64) as usize;
         self.ask(shard, |reply| Command::Close { peer, reply }).await
+    }
+
+    /// Stops (`true`) or resumes (`false`) forwarding a stream's audio and/or video to its
+    /// players (`None` leaves that kind as it is). The publisher keeps sending; a resumed
+    /// video starts again on a keyframe asked for at once.
+    pub async fn mute(&self, stream: StreamKey, audio: Option<bool>, video: Option<bool>) -> Result<(), RelayError> {
+        let shard = lock(&self.inner.directory).get(&stream).copied();
+        let Some(shard) = shard else {
+            return Err(RelayError::UnknownStream(stream.stream_id));
+        };
+        self.ask(shard, |reply| Command::Mute { stream, audio, video, reply }).await
     }
 
     /// The first shard's bound UDP address (see [`Relay::local_addrs`] for all of them).

@@ -76,6 +76,9 @@ pub(crate) struct Publisher {
     pub last_keyframe_request: Option<Instant>,
     /// A keyframe was asked for but not yet requested (rate limit, or no video stream yet).
     pub keyframe_wanted: bool,
+    /// The business server muted this kind of media: it is not forwarded to players.
+    pub audio_muted: bool,
+    pub video_muted: bool,
     /// Cache: incoming SSRC → index in `tracks`.
     ssrcs: Vec<(Ssrc, usize)>,
 }
@@ -225,6 +228,8 @@ impl Publisher {
             live: false,
             last_keyframe_request: None,
             keyframe_wanted: false,
+            audio_muted: false,
+            video_muted: false,
             ssrcs: Vec::new(),
         }
     }

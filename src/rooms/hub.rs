@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use tokio::sync::mpsc;
 
-use super::model::{RoomEvent, RoomKey};
+use super::model::{KickCause, RoomEvent, RoomKey};
 use crate::metrics;
 
 /// Independent locks, so that busy rooms do not serialise each other.
@@ -49,6 +49,38 @@ pub struct LocalMember {
     pub sender: mpsc::Sender<Arc<Delivery>>,
     /// Set when an event could not be queued (slow consumer): the session must resync.
     pub overflowed: Arc<AtomicBool>,
+    /// Raised with the `Kickout` for this session, beside its queue: a session nobody reads
+    /// (parked while its client reconnects) ends at once, and a full queue cannot lose it.
+    pub kicked: Arc<KickSignal>,
+}
+
+/// That a session was removed from its room, and why (see [`LocalMember::kicked`]).
+#[derive(Debug, Default)]
+pub struct KickSignal {
+    cause: Mutex<Option<KickCause>>,
+    notify: tokio::sync::Notify,
+}
+
+impl KickSignal {
+    fn raise(&self, cause: &KickCause) {
+        *self.cause.lock().unwrap_or_else(|p| p.into_inner()) = Some(cause.clone());
+        self.notify.notify_one();
+    }
+
+    /// Why the session was removed, if it was.
+    pub fn cause(&self) -> Option<KickCause> {
+        self.cause.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Waits until the session is removed; the cause.
+    pub async fn removed(&self) -> KickCause {
+        loop {
+            if let Some(cause) = self.cause() {
+                return cause;
+            }
+            self.notify.notified().await;
+        }
+    }
 }
 
 #[derive(Default)]
@@ -120,6 +152,9 @@ impl Hub {
         let delivery = Arc::new(Delivery::new(room.clone(), event));
         let mut delivered = 0u64;
         for member in members.iter().filter(|m| is_recipient(&delivery.event, m)) {
+            if let RoomEvent::Kickout { cause, .. } = &delivery.event {
+                member.kicked.raise(cause);
+            }
             match member.sender.try_send(delivery.clone()) {
                 Ok(()) => delivered += 1,
                 Err(mpsc::error::TrySendError::Full(_)) => {
@@ -150,7 +185,7 @@ fn is_recipient(event: &RoomEvent, member: &LocalMember) -> bool {
         RoomEvent::Kickout { session_id, .. } | RoomEvent::MediaState { session_id, .. } => {
             member.session_id == *session_id
         }
-        RoomEvent::Resync => true,
+        RoomEvent::Resync | RoomEvent::StreamMuted { .. } => true,
     }
 }
 
@@ -161,8 +196,13 @@ mod tests {
 
     fn member(session: &str, user: &str, capacity: usize) -> (LocalMember, mpsc::Receiver<Arc<Delivery>>) {
         let (sender, receiver) = mpsc::channel(capacity);
-        let member =
-            LocalMember { session_id: session.into(), user_id: user.into(), sender, overflowed: Arc::default() };
+        let member = LocalMember {
+            session_id: session.into(),
+            user_id: user.into(),
+            sender,
+            overflowed: Arc::default(),
+            kicked: Arc::default(),
+        };
         (member, receiver)
     }
 
@@ -207,7 +247,10 @@ mod tests {
         assert_eq!(first.as_str(), "x");
         assert_eq!(got.encoded(|_, _| "y".to_owned()).as_str(), "x");
 
-        hub.dispatch(room.clone(), RoomEvent::Kickout { user_id: "b".into(), session_id: "s2".into() });
+        hub.dispatch(
+            room.clone(),
+            RoomEvent::Kickout { user_id: "b".into(), session_id: "s2".into(), cause: Default::default() },
+        );
         assert!(rb.try_recv().is_ok());
         assert!(ra.try_recv().is_err() && rc.try_recv().is_err());
     }
@@ -223,5 +266,24 @@ mod tests {
         assert!(!flag.load(Ordering::Acquire));
         hub.dispatch(room.clone(), RoomEvent::Resync);
         assert!(flag.load(Ordering::Acquire));
+    }
+
+    #[test]
+    fn a_kickout_is_signalled_to_its_session_even_when_its_queue_is_full() {
+        let hub = Hub::default();
+        let room = RoomKey::new(1, "r");
+        let (full, _receiver) = member("s1", "full", 1);
+        let (other, _other_receiver) = member("s2", "other", 4);
+        let (signal, other_signal) = (full.kicked.clone(), other.kicked.clone());
+        hub.attach(&room, full);
+        hub.attach(&room, other);
+        hub.dispatch(room.clone(), RoomEvent::Resync);
+        let cause = KickCause::Server { reason: "r".into() };
+        hub.dispatch(
+            room.clone(),
+            RoomEvent::Kickout { user_id: "full".into(), session_id: "s1".into(), cause: cause.clone() },
+        );
+        assert_eq!(signal.cause(), Some(cause));
+        assert_eq!(other_signal.cause(), None, "only the session named");
     }
 }

@@ -17,10 +17,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use thiserror::Error;
 
-pub use hub::{Delivery, Hub, LocalMember};
+pub use hub::{Delivery, Hub, KickSignal, LocalMember};
 pub use model::{
-    ImMessage, JoinOutcome, MediaRole, MediaStateKind, Member, RelayInfo, RoomEvent, RoomExtraInfo, RoomKey, Snapshot,
-    StreamInfo, User, unix_millis,
+    ClosedRoom, ImMessage, JoinOutcome, KickCause, MediaRole, MediaStateKind, Member, RelayInfo, RoomEvent,
+    RoomExtraInfo, RoomKey, RoomSummary, Snapshot, StreamInfo, User, unix_millis,
 };
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -35,6 +35,13 @@ pub enum RoomError {
     StreamNotFound(String),
     #[error("a room holds at most {0} extra info keys")]
     TooManyExtraInfoKeys(usize),
+    #[error("the business server removed this user from the room; logins are refused for {remaining_secs} more s")]
+    Banned { remaining_secs: u64 },
+    #[error("the business server closed this room; logins are refused for {remaining_secs} more s")]
+    Closed { remaining_secs: u64 },
+    /// A session the business server removed (a repair found it gone and must not put it back).
+    #[error("the session was removed from the room")]
+    Removed(KickCause),
     #[error("room state unavailable: {0}")]
     Unavailable(String),
     #[error("room state is corrupt: {0}")]
@@ -77,6 +84,31 @@ pub trait RoomBackend: Send + Sync + 'static {
     ) -> Result<(), RoomError>;
     async fn set_room_extra_info(&self, room: &RoomKey, extra: RoomExtraInfo, max_keys: usize)
     -> Result<(), RoomError>;
+    /// The app's rooms with at least one member, by room id, after `after`, at most `limit`.
+    async fn list_rooms(&self, app_id: u32, after: Option<&str>, limit: usize) -> Result<Vec<RoomSummary>, RoomError>;
+    /// User and stream counts of the named rooms, in the order given (zero for empty rooms).
+    async fn room_counts(&self, app_id: u32, room_ids: &[String]) -> Result<Vec<RoomSummary>, RoomError>;
+    /// Removes the named users (each session gets `Kickout` with `cause`, the room sees its
+    /// streams and the user DELETEd) and, with `ban_secs > 0`, refuses their logins to the
+    /// room for that long. Returns the user ids that were in the room.
+    async fn kick(
+        &self,
+        room: &RoomKey,
+        user_ids: &[String],
+        cause: &KickCause,
+        ban_secs: u64,
+    ) -> Result<Vec<String>, RoomError>;
+    /// Removes every member and stream (as [`RoomBackend::kick`] does) and, with
+    /// `ban_secs > 0`, refuses every login to the room for that long.
+    async fn close_room(&self, room: &RoomKey, cause: &KickCause, ban_secs: u64) -> Result<ClosedRoom, RoomError>;
+    /// Records a stream's muted media (announced to the room as `StreamMuted`).
+    async fn set_stream_muted(
+        &self,
+        room: &RoomKey,
+        stream_id: &str,
+        audio: Option<bool>,
+        video: Option<bool>,
+    ) -> Result<StreamInfo, RoomError>;
     /// Fans out an event that changes no state (messages, commands).
     async fn publish(&self, room: &RoomKey, event: RoomEvent) -> Result<(), RoomError>;
     async fn snapshot(&self, room: &RoomKey) -> Result<Snapshot, RoomError>;

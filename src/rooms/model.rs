@@ -55,6 +55,12 @@ pub struct StreamInfo {
     /// Base URL of the relay that holds the stream's media (where players are sent).
     #[serde(rename = "relayURL", default, skip_serializing_if = "Option::is_none")]
     pub relay_url: Option<String>,
+    /// The business server muted the stream's audio: the relay does not forward it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub audio_muted: bool,
+    /// The business server muted the stream's video: the relay does not forward it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub video_muted: bool,
 }
 
 /// A relay node as the rooms backend knows it: where it is and how busy.
@@ -164,11 +170,20 @@ pub enum RoomEvent {
         #[serde(default)]
         to_user_ids: Vec<String>,
     },
-    /// The user logged in again elsewhere; only the named session reacts.
+    /// The named session is removed from the room; only it reacts. Why is in `cause`: the
+    /// user logged in again elsewhere, the business server removed it, or it closed the room.
     #[serde(rename_all = "camelCase")]
     Kickout {
         user_id: String,
         session_id: String,
+        #[serde(default)]
+        cause: KickCause,
+    },
+    /// The business server muted or unmuted a stream's audio and/or video: the relay stops (or
+    /// resumes) forwarding that media to players, and the room's members are told.
+    #[serde(rename_all = "camelCase")]
+    StreamMuted {
+        stream: StreamInfo,
     },
     /// State may have changed without events (Redis restart); members should re-read it.
     Resync,
@@ -181,6 +196,36 @@ pub enum RoomEvent {
         state: MediaStateKind,
         error_code: u32,
     },
+}
+
+/// Why a session was removed from its room.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "camelCase")]
+pub enum KickCause {
+    /// The same user logged in again from another connection.
+    #[default]
+    Replaced,
+    /// The business server removed the user (admin API or `huddle rooms kick`).
+    Server { reason: String },
+    /// The business server closed the room.
+    RoomClosed { reason: String },
+}
+
+/// One room of an app as the admin API lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RoomSummary {
+    pub room_id: String,
+    pub user_count: u32,
+    pub stream_count: u32,
+}
+
+/// What closing a room removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ClosedRoom {
+    pub users_removed: u32,
+    pub streams_removed: u32,
 }
 
 /// Which side of a stream a media state is about.
@@ -217,6 +262,7 @@ impl RoomEvent {
             RoomEvent::Barrage { .. } => "barrage",
             RoomEvent::CustomCommand { .. } => "custom_command",
             RoomEvent::Kickout { .. } => "kickout",
+            RoomEvent::StreamMuted { .. } => "stream_muted",
             RoomEvent::Resync => "resync",
             RoomEvent::MediaState { .. } => "media_state",
         }

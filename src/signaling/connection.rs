@@ -170,6 +170,7 @@ pub async fn run(
     heartbeat.reset();
     let exit = loop {
         let token_deadline = connection.session.as_ref().map(SessionState::token_deadline);
+        let kicked = connection.session.as_ref().map(|s| s.kicked.clone());
         // Biased: a finished job first (its reply, then the next request); the token's
         // deadline before the client's frames, so that no stream of frames puts it off; the
         // frames before the heartbeat, so that a pong already received counts when it looks;
@@ -182,6 +183,9 @@ pub async fn run(
             now = phase_change(&mut phase) => connection.on_phase(now).await,
             _ = heartbeat.tick() => connection.on_heartbeat().await,
             Some(delivery) = next_event(&mut connection.session) => connection.on_event(delivery).await,
+            // Normally the Kickout arrives in the queue (above); this catches one a full queue
+            // dropped, once everything queued before it was delivered.
+            cause = removed(kicked.as_deref()) => connection.on_removed(&cause).await,
         };
         if let Some(exit) = step {
             break exit;
@@ -208,6 +212,13 @@ async fn job_done(job: &mut Option<Job>) -> Done {
 async fn next_event(session: &mut Option<SessionState>) -> Option<Arc<Delivery>> {
     match session {
         Some(state) => state.events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn removed(signal: Option<&crate::rooms::KickSignal>) -> crate::rooms::KickCause {
+    match signal {
+        Some(signal) => signal.removed().await,
         None => std::future::pending().await,
     }
 }
@@ -397,17 +408,19 @@ impl Connection {
     async fn on_event(&mut self, delivery: Arc<Delivery>) -> Option<Exit> {
         let state = self.session.as_ref()?;
         match &delivery.event {
-            RoomEvent::Kickout { session_id, .. } if *session_id == state.session_id => {
-                let error = ApiError::new(ErrorCode::KickedOut, "the same user logged in from another connection");
-                let frame = protocol::event("kickout", json!({"roomID": state.room.room_id, "error": error.body()}));
-                // Whether or not the client takes it, the session is over.
-                let _ = self.send(frame).await;
-                return Some(Exit { notice: None, close: Some(close_reason(&error)), fate: Fate::Abandon });
+            RoomEvent::Kickout { session_id, cause, .. } if *session_id == state.session_id => {
+                return self.on_removed(cause).await;
             }
             RoomEvent::Kickout { .. } => return None,
             RoomEvent::Resync => {
                 self.start_resync();
                 return None;
+            }
+            // The publisher's own worker holds its relay session: it applies the mute there.
+            RoomEvent::StreamMuted { stream } if stream.user.user_id == state.user.user_id => {
+                if let Some(node) = self.ctx.relay.as_deref() {
+                    crate::admin::apply_mute(node, delivery.room.app_id, stream).await;
+                }
             }
             _ => {}
         }
@@ -434,6 +447,20 @@ impl Connection {
         }
         self.start_resync();
         None
+    }
+
+    /// The session was removed from its room (a newer login, the business server): the
+    /// client hears `kickout` with the cause's code and reason, and the session is over.
+    async fn on_removed(&mut self, cause: &crate::rooms::KickCause) -> Option<Exit> {
+        let room_id = self.session.as_ref()?.room.room_id.clone();
+        let (error, reason) = protocol::kickout_error(cause);
+        let mut data = json!({"roomID": room_id, "error": error.body()});
+        if let (Some(reason), Some(data)) = (reason, data.as_object_mut()) {
+            data.insert("reason".into(), Value::String(reason.to_owned()));
+        }
+        // Whether or not the client takes it, the session is over.
+        let _ = self.send(protocol::event("kickout", data)).await;
+        Some(Exit { notice: None, close: Some(close_reason(&error)), fate: Fate::Abandon })
     }
 
     /// The worker drains: the client is asked once to move to another worker (it keeps its

@@ -185,6 +185,8 @@ async fn stream_live(
         user,
         extra_info: grant.extra_info.clone().unwrap_or_default(),
         relay_url: Some(node.public_url.clone()),
+        audio_muted: false,
+        video_muted: false,
     };
     match ctx.rooms.backend().add_stream(room, session_id, stream).await {
         Ok(()) => notify(ctx, room, grant, MediaRole::Publisher, MediaStateKind::Publishing, 0).await,

@@ -93,15 +93,29 @@ impl SignalingContext {
     /// Keeps a dropped session for the grace period, then leaves the room unless resumed.
     pub fn park(self: &Arc<Self>, state: session::SessionState) {
         let session_id = state.session_id.clone();
+        let kicked = state.kicked.clone();
         let parking = self.registry.park(state);
         let ctx = self.clone();
         tokio::spawn(async move {
-            tokio::time::sleep(ctx.config.reconnect_grace).await;
-            if let Some(state) = ctx.registry.expire(&session_id, parking) {
-                tracing::debug!(session = %session_id, "reconnect grace over; leaving the room");
-                // Leaving is guarded by the session id, so a session kicked while parked
-                // leaves nothing behind and takes nothing from its successor.
-                state.end(&ctx).await;
+            // Removed from the room meanwhile (a newer login, the business server): the
+            // session ends at once (its relay peers with it) rather than after the grace.
+            let removed = tokio::select! {
+                _ = tokio::time::sleep(ctx.config.reconnect_grace) => None,
+                cause = kicked.removed() => Some(cause),
+            };
+            let Some(state) = ctx.registry.expire(&session_id, parking) else { return };
+            match removed {
+                None => {
+                    tracing::debug!(session = %session_id, "reconnect grace over; leaving the room");
+                    // Leaving is guarded by the session id, so a session kicked while parked
+                    // leaves nothing behind and takes nothing from its successor.
+                    state.end(&ctx).await;
+                }
+                Some(cause) => {
+                    tracing::debug!(session = %session_id, ?cause, "parked session removed from its room");
+                    ctx.registry.remember_removed(&state, cause, ctx.config.reconnect_grace);
+                    state.abandon(&ctx).await;
+                }
             }
         });
     }

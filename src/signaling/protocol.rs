@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ErrorCode};
-use crate::rooms::{ImMessage, RoomEvent, RoomExtraInfo, RoomKey, Snapshot, StreamInfo, User};
+use crate::rooms::{ImMessage, KickCause, RoomEvent, RoomExtraInfo, RoomKey, Snapshot, StreamInfo, User};
 
 pub const PROTOCOL_VERSION: u32 = 1;
 
@@ -295,6 +295,12 @@ pub struct WireStream {
     pub stream_id: String,
     pub user: User,
     pub extra_info: String,
+    /// Present (true) while the business server mutes the stream's audio.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub audio_muted: bool,
+    /// Present (true) while the business server mutes the stream's video.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub video_muted: bool,
 }
 
 impl From<&StreamInfo> for WireStream {
@@ -303,6 +309,8 @@ impl From<&StreamInfo> for WireStream {
             stream_id: stream.stream_id.clone(),
             user: stream.user.clone(),
             extra_info: stream.extra_info.clone(),
+            audio_muted: stream.audio_muted,
+            video_muted: stream.video_muted,
         }
     }
 }
@@ -317,6 +325,21 @@ fn extra_info_update(room: &RoomKey, extra: &[RoomExtraInfo]) -> ByteString {
 
 fn messages(room: &RoomKey, name: &str, message: &ImMessage) -> ByteString {
     event(name, json!({"roomID": room.room_id, "messageList": [message]}))
+}
+
+/// The error a `kickout` event carries for `cause`, and the business server's reason if any.
+pub fn kickout_error(cause: &KickCause) -> (ApiError, Option<&str>) {
+    match cause {
+        KickCause::Replaced => {
+            (ApiError::new(ErrorCode::KickedOut, "the same user logged in from another connection"), None)
+        }
+        KickCause::Server { reason } => {
+            (ApiError::new(ErrorCode::KickedByServer, "removed from the room by the server"), Some(reason))
+        }
+        KickCause::RoomClosed { reason } => {
+            (ApiError::new(ErrorCode::RoomClosed, "the room was closed by the server"), Some(reason))
+        }
+    }
 }
 
 /// Wire form of a room event. `Kickout` and `Resync` are acted on by the session, not sent.
@@ -355,6 +378,11 @@ pub fn encode_event(room: &RoomKey, room_event: &RoomEvent) -> EncodedEvent {
                 json!({"roomID": room.room_id, "streamID": stream_id, "state": state, "errorCode": error_code}),
             ))
         }
+        RoomEvent::StreamMuted { stream } => one(event(
+            "streamMuteUpdate",
+            json!({"roomID": room.room_id, "streamID": stream.stream_id, "user": stream.user,
+                   "audioMuted": stream.audio_muted, "videoMuted": stream.video_muted, "byServer": true}),
+        )),
         RoomEvent::Kickout { .. } | RoomEvent::Resync => EncodedEvent::default(),
     }
 }
@@ -452,6 +480,8 @@ mod tests {
             user: User { user_id: "u".into(), user_name: "U".into() },
             extra_info: "hd".into(),
             relay_url: Some("http://relay-7:8080".into()),
+            audio_muted: false,
+            video_muted: false,
         };
         let wire = json!({"streamID": "cam", "user": {"userID": "u", "userName": "U"}, "extraInfo": "hd"});
         for event in [

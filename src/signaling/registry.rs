@@ -5,8 +5,10 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use super::session::SessionState;
-use crate::rooms::RoomEvent;
+use std::time::{Duration, Instant};
+
+use super::session::{self, SessionState};
+use crate::rooms::{KickCause, RoomEvent};
 
 struct Parked {
     state: SessionState,
@@ -19,6 +21,15 @@ struct Parked {
 pub struct Registry {
     parked: Mutex<HashMap<String, Parked>>,
     next_parking: Mutex<u64>,
+    /// Parked sessions that were removed from their room and ended: session id → the resume
+    /// token, why, and until when `resume` still says so (then it answers "not found").
+    removed: Mutex<HashMap<String, Removed>>,
+}
+
+struct Removed {
+    resume_token: String,
+    cause: KickCause,
+    until: Instant,
 }
 
 impl Registry {
@@ -35,6 +46,26 @@ impl Registry {
         };
         self.lock().insert(state.session_id.clone(), Parked { state, parking });
         parking
+    }
+
+    /// Remembers, for `keep`, that a parked session ended because it was removed from its
+    /// room, so that its client's `resume` hears why.
+    pub fn remember_removed(&self, state: &SessionState, cause: KickCause, keep: Duration) {
+        let now = Instant::now();
+        let mut removed = self.removed.lock().unwrap_or_else(|p| p.into_inner());
+        removed.retain(|_, r| r.until > now);
+        let record = Removed { resume_token: state.resume_token().to_owned(), cause, until: now + keep };
+        removed.insert(state.session_id.clone(), record);
+    }
+
+    /// Why a session that a client tries to resume was removed, if it was (and the resume
+    /// token matches).
+    pub fn removed(&self, session_id: &str, resume_token: &str) -> Option<KickCause> {
+        let removed = self.removed.lock().unwrap_or_else(|p| p.into_inner());
+        removed
+            .get(session_id)
+            .filter(|r| r.until > Instant::now() && session::tokens_match(&r.resume_token, resume_token))
+            .map(|r| r.cause.clone())
     }
 
     /// Takes a parked session for a resuming client whose token matches.

@@ -16,7 +16,10 @@ use crate::auth::token::{self, Claims, Expected, LEEWAY_SECS};
 use crate::auth::{TokenError, unix_now};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids;
-use crate::rooms::{Delivery, ImMessage, LocalMember, Member, RoomEvent, RoomExtraInfo, RoomKey, User, unix_millis};
+use crate::rooms::{
+    Delivery, ImMessage, KickCause, KickSignal, LocalMember, Member, RoomEvent, RoomExtraInfo, RoomKey, User,
+    unix_millis,
+};
 
 /// How long before expiry `tokenWillExpire` is pushed.
 pub const TOKEN_WARNING_SECS: i64 = 30;
@@ -47,16 +50,26 @@ pub struct SessionState {
     warned_expiry: bool,
     pub events: mpsc::Receiver<Arc<Delivery>>,
     pub overflowed: Arc<AtomicBool>,
+    /// Raised when the session is removed from its room (see [`KickSignal`]).
+    pub kicked: Arc<KickSignal>,
     requests: RateLimit,
     messages: RateLimit,
 }
 
 impl SessionState {
     pub fn resume_token_matches(&self, candidate: &str) -> bool {
-        // Constant time: the token is a secret.
-        let (a, b) = (self.resume_token.as_bytes(), candidate.as_bytes());
-        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+        tokens_match(&self.resume_token, candidate)
     }
+
+    pub(super) fn resume_token(&self) -> &str {
+        &self.resume_token
+    }
+}
+
+/// Compares two secrets in constant time.
+pub(super) fn tokens_match(secret: &str, candidate: &str) -> bool {
+    let (a, b) = (secret.as_bytes(), candidate.as_bytes());
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 fn random_hex(bytes: usize) -> String {
@@ -67,7 +80,7 @@ fn random_hex(bytes: usize) -> String {
 
 /// Message ids: milliseconds shifted left 12 bits plus a per-process counter that starts at a
 /// random value. Stays below 2^53, so JavaScript numbers hold it exactly.
-fn next_message_id() -> u64 {
+pub fn next_message_id() -> u64 {
     static COUNTER: std::sync::LazyLock<AtomicU64> =
         std::sync::LazyLock::new(|| AtomicU64::new(rand::random::<u64>() & 0xfff));
     let sequence = COUNTER.fetch_add(1, Ordering::Relaxed) & 0xfff;
@@ -109,11 +122,13 @@ pub async fn login(ctx: &SignalingContext, request: LoginRequest) -> Result<(Ses
     let session_id = random_hex(16);
     let (sender, events) = mpsc::channel(limits::SESSION_QUEUE);
     let overflowed = Arc::new(AtomicBool::new(false));
+    let kicked = Arc::new(KickSignal::default());
     let local = LocalMember {
         session_id: session_id.clone(),
         user_id: user.user_id.clone(),
         sender,
         overflowed: overflowed.clone(),
+        kicked: kicked.clone(),
     };
     let member = Member {
         user: user.clone(),
@@ -133,6 +148,7 @@ pub async fn login(ctx: &SignalingContext, request: LoginRequest) -> Result<(Ses
         warned_expiry: false,
         events,
         overflowed,
+        kicked,
         requests: RateLimit::new(limits::REQUESTS_PER_SEC, limits::REQUEST_BURST),
         messages: RateLimit::new(limits::MESSAGES_PER_SEC, limits::MESSAGE_BURST),
     };
@@ -147,6 +163,9 @@ pub async fn login(ctx: &SignalingContext, request: LoginRequest) -> Result<(Ses
 /// Takes over a parked session after a dropped connection.
 pub async fn resume(ctx: &Arc<SignalingContext>, request: ResumeRequest) -> Result<(SessionState, Reply), ApiError> {
     let not_found = || ApiError::new(ErrorCode::SessionNotFound, "no session to resume; log in again");
+    if let Some(cause) = ctx.registry.removed(&request.session_id, &request.resume_token) {
+        return Err(removed_error(&cause));
+    }
     let mut state = ctx.registry.resume(&request.session_id, &request.resume_token).ok_or_else(not_found)?;
     if unix_now() > state.claims.exp + LEEWAY_SECS {
         state.end(ctx).await;
@@ -156,10 +175,11 @@ pub async fn resume(ctx: &Arc<SignalingContext>, request: ResumeRequest) -> Resu
     let mut replay = Vec::new();
     while let Ok(delivery) = state.events.try_recv() {
         match &delivery.event {
-            RoomEvent::Kickout { .. } => {
+            RoomEvent::Kickout { session_id, cause, .. } if *session_id == state.session_id => {
+                super::media::end_session_media(ctx, &state.session_id).await;
                 ctx.rooms.stop_listening(&state.room, &state.session_id).await;
                 crate::metrics::session_ended();
-                return Err(ApiError::new(ErrorCode::KickedOut, "logged in from another connection meanwhile"));
+                return Err(removed_error(cause));
             }
             RoomEvent::Broadcast { .. } | RoomEvent::Barrage { .. } | RoomEvent::CustomCommand { .. } => {
                 replay.extend(protocol::encode_event(&delivery.room, &delivery.event).frames)
@@ -187,6 +207,14 @@ pub async fn resume(ctx: &Arc<SignalingContext>, request: ResumeRequest) -> Resu
     let mut reply = state.session_reply(ctx, &view, json!({"missedMessages": missed_messages}));
     reply.after = replay;
     Ok((state, reply))
+}
+
+/// What `resume` answers for a session removed from its room while it was parked.
+fn removed_error(cause: &KickCause) -> ApiError {
+    match cause {
+        KickCause::Replaced => ApiError::new(ErrorCode::KickedOut, "logged in from another connection meanwhile"),
+        other => protocol::kickout_error(other).0,
+    }
 }
 
 impl SessionState {

@@ -1,8 +1,11 @@
 // The demo page Huddle serves at `/`: two people join the same room through its form and each
 // sees the other's video tile playing; the People list shows each person's microphone and camera
-// as they are, your own included, from the moment you publish and after every toggle. And the
-// README's tutorial-style page, run as printed there (only the server's address swapped in), by
-// two people who see each other.
+// as they are, your own included, from the moment you publish and after every toggle. A user the
+// business server removes (admin API, through `huddle rooms kick`) sees the "removed from the
+// call" state with the server's reason, and the one who stays sees them go (and, before, is told
+// when the server turns their camera off). And the README's
+// tutorial-style page, run as printed there (only the server's address swapped in), by two
+// people who see each other.
 
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -125,6 +128,50 @@ describe('demo page', () => {
     await fay.page.click('[data-testid="toggle-mic"]');
     await expectEntry(fay, 'self', { mic: 'on', cam: 'off' });
     await expectEntry(gus, published.userID, { mic: 'on', cam: 'off' }, { timeout: 10_000 });
+  });
+
+  test('a user the server mutes, then removes, sees the "removed from the call" state with the reason', { timeout: 90_000 }, async () => {
+    const room = uid('demo-kick');
+    const [ivy, jon] = await Promise.all(['Ivy Intruder', 'Jon Host'].map((name) => env.openPage(name, '/')));
+    await joinThroughForm(ivy, room, 'Ivy Intruder');
+    await joinThroughForm(jon, room, 'Jon Host');
+    const ivyState = await waitFor(async () => {
+      const state = await localState(ivy);
+      return state.micEnabled && state.streamID && state;
+    }, { timeout: 20_000, what: 'Ivy: logged in and publishing', detail: () => ivy.describe() });
+    await expectEntry(jon, ivyState.userID, { mic: 'on', cam: 'on' }, { timeout: 20_000 });
+
+    // First the host turns Ivy's camera off (the relay stops sending it): Jon's page says so.
+    const muted = await env.huddle.rooms(['mute', '--app-id', String(env.huddle.devAppId), '--room-id', room,
+      '--stream-id', ivyState.streamID, '--video', 'on']);
+    assert.equal(muted.videoMuted, true);
+    const toasts = () => jon.evaluate(() => [...document.querySelectorAll('.toast-text')].map((t) => t.textContent));
+    await waitFor(async () => (await toasts()).some((t) => t === "The host turned off Ivy Intruder's camera."),
+      { what: 'Jon: a notice that the host turned Ivy\'s camera off', detail: async () => JSON.stringify(await toasts()) });
+
+    // The business server (here its operator, through the admin CLI: a signed POST) removes Ivy.
+    const answer = await env.huddle.rooms(['kick', '--app-id', String(env.huddle.devAppId), '--room-id', room,
+      '--user-id', ivyState.userID, '--reason', 'off-topic']);
+    assert.deepEqual(answer, { kicked: [ivyState.userID], notInRoom: [] });
+
+    const ended = () => ivy.evaluate(() => ({
+      shown: !document.getElementById('ended').hidden,
+      title: document.getElementById('ended-title').textContent,
+      text: document.getElementById('ended-text').textContent,
+      remoteTiles: document.querySelectorAll('[data-testid="remote-tile"]').length,
+    }));
+    const shown = await waitFor(async () => {
+      const view = await ended();
+      return view.shown && view;
+    }, { what: 'Ivy: the "removed from the call" state', detail: async () => `${JSON.stringify(await ended())}\n${await ivy.describe()}` });
+    // The title is the demo's for code 5023 (removed by the server); the text carries the
+    // reason from roomStateChanged's extendedData ({"custom_kickout_message": …}).
+    assert.equal(shown.title, 'Removed from the call');
+    assert.match(shown.text, /off-topic/);
+    assert.equal(shown.remoteTiles, 0, 'no tile of anyone left');
+    // Jon stays and sees Ivy leave the People list.
+    await waitFor(async () => !(await people(jon)).some((p) => p.userID === ivyState.userID),
+      { what: 'Jon: Ivy gone from the People list', detail: async () => JSON.stringify(await people(jon)) });
   });
 
   test('the README\'s tutorial-style page works as printed', { timeout: 90_000 }, async () => {

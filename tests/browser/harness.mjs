@@ -10,7 +10,7 @@
 // HUDDLE_E2E_SDK_FILE=sdk/huddle-express.js answers the pages' requests for Huddle's
 // /sdk/huddle-express.js with that file instead (to try SDK edits without rebuilding).
 
-import { spawn, execFileSync } from 'node:child_process';
+import { spawn, execFile, execFileSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
@@ -19,8 +19,10 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import readline from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
 import { chromium } from 'playwright-core';
 
+const execFileAsync = promisify(execFile);
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const huddleBin = process.env.HUDDLE_BIN || path.join(repoRoot, 'target/debug/huddle');
 const debug = !!process.env.HUDDLE_E2E_DEBUG;
@@ -140,7 +142,17 @@ export async function startHuddle({ args = [], env = {} } = {}) {
     wsUrl: `ws://127.0.0.1:${port}/ws`,
     devAppId: 1,
     testApp,
+    databaseUrl,
     log: () => log.join('\n'),
+    /**
+     * Runs the admin CLI, `huddle rooms ARGS --json`, against this server: a signed POST to
+     * `/v1/rooms/…` with the app's secret read from the store. Resolves to the API's answer.
+     */
+    async rooms(args) {
+      const { stdout } = await execFileAsync(huddleBin, ['rooms', ...args, '--database-url', databaseUrl,
+        '--server', base, '--json'], { env: childEnv });
+      return JSON.parse(stdout);
+    },
     /** GET /dev/token: a login-and-publish token of the dev app, bound to `roomId`. */
     async devToken(userId, roomId) {
       const query = new URLSearchParams({ userId, ...(roomId ? { roomId } : {}) });

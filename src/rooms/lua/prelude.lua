@@ -51,6 +51,25 @@ local function drop_streams_of(streams, appstreams, user_id, channel)
   end
 end
 
+-- Removes a member the business server removed: its session hears `kickout` with the cause,
+-- its streams and the user are DELETEd, and a repair may not put the session back (the
+-- kicked key, which holds the cause). Returns true if the user was a member.
+local function remove_member(users, streams, appstreams, channel, user_id, cause_json, kicked_prefix, kicked_ttl)
+  local existing = redis.call('HGET', users, user_id)
+  if not existing then
+    return false
+  end
+  local member = cjson.decode(existing)
+  local session_id = member[F.session_id]
+  publish(channel, {[F.type] = E.kickout, [F.event_user_id] = user_id, [F.event_session_id] = session_id,
+    [F.cause] = cjson.decode(cause_json)})
+  redis.call('SET', kicked_prefix .. session_id, cause_json, 'EX', kicked_ttl)
+  drop_streams_of(streams, appstreams, user_id, channel)
+  redis.call('HDEL', users, user_id)
+  publish(channel, {[F.type] = E.user_removed, [F.user] = member[F.user], [F.online_count] = redis.call('HLEN', users)})
+  return true
+end
+
 -- The stream `stream_id` of `streams` if user_id publishes it, else nil.
 local function owned_stream(streams, stream_id, user_id)
   local held = redis.call('HGET', streams, stream_id)

@@ -32,6 +32,10 @@ pub const FIELDS: &[(&str, &str)] = &[
     ("extra", "extra"),
     ("event_user_id", "userId"),
     ("event_session_id", "sessionId"),
+    ("cause", "cause"),
+    // StreamInfo's mute flags
+    ("audio_muted", "audioMuted"),
+    ("video_muted", "videoMuted"),
 ];
 
 /// `type` tags of the room events the scripts publish, as `(Lua name, tag)`.
@@ -43,6 +47,7 @@ pub const EVENTS: &[(&str, &str)] = &[
     ("stream_extra_info", "streamExtraInfo"),
     ("room_extra_info", "roomExtraInfo"),
     ("kickout", "kickout"),
+    ("stream_muted", "streamMuted"),
 ];
 
 /// `local F = {...}` and `local E = {...}`, prepended to every script.
@@ -62,6 +67,11 @@ pub struct RoomKeys {
     pub extra: String,
     pub app_streams: String,
     pub channel: String,
+    /// The app's rooms with members (a sorted set of room ids, all of score 0, so that it
+    /// pages by room id).
+    pub app_rooms: String,
+    /// Set (with a TTL) while the room is closed to logins.
+    pub closed: String,
 }
 
 impl RoomKeys {
@@ -73,8 +83,35 @@ impl RoomKeys {
             extra: format!("{base}:x"),
             app_streams: app_streams_key(room.app_id),
             channel: channel(room),
+            app_rooms: app_rooms_key(room.app_id),
+            closed: format!("huddle:closed:{}:{}", room.app_id, room.room_id),
         }
     }
+
+    /// Set (with a TTL) while `user_id` may not log in to the room.
+    pub fn ban(room: &RoomKey, user_id: &str) -> String {
+        format!("{}{user_id}", Self::ban_prefix(room))
+    }
+
+    /// What [`RoomKeys::ban`] puts before the user id (the kick script appends it).
+    pub fn ban_prefix(room: &RoomKey) -> String {
+        format!("huddle:ban:{}:{}:", room.app_id, room.room_id)
+    }
+
+    /// Set (with a TTL, to the kick's cause) when the server removed `session_id`: a repair
+    /// must not put that session back.
+    pub fn kicked(room: &RoomKey, session_id: &str) -> String {
+        format!("{}{session_id}", Self::kicked_prefix(room))
+    }
+
+    pub fn kicked_prefix(room: &RoomKey) -> String {
+        format!("huddle:kicked:{}:{}:", room.app_id, room.room_id)
+    }
+}
+
+/// The app's rooms that have members (see [`RoomKeys::app_rooms`]).
+pub fn app_rooms_key(app_id: u32) -> String {
+    format!("huddle:a:{app_id}:rooms")
 }
 
 /// Stream id → room id, per app (stream ids are unique within an app).
@@ -168,6 +205,7 @@ pub struct StoredStream {
 mod tests {
     use super::*;
     use crate::rooms::model::{Member, RoomEvent, RoomExtraInfo, User};
+    use serde_json::json;
 
     fn json_name(lua: &str) -> &'static str {
         FIELDS.iter().chain(EVENTS).find(|(name, _)| *name == lua).map(|(_, json)| *json).unwrap()
@@ -178,7 +216,14 @@ mod tests {
     }
 
     fn stream() -> StreamInfo {
-        StreamInfo { stream_id: "s".into(), user: user(), extra_info: "x".into(), relay_url: None }
+        StreamInfo {
+            stream_id: "s".into(),
+            user: user(),
+            extra_info: "x".into(),
+            relay_url: None,
+            audio_muted: false,
+            video_muted: false,
+        }
     }
 
     #[test]
@@ -214,10 +259,30 @@ mod tests {
         let extra = RoomExtraInfo { key: "k".into(), value: "v".into(), update_user: user(), update_time: 0 };
         check(RoomEvent::RoomExtraInfo { extra }, "room_extra_info", &["extra"]);
         check(
-            RoomEvent::Kickout { user_id: "u".into(), session_id: "s".into() },
+            RoomEvent::Kickout { user_id: "u".into(), session_id: "s".into(), cause: Default::default() },
             "kickout",
             &["event_user_id", "event_session_id"],
         );
+        let cause = crate::rooms::KickCause::Server { reason: "r".into() };
+        check(
+            RoomEvent::Kickout { user_id: "u".into(), session_id: "s".into(), cause: cause.clone() },
+            "kickout",
+            &["event_user_id", "event_session_id", "cause"],
+        );
+        // The scripts put the cause in as Rust encoded it; without one (a duplicate login,
+        // published by join.lua) it reads as Replaced.
+        let without: RoomEvent = serde_json::from_value(serde_json::json!(
+            {json_name("type"): json_name("kickout"), json_name("event_user_id"): "u", json_name("event_session_id"): "s"}
+        ))
+        .unwrap();
+        assert_eq!(
+            without,
+            RoomEvent::Kickout { user_id: "u".into(), session_id: "s".into(), cause: Default::default() }
+        );
+        let muted = StreamInfo { audio_muted: true, video_muted: true, ..stream() };
+        check(RoomEvent::StreamMuted { stream: muted.clone() }, "stream_muted", &["stream"]);
+        let value = serde_json::to_value(&muted).unwrap();
+        assert_eq!((&value[json_name("audio_muted")], &value[json_name("video_muted")]), (&json!(true), &json!(true)));
     }
 
     #[test]

@@ -24,6 +24,7 @@ use redis::AsyncCommands;
 use super::contract::{CLOCK_KEY, RoomKeys, WORKERS_KEY, WorkerEntry, worker_entries_key};
 use super::{LocalSession, RedisRooms};
 use crate::metrics;
+use crate::rooms::KickCause;
 use crate::rooms::{Member, RoomError, RoomEvent, RoomKey};
 
 /// Renew every this many ticks (a tick is a tenth of the lease).
@@ -229,7 +230,7 @@ impl RedisRooms {
                         }
                     }
                 }
-                Some(_) => self.superseded(session_id, session),
+                Some(_) => self.superseded(session_id, session, KickCause::Replaced),
                 None => {
                     if self.restore_session(session_id, session).await? {
                         changed.insert(session.room.clone());
@@ -243,9 +244,18 @@ impl RedisRooms {
     /// Puts a local session back into Redis (silently); false when another session of the
     /// same user took the membership meanwhile.
     async fn restore_session(&self, session_id: &str, session: &LocalSession) -> Result<bool, RoomError> {
-        if self.run_join(&session.room, &session.member, u32::MAX, "restore", 0).await?.is_none() {
-            self.superseded(session_id, session);
-            return Ok(false);
+        match self.run_join(&session.room, &session.member, u32::MAX, "restore", 0).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                self.superseded(session_id, session, KickCause::Replaced);
+                return Ok(false);
+            }
+            // The business server removed it while this worker missed the kickout.
+            Err(RoomError::Removed(cause)) => {
+                self.superseded(session_id, session, cause);
+                return Ok(false);
+            }
+            Err(err) => return Err(err),
         }
         for stream in session.streams.values() {
             self.restore_stream(&session.room, session_id, stream).await?;
@@ -272,12 +282,16 @@ impl RedisRooms {
         }
     }
 
-    /// A newer session of the same user holds the membership, and this worker missed the
-    /// kickout: end the local session as the kickout would have.
-    fn superseded(&self, session_id: &str, session: &LocalSession) {
+    /// A newer session of the same user holds the membership (or the business server removed
+    /// the session), and this worker missed the kickout: end the local session as the kickout
+    /// would have.
+    fn superseded(&self, session_id: &str, session: &LocalSession, cause: KickCause) {
         self.local().sessions.remove(session_id);
-        let event =
-            RoomEvent::Kickout { user_id: session.member.user.user_id.clone(), session_id: session_id.to_owned() };
+        let event = RoomEvent::Kickout {
+            user_id: session.member.user.user_id.clone(),
+            session_id: session_id.to_owned(),
+            cause,
+        };
         self.hub.dispatch(session.room.clone(), event);
     }
 }

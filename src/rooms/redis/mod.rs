@@ -32,10 +32,17 @@ use async_trait::async_trait;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Value};
 
-use super::model::{JoinOutcome, Member, RelayInfo, RoomEvent, RoomExtraInfo, RoomKey, Snapshot, StreamInfo};
+use super::model::{
+    ClosedRoom, JoinOutcome, KickCause, Member, RelayInfo, RoomEvent, RoomExtraInfo, RoomKey, RoomSummary, Snapshot,
+    StreamInfo,
+};
 use super::{Hub, RoomBackend, RoomError};
 use crate::metrics;
-use contract::{RELAYS_KEY, RoomKeys, StoredStream, WorkerEntry, app_streams_key, worker_entries_key};
+use contract::{RELAYS_KEY, RoomKeys, StoredStream, WorkerEntry, app_rooms_key, app_streams_key, worker_entries_key};
+
+/// How long Redis remembers that the business server removed a session (so that no repair
+/// puts it back); far longer than any repair takes to notice.
+const KICKED_TTL_SECS: u64 = 3600;
 use scripts::Scripts;
 use subscriber::Subscriber;
 
@@ -231,6 +238,10 @@ impl RedisRooms {
             .key(&keys.extra)
             .key(&keys.app_streams)
             .key(self.own_entries_key())
+            .key(&keys.app_rooms)
+            .key(&keys.closed)
+            .key(RoomKeys::ban(room, &member.user.user_id))
+            .key(RoomKeys::kicked(room, &member.session_id))
             .arg(&member.user.user_id)
             .arg(encode(member)?)
             .arg(&member.session_id)
@@ -239,7 +250,8 @@ impl RedisRooms {
             .arg(entry.encode())
             .arg(self.room_ttl_secs())
             .arg(mode)
-            .arg(deadline);
+            .arg(deadline)
+            .arg(&room.room_id);
         let reply: Vec<Value> = self.invoke(&script).await?;
         let text = |index: usize| -> Result<String, RoomError> {
             reply
@@ -249,9 +261,16 @@ impl RedisRooms {
                 .map_err(unparsable)
                 .map(Option::unwrap_or_default)
         };
+        let remaining_secs = || -> Result<u64, RoomError> {
+            let ms: u64 = text(1)?.parse().map_err(unparsable)?;
+            Ok(ms.div_ceil(1000))
+        };
         match text(0)?.as_str() {
             "ok" => {}
             "full" => return Err(RoomError::RoomFull(max_users)),
+            "closed" => return Err(RoomError::Closed { remaining_secs: remaining_secs()? }),
+            "banned" => return Err(RoomError::Banned { remaining_secs: remaining_secs()? }),
+            "kicked" => return Err(RoomError::Removed(decode(&text(1)?)?)),
             "superseded" => return Ok(None),
             "expired" => return Err(expired()),
             other => return Err(RoomError::Corrupt(format!("join script answered {other:?}"))),
@@ -291,10 +310,12 @@ impl RedisRooms {
             .key(&keys.extra)
             .key(&keys.app_streams)
             .key(entries_key)
+            .key(&keys.app_rooms)
             .arg(user_id)
             .arg(session_id)
             .arg(&keys.channel)
-            .arg(entry.encode());
+            .arg(entry.encode())
+            .arg(&room.room_id);
         let left: i64 = self.invoke(&script).await?;
         Ok(left == 1)
     }
@@ -513,6 +534,141 @@ impl RoomBackend for RedisRooms {
         Ok(())
     }
 
+    async fn list_rooms(&self, app_id: u32, after: Option<&str>, limit: usize) -> Result<Vec<RoomSummary>, RoomError> {
+        let mut conn = self.conn();
+        let mut live = Vec::new();
+        let mut after = after.map(str::to_owned);
+        // Index entries of rooms that emptied without a leave (their keys expired) are skipped
+        // and dropped, so a page is full unless the index is exhausted.
+        while live.len() < limit {
+            let start = after.as_deref().map_or_else(|| "-".to_owned(), |after| format!("({after}"));
+            let room_ids: Vec<String> = redis::cmd("ZRANGEBYLEX")
+                .arg(app_rooms_key(app_id))
+                .arg(start)
+                .arg("+")
+                .arg("LIMIT")
+                .arg(0)
+                .arg(limit - live.len())
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.failed(e))?;
+            let exhausted = room_ids.len() < limit - live.len();
+            after = room_ids.last().cloned();
+            let counted = self.room_counts(app_id, &room_ids).await?;
+            let (found, gone): (Vec<RoomSummary>, Vec<RoomSummary>) =
+                counted.into_iter().partition(|r| r.user_count > 0);
+            live.extend(found);
+            if !gone.is_empty() {
+                let ids: Vec<&str> = gone.iter().map(|r| r.room_id.as_str()).collect();
+                let _: () = conn.zrem(app_rooms_key(app_id), ids).await.map_err(|e| self.failed(e))?;
+            }
+            if exhausted || after.is_none() {
+                break;
+            }
+        }
+        Ok(live)
+    }
+
+    async fn room_counts(&self, app_id: u32, room_ids: &[String]) -> Result<Vec<RoomSummary>, RoomError> {
+        if room_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut pipe = redis::pipe();
+        for room_id in room_ids {
+            let keys = RoomKeys::of(&RoomKey::new(app_id, room_id.clone()));
+            pipe.hlen(keys.users).hlen(keys.streams);
+        }
+        let started = Instant::now();
+        let counts: Vec<u32> = pipe.query_async(&mut self.conn()).await.map_err(|e| self.failed(e))?;
+        metrics::redis_round_trip(started.elapsed());
+        Ok(room_ids
+            .iter()
+            .zip(counts.chunks(2))
+            .map(|(room_id, pair)| RoomSummary {
+                room_id: room_id.clone(),
+                user_count: pair.first().copied().unwrap_or(0),
+                stream_count: pair.get(1).copied().unwrap_or(0),
+            })
+            .collect())
+    }
+
+    async fn kick(
+        &self,
+        room: &RoomKey,
+        user_ids: &[String],
+        cause: &KickCause,
+        ban_secs: u64,
+    ) -> Result<Vec<String>, RoomError> {
+        let keys = RoomKeys::of(room);
+        let mut script = self.scripts.kick.prepare_invoke();
+        script
+            .key(&keys.users)
+            .key(&keys.streams)
+            .key(&keys.extra)
+            .key(&keys.app_streams)
+            .key(&keys.app_rooms)
+            .arg(&keys.channel)
+            .arg(encode(cause)?)
+            .arg(ban_secs)
+            .arg(RoomKeys::ban_prefix(room))
+            .arg(RoomKeys::kicked_prefix(room))
+            .arg(KICKED_TTL_SECS)
+            .arg(&room.room_id);
+        for user_id in user_ids {
+            script.arg(user_id);
+        }
+        self.invoke(&script).await
+    }
+
+    async fn close_room(&self, room: &RoomKey, cause: &KickCause, ban_secs: u64) -> Result<ClosedRoom, RoomError> {
+        let keys = RoomKeys::of(room);
+        let mut script = self.scripts.close_room.prepare_invoke();
+        script
+            .key(&keys.users)
+            .key(&keys.streams)
+            .key(&keys.extra)
+            .key(&keys.app_streams)
+            .key(&keys.app_rooms)
+            .key(&keys.closed)
+            .arg(&keys.channel)
+            .arg(encode(cause)?)
+            .arg(ban_secs)
+            .arg(RoomKeys::kicked_prefix(room))
+            .arg(KICKED_TTL_SECS)
+            .arg(&room.room_id);
+        let (users_removed, streams_removed): (u32, u32) = self.invoke(&script).await?;
+        Ok(ClosedRoom { users_removed, streams_removed })
+    }
+
+    async fn set_stream_muted(
+        &self,
+        room: &RoomKey,
+        stream_id: &str,
+        audio: Option<bool>,
+        video: Option<bool>,
+    ) -> Result<StreamInfo, RoomError> {
+        let flag = |value: Option<bool>| match value {
+            Some(true) => "1",
+            Some(false) => "0",
+            None => "",
+        };
+        let keys = RoomKeys::of(room);
+        let mut script = self.scripts.stream_muted.prepare_invoke();
+        script.key(&keys.streams).arg(stream_id).arg(flag(audio)).arg(flag(video)).arg(&keys.channel);
+        let reply: String = self.invoke(&script).await?;
+        if reply == "not_found" {
+            return Err(RoomError::StreamNotFound(stream_id.to_owned()));
+        }
+        let stream: StreamInfo = decode(&reply)?;
+        for session in self.local().sessions.values_mut() {
+            if let Some(local) = session.streams.get_mut(stream_id).filter(|_| session.room == *room) {
+                local.audio_muted = stream.audio_muted;
+                local.video_muted = stream.video_muted;
+            }
+        }
+        Ok(stream)
+    }
+
     async fn publish(&self, room: &RoomKey, event: RoomEvent) -> Result<(), RoomError> {
         let payload = encode(&event)?;
         let mut script = self.scripts.publish.prepare_invoke();
@@ -612,6 +768,8 @@ mod tests {
             user: User { user_id: user.into(), user_name: format!("{user} name") },
             extra_info: "e".into(),
             relay_url: Some("http://relay".into()),
+            audio_muted: false,
+            video_muted: false,
         }
     }
 
@@ -646,7 +804,10 @@ mod tests {
         let again = rooms.run_join(&room, &member("alice", "s2"), 10, "join", now).await.unwrap().unwrap();
         assert_eq!(again.replaced_session.as_deref(), Some("s1"));
         let kickout = next_event(&mut messages).await;
-        assert_eq!(kickout, RoomEvent::Kickout { user_id: "alice".into(), session_id: "s1".into() });
+        assert_eq!(
+            kickout,
+            RoomEvent::Kickout { user_id: "alice".into(), session_id: "s1".into(), cause: KickCause::Replaced }
+        );
         assert!(matches!(
             rooms.run_join(&room, &member("bob", "s3"), 1, "join", now).await,
             Err(RoomError::RoomFull(1))

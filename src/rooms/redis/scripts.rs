@@ -16,6 +16,9 @@ pub struct Scripts {
     pub publish: Script,
     pub renew_lease: Script,
     pub reap: Script,
+    pub kick: Script,
+    pub close_room: Script,
+    pub stream_muted: Script,
 }
 
 impl Scripts {
@@ -32,11 +35,14 @@ impl Scripts {
             publish: script(include_str!("../lua/publish.lua")),
             renew_lease: script(include_str!("../lua/renew_lease.lua")),
             reap: script(include_str!("../lua/reap.lua")),
+            kick: script(include_str!("../lua/kick.lua")),
+            close_room: script(include_str!("../lua/close_room.lua")),
+            stream_muted: script(include_str!("../lua/stream_muted.lua")),
         }
     }
 
     #[cfg(test)]
-    pub fn all(&self) -> [(&'static str, &Script); 9] {
+    pub fn all(&self) -> [(&'static str, &Script); 12] {
         [
             ("join", &self.join),
             ("leave", &self.leave),
@@ -47,6 +53,9 @@ impl Scripts {
             ("publish", &self.publish),
             ("renew_lease", &self.renew_lease),
             ("reap", &self.reap),
+            ("kick", &self.kick),
+            ("close_room", &self.close_room),
+            ("stream_muted", &self.stream_muted),
         ]
     }
 }
