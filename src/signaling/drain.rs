@@ -118,6 +118,6 @@ pub async fn run(ctx: &Arc<SignalingContext>, timeout: Duration, move_media: boo
         tokio::time::sleep(POLL).await;
     }
     for state in ctx.registry.take_all() {
-        state.end(ctx).await;
+        state.end(ctx, crate::usage::EndReason::Shutdown).await;
     }
 }

@@ -57,6 +57,8 @@ pub struct SignalingContext {
     pub drain: drain::Drain,
     /// TURN servers whose credentials go out with publish and play replies.
     pub turn: Option<Arc<crate::auth::turn::TurnConfig>>,
+    /// Usage records (and webhook events) of sessions and streams.
+    pub usage: crate::usage::Usage,
     connections: AtomicUsize,
 }
 
@@ -67,6 +69,7 @@ impl SignalingContext {
         relay: Option<Arc<crate::api::media::RelayNode>>,
         config: SignalingConfig,
     ) -> Self {
+        let usage = crate::usage::Usage::new(store.clone(), rooms.worker_id(), false, Duration::from_secs(15));
         SignalingContext {
             rooms,
             store,
@@ -75,6 +78,7 @@ impl SignalingContext {
             config,
             drain: Default::default(),
             turn: None,
+            usage,
             connections: AtomicUsize::new(0),
         }
     }
@@ -90,6 +94,12 @@ impl SignalingContext {
         self
     }
 
+    /// Records usage (and queues webhooks) through `usage` (disabled until this is called).
+    pub fn with_usage(mut self, usage: crate::usage::Usage) -> Self {
+        self.usage = usage;
+        self
+    }
+
     /// Keeps a dropped session for the grace period, then leaves the room unless resumed.
     pub fn park(self: &Arc<Self>, state: session::SessionState) {
         let session_id = state.session_id.clone();
@@ -100,8 +110,9 @@ impl SignalingContext {
             if let Some(state) = ctx.registry.expire(&session_id, parking) {
                 tracing::debug!(session = %session_id, "reconnect grace over; leaving the room");
                 // Leaving is guarded by the session id, so a session kicked while parked
-                // leaves nothing behind and takes nothing from its successor.
-                state.end(&ctx).await;
+                // leaves nothing behind and takes nothing from its successor. The connection
+                // was lost and not resumed: a heartbeat timeout, as far as usage goes.
+                state.end(&ctx, crate::usage::EndReason::HeartbeatTimeout).await;
             }
         });
     }

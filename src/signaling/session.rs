@@ -17,6 +17,7 @@ use crate::auth::{TokenError, unix_now};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids;
 use crate::rooms::{Delivery, ImMessage, LocalMember, Member, RoomEvent, RoomExtraInfo, RoomKey, User, unix_millis};
+use crate::usage::{EndReason, SessionStart};
 
 /// How long before expiry `tokenWillExpire` is pushed.
 pub const TOKEN_WARNING_SECS: i64 = 30;
@@ -121,7 +122,25 @@ pub async fn login(ctx: &SignalingContext, request: LoginRequest) -> Result<(Ses
         worker_id: ctx.rooms.worker_id().to_owned(),
         joined_at: unix_now(),
     };
+    let login_ms = unix_millis();
     let outcome = ctx.rooms.enter(&room, member, max_users, local).await?;
+    let record = SessionStart {
+        app_id: room.app_id,
+        room_id: room.room_id.clone(),
+        user_id: user.user_id.clone(),
+        session_id: session_id.clone(),
+        login_ms,
+        replaced: outcome.replaced_session.clone(),
+    };
+    if let Err(err) = ctx.usage.session_started(&record).await {
+        // A session is acknowledged only once its usage record is written.
+        crate::metrics::usage_write_failed("session_started");
+        tracing::warn!(%room, error = %err, "login refused: its usage record could not be written");
+        if let Err(exit) = ctx.rooms.exit(&room, &user.user_id, &session_id).await {
+            tracing::warn!(%room, error = %exit, "leaving after a failed usage record failed too");
+        }
+        return Err(err.into());
+    }
     let state = SessionState {
         session_id,
         resume_token: random_hex(32),
@@ -149,7 +168,7 @@ pub async fn resume(ctx: &Arc<SignalingContext>, request: ResumeRequest) -> Resu
     let not_found = || ApiError::new(ErrorCode::SessionNotFound, "no session to resume; log in again");
     let mut state = ctx.registry.resume(&request.session_id, &request.resume_token).ok_or_else(not_found)?;
     if unix_now() > state.claims.exp + LEEWAY_SECS {
-        state.end(ctx).await;
+        state.end(ctx, EndReason::TokenExpired).await;
         return Err(TokenError::Expired.into());
     }
     // Membership and streams come from a fresh snapshot; only messages are replayed.
@@ -329,8 +348,9 @@ impl SessionState {
         }
     }
 
-    /// Leaves the room for good (logout, token expiry, grace period over).
-    pub async fn end(self, ctx: &SignalingContext) {
+    /// Leaves the room for good (logout, token expiry, grace period over), and closes the
+    /// session's usage record with `reason`.
+    pub async fn end(self, ctx: &SignalingContext, reason: EndReason) {
         super::media::end_session_media(ctx, &self.session_id).await;
         if let Err(err) = ctx.rooms.exit(&self.room, &self.user.user_id, &self.session_id).await {
             tracing::warn!(
@@ -339,14 +359,24 @@ impl SessionState {
                 "leaving the room failed; the member stays until the room's keys expire or the user logs in again"
             );
         }
+        self.record_end(ctx, reason).await;
         crate::metrics::session_ended();
     }
 
-    /// Stops listening without leaving (a newer session holds the membership).
+    /// Stops listening without leaving (a newer session holds the membership). Its usage
+    /// record was closed (`kickout`) by the login that replaced it; this closes it only if
+    /// that did not happen.
     pub async fn abandon(self, ctx: &SignalingContext) {
         super::media::end_session_media(ctx, &self.session_id).await;
         ctx.rooms.stop_listening(&self.room, &self.session_id).await;
+        self.record_end(ctx, EndReason::Kickout).await;
         crate::metrics::session_ended();
+    }
+
+    async fn record_end(&self, ctx: &SignalingContext, reason: EndReason) {
+        let (room, user) = (&self.room, &self.user.user_id);
+        let ended = ctx.usage.session_ended(room.app_id, &room.room_id, user, &self.session_id, reason).await;
+        crate::usage::log_failure("session_ended", ended);
     }
 
     /// After an overflow: drops the queued state events (the resync snapshot that follows

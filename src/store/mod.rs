@@ -174,7 +174,7 @@ impl Store {
 
     /// The pool, unless the SQLite file it reads was deleted or replaced: connections still
     /// open would go on serving the orphaned file, so every query refuses instead (1007).
-    fn pool(&self) -> Result<&AnyPool, StoreError> {
+    pub(crate) fn pool(&self) -> Result<&AnyPool, StoreError> {
         if let Some(file) = &self.sqlite_file {
             file.check()?;
         }

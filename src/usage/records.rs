@@ -1,0 +1,413 @@
+//! The writes: each record change, its live-room count and its webhook events in one
+//! transaction, so that the outbox never holds an event whose record is not there (or the
+//! other way round).
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use sqlx::AnyConnection;
+
+use super::{EndReason, Usage, UsageError};
+use crate::rooms::unix_millis;
+use crate::webhooks::{self, EventKind, WebhookEvent};
+
+/// A session that just logged in.
+#[derive(Debug, Clone)]
+pub struct SessionStart {
+    pub app_id: u32,
+    pub room_id: String,
+    pub user_id: String,
+    pub session_id: String,
+    pub login_ms: i64,
+    /// The same user's older session this login replaced (it ends with `kickout` now).
+    pub replaced: Option<String>,
+}
+
+/// A stream whose media went live on this worker's relay.
+#[derive(Debug, Clone)]
+pub struct StreamStart {
+    /// Unique per relay session: this worker's id and the relay's peer id.
+    pub record_id: String,
+    pub app_id: u32,
+    pub room_id: String,
+    pub user_id: String,
+    pub stream_id: String,
+    pub start_ms: i64,
+}
+
+/// Adds one session to a room's live count; true when the room just started (0 → 1).
+async fn room_entered(conn: &mut AnyConnection, app_id: u32, room_id: &str, at_ms: i64) -> Result<bool, sqlx::Error> {
+    let sessions: i64 = sqlx::query_scalar(
+        "INSERT INTO live_rooms (app_id, room_id, sessions, started_ms) VALUES ($1, $2, 1, $3) \
+         ON CONFLICT (app_id, room_id) DO UPDATE SET sessions = live_rooms.sessions + 1, \
+         started_ms = CASE WHEN live_rooms.sessions = 0 THEN excluded.started_ms ELSE live_rooms.started_ms END \
+         RETURNING sessions",
+    )
+    .bind(i64::from(app_id))
+    .bind(room_id)
+    .bind(at_ms)
+    .fetch_one(&mut *conn)
+    .await?;
+    Ok(sessions == 1)
+}
+
+/// Takes one session off a room's live count; true when the room just finished (1 → 0).
+async fn room_left(conn: &mut AnyConnection, app_id: u32, room_id: &str) -> Result<bool, sqlx::Error> {
+    let sessions: Option<i64> = sqlx::query_scalar(
+        "UPDATE live_rooms SET sessions = sessions - 1 WHERE app_id = $1 AND room_id = $2 AND sessions > 0 \
+         RETURNING sessions",
+    )
+    .bind(i64::from(app_id))
+    .bind(room_id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(sessions == Some(0))
+}
+
+/// Closes an open session row; true if it was open (each session is closed once).
+async fn close_session(
+    conn: &mut AnyConnection,
+    session_id: &str,
+    at_ms: i64,
+    reason: EndReason,
+) -> Result<bool, sqlx::Error> {
+    let closed = sqlx::query(
+        "UPDATE usage_sessions SET logout_ms = CASE WHEN login_ms > $1 THEN login_ms ELSE $1 END, end_reason = $2 \
+         WHERE session_id = $3 AND logout_ms IS NULL",
+    )
+    .bind(at_ms)
+    .bind(reason.as_str())
+    .bind(session_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(closed == 1)
+}
+
+/// A session was closed: its `user_left`, and `room_finished` if it was the room's last.
+async fn after_session_closed(conn: &mut AnyConnection, hooks: bool, event: WebhookEvent) -> Result<(), sqlx::Error> {
+    let finished = room_left(conn, event.app_id, &event.room_id).await?;
+    if hooks {
+        let (app_id, room_id, at_ms) = (event.app_id, event.room_id.clone(), event.timestamp_ms);
+        webhooks::enqueue(conn, &event).await?;
+        if finished {
+            webhooks::enqueue(conn, &WebhookEvent::new(EventKind::RoomFinished, app_id, room_id, at_ms)).await?;
+        }
+    }
+    Ok(())
+}
+
+/// A stream row was closed: its `stream_unpublished`.
+async fn close_stream(
+    conn: &mut AnyConnection,
+    record_id: &str,
+    at_ms: i64,
+    bytes: Option<(u64, u64)>,
+    reason: Option<EndReason>,
+) -> Result<bool, sqlx::Error> {
+    let (bytes_in, bytes_out) = bytes.map_or((None, None), |(i, o)| (Some(i as i64), Some(o as i64)));
+    let closed = sqlx::query(
+        "UPDATE usage_streams SET stop_ms = CASE WHEN start_ms > $1 THEN start_ms ELSE $1 END, \
+         bytes_in = COALESCE($2, bytes_in), bytes_out = COALESCE($3, bytes_out), end_reason = $4 \
+         WHERE record_id = $5 AND stop_ms IS NULL",
+    )
+    .bind(at_ms)
+    .bind(bytes_in)
+    .bind(bytes_out)
+    .bind(reason.map(EndReason::as_str))
+    .bind(record_id)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    Ok(closed == 1)
+}
+
+#[derive(sqlx::FromRow)]
+struct OpenSession {
+    session_id: String,
+    app_id: i64,
+    room_id: String,
+    user_id: String,
+}
+
+#[derive(sqlx::FromRow)]
+struct OpenStream {
+    record_id: String,
+    app_id: i64,
+    room_id: String,
+    user_id: String,
+    stream_id: String,
+}
+
+impl Usage {
+    /// Whether the app wants webhooks (read through the app cache).
+    async fn hooks(&self, app_id: u32) -> Result<bool, UsageError> {
+        Ok(self.store.app(app_id).await?.is_some_and(|app| app.webhook_url.is_some()))
+    }
+
+    /// Records a login (and closes the session it replaced). Login waits for this: a session
+    /// is acknowledged only once its record is written.
+    pub async fn session_started(&self, start: &SessionStart) -> Result<(), UsageError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let began = Instant::now();
+        let hooks = self.hooks(start.app_id).await?;
+        let mut tx = self.store.pool()?.begin().await?;
+        sqlx::query(
+            "INSERT INTO usage_sessions (session_id, app_id, room_id, user_id, worker_id, login_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        )
+        .bind(&start.session_id)
+        .bind(i64::from(start.app_id))
+        .bind(&start.room_id)
+        .bind(&start.user_id)
+        .bind(&*self.worker_id)
+        .bind(start.login_ms)
+        .execute(&mut *tx)
+        .await?;
+        // A replaced session hands its place over: the room's count and membership stay.
+        let handed_over = match &start.replaced {
+            Some(old) => close_session(&mut tx, old, start.login_ms, EndReason::Kickout).await?,
+            None => false,
+        };
+        if !handed_over {
+            let started = room_entered(&mut tx, start.app_id, &start.room_id, start.login_ms).await?;
+            if hooks {
+                if started {
+                    let event =
+                        WebhookEvent::new(EventKind::RoomStarted, start.app_id, start.room_id.clone(), start.login_ms);
+                    webhooks::enqueue(&mut tx, &event).await?;
+                }
+                let event =
+                    WebhookEvent::new(EventKind::UserJoined, start.app_id, start.room_id.clone(), start.login_ms)
+                        .user(&start.user_id, &start.session_id);
+                webhooks::enqueue(&mut tx, &event).await?;
+            }
+        }
+        tx.commit().await?;
+        crate::metrics::usage_written("session_started", began.elapsed());
+        Ok(())
+    }
+
+    /// Records the end of a session; a session already closed (by a newer login, or as a
+    /// dead worker's) stays as it was.
+    pub async fn session_ended(
+        &self,
+        app_id: u32,
+        room_id: &str,
+        user_id: &str,
+        session_id: &str,
+        reason: EndReason,
+    ) -> Result<(), UsageError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let began = Instant::now();
+        let at_ms = unix_millis();
+        let hooks = self.hooks(app_id).await?;
+        let mut tx = self.store.pool()?.begin().await?;
+        if close_session(&mut tx, session_id, at_ms, reason).await? {
+            let event = WebhookEvent::new(EventKind::UserLeft, app_id, room_id.to_owned(), at_ms)
+                .user(user_id, session_id)
+                .reason(reason);
+            after_session_closed(&mut tx, hooks, event).await?;
+        }
+        tx.commit().await?;
+        crate::metrics::usage_written("session_ended", began.elapsed());
+        Ok(())
+    }
+
+    /// Records a stream going live on this worker's relay.
+    pub async fn stream_started(&self, start: &StreamStart) -> Result<(), UsageError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let began = Instant::now();
+        let hooks = self.hooks(start.app_id).await?;
+        let mut tx = self.store.pool()?.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO usage_streams (record_id, app_id, room_id, user_id, stream_id, relay_id, start_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (record_id) DO NOTHING",
+        )
+        .bind(&start.record_id)
+        .bind(i64::from(start.app_id))
+        .bind(&start.room_id)
+        .bind(&start.user_id)
+        .bind(&start.stream_id)
+        .bind(&*self.worker_id)
+        .bind(start.start_ms)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if inserted == 1 && hooks {
+            let event =
+                WebhookEvent::new(EventKind::StreamPublished, start.app_id, start.room_id.clone(), start.start_ms)
+                    .user_only(&start.user_id)
+                    .stream(&start.stream_id);
+            webhooks::enqueue(&mut tx, &event).await?;
+        }
+        tx.commit().await?;
+        crate::metrics::usage_written("stream_started", began.elapsed());
+        Ok(())
+    }
+
+    /// Records a stream's end with the bytes its relay session received and sent.
+    pub async fn stream_stopped(
+        &self,
+        record_id: &str,
+        app_id: u32,
+        bytes_in: u64,
+        bytes_out: u64,
+    ) -> Result<(), UsageError> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let began = Instant::now();
+        let at_ms = unix_millis();
+        let hooks = self.hooks(app_id).await?;
+        let mut tx = self.store.pool()?.begin().await?;
+        if close_stream(&mut tx, record_id, at_ms, Some((bytes_in, bytes_out)), None).await? && hooks {
+            let row: Option<OpenStream> = sqlx::query_as(
+                "SELECT record_id, app_id, room_id, user_id, stream_id FROM usage_streams WHERE record_id = $1",
+            )
+            .bind(record_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if let Some(row) = row {
+                let event = WebhookEvent::new(EventKind::StreamUnpublished, app_id, row.room_id, at_ms)
+                    .user_only(&row.user_id)
+                    .stream(&row.stream_id);
+                webhooks::enqueue(&mut tx, &event).await?;
+            }
+        }
+        tx.commit().await?;
+        crate::metrics::usage_written("stream_stopped", began.elapsed());
+        Ok(())
+    }
+
+    /// Renews this worker's row.
+    pub(super) async fn heartbeat(&self) -> Result<(), UsageError> {
+        let now = unix_millis();
+        sqlx::query(
+            "INSERT INTO usage_workers (worker_id, started_ms, last_seen_ms, lease_ms) VALUES ($1, $2, $2, $3) \
+             ON CONFLICT (worker_id) DO UPDATE SET last_seen_ms = excluded.last_seen_ms",
+        )
+        .bind(&*self.worker_id)
+        .bind(now)
+        .bind(self.lease.as_millis() as i64)
+        .execute(self.store.pool()?)
+        .await?;
+        Ok(())
+    }
+
+    pub(super) async fn forget_worker(&self) -> Result<(), UsageError> {
+        sqlx::query("DELETE FROM usage_workers WHERE worker_id = $1")
+            .bind(&*self.worker_id)
+            .execute(self.store.pool()?)
+            .await?;
+        Ok(())
+    }
+
+    /// Closes the records of workers that stopped renewing their rows: at start-up on SQLite
+    /// every other worker (an earlier run) at its last heartbeat; otherwise workers whose
+    /// lease expired, at that expiry. Returns how many sessions and streams were closed.
+    pub(super) async fn close_dead_workers(&self, earlier_runs: bool) -> Result<usize, UsageError> {
+        let now = unix_millis();
+        let workers: Vec<(String, i64, i64)> =
+            sqlx::query_as("SELECT worker_id, last_seen_ms, lease_ms FROM usage_workers WHERE worker_id <> $1")
+                .bind(&*self.worker_id)
+                .fetch_all(self.store.pool()?)
+                .await?;
+        let mut closed = 0;
+        for (worker, last_seen, lease) in workers {
+            let expired_at = last_seen + lease;
+            if !earlier_runs && expired_at >= now {
+                continue;
+            }
+            let at_ms = if earlier_runs { last_seen } else { expired_at };
+            let claim = Some((worker.as_str(), last_seen));
+            let count = self.close_records(&worker, at_ms, EndReason::WorkerLost, claim).await?;
+            if count > 0 {
+                tracing::warn!(%worker, closed = count, at_ms, "closed the usage records of a dead worker");
+            }
+            crate::metrics::usage_worker_lost_records(count as u64);
+            closed += count;
+        }
+        Ok(closed)
+    }
+
+    /// Closes what `worker` holds open, at `at_ms`. With `claim`, the worker's row is deleted
+    /// in the same transaction (only if it still shows that `last_seen`), so exactly one
+    /// worker closes a dead worker's records.
+    pub(super) async fn close_worker(&self, worker: &str, at_ms: i64, reason: EndReason) -> Result<usize, UsageError> {
+        self.close_records(worker, at_ms, reason, None).await
+    }
+
+    async fn close_records(
+        &self,
+        worker: &str,
+        at_ms: i64,
+        reason: EndReason,
+        claim: Option<(&str, i64)>,
+    ) -> Result<usize, UsageError> {
+        let pool = self.store.pool()?;
+        let sessions: Vec<OpenSession> = sqlx::query_as(
+            "SELECT session_id, app_id, room_id, user_id FROM usage_sessions WHERE worker_id = $1 AND logout_ms IS NULL",
+        )
+        .bind(worker)
+        .fetch_all(pool)
+        .await?;
+        let streams: Vec<OpenStream> = sqlx::query_as(
+            "SELECT record_id, app_id, room_id, user_id, stream_id FROM usage_streams \
+             WHERE relay_id = $1 AND stop_ms IS NULL",
+        )
+        .bind(worker)
+        .fetch_all(pool)
+        .await?;
+        let mut hooks = HashMap::new();
+        for app_id in sessions.iter().map(|s| s.app_id).chain(streams.iter().map(|s| s.app_id)) {
+            if let std::collections::hash_map::Entry::Vacant(entry) = hooks.entry(app_id) {
+                entry.insert(self.hooks(u32::try_from(app_id).unwrap_or(0)).await?);
+            }
+        }
+        let mut tx = pool.begin().await?;
+        if let Some((worker, last_seen)) = claim {
+            let claimed = sqlx::query("DELETE FROM usage_workers WHERE worker_id = $1 AND last_seen_ms = $2")
+                .bind(worker)
+                .bind(last_seen)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if claimed != 1 {
+                return Ok(0); // renewed meanwhile, or another worker claimed it
+            }
+        }
+        let mut closed = 0;
+        for stream in streams {
+            if close_stream(&mut tx, &stream.record_id, at_ms, None, Some(reason)).await? {
+                closed += 1;
+                let app_id = u32::try_from(stream.app_id).unwrap_or(0);
+                if hooks.get(&stream.app_id) == Some(&true) {
+                    let event = WebhookEvent::new(EventKind::StreamUnpublished, app_id, stream.room_id, at_ms)
+                        .user_only(&stream.user_id)
+                        .stream(&stream.stream_id)
+                        .reason(reason);
+                    webhooks::enqueue(&mut tx, &event).await?;
+                }
+            }
+        }
+        for session in sessions {
+            if close_session(&mut tx, &session.session_id, at_ms, reason).await? {
+                closed += 1;
+                let app_id = u32::try_from(session.app_id).unwrap_or(0);
+                let event = WebhookEvent::new(EventKind::UserLeft, app_id, session.room_id, at_ms)
+                    .user(&session.user_id, &session.session_id)
+                    .reason(reason);
+                after_session_closed(&mut tx, hooks.get(&session.app_id) == Some(&true), event).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(closed)
+    }
+}
