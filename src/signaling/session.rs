@@ -364,12 +364,11 @@ impl SessionState {
     }
 
     /// Stops listening without leaving (a newer session holds the membership). Its usage
-    /// record was closed (`kickout`) by the login that replaced it; this closes it only if
-    /// that did not happen.
+    /// record is closed (`kickout`, at the new login's time) by the login that replaced it,
+    /// on whichever worker that ran.
     pub async fn abandon(self, ctx: &SignalingContext) {
         super::media::end_session_media(ctx, &self.session_id).await;
         ctx.rooms.stop_listening(&self.room, &self.session_id).await;
-        self.record_end(ctx, EndReason::Kickout).await;
         crate::metrics::session_ended();
     }
 
