@@ -64,6 +64,19 @@ async fn room_left(conn: &mut AnyConnection, app_id: u32, room_id: &str) -> Resu
     Ok(sessions == Some(0))
 }
 
+/// Takes the room's `live_rooms` row lock (PostgreSQL; SQLite serialises every writer) before
+/// a transaction adds events of the room that do not change its count (streams): events of a
+/// room get their outbox sequence numbers in commit order, which is what the dispatcher's
+/// per-room order relies on (a later number must never become visible before an earlier one).
+async fn lock_room(conn: &mut AnyConnection, app_id: u32, room_id: &str) -> Result<(), sqlx::Error> {
+    sqlx::query("UPDATE live_rooms SET sessions = sessions WHERE app_id = $1 AND room_id = $2")
+        .bind(i64::from(app_id))
+        .bind(room_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// Closes an open session row; true if it was open (each session is closed once).
 async fn close_session(
     conn: &mut AnyConnection,
@@ -241,6 +254,7 @@ impl Usage {
         .await?
         .rows_affected();
         if inserted == 1 && hooks {
+            lock_room(&mut tx, start.app_id, &start.room_id).await?;
             let event =
                 WebhookEvent::new(EventKind::StreamPublished, start.app_id, start.room_id.clone(), start.start_ms)
                     .user_only(&start.user_id)
@@ -275,6 +289,7 @@ impl Usage {
             .fetch_optional(&mut *tx)
             .await?;
             if let Some(row) = row {
+                lock_room(&mut tx, app_id, &row.room_id).await?;
                 let event = WebhookEvent::new(EventKind::StreamUnpublished, app_id, row.room_id, at_ms)
                     .user_only(&row.user_id)
                     .stream(&row.stream_id);
@@ -389,6 +404,7 @@ impl Usage {
                 closed += 1;
                 let app_id = u32::try_from(stream.app_id).unwrap_or(0);
                 if hooks.get(&stream.app_id) == Some(&true) {
+                    lock_room(&mut tx, app_id, &stream.room_id).await?;
                     let event = WebhookEvent::new(EventKind::StreamUnpublished, app_id, stream.room_id, at_ms)
                         .user_only(&stream.user_id)
                         .stream(&stream.stream_id)
