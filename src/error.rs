@@ -238,6 +238,10 @@ impl From<crate::usage::UsageError> for ApiError {
         match err {
             UsageError::Store(err) => err.into(),
             UsageError::InvalidRange(message) => ApiError::new(ErrorCode::InvalidUsageRange, message),
+            UsageError::Write(cause) => {
+                tracing::warn!(error = %cause, "usage record not written");
+                ApiError::new(ErrorCode::ServiceUnavailable, "store unavailable")
+            }
             other => ApiError::internal(other),
         }
     }

@@ -327,6 +327,8 @@ pub fn render() -> String {
 struct UsageCollectors {
     usage_writes: HistogramVec,
     usage_write_failures: IntCounterVec,
+    usage_batch_size: Histogram,
+    usage_batch_latency: Histogram,
     usage_worker_lost: IntCounter,
     webhooks_enqueued: IntCounter,
     webhook_backlog: IntGauge,
@@ -358,6 +360,17 @@ static USAGE: LazyLock<UsageCollectors> = LazyLock::new(|| {
                 Opts::new("usage_write_failures_total", "Usage records that could not be written"),
                 &["kind"],
             ),
+        ),
+        usage_batch_size: register(
+            r,
+            Histogram::with_opts(
+                HistogramOpts::new("usage_write_batch_size", "Records per group commit")
+                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            ),
+        ),
+        usage_batch_latency: register(
+            r,
+            histogram("usage_write_batch_duration_seconds", "One group commit: its transaction from begin to commit"),
         ),
         usage_worker_lost: register(
             r,
@@ -399,6 +412,11 @@ static USAGE: LazyLock<UsageCollectors> = LazyLock::new(|| {
 
 pub fn usage_written(kind: &'static str, elapsed: Duration) {
     USAGE.usage_writes.with_label_values(&[kind]).observe(elapsed.as_secs_f64());
+}
+
+pub fn usage_batch(records: usize, elapsed: Duration) {
+    USAGE.usage_batch_size.observe(records as f64);
+    USAGE.usage_batch_latency.observe(elapsed.as_secs_f64());
 }
 
 pub fn usage_write_failed(kind: &'static str) {

@@ -68,6 +68,8 @@ CREATE TABLE webhook_outbox (
     last_error      TEXT
 );
 CREATE INDEX webhook_outbox_pending ON webhook_outbox (app_id, room_id, seq) WHERE done_ms IS NULL;
+CREATE INDEX webhook_outbox_due ON webhook_outbox (seq) WHERE done_ms IS NULL;
+CREATE INDEX webhook_outbox_done ON webhook_outbox (done_ms) WHERE done_ms IS NOT NULL;
 
 -- Used on SQLite only (PostgreSQL workers lock rows with FOR UPDATE SKIP LOCKED); kept in step.
 CREATE TABLE webhook_dispatch_lease (

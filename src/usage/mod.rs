@@ -35,6 +35,9 @@ use crate::store::{Store, StoreError};
 pub use records::{SessionStart, StreamStart};
 pub use report::{GroupBy, UsageGroup, UsageQuery, UsageReport};
 
+/// Group-commit writers on PostgreSQL.
+const WRITERS_POSTGRES: usize = 4;
+
 /// How a login session ended (snake_case in SQL and JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -106,6 +109,8 @@ pub enum UsageError {
     UnknownReason(String),
     #[error("{0}")]
     InvalidRange(String),
+    #[error("usage record not written: {0}")]
+    Write(String),
 }
 
 impl From<sqlx::Error> for UsageError {
@@ -123,11 +128,16 @@ pub struct Usage {
     enabled: bool,
     /// How long a worker's row may stand still before the worker counts as dead.
     lease: Duration,
+    /// The group-commit writer's queue ([`Usage::start`] runs the writer).
+    writer: tokio::sync::mpsc::UnboundedSender<records::Job>,
+    jobs: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<records::Job>>>>,
 }
 
 impl Usage {
     pub fn new(store: Store, worker_id: impl Into<Arc<str>>, enabled: bool, lease: Duration) -> Usage {
-        Usage { store, worker_id: worker_id.into(), enabled, lease }
+        let (writer, jobs) = tokio::sync::mpsc::unbounded_channel();
+        let jobs = Arc::new(std::sync::Mutex::new(Some(jobs)));
+        Usage { store, worker_id: worker_id.into(), enabled, lease, writer, jobs }
     }
 
     pub fn enabled(&self) -> bool {
@@ -148,6 +158,15 @@ impl Usage {
     pub async fn start(self) -> Result<(), UsageError> {
         if !self.enabled {
             return Ok(());
+        }
+        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(jobs) = jobs {
+            // SQLite has one writer at a time anyway (more would only wait on its lock).
+            let writers = if self.store.backend() == crate::store::Backend::Postgres { WRITERS_POSTGRES } else { 1 };
+            let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
+            for _ in 0..writers {
+                tokio::spawn(self.clone().run_writer(jobs.clone()));
+            }
         }
         self.heartbeat().await?;
         if self.store.backend() == crate::store::Backend::Sqlite {

@@ -3,9 +3,12 @@
 //! other way round).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
-use sqlx::AnyConnection;
+use tokio::sync::{mpsc, oneshot};
+
+use sqlx::{Any, AnyConnection, Transaction};
 
 use super::{EndReason, Usage, UsageError};
 use crate::rooms::unix_millis;
@@ -135,6 +138,211 @@ async fn close_stream(
     Ok(closed == 1)
 }
 
+/// Most records one group commit writes.
+pub(super) const MAX_BATCH: usize = 256;
+
+/// A record change waiting for the writer.
+#[derive(Debug)]
+pub(super) enum Op {
+    SessionStarted { start: SessionStart, hooks: bool },
+    SessionEnded { session_id: String, reason: EndReason, event: WebhookEvent, hooks: bool },
+    StreamStarted { start: StreamStart, hooks: bool },
+    StreamStopped { record_id: String, app_id: u32, at_ms: i64, bytes: (u64, u64), hooks: bool },
+}
+
+impl Op {
+    fn kind(&self) -> &'static str {
+        match self {
+            Op::SessionStarted { .. } => "session_started",
+            Op::SessionEnded { .. } => "session_ended",
+            Op::StreamStarted { .. } => "stream_started",
+            Op::StreamStopped { .. } => "stream_stopped",
+        }
+    }
+}
+
+pub(super) struct Job {
+    op: Op,
+    done: oneshot::Sender<Result<(), UsageError>>,
+}
+
+/// `"($1, $2, $3), ($4, $5, $6)"` for `rows` rows of `columns` placeholders.
+fn placeholders(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|row| {
+            let cells: Vec<String> = (1..=columns).map(|c| format!("${}", row * columns + c)).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Plain logins (no session replaced) in three statements whatever their number: the session
+/// rows, the rooms' live counts (rooms in a fixed order, so that two workers' batches never
+/// wait on each other in a cycle), and their events, in the order the logins came.
+async fn bulk_logins(conn: &mut AnyConnection, worker_id: &str, logins: &[&Op]) -> Result<(), sqlx::Error> {
+    let starts: Vec<(&SessionStart, bool)> = logins
+        .iter()
+        .filter_map(|op| match op {
+            Op::SessionStarted { start, hooks } => Some((start, *hooks)),
+            _ => None,
+        })
+        .collect();
+    if starts.is_empty() {
+        return Ok(());
+    }
+    // Only placeholders are formatted into the SQL; every value is bound.
+    let sql = format!(
+        "INSERT INTO usage_sessions (session_id, app_id, room_id, user_id, worker_id, login_ms) VALUES {}",
+        placeholders(starts.len(), 6)
+    );
+    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for (start, _) in &starts {
+        insert = insert
+            .bind(start.session_id.clone())
+            .bind(i64::from(start.app_id))
+            .bind(start.room_id.clone())
+            .bind(start.user_id.clone())
+            .bind(worker_id.to_owned())
+            .bind(start.login_ms);
+    }
+    insert.execute(&mut *conn).await?;
+
+    let mut rooms: std::collections::BTreeMap<(u32, &str), (i64, i64)> = Default::default();
+    for (start, _) in &starts {
+        let entry = rooms.entry((start.app_id, start.room_id.as_str())).or_insert((0, start.login_ms));
+        entry.0 += 1;
+    }
+    let sql = format!(
+        "INSERT INTO live_rooms (app_id, room_id, sessions, started_ms) VALUES {} \
+         ON CONFLICT (app_id, room_id) DO UPDATE SET sessions = live_rooms.sessions + excluded.sessions, \
+         started_ms = CASE WHEN live_rooms.sessions = 0 THEN excluded.started_ms ELSE live_rooms.started_ms END \
+         RETURNING app_id, room_id, sessions",
+        placeholders(rooms.len(), 4)
+    );
+    let mut upsert = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    for ((app_id, room_id), (count, first_login)) in &rooms {
+        upsert = upsert.bind(i64::from(*app_id)).bind(room_id.to_string()).bind(*count).bind(*first_login);
+    }
+    let counts: Vec<(i64, String, i64)> = upsert.fetch_all(&mut *conn).await?;
+    // A room started in this batch if its count is exactly what the batch added.
+    let mut started: HashMap<(i64, String), bool> = counts
+        .into_iter()
+        .map(|(app_id, room_id, sessions)| {
+            let added = u32::try_from(app_id).ok().and_then(|a| rooms.get(&(a, room_id.as_str()))).map_or(0, |r| r.0);
+            ((app_id, room_id), sessions == added)
+        })
+        .collect();
+
+    let mut events = Vec::new();
+    for (start, hooks) in &starts {
+        if !hooks {
+            continue;
+        }
+        let key = (i64::from(start.app_id), start.room_id.clone());
+        if started.get(&key) == Some(&true) {
+            started.insert(key, false); // once, before the room's first join
+            events.push(WebhookEvent::new(EventKind::RoomStarted, start.app_id, start.room_id.clone(), start.login_ms));
+        }
+        events.push(
+            WebhookEvent::new(EventKind::UserJoined, start.app_id, start.room_id.clone(), start.login_ms)
+                .user(&start.user_id, &start.session_id),
+        );
+    }
+    webhooks::enqueue_all(conn, &events).await
+}
+
+/// Writes one record change (its row, the live-room count, its events) inside `conn`'s
+/// transaction.
+async fn apply(conn: &mut AnyConnection, worker_id: &str, op: &Op) -> Result<(), sqlx::Error> {
+    match op {
+        Op::SessionStarted { start, hooks } => {
+            sqlx::query(
+                "INSERT INTO usage_sessions (session_id, app_id, room_id, user_id, worker_id, login_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(&start.session_id)
+            .bind(i64::from(start.app_id))
+            .bind(&start.room_id)
+            .bind(&start.user_id)
+            .bind(worker_id)
+            .bind(start.login_ms)
+            .execute(&mut *conn)
+            .await?;
+            // A replaced session hands its place over: the room's count and membership stay.
+            let handed_over = match &start.replaced {
+                Some(old) => close_session(conn, old, start.login_ms, EndReason::Kickout).await?,
+                None => false,
+            };
+            if !handed_over {
+                let started = room_entered(conn, start.app_id, &start.room_id, start.login_ms).await?;
+                if *hooks {
+                    if started {
+                        let event = WebhookEvent::new(
+                            EventKind::RoomStarted,
+                            start.app_id,
+                            start.room_id.clone(),
+                            start.login_ms,
+                        );
+                        webhooks::enqueue(conn, &event).await?;
+                    }
+                    let event =
+                        WebhookEvent::new(EventKind::UserJoined, start.app_id, start.room_id.clone(), start.login_ms)
+                            .user(&start.user_id, &start.session_id);
+                    webhooks::enqueue(conn, &event).await?;
+                }
+            }
+        }
+        Op::SessionEnded { session_id, reason, event, hooks } => {
+            if close_session(conn, session_id, event.timestamp_ms, *reason).await? {
+                after_session_closed(conn, *hooks, event.clone()).await?;
+            }
+        }
+        Op::StreamStarted { start, hooks } => {
+            let inserted = sqlx::query(
+                "INSERT INTO usage_streams (record_id, app_id, room_id, user_id, stream_id, relay_id, start_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (record_id) DO NOTHING",
+            )
+            .bind(&start.record_id)
+            .bind(i64::from(start.app_id))
+            .bind(&start.room_id)
+            .bind(&start.user_id)
+            .bind(&start.stream_id)
+            .bind(worker_id)
+            .bind(start.start_ms)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            if inserted == 1 && *hooks {
+                lock_room(conn, start.app_id, &start.room_id).await?;
+                let event =
+                    WebhookEvent::new(EventKind::StreamPublished, start.app_id, start.room_id.clone(), start.start_ms)
+                        .user_only(&start.user_id)
+                        .stream(&start.stream_id);
+                webhooks::enqueue(conn, &event).await?;
+            }
+        }
+        Op::StreamStopped { record_id, app_id, at_ms, bytes, hooks } => {
+            if close_stream(conn, record_id, *at_ms, Some(*bytes), None).await? && *hooks {
+                let row: Option<OpenStream> = sqlx::query_as(
+                    "SELECT record_id, app_id, room_id, user_id, stream_id FROM usage_streams WHERE record_id = $1",
+                )
+                .bind(record_id)
+                .fetch_optional(&mut *conn)
+                .await?;
+                if let Some(row) = row {
+                    lock_room(conn, *app_id, &row.room_id).await?;
+                    let event = WebhookEvent::new(EventKind::StreamUnpublished, *app_id, row.room_id, *at_ms)
+                        .user_only(&row.user_id)
+                        .stream(&row.stream_id);
+                    webhooks::enqueue(conn, &event).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 #[derive(sqlx::FromRow)]
 struct OpenSession {
     session_id: String,
@@ -153,54 +361,32 @@ struct OpenStream {
 }
 
 impl Usage {
+    /// A transaction for usage records. On PostgreSQL its commit does not wait for the WAL
+    /// flush (`synchronous_commit = off`): the record survives any crash of Huddle at once,
+    /// and a crash of PostgreSQL itself may lose the last ~0.6 s of records (3 × its
+    /// `wal_writer_delay`), never corrupt them. SQLite runs with the WAL and
+    /// `synchronous = NORMAL` (see `store::Store::open`).
+    async fn begin(&self) -> Result<Transaction<'static, Any>, UsageError> {
+        let mut tx = self.store.pool()?.begin().await?;
+        if self.store.backend() == crate::store::Backend::Postgres {
+            sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
+        }
+        Ok(tx)
+    }
+
     /// Whether the app wants webhooks (read through the app cache).
     async fn hooks(&self, app_id: u32) -> Result<bool, UsageError> {
         Ok(self.store.app(app_id).await?.is_some_and(|app| app.webhook_url.is_some()))
     }
 
     /// Records a login (and closes the session it replaced). Login waits for this: a session
-    /// is acknowledged only once its record is written.
+    /// is acknowledged only once its record is committed.
     pub async fn session_started(&self, start: &SessionStart) -> Result<(), UsageError> {
         if !self.enabled {
             return Ok(());
         }
-        let began = Instant::now();
         let hooks = self.hooks(start.app_id).await?;
-        let mut tx = self.store.pool()?.begin().await?;
-        sqlx::query(
-            "INSERT INTO usage_sessions (session_id, app_id, room_id, user_id, worker_id, login_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&start.session_id)
-        .bind(i64::from(start.app_id))
-        .bind(&start.room_id)
-        .bind(&start.user_id)
-        .bind(&*self.worker_id)
-        .bind(start.login_ms)
-        .execute(&mut *tx)
-        .await?;
-        // A replaced session hands its place over: the room's count and membership stay.
-        let handed_over = match &start.replaced {
-            Some(old) => close_session(&mut tx, old, start.login_ms, EndReason::Kickout).await?,
-            None => false,
-        };
-        if !handed_over {
-            let started = room_entered(&mut tx, start.app_id, &start.room_id, start.login_ms).await?;
-            if hooks {
-                if started {
-                    let event =
-                        WebhookEvent::new(EventKind::RoomStarted, start.app_id, start.room_id.clone(), start.login_ms);
-                    webhooks::enqueue(&mut tx, &event).await?;
-                }
-                let event =
-                    WebhookEvent::new(EventKind::UserJoined, start.app_id, start.room_id.clone(), start.login_ms)
-                        .user(&start.user_id, &start.session_id);
-                webhooks::enqueue(&mut tx, &event).await?;
-            }
-        }
-        tx.commit().await?;
-        crate::metrics::usage_written("session_started", began.elapsed());
-        Ok(())
+        self.write(Op::SessionStarted { start: start.clone(), hooks }).await
     }
 
     /// Records the end of a session; a session already closed (by a newer login, or as a
@@ -216,19 +402,11 @@ impl Usage {
         if !self.enabled {
             return Ok(());
         }
-        let began = Instant::now();
-        let at_ms = unix_millis();
         let hooks = self.hooks(app_id).await?;
-        let mut tx = self.store.pool()?.begin().await?;
-        if close_session(&mut tx, session_id, at_ms, reason).await? {
-            let event = WebhookEvent::new(EventKind::UserLeft, app_id, room_id.to_owned(), at_ms)
-                .user(user_id, session_id)
-                .reason(reason);
-            after_session_closed(&mut tx, hooks, event).await?;
-        }
-        tx.commit().await?;
-        crate::metrics::usage_written("session_ended", began.elapsed());
-        Ok(())
+        let event = WebhookEvent::new(EventKind::UserLeft, app_id, room_id.to_owned(), unix_millis())
+            .user(user_id, session_id)
+            .reason(reason);
+        self.write(Op::SessionEnded { session_id: session_id.to_owned(), reason, event, hooks }).await
     }
 
     /// Records a stream going live on this worker's relay.
@@ -236,34 +414,8 @@ impl Usage {
         if !self.enabled {
             return Ok(());
         }
-        let began = Instant::now();
         let hooks = self.hooks(start.app_id).await?;
-        let mut tx = self.store.pool()?.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO usage_streams (record_id, app_id, room_id, user_id, stream_id, relay_id, start_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (record_id) DO NOTHING",
-        )
-        .bind(&start.record_id)
-        .bind(i64::from(start.app_id))
-        .bind(&start.room_id)
-        .bind(&start.user_id)
-        .bind(&start.stream_id)
-        .bind(&*self.worker_id)
-        .bind(start.start_ms)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if inserted == 1 && hooks {
-            lock_room(&mut tx, start.app_id, &start.room_id).await?;
-            let event =
-                WebhookEvent::new(EventKind::StreamPublished, start.app_id, start.room_id.clone(), start.start_ms)
-                    .user_only(&start.user_id)
-                    .stream(&start.stream_id);
-            webhooks::enqueue(&mut tx, &event).await?;
-        }
-        tx.commit().await?;
-        crate::metrics::usage_written("stream_started", began.elapsed());
-        Ok(())
+        self.write(Op::StreamStarted { start: start.clone(), hooks }).await
     }
 
     /// Records a stream's end with the bytes its relay session received and sent.
@@ -277,27 +429,81 @@ impl Usage {
         if !self.enabled {
             return Ok(());
         }
-        let began = Instant::now();
-        let at_ms = unix_millis();
         let hooks = self.hooks(app_id).await?;
-        let mut tx = self.store.pool()?.begin().await?;
-        if close_stream(&mut tx, record_id, at_ms, Some((bytes_in, bytes_out)), None).await? && hooks {
-            let row: Option<OpenStream> = sqlx::query_as(
-                "SELECT record_id, app_id, room_id, user_id, stream_id FROM usage_streams WHERE record_id = $1",
-            )
-            .bind(record_id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if let Some(row) = row {
-                lock_room(&mut tx, app_id, &row.room_id).await?;
-                let event = WebhookEvent::new(EventKind::StreamUnpublished, app_id, row.room_id, at_ms)
-                    .user_only(&row.user_id)
-                    .stream(&row.stream_id);
-                webhooks::enqueue(&mut tx, &event).await?;
+        let op = Op::StreamStopped {
+            record_id: record_id.to_owned(),
+            app_id,
+            at_ms: unix_millis(),
+            bytes: (bytes_in, bytes_out),
+            hooks,
+        };
+        self.write(op).await
+    }
+
+    /// Hands a record to the writer and waits for its commit.
+    async fn write(&self, op: Op) -> Result<(), UsageError> {
+        let (done, committed) = oneshot::channel();
+        self.writer.send(Job { op, done }).map_err(|_| UsageError::Write("the usage writer is not running".into()))?;
+        committed.await.map_err(|_| UsageError::Write("the usage writer stopped".into()))?
+    }
+
+    /// Group commit: takes what is waiting (up to [`MAX_BATCH`]) and writes it in one
+    /// transaction, then answers every waiter; while it commits, the next batch gathers. A
+    /// failed batch is written again one record at a time, so that one bad record fails alone.
+    /// With several writers (PostgreSQL), a batch forms as soon as one of them is free, so a
+    /// login waits for no other batch's round trips.
+    pub(super) async fn run_writer(self, jobs: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>) {
+        loop {
+            let mut batch = {
+                let mut jobs = jobs.lock().await;
+                let Some(first) = jobs.recv().await else { return };
+                let mut batch = vec![first];
+                while batch.len() < MAX_BATCH {
+                    match jobs.try_recv() {
+                        Ok(job) => batch.push(job),
+                        Err(_) => break,
+                    }
+                }
+                batch
+            };
+            let began = Instant::now();
+            let ops: Vec<&Op> = batch.iter().map(|job| &job.op).collect();
+            match self.apply(&ops).await {
+                Ok(()) => {
+                    crate::metrics::usage_batch(batch.len(), began.elapsed());
+                    for job in batch {
+                        crate::metrics::usage_written(job.op.kind(), began.elapsed());
+                        let _ = job.done.send(Ok(()));
+                    }
+                }
+                Err(err) if batch.len() == 1 => {
+                    let _ = batch.pop().map(|job| job.done.send(Err(err)));
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, records = batch.len(), "a usage batch failed; writing its records one by one");
+                    for job in batch {
+                        let outcome = self.apply(&[&job.op]).await;
+                        let _ = job.done.send(outcome);
+                    }
+                }
             }
         }
+    }
+
+    async fn apply(&self, ops: &[&Op]) -> Result<(), UsageError> {
+        let mut tx = self.begin().await?;
+        // Plain logins (the hot path) go in a few multi-row statements; the rest one by one,
+        // after them (nothing else in a batch can concern a session whose login is in it:
+        // its end can only be asked for once its login was answered).
+        let (logins, others): (Vec<&Op>, Vec<&Op>) = ops
+            .iter()
+            .copied()
+            .partition(|op| matches!(op, Op::SessionStarted { start, .. } if start.replaced.is_none()));
+        bulk_logins(&mut tx, &self.worker_id, &logins).await?;
+        for op in others {
+            apply(&mut tx, &self.worker_id, op).await?;
+        }
         tx.commit().await?;
-        crate::metrics::usage_written("stream_stopped", began.elapsed());
         Ok(())
     }
 
@@ -386,7 +592,7 @@ impl Usage {
                 entry.insert(self.hooks(u32::try_from(app_id).unwrap_or(0)).await?);
             }
         }
-        let mut tx = pool.begin().await?;
+        let mut tx = self.begin().await?;
         if let Some((worker, last_seen)) = claim {
             let claimed = sqlx::query("DELETE FROM usage_workers WHERE worker_id = $1 AND last_seen_ms = $2")
                 .bind(worker)

@@ -55,6 +55,10 @@ impl Default for DispatchConfig {
     }
 }
 
+/// How long delivered and given-up events stay in the outbox (for inspection).
+pub const KEEP_DONE: Duration = Duration::from_secs(7 * 24 * 3600);
+const PURGE_EVERY: Duration = Duration::from_secs(600);
+
 #[derive(Debug, sqlx::FromRow)]
 struct Due {
     seq: i64,
@@ -106,7 +110,16 @@ impl Dispatcher {
     /// Runs rounds for ever (spawn it).
     pub async fn run(self) {
         let mut last_backlog = std::time::Instant::now() - Duration::from_secs(60);
+        let mut last_purge = std::time::Instant::now() - PURGE_EVERY;
         loop {
+            if last_purge.elapsed() >= PURGE_EVERY {
+                last_purge = std::time::Instant::now();
+                match self.purge().await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "removed webhook events done more than 7 days ago"),
+                    Err(err) => tracing::debug!(error = %err, "could not purge old webhook events"),
+                }
+            }
             if last_backlog.elapsed() >= Duration::from_secs(2) {
                 last_backlog = std::time::Instant::now();
                 match self.backlog().await {
@@ -135,6 +148,16 @@ impl Dispatcher {
             let _ =
                 sqlx::query("DELETE FROM webhook_dispatch_lease WHERE holder = $1").bind(worker_id).execute(pool).await;
         }
+    }
+
+    /// Forgets events delivered or given up more than [`KEEP_DONE`] ago.
+    async fn purge(&self) -> Result<u64, StoreError> {
+        let before = unix_millis() - KEEP_DONE.as_millis() as i64;
+        Ok(sqlx::query("DELETE FROM webhook_outbox WHERE done_ms IS NOT NULL AND done_ms < $1")
+            .bind(before)
+            .execute(self.store.pool()?)
+            .await?
+            .rows_affected())
     }
 
     async fn backlog(&self) -> Result<i64, StoreError> {

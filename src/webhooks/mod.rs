@@ -133,6 +133,42 @@ pub(crate) async fn enqueue(conn: &mut AnyConnection, event: &WebhookEvent) -> R
     Ok(())
 }
 
+/// Adds events to the outbox in one statement, in their order, inside the caller's
+/// transaction.
+pub(crate) async fn enqueue_all(conn: &mut AnyConnection, events: &[WebhookEvent]) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let now = crate::rooms::unix_millis();
+    let rows: Vec<String> = (0..events.len())
+        .map(|i| {
+            let b = i * 6;
+            format!("(${}, ${}, ${}, ${}, ${}, ${}, ${})", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 6)
+        })
+        .collect();
+    // Only placeholders are formatted into the SQL; every value is bound.
+    let sql = format!(
+        "INSERT INTO webhook_outbox (event_id, app_id, room_id, kind, body, created_ms, next_attempt_ms) VALUES {}",
+        rows.join(", ")
+    );
+    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+    for event in events {
+        let body = serde_json::to_string(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        insert = insert
+            .bind(event.id.clone())
+            .bind(i64::from(event.app_id))
+            .bind(event.room_id.clone())
+            .bind(event.kind.as_str())
+            .bind(body)
+            .bind(now);
+    }
+    insert.execute(&mut *conn).await?;
+    for _ in events {
+        crate::metrics::webhook_enqueued();
+    }
+    Ok(())
+}
+
 /// The signature header's value for `body` sent at `timestamp` (unix seconds):
 /// `t=<timestamp>,v1=<hex HMAC-SHA256(secret, timestamp + "." + body)>`.
 pub fn sign(secret: &[u8], timestamp: i64, body: &[u8]) -> String {
