@@ -105,6 +105,7 @@ async fn app_command(command: AppCommand) -> Result<(), String> {
                         "createdAt": app.created_at,
                         "disabled": app.disabled,
                         "maxUsersPerRoom": app.max_users_per_room,
+                        "webhookUrl": app.webhook_url,
                     })
                 })
                 .collect();
