@@ -196,7 +196,8 @@ async fn bulk_logins(conn: &mut AnyConnection, worker_id: &str, logins: &[&Op]) 
         "INSERT INTO usage_sessions (session_id, app_id, room_id, user_id, worker_id, login_ms) VALUES {}",
         placeholders(starts.len(), 6)
     );
-    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+    // Not prepared for reuse: its shape changes with the batch size.
+    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
     for (start, _) in &starts {
         insert = insert
             .bind(start.session_id.clone())
@@ -220,7 +221,7 @@ async fn bulk_logins(conn: &mut AnyConnection, worker_id: &str, logins: &[&Op]) 
          RETURNING app_id, room_id, sessions",
         placeholders(rooms.len(), 4)
     );
-    let mut upsert = sqlx::query_as(sqlx::AssertSqlSafe(sql));
+    let mut upsert = sqlx::query_as(sqlx::AssertSqlSafe(sql)).persistent(false);
     for ((app_id, room_id), (count, first_login)) in &rooms {
         upsert = upsert.bind(i64::from(*app_id)).bind(room_id.to_string()).bind(*count).bind(*first_login);
     }
@@ -367,11 +368,12 @@ impl Usage {
     /// `wal_writer_delay`), never corrupt them. SQLite runs with the WAL and
     /// `synchronous = NORMAL` (see `store::Store::open`).
     async fn begin(&self) -> Result<Transaction<'static, Any>, UsageError> {
-        let mut tx = self.store.pool()?.begin().await?;
-        if self.store.backend() == crate::store::Backend::Postgres {
-            sqlx::query("SET LOCAL synchronous_commit = off").execute(&mut *tx).await?;
-        }
-        Ok(tx)
+        let pool = self.store.pool()?;
+        Ok(match self.store.backend() {
+            // One round trip for both (a simple query).
+            crate::store::Backend::Postgres => pool.begin_with("BEGIN; SET LOCAL synchronous_commit = off").await?,
+            crate::store::Backend::Sqlite => pool.begin().await?,
+        })
     }
 
     /// Whether the app wants webhooks (read through the app cache).

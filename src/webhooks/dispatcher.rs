@@ -180,10 +180,11 @@ impl Dispatcher {
                     .fetch_all(self.store.pool()?)
                     .await?;
                 let outcomes = self.send_all(&due).await;
-                let mut conn = self.store.pool()?.acquire().await?;
-                for (due, outcome) in due.iter().zip(outcomes) {
-                    self.record(&mut conn, due, outcome).await?;
-                }
+                // One write transaction for the round's outcomes: one turn of SQLite's write
+                // lock, not one per event (logins write through the same lock).
+                let mut tx = self.store.pool()?.begin().await?;
+                self.record_all(&mut tx, &due, outcomes).await?;
+                tx.commit().await?;
                 Ok(due.len())
             }
         }
@@ -201,9 +202,7 @@ impl Dispatcher {
             return Ok(0);
         }
         let outcomes = self.send_all(&due).await;
-        for (due, outcome) in due.iter().zip(outcomes) {
-            self.record(&mut tx, due, outcome).await?;
-        }
+        self.record_all(&mut tx, &due, outcomes).await?;
         tx.commit().await?;
         Ok(due.len())
     }
@@ -258,43 +257,70 @@ impl Dispatcher {
         }
     }
 
-    async fn record(&self, conn: &mut AnyConnection, due: &Due, outcome: Outcome) -> Result<(), StoreError> {
+    /// Records a round's outcomes: the delivered events in one statement, each failure in
+    /// its own (they carry their own next attempt and error).
+    async fn record_all(
+        &self,
+        conn: &mut AnyConnection,
+        due: &[Due],
+        outcomes: Vec<Outcome>,
+    ) -> Result<(), StoreError> {
         let now = unix_millis();
-        match outcome {
-            Outcome::Delivered => {
-                sqlx::query(
-                    "UPDATE webhook_outbox SET done_ms = $1, outcome = 'delivered', attempts = attempts + 1, \
-                     last_error = NULL WHERE seq = $2",
-                )
-                .bind(now)
-                .bind(due.seq)
-                .execute(&mut *conn)
-                .await?;
-                crate::metrics::webhook_attempt("delivered");
-                crate::metrics::webhook_delivered(Duration::from_millis((now - due.created_ms).max(0) as u64));
+        let mut delivered = Vec::new();
+        for (due, outcome) in due.iter().zip(outcomes) {
+            match outcome {
+                Outcome::Delivered => delivered.push(due),
+                Outcome::Failed(error) => self.record_failure(conn, due, error, now).await?,
             }
-            Outcome::Failed(error) => {
-                let attempts = due.attempts + 1;
-                let give_up = now - due.created_ms >= self.config.retry_for.as_millis() as i64;
-                let next = now + retry_delay(&self.config, attempts).as_millis() as i64;
-                sqlx::query(
-                    "UPDATE webhook_outbox SET attempts = $1, next_attempt_ms = $2, last_error = $3, \
-                     done_ms = $4, outcome = $5 WHERE seq = $6",
-                )
-                .bind(attempts)
-                .bind(next)
-                .bind(&error)
-                .bind(give_up.then_some(now))
-                .bind(give_up.then_some("abandoned"))
-                .bind(due.seq)
-                .execute(&mut *conn)
-                .await?;
-                crate::metrics::webhook_attempt(if give_up { "abandoned" } else { "failed" });
-                tracing::debug!(event = %due.event_id, attempts, %error, give_up, "webhook attempt failed");
-                if give_up {
-                    tracing::warn!(event = %due.event_id, attempts, %error, "webhook given up after the retry period");
-                }
-            }
+        }
+        if delivered.is_empty() {
+            return Ok(());
+        }
+        let list: Vec<String> = (0..delivered.len()).map(|i| format!("${}", i + 2)).collect();
+        // Only placeholders are formatted into the SQL; every value is bound.
+        let sql = format!(
+            "UPDATE webhook_outbox SET done_ms = $1, outcome = 'delivered', attempts = attempts + 1, \
+             last_error = NULL WHERE seq IN ({})",
+            list.join(", ")
+        );
+        let mut update = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false).bind(now);
+        for due in &delivered {
+            update = update.bind(due.seq);
+        }
+        update.execute(&mut *conn).await?;
+        for due in delivered {
+            crate::metrics::webhook_attempt("delivered");
+            crate::metrics::webhook_delivered(Duration::from_millis((now - due.created_ms).max(0) as u64));
+        }
+        Ok(())
+    }
+
+    async fn record_failure(
+        &self,
+        conn: &mut AnyConnection,
+        due: &Due,
+        error: String,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let attempts = due.attempts + 1;
+        let give_up = now - due.created_ms >= self.config.retry_for.as_millis() as i64;
+        let next = now + retry_delay(&self.config, attempts).as_millis() as i64;
+        sqlx::query(
+            "UPDATE webhook_outbox SET attempts = $1, next_attempt_ms = $2, last_error = $3, \
+             done_ms = $4, outcome = $5 WHERE seq = $6",
+        )
+        .bind(attempts)
+        .bind(next)
+        .bind(&error)
+        .bind(give_up.then_some(now))
+        .bind(give_up.then_some("abandoned"))
+        .bind(due.seq)
+        .execute(&mut *conn)
+        .await?;
+        crate::metrics::webhook_attempt(if give_up { "abandoned" } else { "failed" });
+        tracing::debug!(event = %due.event_id, attempts, %error, give_up, "webhook attempt failed");
+        if give_up {
+            tracing::warn!(event = %due.event_id, attempts, %error, "webhook given up after the retry period");
         }
         Ok(())
     }

@@ -151,7 +151,8 @@ pub(crate) async fn enqueue_all(conn: &mut AnyConnection, events: &[WebhookEvent
         "INSERT INTO webhook_outbox (event_id, app_id, room_id, kind, body, created_ms, next_attempt_ms) VALUES {}",
         rows.join(", ")
     );
-    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql));
+    // Not prepared for reuse: its shape changes with the batch size.
+    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
     for event in events {
         let body = serde_json::to_string(event).map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
         insert = insert
