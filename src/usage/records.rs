@@ -560,13 +560,15 @@ impl Usage {
         Ok(closed)
     }
 
-    /// Closes what `worker` holds open, at `at_ms`. With `claim`, the worker's row is deleted
-    /// in the same transaction (only if it still shows that `last_seen`), so exactly one
-    /// worker closes a dead worker's records.
+    /// Closes what `worker` (this one, stopping) holds open, at `at_ms`.
     pub(super) async fn close_worker(&self, worker: &str, at_ms: i64, reason: EndReason) -> Result<usize, UsageError> {
         self.close_records(worker, at_ms, reason, None).await
     }
 
+    /// Closes what `worker` holds open, at `at_ms`, in one transaction with their live-room
+    /// counts and events. With `claim`, the worker's row is deleted in the same transaction
+    /// (only if it still shows that `last_seen`), so exactly one worker closes a dead worker's
+    /// records.
     async fn close_records(
         &self,
         worker: &str,
