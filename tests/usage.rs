@@ -298,3 +298,33 @@ async fn a_killed_workers_sessions_close_at_its_lease_expiry_as_worker_lost() {
     drop(survivor);
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn lost_connections_and_stopped_workers_end_sessions_with_their_reasons() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let app = create_app(&db);
+    let options = ServerOptions {
+        extra_env: vec![("HUDDLE_RECONNECT_GRACE_MS", "500".into()), ("HUDDLE_DRAIN_TIMEOUT_MS", "0".into())],
+        ..Default::default()
+    };
+    let mut server = Server::start_with(&db, options);
+    let pool = pool(&db).await;
+    // Dropped without a logout and not resumed: ends at the grace expiry.
+    let (dropped, _) = join(&server.base, &app, "room-r", "dropped", false).await;
+    let cut_at = now_ms();
+    dropped.cut();
+    let rows = sessions_until(&pool, &app, Duration::from_secs(5), |rows| rows[0].logout_ms.is_some()).await;
+    assert_eq!(rows[0].end_reason.as_deref(), Some("heartbeat_timeout"));
+    let ended = rows[0].logout_ms.unwrap();
+    assert!(ended >= cut_at + 450 && ended <= cut_at + 2000, "ended {} ms after the cut", ended - cut_at);
+
+    // Still connected when the worker stops (SIGTERM, no drain time): `shutdown`.
+    let (_staying, _) = join(&server.base, &app, "room-r", "staying", false).await;
+    server.terminate();
+    assert!(server.exited_within(Duration::from_secs(10)).await.is_some(), "the worker stops");
+    let rows = sessions(&pool, &app).await;
+    let staying = rows.iter().find(|r| r.user_id == "staying").expect("row");
+    assert_eq!(staying.end_reason.as_deref(), Some("shutdown"));
+    let workers: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_workers").fetch_one(&pool).await.unwrap();
+    assert_eq!(workers, 0, "a worker that stopped removes its row");
+}

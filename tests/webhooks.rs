@@ -304,3 +304,31 @@ async fn two_workers_on_postgres_never_deliver_the_same_event_twice() {
     drop(workers);
     db.cleanup().await;
 }
+
+#[tokio::test]
+async fn published_streams_are_announced_in_their_rooms_order() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let app = create_app(&db);
+    let receiver = Receiver::start().await;
+    let server = Server::start_with(&db, fast(false));
+    set_webhook(&server, &app, &receiver.url).await;
+    let (mut alice, _) = join(&server.base, &app, "room-s", "alice", false).await;
+    let _peer = publish_media(&mut alice, "cam-a", "").await;
+    alice.ok("stopPublishingStream", json!({"streamID": "cam-a"})).await;
+    media_state(&mut alice, "publisherStateUpdate", "cam-a", "NO_PUBLISH").await;
+    alice.ok("logout", json!({})).await;
+    let delivered = receiver.wait_for(Duration::from_secs(10), "6 events", |d| d.len() >= 6).await;
+    assert_eq!(
+        by_room(&delivered)["room-s"],
+        pairs(&[
+            ("room_started", ""),
+            ("user_joined", "alice"),
+            ("stream_published", "alice"),
+            ("stream_unpublished", "alice"),
+            ("user_left", "alice"),
+            ("room_finished", "")
+        ])
+    );
+    let published = delivered.iter().find(|r| r.event["type"] == "stream_published").unwrap();
+    assert_eq!(published.event["streamId"], "cam-a");
+}

@@ -153,6 +153,13 @@ pub async fn on_relay_event(ctx: &SignalingContext, node: &RelayNode, event: &Re
     let Some(session) = node.session_of(peer) else { return };
     let grant = session.grant;
     let room = RoomKey::new(grant.app_id, grant.room_id.clone());
+    if let RelayEvent::StreamStopped { bytes, .. } = event {
+        // Recorded before the room hears of it, so that `stream_unpublished` precedes whatever
+        // the publisher does next (its logout's `user_left`).
+        let record_id = stream_record_id(ctx, peer);
+        let stopped = ctx.usage.stream_stopped(&record_id, grant.app_id, bytes.bytes_in, bytes.bytes_out).await;
+        crate::usage::log_failure("stream_stopped", stopped);
+    }
     let result = match (grant.action, live) {
         (MediaAction::Publish, true) => stream_live(ctx, node, &room, &grant, peer).await,
         (MediaAction::Publish, false) => stream_stopped(ctx, &room, &grant).await,
@@ -161,11 +168,6 @@ pub async fn on_relay_event(ctx: &SignalingContext, node: &RelayNode, event: &Re
     };
     if let Err(err) = result {
         tracing::warn!(%room, stream = %grant.stream_id, error = %err, "could not apply a relay event to the room");
-    }
-    if let RelayEvent::StreamStopped { bytes, .. } = event {
-        let record_id = stream_record_id(ctx, peer);
-        let stopped = ctx.usage.stream_stopped(&record_id, grant.app_id, bytes.bytes_in, bytes.bytes_out).await;
-        crate::usage::log_failure("stream_stopped", stopped);
     }
 }
 
