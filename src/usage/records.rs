@@ -166,11 +166,12 @@ pub(super) struct Job {
     done: oneshot::Sender<Result<(), UsageError>>,
 }
 
-/// `"($1, $2, $3), ($4, $5, $6)"` for `rows` rows of `columns` placeholders.
-fn placeholders(rows: usize, columns: usize) -> String {
+/// `"($1, $2, $3), ($4, $5, $6)"` for `rows` rows of `columns` placeholders, numbered from
+/// `after + 1`.
+fn placeholders(after: usize, rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|row| {
-            let cells: Vec<String> = (1..=columns).map(|c| format!("${}", row * columns + c)).collect();
+            let cells: Vec<String> = (1..=columns).map(|c| format!("${}", after + row * columns + c)).collect();
             format!("({})", cells.join(", "))
         })
         .collect::<Vec<_>>()
@@ -180,7 +181,12 @@ fn placeholders(rows: usize, columns: usize) -> String {
 /// Plain logins (no session replaced) in three statements whatever their number: the session
 /// rows, the rooms' live counts (rooms in a fixed order, so that two workers' batches never
 /// wait on each other in a cycle), and their events, in the order the logins came.
-async fn bulk_logins(conn: &mut AnyConnection, worker_id: &str, logins: &[&Op]) -> Result<(), sqlx::Error> {
+async fn bulk_logins(
+    conn: &mut AnyConnection,
+    postgres: bool,
+    worker_id: &str,
+    logins: &[&Op],
+) -> Result<(), sqlx::Error> {
     let starts: Vec<(&SessionStart, bool)> = logins
         .iter()
         .filter_map(|op| match op {
@@ -191,40 +197,51 @@ async fn bulk_logins(conn: &mut AnyConnection, worker_id: &str, logins: &[&Op]) 
     if starts.is_empty() {
         return Ok(());
     }
-    // Only placeholders are formatted into the SQL; every value is bound.
-    let sql = format!(
-        "INSERT INTO usage_sessions (session_id, app_id, room_id, user_id, worker_id, login_ms) VALUES {}",
-        placeholders(starts.len(), 6)
-    );
-    // Not prepared for reuse: its shape changes with the batch size.
-    let mut insert = sqlx::query(sqlx::AssertSqlSafe(sql)).persistent(false);
-    for (start, _) in &starts {
-        insert = insert
-            .bind(start.session_id.clone())
-            .bind(i64::from(start.app_id))
-            .bind(start.room_id.clone())
-            .bind(start.user_id.clone())
-            .bind(worker_id.to_owned())
-            .bind(start.login_ms);
-    }
-    insert.execute(&mut *conn).await?;
-
     let mut rooms: std::collections::BTreeMap<(u32, &str), (i64, i64)> = Default::default();
     for (start, _) in &starts {
         let entry = rooms.entry((start.app_id, start.room_id.as_str())).or_insert((0, start.login_ms));
         entry.0 += 1;
     }
-    let sql = format!(
+    // Only placeholders are formatted into the SQL; every value is bound.
+    let sessions_sql = format!(
+        "INSERT INTO usage_sessions (session_id, app_id, room_id, user_id, worker_id, login_ms) VALUES {}",
+        placeholders(0, starts.len(), 6)
+    );
+    let rooms_sql = format!(
         "INSERT INTO live_rooms (app_id, room_id, sessions, started_ms) VALUES {} \
          ON CONFLICT (app_id, room_id) DO UPDATE SET sessions = live_rooms.sessions + excluded.sessions, \
          started_ms = CASE WHEN live_rooms.sessions = 0 THEN excluded.started_ms ELSE live_rooms.started_ms END \
          RETURNING app_id, room_id, sessions",
-        placeholders(rooms.len(), 4)
+        placeholders(if postgres { starts.len() * 6 } else { 0 }, rooms.len(), 4)
     );
-    let mut upsert = sqlx::query_as(sqlx::AssertSqlSafe(sql)).persistent(false);
-    for ((app_id, room_id), (count, first_login)) in &rooms {
-        upsert = upsert.bind(i64::from(*app_id)).bind(room_id.to_string()).bind(*count).bind(*first_login);
-    }
+    let bind_sessions = |mut query: sqlx::query::QueryAs<'static, Any, (i64, String, i64), sqlx::any::AnyArguments>| {
+        for (start, _) in &starts {
+            query = query
+                .bind(start.session_id.clone())
+                .bind(i64::from(start.app_id))
+                .bind(start.room_id.clone())
+                .bind(start.user_id.clone())
+                .bind(worker_id.to_owned())
+                .bind(start.login_ms);
+        }
+        query
+    };
+    let bind_rooms = |mut query: sqlx::query::QueryAs<'static, Any, (i64, String, i64), sqlx::any::AnyArguments>| {
+        for ((app_id, room_id), (count, first_login)) in &rooms {
+            query = query.bind(i64::from(*app_id)).bind(room_id.to_string()).bind(*count).bind(*first_login);
+        }
+        query
+    };
+    // Not prepared for reuse: their shape changes with the batch size.
+    let upsert = if postgres {
+        // One round trip: PostgreSQL runs a data-modifying WITH to completion.
+        let sql = format!("WITH sessions AS ({sessions_sql}) {rooms_sql}");
+        bind_rooms(bind_sessions(sqlx::query_as(sqlx::AssertSqlSafe(sql)).persistent(false)))
+    } else {
+        let insert = bind_sessions(sqlx::query_as(sqlx::AssertSqlSafe(sessions_sql)).persistent(false));
+        insert.fetch_all(&mut *conn).await?;
+        bind_rooms(sqlx::query_as(sqlx::AssertSqlSafe(rooms_sql)).persistent(false))
+    };
     let counts: Vec<(i64, String, i64)> = upsert.fetch_all(&mut *conn).await?;
     // A room started in this batch if its count is exactly what the batch added.
     let mut started: HashMap<(i64, String), bool> = counts
@@ -501,7 +518,8 @@ impl Usage {
             .iter()
             .copied()
             .partition(|op| matches!(op, Op::SessionStarted { start, .. } if start.replaced.is_none()));
-        bulk_logins(&mut tx, &self.worker_id, &logins).await?;
+        let postgres = self.store.backend() == crate::store::Backend::Postgres;
+        bulk_logins(&mut tx, postgres, &self.worker_id, &logins).await?;
         for op in others {
             apply(&mut tx, &self.worker_id, op).await?;
         }
