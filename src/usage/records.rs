@@ -178,9 +178,10 @@ fn placeholders(after: usize, rows: usize, columns: usize) -> String {
         .join(", ")
 }
 
-/// Plain logins (no session replaced) in three statements whatever their number: the session
-/// rows, the rooms' live counts (rooms in a fixed order, so that two workers' batches never
-/// wait on each other in a cycle), and their events, in the order the logins came.
+/// Plain logins (no session replaced) in three statements whatever their number (two on
+/// PostgreSQL, where the first two are one): the session rows, the rooms' live counts (rooms in
+/// a fixed order, so that two batches never wait on each other in a cycle), and their events,
+/// in the order the logins came.
 async fn bulk_logins(
     conn: &mut AnyConnection,
     postgres: bool,
