@@ -38,6 +38,8 @@ async fn set_webhook(server: &Server, app: &TestApp, url: &str) {
     let (status, reply) = server.send(&SignedRequest::new(app, "PUT", "/v1/app/webhook", &body)).await;
     assert_eq!(status, 200, "{reply}");
     assert_eq!(reply, json!({"appId": app.app_id, "url": url, "secret": SECRET}));
+    let (status, current) = server.send(&SignedRequest::new(app, "GET", "/v1/app/webhook", "")).await;
+    assert_eq!((status, current), (200, reply));
 }
 
 /// Events of each room in the order they were delivered: (type, user).

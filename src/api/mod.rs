@@ -46,6 +46,7 @@ use crate::error::{ApiError, ErrorBody, ErrorCode};
         ops::metrics,
         ops::openapi_yaml,
         usage::usage,
+        usage::get_webhook,
         usage::set_webhook
     ),
     components(schemas(

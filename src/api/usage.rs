@@ -159,9 +159,37 @@ pub async fn set_webhook(
     }))
 }
 
+/// The app's webhook URL and signing secret.
+#[utoipa::path(
+    get,
+    path = "/v1/app/webhook",
+    tag = "usage",
+    params(SignatureHeaderParams),
+    security(("huddleSignature" = [])),
+    responses(
+        (status = 200, description = "The current setting (`null`s: webhooks are off)", body = WebhookResponse),
+        (status = 400, description = "2002 malformed signature header", body = ErrorBody),
+        (status = 401, description = "2001 missing header, 2003 unknown app, 2005 bad signature, \
+            2006 stale timestamp, 2007 nonce reused", body = ErrorBody),
+        (status = 403, description = "2004 app disabled", body = ErrorBody),
+        (status = 503, description = "1007 store unavailable", body = ErrorBody),
+    )
+)]
+pub async fn get_webhook(signed: SignedQuery) -> Result<HttpResponse, ApiError> {
+    let app = signed.app;
+    Ok(HttpResponse::Ok().json(WebhookResponse {
+        app_id: app.app_id,
+        url: app.webhook_url,
+        secret: app.webhook_secret,
+    }))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource("/v1/usage", [(Method::GET, web::to(usage))]));
-    cfg.service(super::resource("/v1/app/webhook", [(Method::PUT, web::to(set_webhook))]));
+    cfg.service(super::resource(
+        "/v1/app/webhook",
+        [(Method::GET, web::to(get_webhook)), (Method::PUT, web::to(set_webhook))],
+    ));
 }
 
 #[cfg(test)]
