@@ -252,12 +252,17 @@ mod tests {
             "GrantRequest.ttlSeconds",
             "post /relay/v1/publish/{streamId} streamId",
             "post /relay/v1/play/{streamId} streamId",
+            "WebhookEvent.roomId",
+            "WebhookEvent.userId",
+            "WebhookEvent.streamId",
         ]
         .map(String::from)
         .into();
-        for path in ["/v1/tokens", "/v1/grants"] {
+        for route in
+            ["post /v1/tokens", "post /v1/grants", "get /v1/usage", "get /v1/app/webhook", "put /v1/app/webhook"]
+        {
             for header in ["X-Huddle-AppId", "X-Huddle-Timestamp", "X-Huddle-Nonce", "X-Huddle-Signature"] {
-                expected.insert(format!("post {path} {header}"));
+                expected.insert(format!("{route} {header}"));
             }
         }
         assert_eq!(checked, expected);

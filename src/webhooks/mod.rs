@@ -63,12 +63,15 @@ pub struct WebhookEvent {
     #[serde(rename = "type")]
     pub kind: EventKind,
     pub app_id: u32,
+    #[schema(value_type = crate::api::schema::RoomId)]
     pub room_id: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::api::schema::UserId>)]
     pub user_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub session_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<crate::api::schema::StreamId>)]
     pub stream_id: Option<String>,
     /// `user_left` (and `stream_unpublished` of a dead worker): how it ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
