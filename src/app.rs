@@ -20,6 +20,8 @@ use crate::rooms::redis::{RedisRooms, RedisRoomsConfig};
 use crate::rooms::{Hub, RelayInfo, RoomError, RoomService};
 use crate::signaling::SignalingContext;
 use crate::store::{NewApp, Store, StoreError, redact_url};
+use crate::usage::{EndReason, Usage};
+use crate::webhooks::dispatcher::Dispatcher;
 use tokio::sync::mpsc::UnboundedReceiver;
 
 /// What every request handler can reach. Workers share it; nothing in it is per-connection.
@@ -58,6 +60,10 @@ pub enum StartError {
     DevAppTaken(String),
     #[error("server failed: {0}")]
     Server(std::io::Error),
+    #[error("cannot start usage records: {0}")]
+    Usage(crate::usage::UsageError),
+    #[error("cannot start the webhook dispatcher: {0}")]
+    Webhooks(String),
 }
 
 impl AppState {
@@ -105,9 +111,25 @@ impl AppState {
         if let Some(turn) = &turn {
             tracing::info!(urls = ?turn.urls(), ttl_secs = turn.ttl_secs(), "TURN credentials go out with media grants");
         }
+        // Usage records are written under a worker id that no earlier run used: the Redis
+        // worker id, or a fresh one (in-memory rooms call every process "local").
+        let usage_worker =
+            if settings.redis_url.is_some() { node_id.clone() } else { uuid::Uuid::new_v4().simple().to_string() };
+        let usage = Usage::new(store.clone(), usage_worker.clone(), settings.usage_records, settings.redis_lease);
+        usage.clone().start().await.map_err(StartError::Usage)?;
+        if settings.usage_records {
+            let dispatcher = Dispatcher::new(store.clone(), usage_worker, settings.webhooks.clone())
+                .map_err(|e| StartError::Webhooks(e.to_string()))?;
+            tokio::spawn(dispatcher.run());
+        } else {
+            tracing::warn!(
+                "usage records are off (--usage-records off): no session or stream is recorded, no webhook sent"
+            );
+        }
         let signaling = Arc::new(
             SignalingContext::new(rooms, store.clone(), local_relay, settings.signaling.clone())
-                .with_turn(turn.clone()),
+                .with_turn(turn.clone())
+                .with_usage(usage),
         );
         let relay = match relay {
             Some((node, events)) => {
@@ -340,6 +362,9 @@ pub async fn run(settings: Settings) -> Result<(), StartError> {
     actix_web::rt::spawn(stop_on_signal(server.handle(), state.signaling.clone(), settings.drain_timeout, move_media));
     println!("huddle listening on http://{local_addr}");
     server.await.map_err(StartError::Server)?;
+    // Whatever is still open here ends now (without a drain, nothing ended it).
+    state.signaling.usage.close_own(EndReason::Shutdown).await;
+    Dispatcher::release(&state.store, state.signaling.usage.worker_id()).await;
     state.store.close().await;
     tracing::info!("huddle stopped");
     Ok(())

@@ -33,6 +33,8 @@ pub enum Command {
     /// app's secret from the store).
     #[command(subcommand)]
     Rooms(RoomsCommand),
+    /// Participant and stream minutes of an app (the same report as GET /v1/usage).
+    Usage(UsageArgs),
     /// Print the OpenAPI document (YAML) that the server serves at /openapi.yaml.
     Openapi,
     /// Load generators to point at a running deployment.
@@ -52,6 +54,44 @@ pub enum AppCommand {
     Disable(AppIdArgs),
     /// Accept an app's requests and tokens again.
     Enable(AppIdArgs),
+    /// Change an app's settings: its webhook URL and signing secret.
+    Update(AppUpdateArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AppUpdateArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub app_id: u32,
+    /// Where webhook events go (http:// or https://).
+    #[arg(long, conflicts_with = "no_webhook")]
+    pub webhook_url: Option<String>,
+    /// The webhook signing secret (16-128 printable characters); generated when omitted.
+    #[arg(long, requires = "webhook_url")]
+    pub webhook_secret: Option<String>,
+    /// Turn webhooks off (removes the URL and secret).
+    #[arg(long)]
+    pub no_webhook: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct UsageArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub app_id: u32,
+    /// Window start (inclusive): unix milliseconds or YYYY-MM-DD (UTC midnight).
+    #[arg(long)]
+    pub from: String,
+    /// Window end (exclusive), as --from.
+    #[arg(long)]
+    pub to: String,
+    #[arg(long, value_enum, default_value = "room")]
+    pub group_by: crate::usage::GroupBy,
+    /// Print the JSON report (as GET /v1/usage returns it) instead of a table.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -263,6 +303,12 @@ pub enum Role {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Switch {
+    On,
+    Off,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
@@ -354,6 +400,25 @@ pub struct ServeArgs {
     /// Huddle's own origin is always allowed. Default: any origin.
     #[arg(long, env = "HUDDLE_ALLOWED_ORIGINS")]
     pub allowed_origins: Option<String>,
+    /// Usage records (one row per session and per published stream) and the webhook events
+    /// written with them: `on`, or `off` (nothing is recorded, no webhook is queued).
+    #[arg(long, env = "HUDDLE_USAGE_RECORDS", value_enum, default_value = "on")]
+    pub usage_records: Switch,
+    /// One webhook request's limit (connect and response), 100–60000 ms.
+    #[arg(long, env = "HUDDLE_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
+    pub webhook_timeout_ms: u64,
+    /// Delay before the first webhook retry; each further retry doubles it (with jitter).
+    #[arg(long, env = "HUDDLE_WEBHOOK_RETRY_BASE_MS", default_value_t = 1_000)]
+    pub webhook_retry_base_ms: u64,
+    /// Longest delay between two attempts at one webhook event.
+    #[arg(long, env = "HUDDLE_WEBHOOK_RETRY_MAX_MS", default_value_t = 3_600_000)]
+    pub webhook_retry_max_ms: u64,
+    /// How long a failing webhook event is retried before it is given up (default 24 h).
+    #[arg(long, env = "HUDDLE_WEBHOOK_RETRY_FOR_SECS", default_value_t = 86_400)]
+    pub webhook_retry_for_secs: u64,
+    /// Webhook events (of different rooms) sent at once per round, 1–1000.
+    #[arg(long, env = "HUDDLE_WEBHOOK_BATCH", default_value_t = 64)]
+    pub webhook_batch: usize,
     /// Log filter, e.g. `info` or `huddle=debug,actix_web=info`.
     #[arg(long, env = "HUDDLE_LOG", default_value = "info")]
     pub log: String,
@@ -403,6 +468,8 @@ pub struct Settings {
     pub redis_timeout: std::time::Duration,
     pub nonce_cap_per_app: usize,
     pub drain_timeout: std::time::Duration,
+    pub usage_records: bool,
+    pub webhooks: crate::webhooks::dispatcher::DispatchConfig,
     pub relay: crate::relay::RelayConfig,
     pub public_url: Option<String>,
     /// `None` when not configured: any origin is allowed (and start-up warns unless in dev mode).
@@ -489,6 +556,20 @@ impl ServeArgs {
         if self.max_connections == 0 {
             return Err(ConfigError::Invalid("--max-connections must be at least 1"));
         }
+        if !(100..=60_000).contains(&self.webhook_timeout_ms) {
+            return Err(ConfigError::Invalid("--webhook-timeout-ms must be between 100 and 60000"));
+        }
+        if self.webhook_retry_base_ms < 10 || self.webhook_retry_max_ms < self.webhook_retry_base_ms {
+            return Err(ConfigError::Invalid(
+                "--webhook-retry-base-ms must be at least 10 and at most --webhook-retry-max-ms",
+            ));
+        }
+        if self.webhook_retry_for_secs < 1 {
+            return Err(ConfigError::Invalid("--webhook-retry-for-secs must be at least 1 (default 86400: 24 h)"));
+        }
+        if !(1..=1000).contains(&self.webhook_batch) {
+            return Err(ConfigError::Invalid("--webhook-batch must be between 1 and 1000"));
+        }
         let allowed_origins = match self.allowed_origins.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(list) => Some(crate::api::cors::AllowedOrigins::parse(list).map_err(ConfigError::Origins)?),
@@ -521,6 +602,15 @@ impl ServeArgs {
             redis_timeout: ms(redis_timeout_ms),
             nonce_cap_per_app: self.nonce_cap_per_app,
             drain_timeout: ms(self.drain_timeout_ms),
+            usage_records: self.usage_records == Switch::On,
+            webhooks: crate::webhooks::dispatcher::DispatchConfig {
+                timeout: ms(self.webhook_timeout_ms),
+                retry_base: ms(self.webhook_retry_base_ms),
+                retry_max_delay: ms(self.webhook_retry_max_ms),
+                retry_for: std::time::Duration::from_secs(self.webhook_retry_for_secs),
+                batch: self.webhook_batch,
+                ..Default::default()
+            },
             relay: crate::relay::RelayConfig {
                 udp_addr: self.relay_udp_addr,
                 public_ips: self.relay_public_ips.clone(),

@@ -3,7 +3,8 @@
 //! Every module keeps its own `thiserror` type; this file maps each of them to an
 //! [`ErrorCode`] (a stable number for clients plus an HTTP status) and renders the JSON body.
 //! Codes are grouped in ranges: 1xxx request and service, 2xxx server-request signatures,
-//! 3xxx invalid input, 4xxx user tokens, 5xxx websocket, 6xxx relay. The README lists them all
+//! 3xxx invalid input, 4xxx user tokens, 5xxx websocket, 6xxx relay, 8xxx server API
+//! (admin, usage, webhooks). The README lists them all
 //! (a test keeps it honest).
 
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
@@ -129,6 +130,9 @@ error_codes! {
     AdminRoomNotFound = 8006, NOT_FOUND, "Admin API: the room has no members (it is not open), so there is nobody to send to.";
     AdminStreamNotFound = 8007, NOT_FOUND, "Admin API: no such stream in this room.";
     AdminNothingToMute = 8008, BAD_REQUEST, "Admin API: a mute names neither `audio` nor `video`.";
+    InvalidUsageRange = 8050, BAD_REQUEST, "Usage: `from`/`to` are not unix milliseconds (or `YYYY-MM-DD`), `from` is not before `to`, the window is longer than 366 days, or `groupBy` is not room, user or day.";
+    InvalidWebhookUrl = 8051, BAD_REQUEST, "Webhooks: the URL is not http:// or https:// with a host, or longer than 2048 bytes.";
+    InvalidWebhookSecret = 8052, BAD_REQUEST, "Webhooks: the signing secret is not 16-128 printable ASCII characters without spaces.";
 }
 
 /// The JSON body of every error response.
@@ -236,6 +240,21 @@ impl From<StoreError> for ApiError {
             }
             StoreError::AppNotFound(app_id) => ApiError::new(ErrorCode::UnknownApp, format!("unknown app id {app_id}")),
             StoreError::AppDisabled(_) => ApiError::new(ErrorCode::AppDisabled, err.to_string()),
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+impl From<crate::usage::UsageError> for ApiError {
+    fn from(err: crate::usage::UsageError) -> Self {
+        use crate::usage::UsageError;
+        match err {
+            UsageError::Store(err) => err.into(),
+            UsageError::InvalidRange(message) => ApiError::new(ErrorCode::InvalidUsageRange, message),
+            UsageError::Write(cause) => {
+                tracing::warn!(error = %cause, "usage record not written");
+                ApiError::new(ErrorCode::ServiceUnavailable, "store unavailable")
+            }
             other => ApiError::internal(other),
         }
     }

@@ -3,8 +3,10 @@
 //! Modules, one concern each: [`auth`] (tokens, media grants, request signatures, nonces),
 //! [`store`] (apps in SQLite or PostgreSQL), [`rooms`] (live room state and its events, in
 //! memory or Redis), [`signaling`] (the websocket), [`relay`] (the WebRTC media engine),
-//! [`api`] (REST, WHIP/WHEP, assets), [`metrics`], [`config`], [`error`] (the one mapping to
-//! `{code, message}`), [`admin`] (room administration for business servers), [`app`] (wiring), [`loadtest`] (load generators), [`ids`] (id rules).
+//! [`api`] (REST, WHIP/WHEP, assets), [`usage`] (session and stream records, minutes),
+//! [`webhooks`] (the outbox and its dispatcher), [`metrics`], [`config`], [`error`] (the one mapping to
+//! `{code, message}`), [`admin`] (room administration for business servers), [`app`] (wiring),
+//! [`loadtest`] (load generators), [`ids`] (id rules).
 
 pub mod admin;
 pub mod api;
@@ -19,3 +21,5 @@ pub mod relay;
 pub mod rooms;
 pub mod signaling;
 pub mod store;
+pub mod usage;
+pub mod webhooks;

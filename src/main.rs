@@ -5,7 +5,7 @@ use serde_json::json;
 use tracing_subscriber::EnvFilter;
 
 use huddle::auth::{TokenSpec, token, unix_now};
-use huddle::config::{AppCommand, Cli, Command, ConfigError, LogFormat, ServeArgs, StoreArgs, TokenArgs};
+use huddle::config::{AppCommand, Cli, Command, ConfigError, LogFormat, ServeArgs, StoreArgs, TokenArgs, UsageArgs};
 use huddle::store::{NewApp, Store};
 use huddle::{api, app, auth};
 
@@ -29,6 +29,7 @@ fn main() -> ExitCode {
         Command::App(command) => runtime.block_on(app_command(command)),
         Command::Token(args) => runtime.block_on(mint_token(args)),
         Command::Rooms(command) => runtime.block_on(huddle::admin::client::run(command)),
+        Command::Usage(args) => runtime.block_on(usage(args)),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -105,6 +106,7 @@ async fn app_command(command: AppCommand) -> Result<(), String> {
                         "createdAt": app.created_at,
                         "disabled": app.disabled,
                         "maxUsersPerRoom": app.max_users_per_room,
+                        "webhookUrl": app.webhook_url,
                     })
                 })
                 .collect();
@@ -116,6 +118,20 @@ async fn app_command(command: AppCommand) -> Result<(), String> {
         }
         AppCommand::Disable(args) => set_disabled(args.store, args.app_id, true).await?,
         AppCommand::Enable(args) => set_disabled(args.store, args.app_id, false).await?,
+        AppCommand::Update(args) => {
+            let setting = if args.no_webhook {
+                None
+            } else {
+                let Some(url) = args.webhook_url else {
+                    return Err("nothing to update: pass --webhook-url URL [--webhook-secret S] or --no-webhook".into());
+                };
+                api::usage::webhook_setting(Some(url), args.webhook_secret).map_err(|e| e.message)?
+            };
+            let app = open(&args.store).await?.set_webhook(args.app_id, setting).await.map_err(|e| e.to_string())?;
+            print_json(
+                json!({"appId": app.app_id, "webhookUrl": app.webhook_url, "webhookSecret": app.webhook_secret}),
+            );
+        }
     }
     Ok(())
 }
@@ -123,6 +139,29 @@ async fn app_command(command: AppCommand) -> Result<(), String> {
 async fn set_disabled(store: StoreArgs, app_id: u32, disabled: bool) -> Result<(), String> {
     open(&store).await?.set_app_disabled(app_id, disabled).await.map_err(|e| e.to_string())?;
     print_json(json!({"appId": app_id, "disabled": disabled}));
+    Ok(())
+}
+
+/// `huddle usage`: the report of `GET /v1/usage`, as a table or JSON.
+async fn usage(args: UsageArgs) -> Result<(), String> {
+    use huddle::usage::report;
+    let time = |name: &str, text: &str| {
+        report::parse_time(text)
+            .ok_or_else(|| format!("--{name} must be unix milliseconds or YYYY-MM-DD, got {text:?}"))
+    };
+    let query = huddle::usage::UsageQuery {
+        app_id: args.app_id,
+        from_ms: time("from", &args.from)?,
+        to_ms: time("to", &args.to)?,
+        group_by: args.group_by,
+    };
+    let store = open(&args.store).await?;
+    let report = report::query(&store, &query, huddle::rooms::unix_millis()).await.map_err(|e| e.to_string())?;
+    if args.json {
+        print_json(serde_json::to_value(&report).map_err(|e| e.to_string())?);
+    } else {
+        print!("{}", report::table(&report));
+    }
     Ok(())
 }
 

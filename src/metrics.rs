@@ -340,11 +340,133 @@ pub fn relay_observed(stats: crate::relay::RelayStats, load: crate::relay::Relay
 /// The text exposition format served at `/metrics`.
 pub fn render() -> String {
     let mut buffer = Vec::new();
+    LazyLock::force(&USAGE);
     let families = COLLECTORS.registry.gather();
     if let Err(err) = TextEncoder::new().encode(&families, &mut buffer) {
         tracing::error!(error = %err, "metrics encoding failed");
     }
     String::from_utf8(buffer).unwrap_or_default()
+}
+
+/// Usage records and webhooks, registered with the others on first use (and forced by
+/// [`render`], so that they show from the start).
+struct UsageCollectors {
+    usage_writes: HistogramVec,
+    usage_write_failures: IntCounterVec,
+    usage_batch_size: Histogram,
+    usage_batch_latency: Histogram,
+    usage_worker_lost: IntCounter,
+    webhooks_enqueued: IntCounter,
+    webhook_backlog: IntGauge,
+    webhook_attempts: IntCounterVec,
+    webhook_latency: Histogram,
+}
+
+/// Delivery latency reaches hours when a receiver is down.
+const DELIVERY_BUCKETS: &[f64] =
+    &[0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0, 3600.0, 86400.0];
+
+static USAGE: LazyLock<UsageCollectors> = LazyLock::new(|| {
+    let r = &COLLECTORS.registry;
+    UsageCollectors {
+        usage_writes: register(
+            r,
+            HistogramVec::new(
+                HistogramOpts::new(
+                    "usage_write_duration_seconds",
+                    "Usage record transactions (with their outbox rows) by kind",
+                )
+                .buckets(LATENCY_BUCKETS.to_vec()),
+                &["kind"],
+            ),
+        ),
+        usage_write_failures: register(
+            r,
+            IntCounterVec::new(
+                Opts::new("usage_write_failures_total", "Usage records that could not be written"),
+                &["kind"],
+            ),
+        ),
+        usage_batch_size: register(
+            r,
+            Histogram::with_opts(
+                HistogramOpts::new("usage_write_batch_size", "Records per group commit")
+                    .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0]),
+            ),
+        ),
+        usage_batch_latency: register(
+            r,
+            histogram("usage_write_batch_duration_seconds", "One group commit: its transaction from begin to commit"),
+        ),
+        usage_worker_lost: register(
+            r,
+            IntCounter::new(
+                "usage_worker_lost_records_total",
+                "Sessions and streams of dead workers closed as worker_lost",
+            ),
+        ),
+        webhooks_enqueued: register(
+            r,
+            IntCounter::new("webhook_events_enqueued_total", "Webhook events written to the outbox"),
+        ),
+        webhook_backlog: register(
+            r,
+            IntGauge::new(
+                "webhook_backlog",
+                "Webhook events in the outbox not yet delivered or given up (all workers)",
+            ),
+        ),
+        webhook_attempts: register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "webhook_attempts_total",
+                    "Webhook delivery attempts by outcome (delivered, failed, abandoned)",
+                ),
+                &["outcome"],
+            ),
+        ),
+        webhook_latency: register(
+            r,
+            Histogram::with_opts(
+                HistogramOpts::new("webhook_delivery_latency_seconds", "From an event's outbox write to its delivery")
+                    .buckets(DELIVERY_BUCKETS.to_vec()),
+            ),
+        ),
+    }
+});
+
+pub fn usage_written(kind: &'static str, elapsed: Duration) {
+    USAGE.usage_writes.with_label_values(&[kind]).observe(elapsed.as_secs_f64());
+}
+
+pub fn usage_batch(records: usize, elapsed: Duration) {
+    USAGE.usage_batch_size.observe(records as f64);
+    USAGE.usage_batch_latency.observe(elapsed.as_secs_f64());
+}
+
+pub fn usage_write_failed(kind: &'static str) {
+    USAGE.usage_write_failures.with_label_values(&[kind]).inc();
+}
+
+pub fn usage_worker_lost_records(count: u64) {
+    USAGE.usage_worker_lost.inc_by(count);
+}
+
+pub fn webhook_enqueued() {
+    USAGE.webhooks_enqueued.inc();
+}
+
+pub fn webhook_backlog(count: i64) {
+    USAGE.webhook_backlog.set(count);
+}
+
+pub fn webhook_attempt(outcome: &'static str) {
+    USAGE.webhook_attempts.with_label_values(&[outcome]).inc();
+}
+
+pub fn webhook_delivered(latency: Duration) {
+    USAGE.webhook_latency.observe(latency.as_secs_f64());
 }
 
 /// Status codes as static strings, so that the hot path formats nothing.

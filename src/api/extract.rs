@@ -37,14 +37,37 @@ impl<T: DeserializeOwned + 'static> FromRequest for Signed<T> {
         let req = req.clone();
         let payload = payload.take();
         Box::pin(async move {
-            let (app, body) = authenticate(&req, payload).await.inspect_err(|err| {
-                if let Some(reason) = err.signature_reason {
-                    metrics::signature_failure(reason);
-                }
-            })?;
+            let (app, body) = authenticate(&req, payload, true).await.inspect_err(count_failure)?;
             let body = parse_json(&body)?;
             Ok(Signed { app, body })
         })
+    }
+}
+
+/// A signed request without a body (`GET` routes): the calling app. The signature covers the
+/// empty body (`hex(sha256(""))`) and the path with its query string; no Content-Type is
+/// needed.
+pub struct SignedQuery {
+    pub app: App,
+}
+
+impl FromRequest for SignedQuery {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, ApiError>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let req = req.clone();
+        let payload = payload.take();
+        Box::pin(async move {
+            let (app, _) = authenticate(&req, payload, false).await.inspect_err(count_failure)?;
+            Ok(SignedQuery { app })
+        })
+    }
+}
+
+fn count_failure(failure: &AuthFailure) {
+    if let Some(reason) = failure.signature_reason {
+        metrics::signature_failure(reason);
     }
 }
 
@@ -73,12 +96,14 @@ impl From<AuthFailure> for ApiError {
     }
 }
 
-async fn authenticate(req: &HttpRequest, payload: Payload) -> Result<(App, web::Bytes), AuthFailure> {
+async fn authenticate(req: &HttpRequest, payload: Payload, json: bool) -> Result<(App, web::Bytes), AuthFailure> {
     let state =
         req.app_data::<web::Data<AppState>>().ok_or_else(|| ApiError::internal("AppState missing from app data"))?;
     // A value that is not visible ASCII reads as "", which each header's check refuses (2002).
     let headers = SignedHeaders::parse(|name| req.headers().get_all(name).map(|v| v.to_str().unwrap_or("")))?;
-    require_content_type(req, "application/json")?;
+    if json {
+        require_content_type(req, "application/json")?;
+    }
     let body = read_body(req, payload).await?;
     let now = unix_now();
     headers.check_timestamp(now)?;

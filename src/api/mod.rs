@@ -10,6 +10,7 @@ pub mod media;
 pub mod ops;
 pub mod schema;
 pub mod tokens;
+pub mod usage;
 
 use std::sync::LazyLock;
 use std::time::Instant;
@@ -55,7 +56,10 @@ use crate::error::{ApiError, ErrorBody, ErrorCode};
         ops::healthz,
         ops::readyz,
         ops::metrics,
-        ops::openapi_yaml
+        ops::openapi_yaml,
+        usage::usage,
+        usage::get_webhook,
+        usage::set_webhook
     ),
     components(schemas(
         ErrorBody,
@@ -88,13 +92,22 @@ use crate::error::{ApiError, ErrorBody, ErrorCode};
         media::GrantResponse,
         crate::auth::turn::IceServer,
         crate::auth::grant::MediaAction,
-        dev::DevTokenResponse
+        dev::DevTokenResponse,
+        crate::usage::UsageReport,
+        crate::usage::UsageGroup,
+        crate::usage::GroupBy,
+        usage::WebhookRequest,
+        usage::WebhookResponse,
+        crate::webhooks::WebhookEvent,
+        crate::webhooks::EventKind,
+        crate::usage::EndReason
     )),
     modifiers(&SignatureScheme),
     tags(
         (name = "tokens", description = "User tokens for the browser SDK"),
         (name = "rooms", description = "Room administration: list, kick, close, messages and mutes from the server"),
         (name = "relay", description = "Media: grants and WHIP/WHEP-style offer/answer"),
+        (name = "usage", description = "Usage records (participant and stream minutes) and webhooks"),
         (name = "operations", description = "Health, readiness, metrics"),
         (name = "dev", description = "Only when dev mode is on"),
     )
@@ -140,6 +153,7 @@ pub fn openapi_yaml() -> Result<&'static str, String> {
 pub fn configure(cfg: &mut web::ServiceConfig, dev: bool, role: crate::config::Role) {
     tokens::configure(cfg);
     admin::configure(cfg);
+    usage::configure(cfg);
     media::configure(cfg);
     ops::configure(cfg);
     assets::configure(cfg, role);

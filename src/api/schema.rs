@@ -252,6 +252,9 @@ mod tests {
             "GrantRequest.ttlSeconds",
             "post /relay/v1/publish/{streamId} streamId",
             "post /relay/v1/play/{streamId} streamId",
+            "WebhookEvent.roomId",
+            "WebhookEvent.userId",
+            "WebhookEvent.streamId",
         ]
         .map(String::from)
         .into();
@@ -285,10 +288,12 @@ mod tests {
             "extra-info",
             "mute",
         ];
-        let admin_paths = admin_routes.map(|route| format!("/v1/rooms/{route}"));
-        for path in ["/v1/tokens", "/v1/grants"].into_iter().chain(admin_paths.iter().map(String::as_str)) {
+        let admin_routes = admin_routes.map(|route| format!("post /v1/rooms/{route}"));
+        let other_routes =
+            ["post /v1/tokens", "post /v1/grants", "get /v1/usage", "get /v1/app/webhook", "put /v1/app/webhook"];
+        for route in other_routes.into_iter().chain(admin_routes.iter().map(String::as_str)) {
             for header in ["X-Huddle-AppId", "X-Huddle-Timestamp", "X-Huddle-Nonce", "X-Huddle-Signature"] {
-                expected.insert(format!("post {path} {header}"));
+                expected.insert(format!("{route} {header}"));
             }
         }
         assert_eq!(checked, expected);

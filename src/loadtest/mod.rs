@@ -5,12 +5,14 @@ mod http;
 mod media;
 pub mod peer;
 mod signaling;
+mod webhooks;
 
 use clap::Subcommand;
 
 pub use http::HttpLoadArgs;
 pub use media::MediaLoadArgs;
 pub use signaling::SignalingLoadArgs;
+pub use webhooks::WebhookReceiverArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum LoadtestCommand {
@@ -20,6 +22,8 @@ pub enum LoadtestCommand {
     Signaling(SignalingLoadArgs),
     /// str0m publishers and players through the relay: forwarded packets/s, frame loss, relay CPU per packet.
     Media(MediaLoadArgs),
+    /// A webhook endpoint that counts, verifies and times what the outbox dispatchers deliver.
+    WebhookReceiver(WebhookReceiverArgs),
 }
 
 impl LoadtestCommand {
@@ -28,6 +32,7 @@ impl LoadtestCommand {
             LoadtestCommand::Http(args) => http::run(args).await,
             LoadtestCommand::Signaling(args) => signaling::run(args).await,
             LoadtestCommand::Media(args) => media::run(args).await,
+            LoadtestCommand::WebhookReceiver(args) => webhooks::run(args).await,
         }
     }
 }

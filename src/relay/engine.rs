@@ -38,6 +38,7 @@ use str0m::net::{DatagramRecv, Protocol, Receive};
 use str0m::rtp::RtpPacket;
 use tokio::sync::mpsc::UnboundedSender;
 
+use super::MediaBytes;
 use super::forward::{Forwarded, TrackOut};
 use super::peer::{self, Happening, Io, Peer, Player, Publisher, Role, TrackIn};
 use super::sdp;
@@ -327,6 +328,8 @@ impl Engine {
             queued: None,
             addrs: Vec::new(),
             nack_totals: Default::default(),
+            bytes_in: 0,
+            bytes_out: 0,
         };
         self.peers.insert(id, peer);
         Ok(id)
@@ -354,6 +357,7 @@ impl Engine {
         let Some(peer) = self.peers.get_mut(&id) else {
             return;
         };
+        peer.bytes_in += data.len() as u64;
         let Ok(contents) = DatagramRecv::try_from(data) else {
             return;
         };
@@ -609,16 +613,20 @@ impl Engine {
                     self.streams.remove(&peer.stream);
                     self.release(&peer.stream);
                 }
+                let mut bytes_out = publisher.players_bytes_out;
                 for pid in publisher.players {
                     if let Some(player) = self.unmap(pid) {
+                        bytes_out += player.bytes_out;
                         ended.push(RelayEvent::PlayerStopped { stream: player.stream, peer: pid });
                     }
                 }
-                ended.push(RelayEvent::StreamStopped { stream: peer.stream, peer: id });
+                let bytes = MediaBytes { bytes_in: peer.bytes_in, bytes_out };
+                ended.push(RelayEvent::StreamStopped { stream: peer.stream, peer: id, bytes });
             }
             Role::Player(player) => {
                 if let Some(Role::Publisher(p)) = self.peers.get_mut(&player.publisher).map(|p| &mut p.role) {
                     p.players.retain(|&x| x != id);
+                    p.players_bytes_out += peer.bytes_out;
                 }
                 ended.push(RelayEvent::PlayerStopped { stream: peer.stream, peer: id });
             }

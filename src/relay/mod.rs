@@ -90,11 +90,20 @@ pub enum RelayEvent {
     /// The publisher's media is flowing (ICE+DTLS connected and first RTP received).
     StreamLive { stream: StreamKey, peer: PeerId },
     /// The publisher is gone (closed via API, ICE timeout/disconnect, DTLS close) — its players were closed too.
-    StreamStopped { stream: StreamKey, peer: PeerId },
+    /// `bytes`: what the stream moved through this relay over its life.
+    StreamStopped { stream: StreamKey, peer: PeerId, bytes: MediaBytes },
     /// A player connected (ICE+DTLS).
     PlayerStarted { stream: StreamKey, peer: PeerId },
     /// A player ended.
     PlayerStopped { stream: StreamKey, peer: PeerId },
+}
+
+/// UDP bytes of one published stream: received from its publisher, and sent to all of its
+/// players (those that left before it included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MediaBytes {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 #[derive(Debug, thiserror::Error)]

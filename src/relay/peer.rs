@@ -37,6 +37,9 @@ pub(crate) struct Peer {
     pub addrs: Vec<SocketAddr>,
     /// Last NACK totals str0m reported per track, to count only what is new.
     pub nack_totals: NackTotals,
+    /// UDP payload bytes received from and sent to this peer (usage records).
+    pub bytes_in: u64,
+    pub bytes_out: u64,
 }
 
 /// Cumulative NACK counts per (track, direction); str0m's stats are totals since start.
@@ -71,6 +74,9 @@ pub(crate) struct Publisher {
     /// The payload types negotiated with the publisher (our numbering for its packets).
     pub params: Vec<PayloadParams>,
     pub players: Vec<PeerId>,
+    /// Bytes sent to players that already left (the stream's bytes out are these plus the
+    /// current players').
+    pub players_bytes_out: u64,
     /// `StreamLive` was sent.
     pub live: bool,
     pub last_keyframe_request: Option<Instant>,
@@ -225,6 +231,7 @@ impl Publisher {
             tracks,
             params,
             players: Vec::new(),
+            players_bytes_out: 0,
             live: false,
             last_keyframe_request: None,
             keyframe_wanted: false,
@@ -262,6 +269,7 @@ impl Peer {
     pub fn drain(&mut self, io: &Io<'_>, out: &mut Vec<Happening>) -> bool {
         let rtc = &mut self.rtc;
         let nacks = &mut self.nack_totals;
+        let bytes_out = &mut self.bytes_out;
         let mut last_dest = self.addrs.last().copied();
         let polled = catch_unwind(AssertUnwindSafe(|| {
             loop {
@@ -279,6 +287,7 @@ impl Peer {
                             Ok(n) => {
                                 Shared::add(&io.shared.packets_out, 1);
                                 Shared::add(&io.shared.bytes_out, n as u64);
+                                *bytes_out += n as u64;
                             }
                             Err(e) => tracing::debug!(error = %e, dest = %t.destination, "relay send failed"),
                         }

@@ -55,8 +55,20 @@ fn candidate_port(answer: &str) -> u16 {
     line.split_whitespace().nth(5).and_then(|p| p.parse().ok()).expect("candidate port")
 }
 
+/// The next event, its byte counts zeroed so that tests compare by stream and peer.
 async fn next_event(rx: &mut UnboundedReceiver<RelayEvent>) -> RelayEvent {
+    match next_event_with_bytes(rx).await {
+        RelayEvent::StreamStopped { stream, peer, .. } => stopped(stream, peer),
+        other => other,
+    }
+}
+
+async fn next_event_with_bytes(rx: &mut UnboundedReceiver<RelayEvent>) -> RelayEvent {
     tokio::time::timeout(Duration::from_secs(5), rx.recv()).await.expect("a relay event in time").expect("open")
+}
+
+fn stopped(stream: StreamKey, peer: PeerId) -> RelayEvent {
+    RelayEvent::StreamStopped { stream, peer, bytes: MediaBytes::default() }
 }
 
 /// A VP8-looking frame: byte 0 bit 0 clear on keyframes (with the keyframe start code), then
@@ -606,7 +618,13 @@ async fn closing_the_publisher_ends_its_players() {
 
     relay.close(pub_id).await.expect("close publisher");
     assert_eq!(next_event(&mut events).await, RelayEvent::PlayerStopped { stream: key("talk"), peer: p1 });
-    assert_eq!(next_event(&mut events).await, RelayEvent::StreamStopped { stream: key("talk"), peer: pub_id });
+    match next_event_with_bytes(&mut events).await {
+        RelayEvent::StreamStopped { stream, peer, bytes } => {
+            assert_eq!((stream, peer), (key("talk"), pub_id));
+            assert!(bytes.bytes_in > 0 && bytes.bytes_out > 0, "the stream's bytes are counted: {bytes:?}");
+        }
+        other => panic!("expected the stream to stop, got {other:?}"),
+    }
     assert_eq!(relay.load(), RelayLoad::default());
     // The relay closed DTLS politely, so the remote player notices at once.
     assert!(player1.wait_for(Duration::from_secs(2), closed), "player told of the close");
@@ -623,7 +641,7 @@ async fn a_publisher_that_goes_away_stops_the_stream() {
     assert!(matches!(next_event(&mut events).await, RelayEvent::PlayerStarted { .. }));
     publisher.stop(); // the client closes its session (DTLS close_notify)
     assert_eq!(next_event(&mut events).await, RelayEvent::PlayerStopped { stream: key("gone"), peer: p1 });
-    assert_eq!(next_event(&mut events).await, RelayEvent::StreamStopped { stream: key("gone"), peer: pub_id });
+    assert_eq!(next_event(&mut events).await, stopped(key("gone"), pub_id));
     assert_eq!(relay.load(), RelayLoad::default());
 }
 
@@ -656,7 +674,7 @@ async fn bad_input_is_refused_and_leaves_nothing_behind() {
     assert_eq!(relay.load(), RelayLoad { peers: 1, streams: 1 });
 
     relay.close(first).await.expect("close");
-    assert_eq!(next_event(&mut events).await, RelayEvent::StreamStopped { stream: key("x"), peer: first });
+    assert_eq!(next_event(&mut events).await, stopped(key("x"), first));
     assert_eq!(relay.load(), RelayLoad::default());
     assert!(events.try_recv().is_err(), "refused offers report nothing");
 }
@@ -685,7 +703,7 @@ async fn a_session_that_never_connects_is_dropped() {
     let offer = Client::new(RtcConfig::new()).offer(Direction::SendOnly, false);
     let (id, _) = relay.publish(key("silent"), offer).await.expect("accepted");
     let started = Instant::now();
-    assert_eq!(next_event(&mut events).await, RelayEvent::StreamStopped { stream: key("silent"), peer: id });
+    assert_eq!(next_event(&mut events).await, stopped(key("silent"), id));
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(relay.load(), RelayLoad::default());
 }
@@ -748,13 +766,13 @@ async fn streams_spread_over_shards_and_stay_on_theirs() {
     assert!(matches!(relay.close(players[1].0).await, Err(RelayError::UnknownPeer)));
     relay.close(publishers[2].0).await.expect("close publisher s2");
     relay.close(publishers[0].0).await.expect("close publisher s0");
-    let stopped = vec![
+    let ended = vec![
         RelayEvent::PlayerStopped { stream: key("s2"), peer: players[2].0 },
-        RelayEvent::StreamStopped { stream: key("s2"), peer: publishers[2].0 },
+        stopped(key("s2"), publishers[2].0),
         RelayEvent::PlayerStopped { stream: key("s0"), peer: players[0].0 },
-        RelayEvent::StreamStopped { stream: key("s0"), peer: publishers[0].0 },
+        stopped(key("s0"), publishers[0].0),
     ];
-    assert_eq!(events_sorted(&mut events, 4).await, sorted(stopped));
+    assert_eq!(events_sorted(&mut events, 4).await, sorted(ended));
     assert_eq!(relay.load(), RelayLoad { peers: 1, streams: 1 });
     let late = Client::new(RtcConfig::new()).offer(Direction::RecvOnly, false);
     assert!(matches!(relay.play(key("s0"), late).await, Err(RelayError::UnknownStream(_))));
@@ -763,7 +781,7 @@ async fn streams_spread_over_shards_and_stay_on_theirs() {
     let (id, _) = relay.publish(key("s2"), offer).await.expect("republished");
     assert_ne!(id % 3, publishers[1].0 % 3, "not on the busy shard");
     relay.close(id).await.expect("close");
-    assert_eq!(next_event(&mut events).await, RelayEvent::StreamStopped { stream: key("s2"), peer: id });
+    assert_eq!(next_event(&mut events).await, stopped(key("s2"), id));
     let stats = relay.stats();
     assert!(stats.forwarded > 0 && stats.packets_in > 0 && stats.keyframe_requests >= 3, "{stats:?}");
     for (_, mut p) in players {

@@ -34,6 +34,7 @@ use super::session::{self, SessionState};
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics;
 use crate::rooms::{Delivery, RoomEvent};
+use crate::usage::EndReason;
 
 /// The longest the last frames (error, close) may wait for room in the socket once the
 /// connection is ending; never longer than the heartbeat deadline.
@@ -52,10 +53,11 @@ struct Exit {
 enum Fate {
     /// Kept for the reconnect grace period (the client may resume it).
     Park,
-    /// The user leaves the room now.
-    End,
-    /// A newer session holds the membership: stop listening, leave nothing.
-    Abandon,
+    /// The user leaves the room now; the usage record ends with this reason.
+    End(EndReason),
+    /// No longer a member (a newer session, the business server): stop listening, leave
+    /// nothing; the cause says how its usage record ends.
+    Abandon(crate::rooms::KickCause),
 }
 
 impl Exit {
@@ -75,13 +77,15 @@ impl Exit {
     fn broken(broken: Broken) -> Exit {
         let ended = |code, why: String| {
             tracing::debug!(close = ?code, reason = %why, "websocket protocol violation; ending the session");
-            Exit { notice: None, close: Some(CloseReason { code, description: Some(why) }), fate: Fate::End }
+            // The server ends a session that broke the protocol.
+            let fate = Fate::End(EndReason::KickedByServer);
+            Exit { notice: None, close: Some(CloseReason { code, description: Some(why) }), fate }
         };
         match broken {
             Broken::TooLarge => {
                 let error = ApiError::new(ErrorCode::FrameTooLarge, "message larger than 64 KiB");
                 let close = CloseReason { code: CloseCode::Size, description: Some(error.message.clone()) };
-                Exit { notice: Some(error), close: Some(close), fate: Fate::End }
+                Exit { notice: Some(error), close: Some(close), fate: Fate::End(EndReason::KickedByServer) }
             }
             Broken::InvalidUtf8 => ended(CloseCode::Invalid, "text message is not valid UTF-8".into()),
             Broken::Protocol(why) => ended(CloseCode::Protocol, why),
@@ -460,7 +464,7 @@ impl Connection {
         }
         // Whether or not the client takes it, the session is over.
         let _ = self.send(protocol::event("kickout", data)).await;
-        Some(Exit { notice: None, close: Some(close_reason(&error)), fate: Fate::Abandon })
+        Some(Exit { notice: None, close: Some(close_reason(&error)), fate: Fate::Abandon(cause.clone()) })
     }
 
     /// The worker drains: the client is asked once to move to another worker (it keeps its
@@ -477,7 +481,7 @@ impl Connection {
             Phase::Closing => {
                 let close =
                     CloseReason { code: CloseCode::Away, description: Some("the server is shutting down".into()) };
-                Some(Exit { notice: None, close: Some(close), fate: Fate::End })
+                Some(Exit { notice: None, close: Some(close), fate: Fate::End(EndReason::Shutdown) })
             }
         }
     }
@@ -496,7 +500,8 @@ impl Connection {
             Some(frame) => self.send(frame).await,
             None => {
                 let error = ApiError::new(ErrorCode::TokenExpired, "the token expired; log in with a new one");
-                Some(Exit { close: Some(close_reason(&error)), notice: Some(error), fate: Fate::End })
+                let fate = Fate::End(EndReason::TokenExpired);
+                Some(Exit { close: Some(close_reason(&error)), notice: Some(error), fate })
             }
         }
     }
@@ -519,8 +524,8 @@ impl Connection {
         if let Some(state) = self.session.take() {
             match exit.fate {
                 Fate::Park => self.ctx.park(state),
-                Fate::End => state.end(&self.ctx).await,
-                Fate::Abandon => state.abandon(&self.ctx).await,
+                Fate::End(reason) => state.end(&self.ctx, reason).await,
+                Fate::Abandon(cause) => state.abandon(&self.ctx, Some(&cause)).await,
             }
         }
         let deadline = self.write_deadline();
@@ -556,10 +561,10 @@ async fn dispatch(
                 return Err(ApiError::new(ErrorCode::WrongRoom, "this session is in another room"));
             }
             if let Some(state) = session.take() {
-                state.end(ctx).await;
+                state.end(ctx, EndReason::Logout).await;
             }
             let close = CloseReason { code: CloseCode::Normal, description: Some("logged out".into()) };
-            let exit = Exit { notice: None, close: Some(close), fate: Fate::End };
+            let exit = Exit { notice: None, close: Some(close), fate: Fate::End(EndReason::Logout) };
             Ok((session::Reply { data: json!({}), after: Vec::new() }, Some(exit)))
         }
         (request, Some(state)) => {

@@ -95,7 +95,7 @@ pub async fn run(ctx: &Arc<SignalingContext>, timeout: Duration, move_media: boo
     loop {
         for state in ctx.registry.take_replaced() {
             // Logged in again elsewhere: nothing of it is ours any more.
-            state.abandon(ctx).await;
+            state.abandon(ctx, None).await;
         }
         if ctx.connections() == 0 && ctx.registry.is_empty() && (!move_media || relay_peers() == 0) {
             tracing::info!("drained: every client moved");
@@ -118,6 +118,6 @@ pub async fn run(ctx: &Arc<SignalingContext>, timeout: Duration, move_media: boo
         tokio::time::sleep(POLL).await;
     }
     for state in ctx.registry.take_all() {
-        state.end(ctx).await;
+        state.end(ctx, crate::usage::EndReason::Shutdown).await;
     }
 }

@@ -153,6 +153,13 @@ pub async fn on_relay_event(ctx: &SignalingContext, node: &RelayNode, event: &Re
     let Some(session) = node.session_of(peer) else { return };
     let grant = session.grant;
     let room = RoomKey::new(grant.app_id, grant.room_id.clone());
+    if let RelayEvent::StreamStopped { bytes, .. } = event {
+        // Recorded before the room hears of it, so that `stream_unpublished` precedes whatever
+        // the publisher does next (its logout's `user_left`).
+        let record_id = stream_record_id(ctx, peer);
+        let stopped = ctx.usage.stream_stopped(&record_id, grant.app_id, bytes.bytes_in, bytes.bytes_out).await;
+        crate::usage::log_failure("stream_stopped", stopped);
+    }
     let result = match (grant.action, live) {
         (MediaAction::Publish, true) => stream_live(ctx, node, &room, &grant, peer).await,
         (MediaAction::Publish, false) => stream_stopped(ctx, &room, &grant).await,
@@ -162,6 +169,11 @@ pub async fn on_relay_event(ctx: &SignalingContext, node: &RelayNode, event: &Re
     if let Err(err) = result {
         tracing::warn!(%room, stream = %grant.stream_id, error = %err, "could not apply a relay event to the room");
     }
+}
+
+/// A published stream's usage record: one per relay publisher session of this node.
+fn stream_record_id(ctx: &SignalingContext, peer: crate::relay::PeerId) -> String {
+    format!("{}:{peer}", ctx.usage.worker_id())
 }
 
 async fn stream_live(
@@ -189,7 +201,18 @@ async fn stream_live(
         video_muted: false,
     };
     match ctx.rooms.backend().add_stream(room, session_id, stream).await {
-        Ok(()) => notify(ctx, room, grant, MediaRole::Publisher, MediaStateKind::Publishing, 0).await,
+        Ok(()) => {
+            let record = crate::usage::StreamStart {
+                record_id: stream_record_id(ctx, peer),
+                app_id: room.app_id,
+                room_id: room.room_id.clone(),
+                user_id: grant.user_id.clone(),
+                stream_id: grant.stream_id.clone(),
+                start_ms: crate::rooms::unix_millis(),
+            };
+            crate::usage::log_failure("stream_started", ctx.usage.stream_started(&record).await);
+            notify(ctx, room, grant, MediaRole::Publisher, MediaStateKind::Publishing, 0).await
+        }
         Err(err) => {
             // The session left or another user holds the stream id: end the media.
             let code = ApiError::from(err.clone()).code.code();

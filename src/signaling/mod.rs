@@ -57,6 +57,8 @@ pub struct SignalingContext {
     pub drain: drain::Drain,
     /// TURN servers whose credentials go out with publish and play replies.
     pub turn: Option<Arc<crate::auth::turn::TurnConfig>>,
+    /// Usage records (and webhook events) of sessions and streams.
+    pub usage: crate::usage::Usage,
     connections: AtomicUsize,
 }
 
@@ -67,6 +69,7 @@ impl SignalingContext {
         relay: Option<Arc<crate::api::media::RelayNode>>,
         config: SignalingConfig,
     ) -> Self {
+        let usage = crate::usage::Usage::new(store.clone(), rooms.worker_id(), false, Duration::from_secs(15));
         SignalingContext {
             rooms,
             store,
@@ -75,6 +78,7 @@ impl SignalingContext {
             config,
             drain: Default::default(),
             turn: None,
+            usage,
             connections: AtomicUsize::new(0),
         }
     }
@@ -87,6 +91,12 @@ impl SignalingContext {
     /// Hands out credentials of these TURN servers with every publish and play reply.
     pub fn with_turn(mut self, turn: Option<Arc<crate::auth::turn::TurnConfig>>) -> Self {
         self.turn = turn;
+        self
+    }
+
+    /// Records usage (and queues webhooks) through `usage` (disabled until this is called).
+    pub fn with_usage(mut self, usage: crate::usage::Usage) -> Self {
+        self.usage = usage;
         self
     }
 
@@ -108,13 +118,14 @@ impl SignalingContext {
                 None => {
                     tracing::debug!(session = %session_id, "reconnect grace over; leaving the room");
                     // Leaving is guarded by the session id, so a session kicked while parked
-                    // leaves nothing behind and takes nothing from its successor.
-                    state.end(&ctx).await;
+                    // leaves nothing behind and takes nothing from its successor. The
+                    // connection was lost and not resumed: a heartbeat timeout, for usage.
+                    state.end(&ctx, crate::usage::EndReason::HeartbeatTimeout).await;
                 }
                 Some(cause) => {
                     tracing::debug!(session = %session_id, ?cause, "parked session removed from its room");
-                    ctx.registry.remember_removed(&state, cause, ctx.config.reconnect_grace);
-                    state.abandon(&ctx).await;
+                    ctx.registry.remember_removed(&state, cause.clone(), ctx.config.reconnect_grace);
+                    state.abandon(&ctx, Some(&cause)).await;
                 }
             }
         });

@@ -20,6 +20,7 @@ use crate::rooms::{
     Delivery, ImMessage, KickCause, KickSignal, LocalMember, Member, RoomEvent, RoomExtraInfo, RoomKey, User,
     unix_millis,
 };
+use crate::usage::{EndReason, SessionStart};
 
 /// How long before expiry `tokenWillExpire` is pushed.
 pub const TOKEN_WARNING_SECS: i64 = 30;
@@ -136,7 +137,25 @@ pub async fn login(ctx: &SignalingContext, request: LoginRequest) -> Result<(Ses
         worker_id: ctx.rooms.worker_id().to_owned(),
         joined_at: unix_now(),
     };
+    let login_ms = unix_millis();
     let outcome = ctx.rooms.enter(&room, member, max_users, local).await?;
+    let record = SessionStart {
+        app_id: room.app_id,
+        room_id: room.room_id.clone(),
+        user_id: user.user_id.clone(),
+        session_id: session_id.clone(),
+        login_ms,
+        replaced: outcome.replaced_session.clone(),
+    };
+    if let Err(err) = ctx.usage.session_started(&record).await {
+        // A session is acknowledged only once its usage record is written.
+        crate::metrics::usage_write_failed("session_started");
+        tracing::warn!(%room, error = %err, "login refused: its usage record could not be written");
+        if let Err(exit) = ctx.rooms.exit(&room, &user.user_id, &session_id).await {
+            tracing::warn!(%room, error = %exit, "leaving after a failed usage record failed too");
+        }
+        return Err(err.into());
+    }
     let state = SessionState {
         session_id,
         resume_token: random_hex(32),
@@ -168,7 +187,7 @@ pub async fn resume(ctx: &Arc<SignalingContext>, request: ResumeRequest) -> Resu
     }
     let mut state = ctx.registry.resume(&request.session_id, &request.resume_token).ok_or_else(not_found)?;
     if unix_now() > state.claims.exp + LEEWAY_SECS {
-        state.end(ctx).await;
+        state.end(ctx, EndReason::TokenExpired).await;
         return Err(TokenError::Expired.into());
     }
     // Membership and streams come from a fresh snapshot; only messages are replayed.
@@ -176,10 +195,9 @@ pub async fn resume(ctx: &Arc<SignalingContext>, request: ResumeRequest) -> Resu
     while let Ok(delivery) = state.events.try_recv() {
         match &delivery.event {
             RoomEvent::Kickout { session_id, cause, .. } if *session_id == state.session_id => {
-                super::media::end_session_media(ctx, &state.session_id).await;
-                ctx.rooms.stop_listening(&state.room, &state.session_id).await;
-                crate::metrics::session_ended();
-                return Err(removed_error(cause));
+                let cause = cause.clone();
+                state.abandon(ctx, Some(&cause)).await;
+                return Err(removed_error(&cause));
             }
             RoomEvent::Broadcast { .. } | RoomEvent::Barrage { .. } | RoomEvent::CustomCommand { .. } => {
                 replay.extend(protocol::encode_event(&delivery.room, &delivery.event).frames)
@@ -199,8 +217,11 @@ pub async fn resume(ctx: &Arc<SignalingContext>, request: ResumeRequest) -> Resu
     };
     let still_member = snapshot.members.iter().any(|m| m.session_id == state.session_id);
     if !still_member {
-        ctx.rooms.stop_listening(&state.room, &state.session_id).await;
-        crate::metrics::session_ended();
+        // The membership went while the connection was down (taken over, or lost with a
+        // Redis restart): the session ended with its connection, as far as usage goes (a
+        // record a re-login already closed stays as it was).
+        state.record_end(ctx, EndReason::HeartbeatTimeout).await;
+        state.abandon(ctx, None).await;
         return Err(not_found());
     }
     let view = RoomView::of(&state.room, &snapshot, &state.user.user_id, state.user_update);
@@ -357,8 +378,9 @@ impl SessionState {
         }
     }
 
-    /// Leaves the room for good (logout, token expiry, grace period over).
-    pub async fn end(self, ctx: &SignalingContext) {
+    /// Leaves the room for good (logout, token expiry, grace period over), and closes the
+    /// session's usage record with `reason`.
+    pub async fn end(self, ctx: &SignalingContext, reason: EndReason) {
         super::media::end_session_media(ctx, &self.session_id).await;
         if let Err(err) = ctx.rooms.exit(&self.room, &self.user.user_id, &self.session_id).await {
             tracing::warn!(
@@ -367,14 +389,28 @@ impl SessionState {
                 "leaving the room failed; the member stays until the room's keys expire or the user logs in again"
             );
         }
+        self.record_end(ctx, reason).await;
         crate::metrics::session_ended();
     }
 
-    /// Stops listening without leaving (a newer session holds the membership).
-    pub async fn abandon(self, ctx: &SignalingContext) {
+    /// Stops listening without leaving: the session is no longer a member (a newer session
+    /// holds the membership, or the business server removed it). After a re-login (no
+    /// `cause`, or [`KickCause::Replaced`]) the usage record was closed (`kickout`, at the new
+    /// login's time) by the login that replaced it, on whichever worker that ran; after a
+    /// server kick or a room close this worker closes it.
+    pub async fn abandon(self, ctx: &SignalingContext, cause: Option<&KickCause>) {
         super::media::end_session_media(ctx, &self.session_id).await;
         ctx.rooms.stop_listening(&self.room, &self.session_id).await;
+        if let Some(reason) = cause.and_then(removal_end_reason) {
+            self.record_end(ctx, reason).await;
+        }
         crate::metrics::session_ended();
+    }
+
+    async fn record_end(&self, ctx: &SignalingContext, reason: EndReason) {
+        let (room, user) = (&self.room, &self.user.user_id);
+        let ended = ctx.usage.session_ended(room.app_id, &room.room_id, user, &self.session_id, reason).await;
+        crate::usage::log_failure("session_ended", ended);
     }
 
     /// After an overflow: drops the queued state events (the resync snapshot that follows
@@ -424,5 +460,15 @@ impl SessionState {
         }
         self.warned_expiry = true;
         Some(protocol::event("tokenWillExpire", json!({"roomID": self.room.room_id, "expiresAt": self.claims.exp})))
+    }
+}
+
+/// How a session removed from its room ends, for usage; `None` when a re-login replaced it
+/// (that login closed the record).
+fn removal_end_reason(cause: &KickCause) -> Option<EndReason> {
+    match cause {
+        KickCause::Replaced => None,
+        KickCause::Server { .. } => Some(EndReason::KickedByServer),
+        KickCause::RoomClosed { .. } => Some(EndReason::RoomClosed),
     }
 }

@@ -29,6 +29,8 @@ pub struct App {
     pub disabled: bool,
     pub max_users_per_room: u32,
     pub webhook_url: Option<String>,
+    /// Signs webhook requests (`X-Huddle-Webhook-Signature`); set together with the URL.
+    pub webhook_secret: Option<String>,
 }
 
 impl fmt::Debug for App {
@@ -42,6 +44,7 @@ impl fmt::Debug for App {
             .field("disabled", &self.disabled)
             .field("max_users_per_room", &self.max_users_per_room)
             .field("webhook_url", &self.webhook_url)
+            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }
@@ -64,6 +67,7 @@ struct AppRow {
     disabled: i64,
     max_users_per_room: i64,
     webhook_url: Option<String>,
+    webhook_secret: Option<String>,
 }
 
 impl From<AppRow> for App {
@@ -77,6 +81,7 @@ impl From<AppRow> for App {
             disabled: row.disabled != 0,
             max_users_per_room: u32::try_from(row.max_users_per_room).unwrap_or(u32::MAX),
             webhook_url: row.webhook_url,
+            webhook_secret: row.webhook_secret,
         }
     }
 }
@@ -86,7 +91,7 @@ impl From<AppRow> for App {
 macro_rules! select_app {
     ($rest:literal) => {
         concat!(
-            "SELECT app_id, name, server_secret, created_at, disabled, max_users_per_room, webhook_url FROM apps ",
+            "SELECT app_id, name, server_secret, created_at, disabled, max_users_per_room, webhook_url, webhook_secret FROM apps ",
             $rest
         )
     };
@@ -110,6 +115,7 @@ impl Store {
                 disabled: false,
                 max_users_per_room: new.max_users_per_room.unwrap_or(DEFAULT_MAX_USERS_PER_ROOM),
                 webhook_url: None,
+                webhook_secret: None,
             };
             let inserted = sqlx::query(
                 "INSERT INTO apps (app_id, name, server_secret, created_at, disabled, max_users_per_room) \
@@ -184,6 +190,23 @@ impl Store {
         self.find_app(app_id).await?.ok_or(StoreError::AppNotFound(app_id))
     }
 
+    /// Sets (or, with `None`, removes) the app's webhook URL and signing secret.
+    pub async fn set_webhook(&self, app_id: u32, webhook: Option<(String, String)>) -> Result<App, StoreError> {
+        let (url, secret) = webhook.unzip();
+        let updated = sqlx::query("UPDATE apps SET webhook_url = $1, webhook_secret = $2 WHERE app_id = $3")
+            .bind(url)
+            .bind(secret)
+            .bind(i64::from(app_id))
+            .execute(self.pool()?)
+            .await?
+            .rows_affected();
+        self.apps.forget(app_id);
+        if updated == 0 {
+            return Err(StoreError::AppNotFound(app_id));
+        }
+        self.find_app(app_id).await?.ok_or(StoreError::AppNotFound(app_id))
+    }
+
     /// Enables or disables an app; a disabled app's requests and tokens are refused.
     pub async fn set_app_disabled(&self, app_id: u32, disabled: bool) -> Result<(), StoreError> {
         let updated = sqlx::query("UPDATE apps SET disabled = $1 WHERE app_id = $2")
@@ -241,13 +264,14 @@ mod tests {
             disabled: false,
             max_users_per_room: 10,
             webhook_url: None,
+            webhook_secret: Some("w".repeat(32)),
         }
     }
 
     #[test]
     fn debug_output_redacts_the_secret() {
         let text = format!("{:?}", app(1));
-        assert!(!text.contains("sss"), "{text}");
+        assert!(!text.contains("sss") && !text.contains("www"), "{text}");
         assert!(text.contains("<redacted>"));
     }
 

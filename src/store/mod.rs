@@ -157,8 +157,24 @@ impl Store {
                 Backend::Postgres => 16,
             })
             .acquire_timeout(Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // With the write-ahead log, a commit is an append that survives a crash
+                        // of this process at once; it reaches the disk at the next checkpoint
+                        // (a power loss may lose the last commits, never corrupts the file).
+                        // Logins write a usage record each: see docs/OPERATING.md.
+                        sqlx::query("PRAGMA synchronous = NORMAL").execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
             .connect(&url)
             .await?;
+        if backend == Backend::Sqlite {
+            // Persistent in the file; readers no longer wait for the writer either.
+            sqlx::query("PRAGMA journal_mode = WAL").execute(&pool).await?;
+        }
         let store = Store { pool, backend, apps: AppCache::new(apps::CACHE_TTL), sqlite_file };
         store.migrate().await?;
         Ok(store)
@@ -174,7 +190,7 @@ impl Store {
 
     /// The pool, unless the SQLite file it reads was deleted or replaced: connections still
     /// open would go on serving the orphaned file, so every query refuses instead (1007).
-    fn pool(&self) -> Result<&AnyPool, StoreError> {
+    pub(crate) fn pool(&self) -> Result<&AnyPool, StoreError> {
         if let Some(file) = &self.sqlite_file {
             file.check()?;
         }

@@ -305,6 +305,7 @@ pub fn data_dir_of(db: &TestDb) -> PathBuf {
 }
 
 pub mod crowd;
+pub mod receiver;
 pub mod redis_server;
 pub mod ws;
 
