@@ -262,6 +262,7 @@ async fn encoder_session(
         session_id: encoder_session_id(grant),
         worker_id: ctx.rooms.worker_id().to_owned(),
         joined_at: unix_now(),
+        joined_ms: crate::rooms::unix_millis(),
     };
     let outcome = backend.join(room, member, max_users).await?;
     if let Some(replaced) = outcome.replaced_session {

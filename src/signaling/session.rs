@@ -131,13 +131,14 @@ pub async fn login(ctx: &SignalingContext, request: LoginRequest) -> Result<(Ses
         overflowed: overflowed.clone(),
         kicked: kicked.clone(),
     };
+    let login_ms = unix_millis();
     let member = Member {
         user: user.clone(),
         session_id: session_id.clone(),
         worker_id: ctx.rooms.worker_id().to_owned(),
-        joined_at: unix_now(),
+        joined_at: login_ms / 1000,
+        joined_ms: login_ms,
     };
-    let login_ms = unix_millis();
     let outcome = ctx.rooms.enter(&room, member, max_users, local).await?;
     let record = SessionStart {
         app_id: room.app_id,

@@ -11,11 +11,17 @@
 //! ```
 //!
 //! Times are unix milliseconds of this worker's clock. Every process writes under its own
-//! worker id (the Redis worker id, or a fresh one per run without Redis) and renews a row in
-//! `usage_workers` every fifth of the lease. A worker whose row stops moving for a lease is
-//! dead: another worker (PostgreSQL) or the next start (SQLite, one process) closes its open
-//! sessions and streams with reason `worker_lost`, at its lease expiry (`last_seen + lease`;
-//! on SQLite's start-up, at `last_seen`, the last moment the earlier run was known alive).
+//! worker id (the Redis worker id, or a fresh one per run without Redis).
+//!
+//! Dead workers: with rooms in Redis, the Redis lease reaper is the only judge (its lease is
+//! kept on Redis's clock and survives a frozen Redis). The reaper that claims a dead worker
+//! calls [`Usage`]'s [`ReapHook`]: the worker's open sessions and streams close with reason
+//! `worker_lost` at its lease deadline (after the start rows of reaped sessions that have none
+//! are written). No worker ever closes another's records on its own judgement, so an
+//! unreachable or frozen database, or clocks that disagree, close nothing.
+//! Without Redis (one process), the process renews a row in `usage_workers` every fifth of
+//! the lease; the rows that were there when it started belong to earlier runs, and once such
+//! a row is older than a lease, that run's records close at its last heartbeat.
 //!
 //! The report ([`report`]) clips every interval to `[from, to)`; see its docs for rounding.
 
@@ -128,16 +134,19 @@ pub struct Usage {
     enabled: bool,
     /// How long a worker's row may stand still before the worker counts as dead.
     lease: Duration,
+    /// Rooms are in Redis: its lease reaper closes dead workers' records ([`ReapHook`]), and
+    /// no SQL heartbeat is kept.
+    redis: bool,
     /// The group-commit writer's queue ([`Usage::start`] runs the writer).
     writer: tokio::sync::mpsc::UnboundedSender<records::Job>,
     jobs: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<records::Job>>>>,
 }
 
 impl Usage {
-    pub fn new(store: Store, worker_id: impl Into<Arc<str>>, enabled: bool, lease: Duration) -> Usage {
+    pub fn new(store: Store, worker_id: impl Into<Arc<str>>, enabled: bool, lease: Duration, redis: bool) -> Usage {
         let (writer, jobs) = tokio::sync::mpsc::unbounded_channel();
         let jobs = Arc::new(std::sync::Mutex::new(Some(jobs)));
-        Usage { store, worker_id: worker_id.into(), enabled, lease, writer, jobs }
+        Usage { store, worker_id: worker_id.into(), enabled, lease, redis, writer, jobs }
     }
 
     pub fn enabled(&self) -> bool {
@@ -152,9 +161,9 @@ impl Usage {
         &self.store
     }
 
-    /// Registers this worker, closes what earlier runs left open (SQLite: they are over, the
-    /// store has one process), then keeps the worker row fresh and (PostgreSQL) closes the
-    /// sessions of workers that stopped renewing theirs. Runs until the process ends.
+    /// Starts the group-commit writers. Without Redis, also registers this worker, keeps its
+    /// row fresh and closes what earlier runs left open once their rows are older than a
+    /// lease (at their last heartbeat).
     pub async fn start(self) -> Result<(), UsageError> {
         if !self.enabled {
             return Ok(());
@@ -168,25 +177,26 @@ impl Usage {
                 tokio::spawn(self.clone().run_writer(jobs.clone()));
             }
         }
-        self.heartbeat().await?;
-        if self.store.backend() == crate::store::Backend::Sqlite {
-            let closed = self.close_dead_workers(true).await?;
-            if closed > 0 {
-                tracing::warn!(closed, "closed sessions and streams left open by an earlier run (worker_lost)");
-            }
+        if self.redis {
+            return Ok(()); // dead workers are the Redis lease reaper's (see ReapHook)
         }
+        // Rows present before this run's first heartbeat are earlier runs (one process).
+        let earlier = self.earlier_runs().await?;
+        self.heartbeat().await?;
         let usage = self;
         tokio::spawn(async move {
+            let mut earlier = earlier;
             let mut ticker = tokio::time::interval((usage.lease / 5).max(Duration::from_millis(100)));
             loop {
                 ticker.tick().await;
                 if let Err(err) = usage.heartbeat().await {
                     tracing::warn!(error = %err, "could not renew this worker's usage row");
                 }
-                if usage.store.backend() == crate::store::Backend::Postgres
-                    && let Err(err) = usage.close_dead_workers(false).await
-                {
-                    tracing::warn!(error = %err, "could not close the usage records of dead workers");
+                if !earlier.is_empty() {
+                    match usage.close_earlier_runs(&earlier).await {
+                        Ok(left) => earlier = left,
+                        Err(err) => tracing::warn!(error = %err, "could not close the usage records of earlier runs"),
+                    }
                 }
             }
         });
@@ -206,6 +216,20 @@ impl Usage {
         if let Err(err) = self.forget_worker().await {
             tracing::debug!(error = %err, "could not remove this worker's usage row");
         }
+    }
+}
+
+/// The Redis lease reaper claimed a dead worker: its records close at the lease deadline.
+#[async_trait::async_trait]
+impl crate::rooms::ReapHook for Usage {
+    async fn worker_reaped(&self, reaped: &crate::rooms::ReapedWorker) -> Result<(), String> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let closed = self.close_reaped(reaped).await.map_err(|e| e.to_string())?;
+        crate::metrics::usage_worker_lost_records(closed as u64);
+        tracing::warn!(worker = %reaped.worker_id, closed, at_ms = reaped.deadline_ms, "closed the usage records of a dead worker");
+        Ok(())
     }
 }
 

@@ -100,6 +100,43 @@ async fn close_session(
     Ok(closed == 1)
 }
 
+/// Writes a session's start row if it has none (its login was never committed: the worker
+/// died first), as the login would have: the room's live count and `room_started`/`user_joined`.
+async fn restore_session(
+    conn: &mut AnyConnection,
+    worker_id: &str,
+    start: &SessionStart,
+    hooks: bool,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO usage_sessions (session_id, app_id, room_id, user_id, worker_id, login_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (session_id) DO NOTHING",
+    )
+    .bind(&start.session_id)
+    .bind(i64::from(start.app_id))
+    .bind(&start.room_id)
+    .bind(&start.user_id)
+    .bind(worker_id)
+    .bind(start.login_ms)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted != 1 {
+        return Ok(false);
+    }
+    let started = room_entered(conn, start.app_id, &start.room_id, start.login_ms).await?;
+    if hooks {
+        if started {
+            let event = WebhookEvent::new(EventKind::RoomStarted, start.app_id, start.room_id.clone(), start.login_ms);
+            webhooks::enqueue(conn, &event).await?;
+        }
+        let event = WebhookEvent::new(EventKind::UserJoined, start.app_id, start.room_id.clone(), start.login_ms)
+            .user(&start.user_id, &start.session_id);
+        webhooks::enqueue(conn, &event).await?;
+    }
+    Ok(true)
+}
+
 /// A session was closed: its `user_left`, and `room_finished` if it was the room's last.
 async fn after_session_closed(conn: &mut AnyConnection, hooks: bool, event: WebhookEvent) -> Result<(), sqlx::Error> {
     let finished = room_left(conn, event.app_id, &event.room_id).await?;
@@ -551,49 +588,81 @@ impl Usage {
         Ok(())
     }
 
-    /// Closes the records of workers that stopped renewing their rows: at start-up on SQLite
-    /// every other worker (an earlier run) at its last heartbeat; otherwise workers whose
-    /// lease expired, at that expiry. Returns how many sessions and streams were closed.
-    pub(super) async fn close_dead_workers(&self, earlier_runs: bool) -> Result<usize, UsageError> {
+    /// The workers registered before this one (earlier runs of the one process), with the
+    /// last heartbeat each showed.
+    pub(super) async fn earlier_runs(&self) -> Result<Vec<(String, i64)>, UsageError> {
+        Ok(sqlx::query_as("SELECT worker_id, last_seen_ms FROM usage_workers WHERE worker_id <> $1")
+            .bind(&*self.worker_id)
+            .fetch_all(self.store.pool()?)
+            .await?)
+    }
+
+    /// Closes the records of the earlier runs whose rows are older than a lease, at their last
+    /// heartbeat; returns the runs still waiting (a row that moved is a live process: kept
+    /// until it stops moving).
+    pub(super) async fn close_earlier_runs(&self, earlier: &[(String, i64)]) -> Result<Vec<(String, i64)>, UsageError> {
         let now = unix_millis();
-        let workers: Vec<(String, i64, i64)> =
-            sqlx::query_as("SELECT worker_id, last_seen_ms, lease_ms FROM usage_workers WHERE worker_id <> $1")
-                .bind(&*self.worker_id)
-                .fetch_all(self.store.pool()?)
-                .await?;
-        let mut closed = 0;
-        for (worker, last_seen, lease) in workers {
-            let expired_at = last_seen + lease;
-            if !earlier_runs && expired_at >= now {
+        let mut waiting = Vec::new();
+        for (worker, _) in earlier {
+            let row: Option<(i64, i64)> =
+                sqlx::query_as("SELECT last_seen_ms, lease_ms FROM usage_workers WHERE worker_id = $1")
+                    .bind(worker)
+                    .fetch_optional(self.store.pool()?)
+                    .await?;
+            let Some((last_seen, lease)) = row else { continue };
+            if last_seen + lease.max(self.lease.as_millis() as i64) >= now {
+                waiting.push((worker.clone(), last_seen));
                 continue;
             }
-            let at_ms = if earlier_runs { last_seen } else { expired_at };
-            let claim = Some((worker.as_str(), last_seen));
-            let count = self.close_records(&worker, at_ms, EndReason::WorkerLost, claim).await?;
+            let count =
+                self.close_records(worker, last_seen, EndReason::WorkerLost, Some((worker, last_seen)), &[]).await?;
             if count > 0 {
-                tracing::warn!(%worker, closed = count, at_ms, "closed the usage records of a dead worker");
+                tracing::warn!(%worker, closed = count, at_ms = last_seen, "closed the usage records of an earlier run");
             }
             crate::metrics::usage_worker_lost_records(count as u64);
-            closed += count;
         }
-        Ok(closed)
+        Ok(waiting)
+    }
+
+    /// A dead worker the Redis lease reaper claimed: the start rows of its reaped sessions
+    /// that have none are written (with their login times), then everything it holds open
+    /// closes at its lease deadline, in one transaction. Idempotent: a repeated call finds
+    /// the rows there and closed.
+    pub(super) async fn close_reaped(&self, reaped: &crate::rooms::ReapedWorker) -> Result<usize, UsageError> {
+        let restore: Vec<SessionStart> = reaped
+            .sessions
+            .iter()
+            .filter_map(|s| {
+                s.joined_ms.map(|login_ms| SessionStart {
+                    app_id: s.app_id,
+                    room_id: s.room_id.clone(),
+                    user_id: s.user_id.clone(),
+                    session_id: s.session_id.clone(),
+                    login_ms,
+                    replaced: None,
+                })
+            })
+            .collect();
+        self.close_records(&reaped.worker_id, reaped.deadline_ms, EndReason::WorkerLost, None, &restore).await
     }
 
     /// Closes what `worker` (this one, stopping) holds open, at `at_ms`.
     pub(super) async fn close_worker(&self, worker: &str, at_ms: i64, reason: EndReason) -> Result<usize, UsageError> {
-        self.close_records(worker, at_ms, reason, None).await
+        self.close_records(worker, at_ms, reason, None, &[]).await
     }
 
     /// Closes what `worker` holds open, at `at_ms`, in one transaction with their live-room
     /// counts and events. With `claim`, the worker's row is deleted in the same transaction
-    /// (only if it still shows that `last_seen`), so exactly one worker closes a dead worker's
-    /// records.
+    /// (only if it still shows that `last_seen`), so exactly one run closes an earlier run's
+    /// records. `restore`: sessions of `worker` whose start rows may be missing (written first,
+    /// if absent, as their logins would have: live count and `user_joined`).
     async fn close_records(
         &self,
         worker: &str,
         at_ms: i64,
         reason: EndReason,
         claim: Option<(&str, i64)>,
+        restore: &[SessionStart],
     ) -> Result<usize, UsageError> {
         let pool = self.store.pool()?;
         let sessions: Vec<OpenSession> = sqlx::query_as(
@@ -609,6 +678,17 @@ impl Usage {
         .bind(worker)
         .fetch_all(pool)
         .await?;
+        let mut sessions = sessions;
+        for start in restore {
+            if !sessions.iter().any(|s| s.session_id == start.session_id) {
+                sessions.push(OpenSession {
+                    session_id: start.session_id.clone(),
+                    app_id: i64::from(start.app_id),
+                    room_id: start.room_id.clone(),
+                    user_id: start.user_id.clone(),
+                });
+            }
+        }
         let mut hooks = HashMap::new();
         for app_id in sessions.iter().map(|s| s.app_id).chain(streams.iter().map(|s| s.app_id)) {
             if let std::collections::hash_map::Entry::Vacant(entry) = hooks.entry(app_id) {
@@ -624,8 +704,12 @@ impl Usage {
                 .await?
                 .rows_affected();
             if claimed != 1 {
-                return Ok(0); // renewed meanwhile, or another worker claimed it
+                return Ok(0); // renewed meanwhile, or another run claimed it
             }
+        }
+        for start in restore {
+            let hooks = hooks.get(&i64::from(start.app_id)) == Some(&true);
+            restore_session(&mut tx, worker, start, hooks).await?;
         }
         let mut closed = 0;
         for stream in streams {
