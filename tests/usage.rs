@@ -286,11 +286,27 @@ async fn a_killed_workers_sessions_close_at_its_lease_expiry_as_worker_lost() {
     let (_alice, _) = join(&doomed.base, &app, &room, "alice", false).await;
     let (_bob, _) = join(&survivor.base, &app, &room, "bob", false).await;
     let rows = sessions_until(&pool, &app, Duration::from_secs(5), |rows| rows.len() == 2).await;
-    let doomed_worker = rows.iter().find(|r| r.user_id == "alice").unwrap().worker_id.clone();
+    let alice_start = rows.iter().find(|r| r.user_id == "alice").unwrap().clone();
+    let doomed_worker = alice_start.worker_id.clone();
     tokio::time::sleep(Duration::from_millis(800)).await;
     doomed.kill();
     // A dead worker renews nothing more: its score now is the deadline that will pass.
     let deadline = lease_deadline(&redis, &doomed_worker).await.expect("the killed worker's lease is still there");
+    // As if alice's queued start row had died with the worker (logins do not wait for it on
+    // Redis): the reaper writes it from the member Redis held, then closes it.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("DELETE FROM usage_sessions WHERE session_id = $1")
+        .bind(&alice_start.session_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE live_rooms SET sessions = sessions - 1 WHERE app_id = $1 AND room_id = $2")
+        .bind(i64::from(app.app_id))
+        .bind(&room)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
 
     let rows = sessions_until(&pool, &app, Duration::from_secs(10), |rows| {
         rows.iter().any(|r| r.user_id == "alice" && r.logout_ms.is_some())
@@ -302,6 +318,11 @@ async fn a_killed_workers_sessions_close_at_its_lease_expiry_as_worker_lost() {
     assert_ne!(alice.worker_id, bob.worker_id);
     assert_eq!(bob.logout_ms, None, "the other worker's session goes on");
     assert_eq!(alice.logout_ms, Some(deadline), "closed at the Redis lease deadline");
+    assert_eq!(
+        (&alice.session_id, alice.login_ms),
+        (&alice_start.session_id, alice_start.login_ms),
+        "restored as it was"
+    );
     assert!(lease_deadline(&redis, &doomed_worker).await.is_none(), "the reaper claimed the dead worker");
     let workers: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_workers").fetch_one(&pool).await.unwrap();
     assert_eq!(workers, 0, "with Redis, no SQL heartbeat is kept");

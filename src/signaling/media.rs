@@ -157,7 +157,8 @@ pub async fn on_relay_event(ctx: &SignalingContext, node: &RelayNode, event: &Re
         // Recorded before the room hears of it, so that `stream_unpublished` precedes whatever
         // the publisher does next (its logout's `user_left`).
         let record_id = stream_record_id(ctx, peer);
-        let stopped = ctx.usage.stream_stopped(&record_id, grant.app_id, bytes.bytes_in, bytes.bytes_out).await;
+        let stopped =
+            ctx.usage.stream_stopped(&record_id, grant.app_id, &grant.room_id, bytes.bytes_in, bytes.bytes_out).await;
         crate::usage::log_failure("stream_stopped", stopped);
     }
     let result = match (grant.action, live) {

@@ -402,8 +402,12 @@ impl SessionState {
     pub async fn abandon(self, ctx: &SignalingContext, cause: Option<&KickCause>) {
         super::media::end_session_media(ctx, &self.session_id).await;
         ctx.rooms.stop_listening(&self.room, &self.session_id).await;
-        if let Some(reason) = cause.and_then(removal_end_reason) {
-            self.record_end(ctx, reason).await;
+        match cause.and_then(removal_end_reason) {
+            Some(reason) => self.record_end(ctx, reason).await,
+            // Normally a no-op (the login that replaced it closed the record). With rooms in
+            // Redis this login's record may have been committed after that (records are
+            // queued, not waited for): then this closes it, after it in this room's order.
+            None => self.record_end(ctx, EndReason::Kickout).await,
         }
         crate::metrics::session_ended();
     }

@@ -43,6 +43,11 @@ pub use report::{GroupBy, UsageGroup, UsageQuery, UsageReport};
 
 /// Group-commit writers on PostgreSQL.
 const WRITERS_POSTGRES: usize = 4;
+/// With rooms in Redis, records are queued, not waited for; past this many queued records
+/// (the database is slow or down) new logins are refused (1007) rather than queued.
+pub const MAX_QUEUED: usize = 10_000;
+/// How long a stopping worker waits for its queued records before closing its sessions.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a login session ended (snake_case in SQL and JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -137,16 +142,16 @@ pub struct Usage {
     /// Rooms are in Redis: its lease reaper closes dead workers' records ([`ReapHook`]), and
     /// no SQL heartbeat is kept.
     redis: bool,
-    /// The group-commit writer's queue ([`Usage::start`] runs the writer).
-    writer: tokio::sync::mpsc::UnboundedSender<records::Job>,
-    jobs: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<records::Job>>>>,
+    /// The group-commit writers' queues ([`Usage::start`] runs the writers).
+    writers: Arc<records::Writers>,
 }
 
 impl Usage {
     pub fn new(store: Store, worker_id: impl Into<Arc<str>>, enabled: bool, lease: Duration, redis: bool) -> Usage {
-        let (writer, jobs) = tokio::sync::mpsc::unbounded_channel();
-        let jobs = Arc::new(std::sync::Mutex::new(Some(jobs)));
-        Usage { store, worker_id: worker_id.into(), enabled, lease, redis, writer, jobs }
+        // SQLite has one writer at a time anyway (more would only wait on its lock).
+        let count = if store.backend() == crate::store::Backend::Postgres { WRITERS_POSTGRES } else { 1 };
+        let writers = Arc::new(records::Writers::new(count));
+        Usage { store, worker_id: worker_id.into(), enabled, lease, redis, writers }
     }
 
     pub fn enabled(&self) -> bool {
@@ -168,14 +173,8 @@ impl Usage {
         if !self.enabled {
             return Ok(());
         }
-        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(jobs) = jobs {
-            // SQLite has one writer at a time anyway (more would only wait on its lock).
-            let writers = if self.store.backend() == crate::store::Backend::Postgres { WRITERS_POSTGRES } else { 1 };
-            let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
-            for _ in 0..writers {
-                tokio::spawn(self.clone().run_writer(jobs.clone()));
-            }
+        for jobs in self.writers.take_receivers() {
+            tokio::spawn(self.clone().run_writer(jobs));
         }
         if self.redis {
             return Ok(()); // dead workers are the Redis lease reaper's (see ReapHook)
@@ -207,6 +206,11 @@ impl Usage {
     pub async fn close_own(&self, reason: EndReason) {
         if !self.enabled {
             return;
+        }
+        // What is queued commits first (its ends and starts come before this close).
+        let flushed = tokio::time::timeout(FLUSH_TIMEOUT, self.writers.flushed()).await;
+        if flushed.is_err() {
+            tracing::warn!(queued = self.writers.queued(), "usage records still queued at shutdown are lost");
         }
         match self.close_worker(&self.worker_id, crate::rooms::unix_millis(), reason).await {
             Ok(closed) if closed > 0 => tracing::info!(closed, %reason, "closed this worker's open usage records"),
@@ -254,5 +258,40 @@ mod tests {
         }
         assert_eq!(EndReason::KickedByServer.as_str(), "kicked_by_server");
         assert!("nope".parse::<EndReason>().is_err());
+    }
+
+    /// Rooms in Redis: a login's record is queued, not waited for; while the database fails
+    /// the writer keeps it (and the session's end behind it) and writes both, in order, once
+    /// the database is back.
+    #[tokio::test]
+    async fn queued_records_outlive_a_failing_database_in_room_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("huddle.db").display())).await.unwrap();
+        let app = store.create_app(crate::store::NewApp { name: "a".into(), ..Default::default() }).await.unwrap();
+        let usage = Usage::new(store.clone(), "w1", true, Duration::from_secs(2), true);
+        usage.clone().start().await.unwrap();
+        let pool = store.pool().unwrap().clone();
+        sqlx::query("ALTER TABLE usage_sessions RENAME TO usage_sessions_away").execute(&pool).await.unwrap();
+        let start = SessionStart {
+            app_id: app.app_id,
+            room_id: "r".into(),
+            user_id: "u".into(),
+            session_id: "s1".into(),
+            login_ms: 1_000,
+            replaced: None,
+        };
+        usage.session_started(&start).await.unwrap();
+        usage.session_ended(app.app_id, "r", "u", "s1", EndReason::Logout).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(usage.writers.queued(), 2, "kept while the writes fail");
+        sqlx::query("ALTER TABLE usage_sessions_away RENAME TO usage_sessions").execute(&pool).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(3), usage.writers.flushed()).await.expect("written once back");
+        let (login, logout, reason): (i64, Option<i64>, Option<String>) =
+            sqlx::query_as("SELECT login_ms, logout_ms, end_reason FROM usage_sessions WHERE session_id = 's1'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!((login, reason.as_deref()), (1_000, Some("logout")));
+        assert!(logout.is_some_and(|ms| ms >= 1_000));
     }
 }

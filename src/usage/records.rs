@@ -3,8 +3,9 @@
 //! other way round).
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Instant;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -184,10 +185,21 @@ pub(super) enum Op {
     SessionStarted { start: SessionStart, hooks: bool },
     SessionEnded { session_id: String, reason: EndReason, event: WebhookEvent, hooks: bool },
     StreamStarted { start: StreamStart, hooks: bool },
-    StreamStopped { record_id: String, app_id: u32, at_ms: i64, bytes: (u64, u64), hooks: bool },
+    StreamStopped { record_id: String, app_id: u32, room_id: String, at_ms: i64, bytes: (u64, u64), hooks: bool },
 }
 
 impl Op {
+    /// The room the record belongs to: a room's records all go through one writer, in the
+    /// order they were handed over.
+    fn room(&self) -> (u32, &str) {
+        match self {
+            Op::SessionStarted { start, .. } => (start.app_id, &start.room_id),
+            Op::SessionEnded { event, .. } => (event.app_id, &event.room_id),
+            Op::StreamStarted { start, .. } => (start.app_id, &start.room_id),
+            Op::StreamStopped { app_id, room_id, .. } => (*app_id, room_id),
+        }
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             Op::SessionStarted { .. } => "session_started",
@@ -200,7 +212,79 @@ impl Op {
 
 pub(super) struct Job {
     op: Op,
-    done: oneshot::Sender<Result<(), UsageError>>,
+    /// Someone waits for the commit (rooms in memory): answered with the first outcome. A
+    /// job nobody waits for (rooms in Redis) is written again, with backoff, until it commits.
+    done: Option<oneshot::Sender<Result<(), UsageError>>>,
+    /// Times it failed alone while the database answered (a record that cannot be written).
+    refused: u32,
+}
+
+/// A job that failed alone this many times while the database answered is given up.
+const MAX_REFUSALS: u32 = 3;
+/// Backoff between attempts at a failed batch: doubling from the first, up to the last.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// The writers' queues, one per writer; a room's records always go to the same one.
+pub(super) struct Writers {
+    senders: Vec<mpsc::UnboundedSender<Job>>,
+    receivers: std::sync::Mutex<Vec<mpsc::UnboundedReceiver<Job>>>,
+    /// Records handed over and not yet committed or given up.
+    queued: AtomicUsize,
+    /// Woken when `queued` drops to zero.
+    idle: tokio::sync::Notify,
+}
+
+impl Writers {
+    pub(super) fn new(count: usize) -> Writers {
+        let (senders, receivers) = (0..count.max(1)).map(|_| mpsc::unbounded_channel()).unzip();
+        Writers {
+            senders,
+            receivers: std::sync::Mutex::new(receivers),
+            queued: AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The queues to run writers on (once: later calls get none).
+    pub(super) fn take_receivers(&self) -> Vec<mpsc::UnboundedReceiver<Job>> {
+        std::mem::take(&mut *self.receivers.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub(super) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    fn send(&self, job: Job) -> Result<(), UsageError> {
+        let (app_id, room_id) = job.op.room();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (app_id, room_id).hash(&mut hasher);
+        let index = (hasher.finish() % self.senders.len() as u64) as usize;
+        crate::metrics::usage_queue(self.queued.fetch_add(1, Ordering::AcqRel) + 1);
+        self.senders[index].send(job).map_err(|_| {
+            self.finished(1);
+            UsageError::Write("the usage writer is not running".into())
+        })
+    }
+
+    fn finished(&self, jobs: usize) {
+        let left = self.queued.fetch_sub(jobs, Ordering::AcqRel).saturating_sub(jobs);
+        crate::metrics::usage_queue(left);
+        if left == 0 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Returns once nothing is queued.
+    pub(super) async fn flushed(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.queued() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
 }
 
 /// `"($1, $2, $3), ($4, $5, $6)"` for `rows` rows of `columns` placeholders, numbered from
@@ -378,7 +462,7 @@ async fn apply(conn: &mut AnyConnection, worker_id: &str, op: &Op) -> Result<(),
                 webhooks::enqueue(conn, &event).await?;
             }
         }
-        Op::StreamStopped { record_id, app_id, at_ms, bytes, hooks } => {
+        Op::StreamStopped { record_id, app_id, at_ms, bytes, hooks, .. } => {
             if close_stream(conn, record_id, *at_ms, Some(*bytes), None).await? && *hooks {
                 let row: Option<OpenStream> = sqlx::query_as(
                     "SELECT record_id, app_id, room_id, user_id, stream_id FROM usage_streams WHERE record_id = $1",
@@ -436,11 +520,17 @@ impl Usage {
         Ok(self.store.app(app_id).await?.is_some_and(|app| app.webhook_url.is_some()))
     }
 
-    /// Records a login (and closes the session it replaced). Login waits for this: a session
-    /// is acknowledged only once its record is committed.
+    /// Records a login (and closes the session it replaced). With rooms in memory, login
+    /// waits for the commit (a session is acknowledged only once its record is written:
+    /// nothing else could write it after a crash). With rooms in Redis it is queued and
+    /// login goes on (the lease reaper writes the start row of a dead worker's session that
+    /// has none); past [`super::MAX_QUEUED`] queued records the login is refused.
     pub async fn session_started(&self, start: &SessionStart) -> Result<(), UsageError> {
         if !self.enabled {
             return Ok(());
+        }
+        if self.redis && self.writers.queued() >= super::MAX_QUEUED {
+            return Err(UsageError::Write(format!("{} usage records are queued already", self.writers.queued())));
         }
         let hooks = self.hooks(start.app_id).await?;
         self.write(Op::SessionStarted { start: start.clone(), hooks }).await
@@ -480,6 +570,7 @@ impl Usage {
         &self,
         record_id: &str,
         app_id: u32,
+        room_id: &str,
         bytes_in: u64,
         bytes_out: u64,
     ) -> Result<(), UsageError> {
@@ -490,6 +581,7 @@ impl Usage {
         let op = Op::StreamStopped {
             record_id: record_id.to_owned(),
             app_id,
+            room_id: room_id.to_owned(),
             at_ms: unix_millis(),
             bytes: (bytes_in, bytes_out),
             hooks,
@@ -497,53 +589,108 @@ impl Usage {
         self.write(op).await
     }
 
-    /// Hands a record to the writer and waits for its commit.
+    /// Hands a record to its room's writer; waits for its commit unless rooms are in Redis.
     async fn write(&self, op: Op) -> Result<(), UsageError> {
+        if self.redis {
+            return self.writers.send(Job { op, done: None, refused: 0 });
+        }
         let (done, committed) = oneshot::channel();
-        self.writer.send(Job { op, done }).map_err(|_| UsageError::Write("the usage writer is not running".into()))?;
+        self.writers.send(Job { op, done: Some(done), refused: 0 })?;
         committed.await.map_err(|_| UsageError::Write("the usage writer stopped".into()))?
     }
 
-    /// Group commit: takes what is waiting (up to [`MAX_BATCH`]) and writes it in one
-    /// transaction, then answers every waiter; while it commits, the next batch gathers. A
-    /// failed batch is written again one record at a time, so that one bad record fails alone.
-    /// With several writers (PostgreSQL), a batch forms as soon as one of them is free, so a
-    /// login waits for no other batch's round trips.
-    pub(super) async fn run_writer(self, jobs: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>) {
+    /// Group commit: takes what is waiting in this writer's queue (up to [`MAX_BATCH`]) and
+    /// writes it in one transaction; while it commits, the next batch gathers. A failed batch
+    /// is written again one record at a time, so that one bad record fails alone: a waiter
+    /// hears the outcome; a queued record that failed while the database answered is tried
+    /// [`MAX_REFUSALS`] times, then given up (logged, counted); the rest is tried again,
+    /// with backoff, before anything newer of this writer's rooms (their order holds).
+    pub(super) async fn run_writer(self, mut jobs: mpsc::UnboundedReceiver<Job>) {
         loop {
-            let mut batch = {
-                let mut jobs = jobs.lock().await;
-                let Some(first) = jobs.recv().await else { return };
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match jobs.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
-                    }
-                }
-                batch
-            };
-            let began = Instant::now();
-            let ops: Vec<&Op> = batch.iter().map(|job| &job.op).collect();
-            match self.apply(&ops).await {
-                Ok(()) => {
-                    crate::metrics::usage_batch(batch.len(), began.elapsed());
-                    for job in batch {
-                        crate::metrics::usage_written(job.op.kind(), began.elapsed());
-                        let _ = job.done.send(Ok(()));
-                    }
-                }
-                Err(err) if batch.len() == 1 => {
-                    let _ = batch.pop().map(|job| job.done.send(Err(err)));
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, records = batch.len(), "a usage batch failed; writing its records one by one");
-                    for job in batch {
-                        let outcome = self.apply(&[&job.op]).await;
-                        let _ = job.done.send(outcome);
-                    }
+            let Some(first) = jobs.recv().await else { return };
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
                 }
             }
+            let mut backoff = RETRY_FIRST;
+            loop {
+                batch = self.write_batch(batch).await;
+                if batch.is_empty() {
+                    break;
+                }
+                crate::metrics::usage_retry();
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RETRY_MAX);
+            }
+        }
+    }
+
+    /// Writes a batch; returns the jobs to try again.
+    async fn write_batch(&self, mut batch: Vec<Job>) -> Vec<Job> {
+        let began = Instant::now();
+        let ops: Vec<&Op> = batch.iter().map(|job| &job.op).collect();
+        let outcome = self.apply(&ops).await;
+        let err = match outcome {
+            Ok(()) => {
+                crate::metrics::usage_batch(batch.len(), began.elapsed());
+                for job in batch {
+                    self.settled(job, Ok(()), began);
+                }
+                return Vec::new();
+            }
+            Err(err) => err,
+        };
+        if batch.len() > 1 {
+            tracing::warn!(error = %err, records = batch.len(), "a usage batch failed; writing its records one by one");
+        }
+        let mut again = Vec::new();
+        let mut failed = None;
+        for job in batch.drain(..) {
+            if failed.is_some() {
+                // Behind a queued record that failed: not before it (a room's order holds).
+                again.push(job);
+                continue;
+            }
+            let began = Instant::now();
+            match self.apply(&[&job.op]).await {
+                Ok(()) => self.settled(job, Ok(()), began),
+                Err(err) if job.done.is_some() => self.settled(job, Err(err), began),
+                Err(err) => failed = Some((job, err)),
+            }
+        }
+        let Some((mut job, err)) = failed else { return again };
+        // Did the record fail, or the database? Only the former counts against the record.
+        let answering = match self.store.pool() {
+            Ok(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+            Err(_) => false,
+        };
+        if answering {
+            job.refused += 1;
+        }
+        if job.refused >= MAX_REFUSALS {
+            tracing::error!(error = %err, kind = job.op.kind(), "a usage record was refused repeatedly; given up");
+            self.settled(job, Err(err), began);
+        } else {
+            again.insert(0, job);
+        }
+        if !again.is_empty() {
+            tracing::warn!(records = again.len(), "usage records not written; trying again");
+        }
+        again
+    }
+
+    /// A job is done: committed, or failed for good.
+    fn settled(&self, job: Job, outcome: Result<(), UsageError>, began: Instant) {
+        match &outcome {
+            Ok(()) => crate::metrics::usage_written(job.op.kind(), began.elapsed()),
+            Err(_) => crate::metrics::usage_write_failed(job.op.kind()),
+        }
+        self.writers.finished(1);
+        if let Some(done) = job.done {
+            let _ = done.send(outcome);
         }
     }
 
