@@ -98,7 +98,11 @@ impl AppState {
             settings.usage_records,
             settings.redis_lease,
             settings.redis_url.is_some(),
+            settings.usage_queue && settings.redis_url.is_some(),
         );
+        if settings.usage_queue && settings.redis_url.is_none() {
+            tracing::warn!("--usage-queue on has no effect without Redis: logins wait for their usage rows");
+        }
         let rooms = match &settings.redis_url {
             None => RoomService::in_memory(),
             Some(url) => {

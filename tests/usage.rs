@@ -260,7 +260,12 @@ async fn sessions_of_a_crashed_run_close_at_its_last_heartbeat_on_the_next_start
 /// same Redis reaps first, and that one must write to this test's database.
 fn redis_worker(redis: &RedisServer) -> ServerOptions<'static> {
     ServerOptions {
-        extra_env: vec![("HUDDLE_REDIS_URL", redis.url()), ("HUDDLE_REDIS_LEASE_MS", "2000".into())],
+        extra_env: vec![
+            ("HUDDLE_REDIS_URL", redis.url()),
+            ("HUDDLE_REDIS_LEASE_MS", "2000".into()),
+            // Records queued, not waited for: what a dead worker left unwritten is the reaper's.
+            ("HUDDLE_USAGE_QUEUE", "on".into()),
+        ],
         ..Default::default()
     }
 }

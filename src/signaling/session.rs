@@ -404,9 +404,9 @@ impl SessionState {
         ctx.rooms.stop_listening(&self.room, &self.session_id).await;
         match cause.and_then(removal_end_reason) {
             Some(reason) => self.record_end(ctx, reason).await,
-            // Normally a no-op (the login that replaced it closed the record). With rooms in
-            // Redis this login's record may have been committed after that (records are
-            // queued, not waited for): then this closes it, after it in this room's order.
+            // Normally a no-op (the login that replaced it closed the record). With queued
+            // records (`--usage-queue on`) this login's record may have been committed after
+            // that: then this closes it, after it in this room's order.
             None => self.record_end(ctx, EndReason::Kickout).await,
         }
         crate::metrics::session_ended();

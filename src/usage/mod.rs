@@ -43,7 +43,7 @@ pub use report::{GroupBy, UsageGroup, UsageQuery, UsageReport};
 
 /// Group-commit writers on PostgreSQL.
 const WRITERS_POSTGRES: usize = 4;
-/// With rooms in Redis, records are queued, not waited for; past this many queued records
+/// With `--usage-queue on` (rooms in Redis), records are queued, not waited for; past this many queued records
 /// (the database is slow or down) new logins are refused (1007) rather than queued.
 pub const MAX_QUEUED: usize = 10_000;
 /// How long a stopping worker waits for its queued records before closing its sessions.
@@ -62,7 +62,7 @@ pub enum EndReason {
     /// The connection was lost (no frame within the heartbeat timeout, or dropped) and not
     /// resumed within the reconnect grace.
     HeartbeatTimeout,
-    /// The worker holding the session died; closed at its lease expiry.
+    /// The worker holding the session died; closed at its Redis lease deadline (without Redis, at its last heartbeat).
     WorkerLost,
     /// The business server closed the room.
     RoomClosed,
@@ -142,16 +142,25 @@ pub struct Usage {
     /// Rooms are in Redis: its lease reaper closes dead workers' records ([`ReapHook`]), and
     /// no SQL heartbeat is kept.
     redis: bool,
+    /// Records are queued, not waited for (`--usage-queue on`, rooms in Redis only).
+    queued: bool,
     /// The group-commit writers' queues ([`Usage::start`] runs the writers).
     writers: Arc<records::Writers>,
 }
 
 impl Usage {
-    pub fn new(store: Store, worker_id: impl Into<Arc<str>>, enabled: bool, lease: Duration, redis: bool) -> Usage {
+    pub fn new(
+        store: Store,
+        worker_id: impl Into<Arc<str>>,
+        enabled: bool,
+        lease: Duration,
+        redis: bool,
+        queued: bool,
+    ) -> Usage {
         // SQLite has one writer at a time anyway (more would only wait on its lock).
         let count = if store.backend() == crate::store::Backend::Postgres { WRITERS_POSTGRES } else { 1 };
         let writers = Arc::new(records::Writers::new(count));
-        Usage { store, worker_id: worker_id.into(), enabled, lease, redis, writers }
+        Usage { store, worker_id: worker_id.into(), enabled, lease, redis, queued: queued && redis, writers }
     }
 
     pub fn enabled(&self) -> bool {
@@ -268,7 +277,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&format!("sqlite://{}", dir.path().join("huddle.db").display())).await.unwrap();
         let app = store.create_app(crate::store::NewApp { name: "a".into(), ..Default::default() }).await.unwrap();
-        let usage = Usage::new(store.clone(), "w1", true, Duration::from_secs(2), true);
+        let usage = Usage::new(store.clone(), "w1", true, Duration::from_secs(2), true, true);
         usage.clone().start().await.unwrap();
         let pool = store.pool().unwrap().clone();
         sqlx::query("ALTER TABLE usage_sessions RENAME TO usage_sessions_away").execute(&pool).await.unwrap();

@@ -212,14 +212,14 @@ impl Op {
 
 pub(super) struct Job {
     op: Op,
-    /// Someone waits for the commit (rooms in memory): answered with the first outcome. A
-    /// job nobody waits for (rooms in Redis) is written again, with backoff, until it commits.
+    /// Someone waits for the commit: answered with the first outcome. A job nobody waits for
+    /// (`--usage-queue on`) is written again, with backoff, until it commits.
     done: Option<oneshot::Sender<Result<(), UsageError>>>,
     /// Times it failed alone while the database answered (a record that cannot be written).
     refused: u32,
 }
 
-/// How long a writer lets a batch gather when nobody waits for it (rooms in Redis).
+/// How long a writer lets a batch gather when nobody waits for it (`--usage-queue on`).
 const LINGER: Duration = Duration::from_millis(50);
 /// A job that failed alone this many times while the database answered is given up.
 const MAX_REFUSALS: u32 = 3;
@@ -522,16 +522,16 @@ impl Usage {
         Ok(self.store.app(app_id).await?.is_some_and(|app| app.webhook_url.is_some()))
     }
 
-    /// Records a login (and closes the session it replaced). With rooms in memory, login
-    /// waits for the commit (a session is acknowledged only once its record is written:
-    /// nothing else could write it after a crash). With rooms in Redis it is queued and
-    /// login goes on (the lease reaper writes the start row of a dead worker's session that
-    /// has none); past [`super::MAX_QUEUED`] queued records the login is refused.
+    /// Records a login (and closes the session it replaced). Login waits for the commit (a
+    /// session is acknowledged only once its record is written), except with
+    /// `--usage-queue on` (rooms in Redis): then it is queued and login goes on (the lease
+    /// reaper writes the start row of a dead worker's session that has none); past
+    /// [`super::MAX_QUEUED`] queued records the login is refused.
     pub async fn session_started(&self, start: &SessionStart) -> Result<(), UsageError> {
         if !self.enabled {
             return Ok(());
         }
-        if self.redis && self.writers.queued() >= super::MAX_QUEUED {
+        if self.queued && self.writers.queued() >= super::MAX_QUEUED {
             return Err(UsageError::Write(format!("{} usage records are queued already", self.writers.queued())));
         }
         let hooks = self.hooks(start.app_id).await?;
@@ -591,9 +591,9 @@ impl Usage {
         self.write(op).await
     }
 
-    /// Hands a record to its room's writer; waits for its commit unless rooms are in Redis.
+    /// Hands a record to its room's writer; waits for its commit unless records are queued.
     async fn write(&self, op: Op) -> Result<(), UsageError> {
-        if self.redis {
+        if self.queued {
             return self.writers.send(Job { op, done: None, refused: 0 });
         }
         let (done, committed) = oneshot::channel();
@@ -610,7 +610,7 @@ impl Usage {
     pub(super) async fn run_writer(self, mut jobs: mpsc::UnboundedReceiver<Job>) {
         loop {
             let Some(first) = jobs.recv().await else { return };
-            if self.redis {
+            if self.queued {
                 // Nobody waits for the commit: let the batch gather (fewer, larger
                 // transactions, less work for the database on the same machine).
                 tokio::time::sleep(LINGER).await;
