@@ -1027,6 +1027,8 @@
         session: null,
         users: new Map(),
         streams: new Map(),
+        // streamID → {audio, video}: what the business server muted, as this page last heard.
+        muted: new Map(),
         extraInfo: new Map(),
         count: 0,
         reconnect: null,
@@ -1666,6 +1668,7 @@
         case "roomStreamUpdate": {
           const list = this._applyStreams(room, data.updateType, data.streamList || []);
           if (list.length) this._emitter.emit("roomStreamUpdate", roomID, data.updateType, list, "");
+          if (data.updateType === "ADD") this._applyMuteFlags(room, data.streamList || []);
           break;
         }
         case "streamExtraInfoUpdate": {
@@ -1704,17 +1707,7 @@
           // The business server muted or unmuted a stream (the relay stops forwarding it):
           // ZEGO's remoteMicStatusUpdate / remoteCameraStatusUpdate with MUTE or OPEN, for the
           // remote streams this page knows (its own stream is not "remote").
-          const known = room.streams.get(data.streamID);
-          if (!known) break;
-          const before = known.muted || { audio: false, video: false };
-          const muted = { audio: !!data.audioMuted, video: !!data.videoMuted };
-          known.muted = muted;
-          if (before.audio !== muted.audio) {
-            this._emitter.emit("remoteMicStatusUpdate", data.streamID, muted.audio ? "MUTE" : "OPEN", 0);
-          }
-          if (before.video !== muted.video) {
-            this._emitter.emit("remoteCameraStatusUpdate", data.streamID, muted.video ? "MUTE" : "OPEN", 0);
-          }
+          this._applyMuteFlags(room, [data]);
           break;
         }
         case "resync":
@@ -1800,10 +1793,32 @@
           room.streams.set(stream.streamID, stream);
         } else if (updateType === "DELETE" && known) {
           room.streams.delete(stream.streamID);
+          room.muted.delete(stream.streamID);
           changed.push(stream);
         }
       }
       return changed;
+    }
+
+    /**
+     * The server's mute flags of known remote streams (`audioMuted`/`videoMuted` on a stream
+     * as it arrives, or on `streamMuteUpdate`): ZEGO's remoteMicStatusUpdate /
+     * remoteCameraStatusUpdate (MUTE or OPEN) for each flag that differs from what the page
+     * knew, a stream first seen counting as open. So a page that joins after a mute hears it.
+     */
+    _applyMuteFlags(room, streamList) {
+      for (const raw of streamList) {
+        if (!room.streams.has(raw.streamID)) continue; // its own stream, or one already gone
+        const before = room.muted.get(raw.streamID) || { audio: false, video: false };
+        const muted = { audio: !!raw.audioMuted, video: !!raw.videoMuted };
+        room.muted.set(raw.streamID, muted);
+        if (before.audio !== muted.audio) {
+          this._emitter.emit("remoteMicStatusUpdate", raw.streamID, muted.audio ? "MUTE" : "OPEN", 0);
+        }
+        if (before.video !== muted.video) {
+          this._emitter.emit("remoteCameraStatusUpdate", raw.streamID, muted.video ? "MUTE" : "OPEN", 0);
+        }
+      }
     }
 
     /** Replaces the room state with a server snapshot (resume reply, resync) and emits the diff. */
@@ -1828,8 +1843,10 @@
         return known && known.extraInfo !== s.extraInfo;
       });
       room.streams = nextStreams;
+      for (const gone of goneStreams) room.muted.delete(gone.streamID);
       if (goneStreams.length) this._emitter.emit("roomStreamUpdate", roomID, "DELETE", goneStreams, "");
       if (addedStreams.length) this._emitter.emit("roomStreamUpdate", roomID, "ADD", addedStreams, "");
+      this._applyMuteFlags(room, view.streamList || []);
       if (changedInfo.length) this._emitter.emit("streamExtraInfoUpdate", roomID, changedInfo);
       const changedKeys = this._applyExtraInfo(room, view.roomExtraInfoList || []);
       if (changedKeys.length) this._emitter.emit("roomExtraInfoUpdate", roomID, changedKeys);

@@ -362,6 +362,7 @@ struct UsageCollectors {
     webhook_backlog: IntGauge,
     webhook_attempts: IntCounterVec,
     webhook_latency: Histogram,
+    webhook_unreachable: IntGauge,
 }
 
 /// Delivery latency reaches hours when a receiver is down.
@@ -446,6 +447,13 @@ static USAGE: LazyLock<UsageCollectors> = LazyLock::new(|| {
                     .buckets(DELIVERY_BUCKETS.to_vec()),
             ),
         ),
+        webhook_unreachable: register(
+            r,
+            IntGauge::new(
+                "webhook_endpoints_unreachable",
+                "Apps whose webhook endpoint this worker holds back after a timeout or refused connection",
+            ),
+        ),
     }
 });
 
@@ -476,6 +484,10 @@ pub fn usage_retry() {
 
 pub fn webhook_enqueued() {
     USAGE.webhooks_enqueued.inc();
+}
+
+pub fn webhook_endpoints_unreachable(apps: usize) {
+    USAGE.webhook_unreachable.set(apps as i64);
 }
 
 pub fn webhook_backlog(count: i64) {

@@ -451,6 +451,48 @@ async fn a_mute_from_another_worker_stops_forwarding_until_unmuted() {
     db.cleanup().await;
 }
 
+/// The production layout: signaling nodes without a relay, relay-only nodes holding the
+/// media. The relay node hears the mute from the room (it has no user there) and applies it.
+#[tokio::test]
+async fn a_mute_reaches_a_relay_only_node() {
+    let redis = common::redis_server::RedisServer::start();
+    let db = TestDb::new(Db::Postgres).await;
+    let app = create_app(&db);
+    let with_role = |role: &str| ServerOptions {
+        extra_env: vec![
+            ("HUDDLE_REDIS_URL", redis.url()),
+            ("HUDDLE_REDIS_LEASE_MS", "2000".into()),
+            ("HUDDLE_ROLE", role.to_owned()),
+        ],
+        ..ServerOptions::default()
+    };
+    let relay_node = Server::start_with(&db, with_role("relay"));
+    let signaling_node = Server::start_with(&db, with_role("signaling"));
+    let (mut alice, _) = join(&signaling_node.base, &app, "room-1", "alice", true).await;
+    let _alice_cam = publish_media(&mut alice, "alice-cam", "").await;
+    let (mut bob, _) = join(&signaling_node.base, &app, "room-1", "bob", true).await;
+    let (player, grant) = play_media(&mut bob, "alice-cam").await;
+    assert!(grant["url"].as_str().unwrap().starts_with(&relay_node.base), "media on the relay node: {grant}");
+    wait_for_video(&player, 10).await;
+    let window = Duration::from_millis(1000);
+
+    admin_ok(&signaling_node, &app, "mute", json!({"roomId": "room-1", "streamId": "alice-cam", "video": true})).await;
+    assert_eq!(bob.event("streamMuteUpdate").await["videoMuted"], true);
+    tokio::time::sleep(Duration::from_millis(300)).await; // frames already on the way
+    let (audio, video) = received_in(&player, window).await;
+    eprintln!("video muted on the relay node: {audio} audio, {video} video frames in {window:?}");
+    assert_eq!(video, 0, "the relay node still forwards the muted video");
+    assert!(audio > 20, "audio stopped too: {audio}");
+
+    admin_ok(&signaling_node, &app, "mute", json!({"roomId": "room-1", "streamId": "alice-cam", "video": false})).await;
+    assert_eq!(bob.event("streamMuteUpdate").await["videoMuted"], false);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (audio, video) = received_in(&player, window).await;
+    assert!(audio > 20 && video > 15, "after unmute: {audio} audio, {video} video frames/s");
+    drop((signaling_node, relay_node));
+    db.cleanup().await;
+}
+
 /// Runs `huddle rooms …` against `server`; stdout on success.
 fn rooms_cli(db: &TestDb, server: &Server, args: &[&str]) -> String {
     let output = std::process::Command::new(BIN)

@@ -201,6 +201,42 @@ async fn failed_deliveries_are_retried_after_500s_and_timeouts_without_reorderin
     assert!(metrics.contains(r#"huddle_webhook_attempts_total{outcome="failed"} 3"#), "{metrics}");
 }
 
+/// One app's endpoint hangs: its rooms' events are held back by the app's breaker (one probe
+/// at a time) instead of each room's head taking a request timeout in every round, and another
+/// app's events go on being delivered.
+#[tokio::test]
+async fn a_hanging_endpoint_of_one_app_is_probed_not_flooded_and_others_go_on() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let (stuck_app, healthy_app) = (create_app(&db), create_app(&db));
+    let stuck = Receiver::scripted(|_, _| Answer::Stall(Duration::from_secs(30))).await;
+    let healthy = Receiver::start().await;
+    let server = Server::start_with(&db, fast(false));
+    set_webhook(&server, &stuck_app, &stuck.url).await;
+    set_webhook(&server, &healthy_app, &healthy.url).await;
+    const STUCK_ROOMS: usize = 8;
+    for room in 0..STUCK_ROOMS {
+        let (mut client, _) = join(&server.base, &stuck_app, &format!("s{room}"), "u", false).await;
+        client.ok("logout", json!({})).await;
+    }
+    for room in 0..4 {
+        let (mut client, _) = join(&server.base, &healthy_app, &format!("h{room}"), "u", false).await;
+        client.ok("logout", json!({})).await;
+    }
+    healthy.wait_for(Duration::from_secs(20), "the healthy app's 16 events", |d| d.len() >= 16).await;
+
+    // Watch the stuck endpoint for 4 s from its first request. Without the breaker every
+    // room's head is retried on its own schedule (100-400 ms apart here, after each 500 ms
+    // timeout): some 40 requests; with it, the first round's heads, then one probe at a time.
+    let first = stuck.received().first().map(|r| r.at).expect("the stuck endpoint was tried");
+    tokio::time::sleep_until(tokio::time::Instant::from_std(first + Duration::from_secs(4))).await;
+    let in_window = stuck.received().iter().filter(|r| r.at <= first + Duration::from_secs(4)).count();
+    eprintln!("the hanging endpoint got {in_window} requests in 4 s");
+    assert!(in_window <= STUCK_ROOMS + 10, "the hanging endpoint was flooded: {in_window} requests in 4 s");
+    let metrics = server.metrics().await;
+    assert!(metrics.contains("huddle_webhook_endpoints_unreachable 1"), "{metrics}");
+    db.cleanup().await;
+}
+
 async fn backlog_survives_a_restart(kind: Db) {
     let db = TestDb::new(kind).await;
     let app = create_app(&db);
@@ -221,7 +257,10 @@ async fn backlog_survives_a_restart(kind: Db) {
         .fetch_one(&pool)
         .await
         .unwrap();
-    assert!(tried >= 3, "the room heads were tried and failed: {tried}");
+    // The first failures open the app's breaker: its other rooms' heads wait for a probe.
+    assert!(tried >= 1, "the room heads were tried and failed: {tried}");
+    let metrics = server.metrics().await;
+    assert!(metrics.contains("huddle_webhook_endpoints_unreachable 1"), "{metrics}");
     server.kill();
 
     let receiver = Receiver::on_port(port, |_, _| Answer::Status(200)).await;

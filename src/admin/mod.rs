@@ -396,8 +396,8 @@ impl Admin<'_> {
 
     /// Mutes (or unmutes) a stream's audio and/or video: the relay stops forwarding that
     /// media to players and the room hears `StreamMuted`. The relay that holds the stream
-    /// applies it: this node's at once, another worker's when its publisher's session hears
-    /// the event.
+    /// applies it: this node's at once, any other when it hears the event (a relay listens to
+    /// the rooms of the streams it holds; see `signaling::media`).
     pub async fn mute(
         &self,
         app_id: u32,

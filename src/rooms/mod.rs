@@ -209,12 +209,7 @@ impl RoomService {
         local: LocalMember,
     ) -> Result<JoinOutcome, RoomError> {
         let session_id = local.session_id.clone();
-        if self.hub.attach(room, local)
-            && let Err(err) = self.backend.watch(room).await
-        {
-            self.hub.detach(room, &session_id);
-            return Err(err);
-        }
+        self.listen(room, local).await?;
         match self.backend.join(room, member, max_users).await {
             Ok(outcome) => Ok(outcome),
             Err(err) => {
@@ -222,6 +217,20 @@ impl RoomService {
                 Err(err)
             }
         }
+    }
+
+    /// Delivers `room`'s events to `local` without joining it (no member, no user event):
+    /// for a node that must hear a room it has no user in (its relay holds a stream there).
+    /// Ended with [`RoomService::stop_listening`].
+    pub async fn listen(&self, room: &RoomKey, local: LocalMember) -> Result<(), RoomError> {
+        let session_id = local.session_id.clone();
+        if self.hub.attach(room, local)
+            && let Err(err) = self.backend.watch(room).await
+        {
+            self.hub.detach(room, &session_id);
+            return Err(err);
+        }
+        Ok(())
     }
 
     /// Leaves the room (DELETE events for the user and its streams) and stops listening.

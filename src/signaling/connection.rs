@@ -420,12 +420,6 @@ impl Connection {
                 self.start_resync();
                 return None;
             }
-            // The publisher's own worker holds its relay session: it applies the mute there.
-            RoomEvent::StreamMuted { stream } if stream.user.user_id == state.user.user_id => {
-                if let Some(node) = self.ctx.relay.as_deref() {
-                    crate::admin::apply_mute(node, delivery.room.app_id, stream).await;
-                }
-            }
             _ => {}
         }
         let encoded = delivery.encoded(protocol::encode_event);

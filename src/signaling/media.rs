@@ -2,6 +2,9 @@
 //! credentials when TURN is configured), and turns the relay's reports into room events. A stream becomes visible to the room (`roomStreamUpdate`
 //! ADD) when the relay reports its media live, and disappears when the relay reports it gone.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use serde_json::json;
 
 use super::SignalingContext;
@@ -15,7 +18,7 @@ use crate::auth::unix_now;
 use crate::error::{ApiError, ErrorCode};
 use crate::ids;
 use crate::relay::RelayEvent;
-use crate::rooms::{MediaRole, MediaStateKind, Member, RoomError, RoomEvent, RoomKey, StreamInfo, User};
+use crate::rooms::{LocalMember, MediaRole, MediaStateKind, Member, RoomError, RoomEvent, RoomKey, StreamInfo, User};
 
 /// How long a grant from signaling lives: enough for one offer/answer round trip.
 const GRANT_TTL_SECS: u64 = 30;
@@ -145,7 +148,7 @@ pub async fn end_session_media(ctx: &SignalingContext, session_id: &str) {
 }
 
 /// Turns a relay report into room changes and publisher/player states.
-pub async fn on_relay_event(ctx: &SignalingContext, node: &RelayNode, event: &RelayEvent) {
+pub async fn on_relay_event(ctx: &SignalingContext, node: &Arc<RelayNode>, event: &RelayEvent) {
     let (peer, live) = match event {
         RelayEvent::StreamLive { peer, .. } | RelayEvent::PlayerStarted { peer, .. } => (*peer, true),
         RelayEvent::StreamStopped { peer, .. } | RelayEvent::PlayerStopped { peer, .. } => (*peer, false),
@@ -163,7 +166,10 @@ pub async fn on_relay_event(ctx: &SignalingContext, node: &RelayNode, event: &Re
     }
     let result = match (grant.action, live) {
         (MediaAction::Publish, true) => stream_live(ctx, node, &room, &grant, peer).await,
-        (MediaAction::Publish, false) => stream_stopped(ctx, &room, &grant).await,
+        (MediaAction::Publish, false) => {
+            ctx.rooms.stop_listening(&room, &mute_listener_id(ctx, peer)).await;
+            stream_stopped(ctx, &room, &grant).await
+        }
         (MediaAction::Play, true) => notify(ctx, &room, &grant, MediaRole::Player, MediaStateKind::Playing, 0).await,
         (MediaAction::Play, false) => notify(ctx, &room, &grant, MediaRole::Player, MediaStateKind::NoPlay, 0).await,
     };
@@ -179,7 +185,7 @@ fn stream_record_id(ctx: &SignalingContext, peer: crate::relay::PeerId) -> Strin
 
 async fn stream_live(
     ctx: &SignalingContext,
-    node: &RelayNode,
+    node: &Arc<RelayNode>,
     room: &RoomKey,
     grant: &GrantClaims,
     peer: crate::relay::PeerId,
@@ -212,6 +218,9 @@ async fn stream_live(
                 start_ms: crate::rooms::unix_millis(),
             };
             crate::usage::log_failure("stream_started", ctx.usage.stream_started(&record).await);
+            if let Err(err) = follow_mutes(ctx, node, room, &grant.stream_id, peer).await {
+                tracing::warn!(%room, stream = %grant.stream_id, error = %err, "cannot hear the room's mutes");
+            }
             notify(ctx, room, grant, MediaRole::Publisher, MediaStateKind::Publishing, 0).await
         }
         Err(err) => {
@@ -221,6 +230,64 @@ async fn stream_live(
             notify(ctx, room, grant, MediaRole::Publisher, MediaStateKind::NoPublish, code).await?;
             Err(err)
         }
+    }
+}
+
+/// How this node's relay hears the business server's mutes of a stream it holds: it listens
+/// to the stream's room (without joining it) for as long as the publisher peer lives. A mute
+/// can only take effect on the relay holding the media, wherever the API call landed and
+/// wherever the publisher's session is (a relay-only node, an encoder's stream).
+async fn follow_mutes(
+    ctx: &SignalingContext,
+    node: &Arc<RelayNode>,
+    room: &RoomKey,
+    stream_id: &str,
+    peer: crate::relay::PeerId,
+) -> Result<(), RoomError> {
+    let (sender, mut events) = tokio::sync::mpsc::channel(MUTE_LISTENER_QUEUE);
+    let overflowed = Arc::new(AtomicBool::new(false));
+    let listener = LocalMember {
+        session_id: mute_listener_id(ctx, peer),
+        // No user: every event for the room as a whole reaches it, none aimed at a user.
+        user_id: String::new(),
+        sender,
+        overflowed: overflowed.clone(),
+        kicked: Arc::default(),
+    };
+    ctx.rooms.listen(room, listener).await?;
+    let (rooms, node, room, stream_id) = (ctx.rooms.clone(), node.clone(), room.clone(), stream_id.to_owned());
+    tokio::spawn(async move {
+        // Ends when the listener is detached (the stream stopped): its sender is dropped.
+        while let Some(delivery) = events.recv().await {
+            let missed = overflowed.swap(false, Ordering::AcqRel);
+            match &delivery.event {
+                RoomEvent::StreamMuted { stream } if stream.stream_id == stream_id => {
+                    crate::admin::apply_mute(&node, room.app_id, stream).await;
+                }
+                // Events may be lost (a full queue, a Redis outage): read the flags again.
+                RoomEvent::Resync => reapply_mute(&rooms, &node, &room, &stream_id).await,
+                _ if missed => reapply_mute(&rooms, &node, &room, &stream_id).await,
+                _ => {}
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Events queued for a relay's mute listener; a busy room's chatter beyond it is dropped and
+/// the flags are read again instead.
+const MUTE_LISTENER_QUEUE: usize = 256;
+
+fn mute_listener_id(ctx: &SignalingContext, peer: crate::relay::PeerId) -> String {
+    format!("relay-mutes:{}:{peer}", ctx.rooms.worker_id())
+}
+
+/// Applies the stream's stored mute flags, as the room holds them now.
+async fn reapply_mute(rooms: &crate::rooms::RoomService, node: &RelayNode, room: &RoomKey, stream_id: &str) {
+    match rooms.backend().find_stream(room.app_id, stream_id).await {
+        Ok(Some((held_in, stream))) if held_in == *room => crate::admin::apply_mute(node, room.app_id, &stream).await,
+        Ok(_) => {}
+        Err(err) => tracing::warn!(%room, stream = %stream_id, error = %err, "cannot read the stream's mute flags"),
     }
 }
 

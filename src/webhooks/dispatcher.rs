@@ -22,6 +22,7 @@ use futures_util::future::join_all;
 use rand::Rng;
 use sqlx::{Any, AnyConnection, Transaction};
 
+use super::breaker::{Admission, Breakers};
 use crate::rooms::unix_millis;
 use crate::store::{Backend, Store, StoreError};
 
@@ -71,7 +72,12 @@ struct Due {
 
 enum Outcome {
     Delivered,
+    /// The endpoint answered, but not `2xx` (or the app has no URL any more).
     Failed(String),
+    /// The endpoint could not be reached (timeout, refused connection): its breaker opens.
+    Unreachable(String),
+    /// Not sent: the app's breaker holds it back until then (unix ms); not an attempt.
+    Deferred(i64),
 }
 
 /// Sends one worker's share of the outbox until the process ends.
@@ -80,6 +86,7 @@ pub struct Dispatcher {
     worker_id: String,
     config: DispatchConfig,
     http: reqwest::Client,
+    breakers: std::sync::Mutex<Breakers>,
 }
 
 /// The due heads of the rooms' queues, oldest first (a macro so that the query stays a
@@ -104,7 +111,7 @@ impl Dispatcher {
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("huddle-webhooks/", env!("CARGO_PKG_VERSION")))
             .build()?;
-        Ok(Dispatcher { store, worker_id, config, http })
+        Ok(Dispatcher { store, worker_id, config, http, breakers: Default::default() })
     }
 
     /// Runs rounds for ever (spawn it).
@@ -225,8 +232,44 @@ impl Dispatcher {
         Ok(held == 1)
     }
 
+    /// Sends a round's events concurrently, but none to an app whose endpoint this worker
+    /// could not reach lately (see [`super::breaker`]); then updates the breakers.
     async fn send_all(&self, due: &[Due]) -> Vec<Outcome> {
-        join_all(due.iter().map(|event| self.send(event))).await
+        let apps: Vec<i64> = due.iter().map(|event| event.app_id).collect();
+        // A deferred event waits for its app's probe to come back, at most a timeout.
+        let probe_wait_ms = (self.config.timeout + Duration::from_secs(1)).as_millis() as i64;
+        let admissions = self.breakers().admit(&apps, unix_millis(), probe_wait_ms);
+        let outcomes = join_all(due.iter().zip(&admissions).map(|(event, admission)| async move {
+            match admission {
+                Admission::Send => self.send(event).await,
+                Admission::Defer(until) => Outcome::Deferred(*until),
+            }
+        }))
+        .await;
+        let now = unix_millis();
+        let mut reached: std::collections::HashMap<i64, bool> = std::collections::HashMap::new();
+        for (app, outcome) in apps.iter().zip(&outcomes) {
+            match outcome {
+                Outcome::Delivered | Outcome::Failed(_) => {
+                    reached.insert(*app, true);
+                }
+                Outcome::Unreachable(_) => {
+                    reached.entry(*app).or_insert(false);
+                }
+                Outcome::Deferred(_) => {}
+            }
+        }
+        let mut breakers = self.breakers();
+        for (app, reached) in reached {
+            let backoff = |failures: u32| retry_delay(&self.config, i64::from(failures)).as_millis() as i64;
+            breakers.record(app, reached, now, backoff);
+        }
+        crate::metrics::webhook_endpoints_unreachable(breakers.open_count(now));
+        outcomes
+    }
+
+    fn breakers(&self) -> std::sync::MutexGuard<'_, Breakers> {
+        self.breakers.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     async fn send(&self, event: &Due) -> Outcome {
@@ -251,8 +294,8 @@ impl Dispatcher {
         match sent {
             Ok(response) if response.status().is_success() => Outcome::Delivered,
             Ok(response) => Outcome::Failed(format!("HTTP {}", response.status().as_u16())),
-            Err(err) if err.is_timeout() => Outcome::Failed("timed out".into()),
-            Err(err) if err.is_connect() => Outcome::Failed("connection failed".into()),
+            Err(err) if err.is_timeout() => Outcome::Unreachable("timed out".into()),
+            Err(err) if err.is_connect() => Outcome::Unreachable("connection failed".into()),
             Err(_) => Outcome::Failed("request failed".into()),
         }
     }
@@ -270,7 +313,21 @@ impl Dispatcher {
         for (due, outcome) in due.iter().zip(outcomes) {
             match outcome {
                 Outcome::Delivered => delivered.push(due),
-                Outcome::Failed(error) => self.record_failure(conn, due, error, now).await?,
+                Outcome::Failed(error) | Outcome::Unreachable(error) => {
+                    self.record_failure(conn, due, error, now).await?
+                }
+                // Held back past the retry period: given up like a failed attempt would be.
+                Outcome::Deferred(_) if now - due.created_ms >= self.config.retry_for.as_millis() as i64 => {
+                    let error = "not sent: the endpoint could not be reached".to_owned();
+                    self.record_failure(conn, due, error, now).await?
+                }
+                Outcome::Deferred(until) => {
+                    sqlx::query("UPDATE webhook_outbox SET next_attempt_ms = $1 WHERE seq = $2")
+                        .bind(until)
+                        .bind(due.seq)
+                        .execute(&mut *conn)
+                        .await?;
+                }
             }
         }
         if delivered.is_empty() {

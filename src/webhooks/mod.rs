@@ -13,6 +13,7 @@
 //! HMAC-SHA256 of `t + "." + body` keyed with the app's webhook secret (see [`sign`] and the
 //! README's verifying snippet).
 
+mod breaker;
 pub mod dispatcher;
 
 use hmac::{Hmac, KeyInit, Mac};

@@ -148,6 +148,12 @@ describe('demo page', () => {
     const toasts = () => jon.evaluate(() => [...document.querySelectorAll('.toast-text')].map((t) => t.textContent));
     await waitFor(async () => (await toasts()).some((t) => t === "The host turned off Ivy Intruder's camera."),
       { what: 'Jon: a notice that the host turned Ivy\'s camera off', detail: async () => JSON.stringify(await toasts()) });
+    // Someone who joins after the mute hears of it too (the stream arrives with its flags).
+    const kim = await env.openPage('Kim Late', '/');
+    await joinThroughForm(kim, room, 'Kim Late');
+    const kimToasts = () => kim.evaluate(() => [...document.querySelectorAll('.toast-text')].map((t) => t.textContent));
+    await waitFor(async () => (await kimToasts()).some((t) => t === "The host turned off Ivy Intruder's camera."),
+      { what: 'Kim (joined later): a notice that Ivy\'s camera is off', detail: async () => JSON.stringify(await kimToasts()) });
 
     // The business server (here its operator, through the admin CLI: a signed POST) removes Ivy.
     const answer = await env.huddle.rooms(['kick', '--app-id', String(env.huddle.devAppId), '--room-id', room,
