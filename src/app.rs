@@ -89,14 +89,31 @@ impl AppState {
             None => NonceStore::memory(settings.nonce_cap_per_app),
         };
         let dev = decide_dev_mode(&store, settings.dev).await?;
+        // Usage records are written under a worker id that no earlier run used: the Redis
+        // worker id, or a fresh one (in-memory rooms call every process "local").
+        let usage_worker = uuid::Uuid::new_v4().simple().to_string();
+        let usage = Usage::new(
+            store.clone(),
+            usage_worker.clone(),
+            settings.usage_records,
+            settings.redis_lease,
+            settings.redis_url.is_some(),
+            settings.usage_queue && settings.redis_url.is_some(),
+        );
+        if settings.usage_queue && settings.redis_url.is_none() {
+            tracing::warn!("--usage-queue on has no effect without Redis: logins wait for their usage rows");
+        }
         let rooms = match &settings.redis_url {
             None => RoomService::in_memory(),
             Some(url) => {
                 let hub = Arc::new(Hub::default());
-                let worker_id = uuid::Uuid::new_v4().simple().to_string();
+                let worker_id = usage_worker.clone();
                 let config = RedisRoomsConfig { lease: settings.redis_lease, timeout: settings.redis_timeout };
-                let backend =
-                    RedisRooms::start(url, hub.clone(), worker_id.clone(), config).await.map_err(StartError::Rooms)?;
+                // The lease reaper closes the usage records of the workers it reaps.
+                let hook: Arc<dyn crate::rooms::ReapHook> = Arc::new(usage.clone());
+                let backend = RedisRooms::start(url, hub.clone(), worker_id.clone(), config, Some(hook))
+                    .await
+                    .map_err(StartError::Rooms)?;
                 tracing::info!(worker = %worker_id, "rooms in Redis");
                 RoomService::new(backend, hub, worker_id)
             }
@@ -111,11 +128,6 @@ impl AppState {
         if let Some(turn) = &turn {
             tracing::info!(urls = ?turn.urls(), ttl_secs = turn.ttl_secs(), "TURN credentials go out with media grants");
         }
-        // Usage records are written under a worker id that no earlier run used: the Redis
-        // worker id, or a fresh one (in-memory rooms call every process "local").
-        let usage_worker =
-            if settings.redis_url.is_some() { node_id.clone() } else { uuid::Uuid::new_v4().simple().to_string() };
-        let usage = Usage::new(store.clone(), usage_worker.clone(), settings.usage_records, settings.redis_lease);
         usage.clone().start().await.map_err(StartError::Usage)?;
         if settings.usage_records {
             let dispatcher = Dispatcher::new(store.clone(), usage_worker, settings.webhooks.clone())

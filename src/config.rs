@@ -404,6 +404,12 @@ pub struct ServeArgs {
     /// written with them: `on`, or `off` (nothing is recorded, no webhook is queued).
     #[arg(long, env = "HUDDLE_USAGE_RECORDS", value_enum, default_value = "on")]
     pub usage_records: Switch,
+    /// With rooms in Redis: `on` queues usage records instead of waiting for their commit
+    /// (logins answer at once; the lease reaper restores the start rows a dead worker left
+    /// unwritten), at the cost of per-room event order across workers within the commit delay;
+    /// `off`: logins wait for their rows. Without Redis logins always wait.
+    #[arg(long, env = "HUDDLE_USAGE_QUEUE", value_enum, default_value = "off")]
+    pub usage_queue: Switch,
     /// One webhook request's limit (connect and response), 100–60000 ms.
     #[arg(long, env = "HUDDLE_WEBHOOK_TIMEOUT_MS", default_value_t = 10_000)]
     pub webhook_timeout_ms: u64,
@@ -469,6 +475,8 @@ pub struct Settings {
     pub nonce_cap_per_app: usize,
     pub drain_timeout: std::time::Duration,
     pub usage_records: bool,
+    /// Usage records are queued, not waited for (only with rooms in Redis).
+    pub usage_queue: bool,
     pub webhooks: crate::webhooks::dispatcher::DispatchConfig,
     pub relay: crate::relay::RelayConfig,
     pub public_url: Option<String>,
@@ -603,6 +611,7 @@ impl ServeArgs {
             nonce_cap_per_app: self.nonce_cap_per_app,
             drain_timeout: ms(self.drain_timeout_ms),
             usage_records: self.usage_records == Switch::On,
+            usage_queue: self.usage_queue == Switch::On,
             webhooks: crate::webhooks::dispatcher::DispatchConfig {
                 timeout: ms(self.webhook_timeout_ms),
                 retry_base: ms(self.webhook_retry_base_ms),

@@ -356,6 +356,8 @@ struct UsageCollectors {
     usage_batch_size: Histogram,
     usage_batch_latency: Histogram,
     usage_worker_lost: IntCounter,
+    usage_queue: IntGauge,
+    usage_retries: IntCounter,
     webhooks_enqueued: IntCounter,
     webhook_backlog: IntGauge,
     webhook_attempts: IntCounterVec,
@@ -405,6 +407,17 @@ static USAGE: LazyLock<UsageCollectors> = LazyLock::new(|| {
                 "usage_worker_lost_records_total",
                 "Sessions and streams of dead workers closed as worker_lost",
             ),
+        ),
+        usage_queue: register(
+            r,
+            IntGauge::new(
+                "usage_write_queue",
+                "Usage records handed to the group-commit writers and not yet committed (or given up)",
+            ),
+        ),
+        usage_retries: register(
+            r,
+            IntCounter::new("usage_write_retries_total", "Usage batches written again after a failure (with backoff)"),
         ),
         webhooks_enqueued: register(
             r,
@@ -459,6 +472,14 @@ pub fn usage_write_failed(kind: &'static str) {
 
 pub fn usage_worker_lost_records(count: u64) {
     USAGE.usage_worker_lost.inc_by(count);
+}
+
+pub fn usage_queue(queued: usize) {
+    USAGE.usage_queue.set(queued as i64);
+}
+
+pub fn usage_retry() {
+    USAGE.usage_retries.inc();
 }
 
 pub fn webhook_enqueued() {

@@ -38,6 +38,7 @@ async fn redis_worker(url: &str, lease: Duration) -> RoomService {
         hub.clone(),
         worker_id.clone(),
         RedisRoomsConfig { lease, ..RedisRoomsConfig::default() },
+        None,
     )
     .await
     .expect("Redis reachable");
@@ -86,6 +87,7 @@ impl Client {
             session_id: session.clone(),
             worker_id: service.worker_id().into(),
             joined_at: 0,
+            joined_ms: 0,
         };
         let outcome = service.enter(room, member, max_users, local).await?;
         Ok((Client { service: service.clone(), room: room.clone(), user: user(user_id), session, events }, outcome))

@@ -1,13 +1,15 @@
 //! Usage records against the real binary: the rows a scripted set of logins leaves, the
 //! minutes `GET /v1/usage` and `huddle usage` compute from them (checked against the recorded
 //! timestamps, clipped by hand), stream rows with their bytes, and the records of workers that
-//! die (kill -9): closed as `worker_lost` at the lease expiry (Redis, PostgreSQL) or at the
-//! last heartbeat of a crashed run (SQLite, at the next start).
+//! die (kill -9): closed as `worker_lost` at the Redis lease deadline (the reaper's), or at the
+//! last heartbeat of a crashed run (without Redis, at the next start); live workers on Redis
+//! never close each other's sessions, whatever SQL heartbeats say.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
+use common::redis_server::RedisServer;
 use common::*;
 use serde_json::{Value, json};
 use sqlx::AnyPool;
@@ -254,24 +256,62 @@ async fn sessions_of_a_crashed_run_close_at_its_last_heartbeat_on_the_next_start
     assert_eq!(room, 0, "the room is over");
 }
 
+/// Workers on a Redis of the test's own: a dead worker is claimed by whichever worker on the
+/// same Redis reaps first, and that one must write to this test's database.
+fn redis_worker(redis: &RedisServer) -> ServerOptions<'static> {
+    ServerOptions {
+        extra_env: vec![
+            ("HUDDLE_REDIS_URL", redis.url()),
+            ("HUDDLE_REDIS_LEASE_MS", "2000".into()),
+            // Records queued, not waited for: what a dead worker left unwritten is the reaper's.
+            ("HUDDLE_USAGE_QUEUE", "on".into()),
+        ],
+        ..Default::default()
+    }
+}
+
+/// The worker's lease deadline in Redis (ms on Redis's clock), if it holds a lease.
+async fn lease_deadline(redis: &RedisServer, worker: &str) -> Option<i64> {
+    let client = redis::Client::open(redis.url()).expect("redis url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("private redis");
+    let score: Option<f64> =
+        redis::cmd("ZSCORE").arg("huddle:leases").arg(worker).query_async(&mut conn).await.unwrap();
+    score.map(|s| s as i64)
+}
+
 #[tokio::test]
 async fn a_killed_workers_sessions_close_at_its_lease_expiry_as_worker_lost() {
+    let redis = RedisServer::start();
     let db = TestDb::new(Db::Postgres).await;
     let app = create_app(&db);
-    let options = || ServerOptions {
-        redis: true,
-        extra_env: vec![("HUDDLE_REDIS_LEASE_MS", "2000".into())],
-        ..Default::default()
-    };
-    let mut doomed = Server::start_with(&db, options());
-    let survivor = Server::start_with(&db, options());
+    let mut doomed = Server::start_with(&db, redis_worker(&redis));
+    let survivor = Server::start_with(&db, redis_worker(&redis));
     let pool = pool(&db).await;
     let room = format!("room-{}", fresh_nonce());
     let (_alice, _) = join(&doomed.base, &app, &room, "alice", false).await;
     let (_bob, _) = join(&survivor.base, &app, &room, "bob", false).await;
+    let rows = sessions_until(&pool, &app, Duration::from_secs(5), |rows| rows.len() == 2).await;
+    let alice_start = rows.iter().find(|r| r.user_id == "alice").unwrap().clone();
+    let doomed_worker = alice_start.worker_id.clone();
     tokio::time::sleep(Duration::from_millis(800)).await;
-    let killed_at = now_ms();
     doomed.kill();
+    // A dead worker renews nothing more: its score now is the deadline that will pass.
+    let deadline = lease_deadline(&redis, &doomed_worker).await.expect("the killed worker's lease is still there");
+    // As if alice's queued start row had died with the worker (logins do not wait for it on
+    // Redis): the reaper writes it from the member Redis held, then closes it.
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("DELETE FROM usage_sessions WHERE session_id = $1")
+        .bind(&alice_start.session_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE live_rooms SET sessions = sessions - 1 WHERE app_id = $1 AND room_id = $2")
+        .bind(i64::from(app.app_id))
+        .bind(&room)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
 
     let rows = sessions_until(&pool, &app, Duration::from_secs(10), |rows| {
         rows.iter().any(|r| r.user_id == "alice" && r.logout_ms.is_some())
@@ -282,20 +322,62 @@ async fn a_killed_workers_sessions_close_at_its_lease_expiry_as_worker_lost() {
     assert_eq!(alice.end_reason.as_deref(), Some("worker_lost"));
     assert_ne!(alice.worker_id, bob.worker_id);
     assert_eq!(bob.logout_ms, None, "the other worker's session goes on");
-    // Closed at the lease expiry: last heartbeat (at most lease/5 = 400 ms before the kill)
-    // plus the 2 s lease.
-    let closed_at = alice.logout_ms.unwrap();
-    assert!(
-        closed_at >= killed_at + 2000 - 1000 && closed_at <= killed_at + 2000,
-        "closed at {closed_at}, killed at {killed_at}"
+    assert_eq!(alice.logout_ms, Some(deadline), "closed at the Redis lease deadline");
+    assert_eq!(
+        (&alice.session_id, alice.login_ms),
+        (&alice_start.session_id, alice_start.login_ms),
+        "restored as it was"
     );
-    let dead_row: Option<(String,)> = sqlx::query_as("SELECT worker_id FROM usage_workers WHERE worker_id = $1")
-        .bind(&alice.worker_id)
-        .fetch_optional(&pool)
+    assert!(lease_deadline(&redis, &doomed_worker).await.is_none(), "the reaper claimed the dead worker");
+    let workers: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_workers").fetch_one(&pool).await.unwrap();
+    assert_eq!(workers, 0, "with Redis, no SQL heartbeat is kept");
+    // Exactly once: one user_left-worthy close, and the room's live count went down once.
+    let (live,): (i64,) = sqlx::query_as("SELECT sessions FROM live_rooms WHERE app_id = $1 AND room_id = $2")
+        .bind(i64::from(app.app_id))
+        .bind(&room)
+        .fetch_one(&pool)
         .await
-        .expect("read usage_workers");
-    assert!(dead_row.is_none(), "the dead worker's row was claimed");
+        .expect("live room");
+    assert_eq!(live, 1, "bob is still there");
     drop(survivor);
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn live_workers_on_redis_never_close_each_others_sessions_whatever_their_sql_heartbeats_say() {
+    let redis = RedisServer::start();
+    let db = TestDb::new(Db::Postgres).await;
+    let app = create_app(&db);
+    let first = Server::start_with(&db, redis_worker(&redis));
+    let second = Server::start_with(&db, redis_worker(&redis));
+    let pool = pool(&db).await;
+    let room = format!("room-{}", fresh_nonce());
+    let (_alice, _) = join(&first.base, &app, &room, "alice", false).await;
+    let (_bob, _) = join(&second.base, &app, &room, "bob", false).await;
+    let rows = sessions_until(&pool, &app, Duration::from_secs(5), |rows| rows.len() == 2).await;
+    // What a frozen database or skewed clocks would show: both workers' heartbeats long
+    // stale, their leases long expired by SQL's account, for three leases (every worker
+    // checks for dead ones many times over meanwhile).
+    let until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < until {
+        for row in &rows {
+            sqlx::query(
+                "INSERT INTO usage_workers (worker_id, started_ms, last_seen_ms, lease_ms) VALUES ($1, 0, 0, 2000) \
+                 ON CONFLICT (worker_id) DO UPDATE SET last_seen_ms = 0",
+            )
+            .bind(&row.worker_id)
+            .execute(&pool)
+            .await
+            .expect("stale heartbeat");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let rows = sessions(&pool, &app).await;
+    assert_eq!(rows.len(), 2);
+    for row in &rows {
+        assert_eq!((row.logout_ms, row.end_reason.as_deref()), (None, None), "{} was closed", row.user_id);
+    }
+    drop((first, second));
     db.cleanup().await;
 }
 

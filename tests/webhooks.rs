@@ -318,8 +318,18 @@ async fn two_workers_on_postgres_never_deliver_the_same_event_twice() {
         client.ok("logout", json!({})).await;
     }
     let pool = pool(&db).await;
-    let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_outbox").fetch_one(&pool).await.unwrap();
-    assert_eq!(total, 8 * (1 + 3 + 3 + 1));
+    // On Redis records are queued, not waited for: they commit shortly after.
+    let total = 8 * (1 + 3 + 3 + 1);
+    let queued_for = std::time::Instant::now();
+    loop {
+        let written: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM webhook_outbox").fetch_one(&pool).await.unwrap();
+        if written >= total {
+            assert_eq!(written, total);
+            break;
+        }
+        assert!(queued_for.elapsed() < Duration::from_secs(5), "{written} of {total} events written");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let delivered = receiver.wait_for(Duration::from_secs(20), "every event", |d| d.len() >= total as usize).await;
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let delivered_later = receiver.delivered();
@@ -372,4 +382,64 @@ async fn published_streams_are_announced_in_their_rooms_order() {
     );
     let published = delivered.iter().find(|r| r.event["type"] == "stream_published").unwrap();
     assert_eq!(published.event["streamId"], "cam-a");
+}
+
+/// A server kick and a room close end the sessions' records with their reasons, and the
+/// room's receiver hears `user_left` with those reasons, then `room_finished`. On Redis with
+/// `--usage-queue on`, so records are queued (not waited for) and their order per room is the
+/// writer's.
+#[tokio::test]
+async fn a_server_kick_and_a_room_close_end_records_as_kicked_by_server_and_room_closed() {
+    let db = TestDb::new(Db::Postgres).await;
+    let app = create_app(&db);
+    let receiver = Receiver::start().await;
+    let mut options = fast(true);
+    options.extra_env.push(("HUDDLE_USAGE_QUEUE", "on".into()));
+    let server = Server::start_with(&db, options);
+    set_webhook(&server, &app, &receiver.url).await;
+    let room = format!("room-{}", fresh_nonce());
+    let (mut alice, _) = join(&server.base, &app, &room, "alice", false).await;
+    let (mut bob, _) = join(&server.base, &app, &room, "bob", false).await;
+    let kick = json!({"roomId": room, "userIds": ["bob"], "reason": "rude"}).to_string();
+    let (status, reply) = server.signed_post(&app, "/v1/rooms/kick", &kick).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(bob.event("kickout").await["error"]["code"], 5023);
+    let close = json!({"roomId": room, "reason": "over"}).to_string();
+    let (status, reply) = server.signed_post(&app, "/v1/rooms/close", &close).await;
+    assert_eq!(status, 200, "{reply}");
+    assert_eq!(alice.event("kickout").await["error"]["code"], 5024);
+
+    let delivered = receiver.wait_for(Duration::from_secs(10), "6 events", |d| d.len() >= 6).await;
+    each_once(&delivered);
+    assert_eq!(
+        by_room(&delivered)[&room],
+        pairs(&[
+            ("room_started", ""),
+            ("user_joined", "alice"),
+            ("user_joined", "bob"),
+            ("user_left", "bob"),
+            ("user_left", "alice"),
+            ("room_finished", "")
+        ])
+    );
+    let reason = |user: &str| {
+        delivered
+            .iter()
+            .find(|r| r.event["type"] == "user_left" && r.event["userId"] == user)
+            .map(|r| r.event["reason"].clone())
+    };
+    assert_eq!(reason("bob"), Some(json!("kicked_by_server")));
+    assert_eq!(reason("alice"), Some(json!("room_closed")));
+    let rows: Vec<(String, Option<String>, Option<i64>)> =
+        sqlx::query_as("SELECT user_id, end_reason, logout_ms FROM usage_sessions WHERE room_id = $1 ORDER BY user_id")
+            .bind(&room)
+            .fetch_all(&pool(&db).await)
+            .await
+            .expect("usage rows");
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    assert_eq!((rows[0].0.as_str(), rows[0].1.as_deref()), ("alice", Some("room_closed")));
+    assert_eq!((rows[1].0.as_str(), rows[1].1.as_deref()), ("bob", Some("kicked_by_server")));
+    assert!(rows.iter().all(|r| r.2.is_some()));
+    drop(server);
+    db.cleanup().await;
 }

@@ -48,6 +48,47 @@ pub enum RoomError {
     Corrupt(String),
 }
 
+/// A session the lease reaper removed from Redis because the worker that held it died.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReapedSession {
+    pub app_id: u32,
+    pub room_id: String,
+    pub user_id: String,
+    pub session_id: String,
+    /// Unix ms of the login (`None` when Redis no longer held the member: nothing to restore).
+    pub joined_ms: Option<i64>,
+}
+
+/// A stream the lease reaper removed (its relay's worker died).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReapedStream {
+    pub app_id: u32,
+    pub room_id: String,
+    pub user_id: String,
+    pub stream_id: String,
+}
+
+/// A dead worker, claimed by exactly one reaper: when its lease expired and what it held.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReapedWorker {
+    pub worker_id: String,
+    /// The lease deadline that passed (unix ms on Redis's clock).
+    pub deadline_ms: i64,
+    pub sessions: Vec<ReapedSession>,
+    pub streams: Vec<ReapedStream>,
+}
+
+/// Told of every dead worker the lease reaper claimed (usage records close its sessions
+/// there). Called after the worker's entries left Redis, possibly more than once for one
+/// worker (a failed call is repeated, by this or another worker): it must be idempotent.
+#[async_trait]
+pub trait ReapHook: Send + Sync + 'static {
+    async fn worker_reaped(&self, reaped: &ReapedWorker) -> Result<(), String>;
+}
+
 /// The live state and its event bus. Every mutating call is atomic and emits its events
 /// (to every worker listening to the room) as part of the same step, so events of one room
 /// arrive in the order the state changed.

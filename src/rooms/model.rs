@@ -41,7 +41,22 @@ pub struct Member {
     pub session_id: String,
     /// The worker whose lease keeps this member alive.
     pub worker_id: String,
+    /// Unix seconds of the login.
     pub joined_at: i64,
+    /// Unix ms of the login (0 in members stored before this field existed).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub joined_ms: i64,
+}
+
+fn is_zero(value: &i64) -> bool {
+    *value == 0
+}
+
+impl Member {
+    /// Unix ms of the login (from the seconds for members stored without the ms).
+    pub fn joined_ms(&self) -> i64 {
+        if self.joined_ms > 0 { self.joined_ms } else { self.joined_at * 1000 }
+    }
 }
 
 /// A published stream.

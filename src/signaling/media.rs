@@ -160,7 +160,8 @@ pub async fn on_relay_event(ctx: &SignalingContext, node: &Arc<RelayNode>, event
         // Recorded before the room hears of it, so that `stream_unpublished` precedes whatever
         // the publisher does next (its logout's `user_left`).
         let record_id = stream_record_id(ctx, peer);
-        let stopped = ctx.usage.stream_stopped(&record_id, grant.app_id, bytes.bytes_in, bytes.bytes_out).await;
+        let stopped =
+            ctx.usage.stream_stopped(&record_id, grant.app_id, &grant.room_id, bytes.bytes_in, bytes.bytes_out).await;
         crate::usage::log_failure("stream_stopped", stopped);
     }
     let result = match (grant.action, live) {
@@ -329,6 +330,7 @@ async fn encoder_session(
         session_id: encoder_session_id(grant),
         worker_id: ctx.rooms.worker_id().to_owned(),
         joined_at: unix_now(),
+        joined_ms: crate::rooms::unix_millis(),
     };
     let outcome = backend.join(room, member, max_users).await?;
     if let Some(replaced) = outcome.replaced_session {

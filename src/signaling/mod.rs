@@ -69,7 +69,8 @@ impl SignalingContext {
         relay: Option<Arc<crate::api::media::RelayNode>>,
         config: SignalingConfig,
     ) -> Self {
-        let usage = crate::usage::Usage::new(store.clone(), rooms.worker_id(), false, Duration::from_secs(15));
+        let usage =
+            crate::usage::Usage::new(store.clone(), rooms.worker_id(), false, Duration::from_secs(15), false, false);
         SignalingContext {
             rooms,
             store,

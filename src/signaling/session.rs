@@ -131,13 +131,14 @@ pub async fn login(ctx: &SignalingContext, request: LoginRequest) -> Result<(Ses
         overflowed: overflowed.clone(),
         kicked: kicked.clone(),
     };
+    let login_ms = unix_millis();
     let member = Member {
         user: user.clone(),
         session_id: session_id.clone(),
         worker_id: ctx.rooms.worker_id().to_owned(),
-        joined_at: unix_now(),
+        joined_at: login_ms / 1000,
+        joined_ms: login_ms,
     };
-    let login_ms = unix_millis();
     let outcome = ctx.rooms.enter(&room, member, max_users, local).await?;
     let record = SessionStart {
         app_id: room.app_id,
@@ -401,8 +402,12 @@ impl SessionState {
     pub async fn abandon(self, ctx: &SignalingContext, cause: Option<&KickCause>) {
         super::media::end_session_media(ctx, &self.session_id).await;
         ctx.rooms.stop_listening(&self.room, &self.session_id).await;
-        if let Some(reason) = cause.and_then(removal_end_reason) {
-            self.record_end(ctx, reason).await;
+        match cause.and_then(removal_end_reason) {
+            Some(reason) => self.record_end(ctx, reason).await,
+            // Normally a no-op (the login that replaced it closed the record). With queued
+            // records (`--usage-queue on`) this login's record may have been committed after
+            // that: then this closes it, after it in this room's order.
+            None => self.record_end(ctx, EndReason::Kickout).await,
         }
         crate::metrics::session_ended();
     }

@@ -11,11 +11,17 @@
 //! ```
 //!
 //! Times are unix milliseconds of this worker's clock. Every process writes under its own
-//! worker id (the Redis worker id, or a fresh one per run without Redis) and renews a row in
-//! `usage_workers` every fifth of the lease. A worker whose row stops moving for a lease is
-//! dead: another worker (PostgreSQL) or the next start (SQLite, one process) closes its open
-//! sessions and streams with reason `worker_lost`, at its lease expiry (`last_seen + lease`;
-//! on SQLite's start-up, at `last_seen`, the last moment the earlier run was known alive).
+//! worker id (the Redis worker id, or a fresh one per run without Redis).
+//!
+//! Dead workers: with rooms in Redis, the Redis lease reaper is the only judge (its lease is
+//! kept on Redis's clock and survives a frozen Redis). The reaper that claims a dead worker
+//! calls [`Usage`]'s [`ReapHook`]: the worker's open sessions and streams close with reason
+//! `worker_lost` at its lease deadline (after the start rows of reaped sessions that have none
+//! are written). No worker ever closes another's records on its own judgement, so an
+//! unreachable or frozen database, or clocks that disagree, close nothing.
+//! Without Redis (one process), the process renews a row in `usage_workers` every fifth of
+//! the lease; the rows that were there when it started belong to earlier runs, and once such
+//! a row is older than a lease, that run's records close at its last heartbeat.
 //!
 //! The report ([`report`]) clips every interval to `[from, to)`; see its docs for rounding.
 
@@ -37,6 +43,11 @@ pub use report::{GroupBy, UsageGroup, UsageQuery, UsageReport};
 
 /// Group-commit writers on PostgreSQL.
 const WRITERS_POSTGRES: usize = 4;
+/// With `--usage-queue on` (rooms in Redis), records are queued, not waited for; past this many queued records
+/// (the database is slow or down) new logins are refused (1007) rather than queued.
+pub const MAX_QUEUED: usize = 10_000;
+/// How long a stopping worker waits for its queued records before closing its sessions.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How a login session ended (snake_case in SQL and JSON).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -51,7 +62,7 @@ pub enum EndReason {
     /// The connection was lost (no frame within the heartbeat timeout, or dropped) and not
     /// resumed within the reconnect grace.
     HeartbeatTimeout,
-    /// The worker holding the session died; closed at its lease expiry.
+    /// The worker holding the session died; closed at its Redis lease deadline (without Redis, at its last heartbeat).
     WorkerLost,
     /// The business server closed the room.
     RoomClosed,
@@ -128,16 +139,28 @@ pub struct Usage {
     enabled: bool,
     /// How long a worker's row may stand still before the worker counts as dead.
     lease: Duration,
-    /// The group-commit writer's queue ([`Usage::start`] runs the writer).
-    writer: tokio::sync::mpsc::UnboundedSender<records::Job>,
-    jobs: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<records::Job>>>>,
+    /// Rooms are in Redis: its lease reaper closes dead workers' records ([`ReapHook`]), and
+    /// no SQL heartbeat is kept.
+    redis: bool,
+    /// Records are queued, not waited for (`--usage-queue on`, rooms in Redis only).
+    queued: bool,
+    /// The group-commit writers' queues ([`Usage::start`] runs the writers).
+    writers: Arc<records::Writers>,
 }
 
 impl Usage {
-    pub fn new(store: Store, worker_id: impl Into<Arc<str>>, enabled: bool, lease: Duration) -> Usage {
-        let (writer, jobs) = tokio::sync::mpsc::unbounded_channel();
-        let jobs = Arc::new(std::sync::Mutex::new(Some(jobs)));
-        Usage { store, worker_id: worker_id.into(), enabled, lease, writer, jobs }
+    pub fn new(
+        store: Store,
+        worker_id: impl Into<Arc<str>>,
+        enabled: bool,
+        lease: Duration,
+        redis: bool,
+        queued: bool,
+    ) -> Usage {
+        // SQLite has one writer at a time anyway (more would only wait on its lock).
+        let count = if store.backend() == crate::store::Backend::Postgres { WRITERS_POSTGRES } else { 1 };
+        let writers = Arc::new(records::Writers::new(count));
+        Usage { store, worker_id: worker_id.into(), enabled, lease, redis, queued: queued && redis, writers }
     }
 
     pub fn enabled(&self) -> bool {
@@ -152,41 +175,36 @@ impl Usage {
         &self.store
     }
 
-    /// Registers this worker, closes what earlier runs left open (SQLite: they are over, the
-    /// store has one process), then keeps the worker row fresh and (PostgreSQL) closes the
-    /// sessions of workers that stopped renewing theirs. Runs until the process ends.
+    /// Starts the group-commit writers. Without Redis, also registers this worker, keeps its
+    /// row fresh and closes what earlier runs left open once their rows are older than a
+    /// lease (at their last heartbeat).
     pub async fn start(self) -> Result<(), UsageError> {
         if !self.enabled {
             return Ok(());
         }
-        let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner()).take();
-        if let Some(jobs) = jobs {
-            // SQLite has one writer at a time anyway (more would only wait on its lock).
-            let writers = if self.store.backend() == crate::store::Backend::Postgres { WRITERS_POSTGRES } else { 1 };
-            let jobs = Arc::new(tokio::sync::Mutex::new(jobs));
-            for _ in 0..writers {
-                tokio::spawn(self.clone().run_writer(jobs.clone()));
-            }
+        for jobs in self.writers.take_receivers() {
+            tokio::spawn(self.clone().run_writer(jobs));
         }
+        if self.redis {
+            return Ok(()); // dead workers are the Redis lease reaper's (see ReapHook)
+        }
+        // Rows present before this run's first heartbeat are earlier runs (one process).
+        let earlier = self.earlier_runs().await?;
         self.heartbeat().await?;
-        if self.store.backend() == crate::store::Backend::Sqlite {
-            let closed = self.close_dead_workers(true).await?;
-            if closed > 0 {
-                tracing::warn!(closed, "closed sessions and streams left open by an earlier run (worker_lost)");
-            }
-        }
         let usage = self;
         tokio::spawn(async move {
+            let mut earlier = earlier;
             let mut ticker = tokio::time::interval((usage.lease / 5).max(Duration::from_millis(100)));
             loop {
                 ticker.tick().await;
                 if let Err(err) = usage.heartbeat().await {
                     tracing::warn!(error = %err, "could not renew this worker's usage row");
                 }
-                if usage.store.backend() == crate::store::Backend::Postgres
-                    && let Err(err) = usage.close_dead_workers(false).await
-                {
-                    tracing::warn!(error = %err, "could not close the usage records of dead workers");
+                if !earlier.is_empty() {
+                    match usage.close_earlier_runs(&earlier).await {
+                        Ok(left) => earlier = left,
+                        Err(err) => tracing::warn!(error = %err, "could not close the usage records of earlier runs"),
+                    }
                 }
             }
         });
@@ -198,6 +216,11 @@ impl Usage {
         if !self.enabled {
             return;
         }
+        // What is queued commits first (its ends and starts come before this close).
+        let flushed = tokio::time::timeout(FLUSH_TIMEOUT, self.writers.flushed()).await;
+        if flushed.is_err() {
+            tracing::warn!(queued = self.writers.queued(), "usage records still queued at shutdown are lost");
+        }
         match self.close_worker(&self.worker_id, crate::rooms::unix_millis(), reason).await {
             Ok(closed) if closed > 0 => tracing::info!(closed, %reason, "closed this worker's open usage records"),
             Ok(_) => {}
@@ -206,6 +229,20 @@ impl Usage {
         if let Err(err) = self.forget_worker().await {
             tracing::debug!(error = %err, "could not remove this worker's usage row");
         }
+    }
+}
+
+/// The Redis lease reaper claimed a dead worker: its records close at the lease deadline.
+#[async_trait::async_trait]
+impl crate::rooms::ReapHook for Usage {
+    async fn worker_reaped(&self, reaped: &crate::rooms::ReapedWorker) -> Result<(), String> {
+        if !self.enabled {
+            return Ok(());
+        }
+        let closed = self.close_reaped(reaped).await.map_err(|e| e.to_string())?;
+        crate::metrics::usage_worker_lost_records(closed as u64);
+        tracing::warn!(worker = %reaped.worker_id, closed, at_ms = reaped.deadline_ms, "closed the usage records of a dead worker");
+        Ok(())
     }
 }
 
@@ -230,5 +267,40 @@ mod tests {
         }
         assert_eq!(EndReason::KickedByServer.as_str(), "kicked_by_server");
         assert!("nope".parse::<EndReason>().is_err());
+    }
+
+    /// Rooms in Redis: a login's record is queued, not waited for; while the database fails
+    /// the writer keeps it (and the session's end behind it) and writes both, in order, once
+    /// the database is back.
+    #[tokio::test]
+    async fn queued_records_outlive_a_failing_database_in_room_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&format!("sqlite://{}", dir.path().join("huddle.db").display())).await.unwrap();
+        let app = store.create_app(crate::store::NewApp { name: "a".into(), ..Default::default() }).await.unwrap();
+        let usage = Usage::new(store.clone(), "w1", true, Duration::from_secs(2), true, true);
+        usage.clone().start().await.unwrap();
+        let pool = store.pool().unwrap().clone();
+        sqlx::query("ALTER TABLE usage_sessions RENAME TO usage_sessions_away").execute(&pool).await.unwrap();
+        let start = SessionStart {
+            app_id: app.app_id,
+            room_id: "r".into(),
+            user_id: "u".into(),
+            session_id: "s1".into(),
+            login_ms: 1_000,
+            replaced: None,
+        };
+        usage.session_started(&start).await.unwrap();
+        usage.session_ended(app.app_id, "r", "u", "s1", EndReason::Logout).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(usage.writers.queued(), 2, "kept while the writes fail");
+        sqlx::query("ALTER TABLE usage_sessions_away RENAME TO usage_sessions").execute(&pool).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(3), usage.writers.flushed()).await.expect("written once back");
+        let (login, logout, reason): (i64, Option<i64>, Option<String>) =
+            sqlx::query_as("SELECT login_ms, logout_ms, end_reason FROM usage_sessions WHERE session_id = 's1'")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        assert_eq!((login, reason.as_deref()), (1_000, Some("logout")));
+        assert!(logout.is_some_and(|ms| ms >= 1_000));
     }
 }

@@ -3,8 +3,9 @@
 //! other way round).
 
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::time::Instant;
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
@@ -100,6 +101,43 @@ async fn close_session(
     Ok(closed == 1)
 }
 
+/// Writes a session's start row if it has none (its login was never committed: the worker
+/// died first), as the login would have: the room's live count and `room_started`/`user_joined`.
+async fn restore_session(
+    conn: &mut AnyConnection,
+    worker_id: &str,
+    start: &SessionStart,
+    hooks: bool,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO usage_sessions (session_id, app_id, room_id, user_id, worker_id, login_ms) \
+         VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (session_id) DO NOTHING",
+    )
+    .bind(&start.session_id)
+    .bind(i64::from(start.app_id))
+    .bind(&start.room_id)
+    .bind(&start.user_id)
+    .bind(worker_id)
+    .bind(start.login_ms)
+    .execute(&mut *conn)
+    .await?
+    .rows_affected();
+    if inserted != 1 {
+        return Ok(false);
+    }
+    let started = room_entered(conn, start.app_id, &start.room_id, start.login_ms).await?;
+    if hooks {
+        if started {
+            let event = WebhookEvent::new(EventKind::RoomStarted, start.app_id, start.room_id.clone(), start.login_ms);
+            webhooks::enqueue(conn, &event).await?;
+        }
+        let event = WebhookEvent::new(EventKind::UserJoined, start.app_id, start.room_id.clone(), start.login_ms)
+            .user(&start.user_id, &start.session_id);
+        webhooks::enqueue(conn, &event).await?;
+    }
+    Ok(true)
+}
+
 /// A session was closed: its `user_left`, and `room_finished` if it was the room's last.
 async fn after_session_closed(conn: &mut AnyConnection, hooks: bool, event: WebhookEvent) -> Result<(), sqlx::Error> {
     let finished = room_left(conn, event.app_id, &event.room_id).await?;
@@ -147,10 +185,21 @@ pub(super) enum Op {
     SessionStarted { start: SessionStart, hooks: bool },
     SessionEnded { session_id: String, reason: EndReason, event: WebhookEvent, hooks: bool },
     StreamStarted { start: StreamStart, hooks: bool },
-    StreamStopped { record_id: String, app_id: u32, at_ms: i64, bytes: (u64, u64), hooks: bool },
+    StreamStopped { record_id: String, app_id: u32, room_id: String, at_ms: i64, bytes: (u64, u64), hooks: bool },
 }
 
 impl Op {
+    /// The room the record belongs to: a room's records all go through one writer, in the
+    /// order they were handed over.
+    fn room(&self) -> (u32, &str) {
+        match self {
+            Op::SessionStarted { start, .. } => (start.app_id, &start.room_id),
+            Op::SessionEnded { event, .. } => (event.app_id, &event.room_id),
+            Op::StreamStarted { start, .. } => (start.app_id, &start.room_id),
+            Op::StreamStopped { app_id, room_id, .. } => (*app_id, room_id),
+        }
+    }
+
     fn kind(&self) -> &'static str {
         match self {
             Op::SessionStarted { .. } => "session_started",
@@ -163,7 +212,81 @@ impl Op {
 
 pub(super) struct Job {
     op: Op,
-    done: oneshot::Sender<Result<(), UsageError>>,
+    /// Someone waits for the commit: answered with the first outcome. A job nobody waits for
+    /// (`--usage-queue on`) is written again, with backoff, until it commits.
+    done: Option<oneshot::Sender<Result<(), UsageError>>>,
+    /// Times it failed alone while the database answered (a record that cannot be written).
+    refused: u32,
+}
+
+/// How long a writer lets a batch gather when nobody waits for it (`--usage-queue on`).
+const LINGER: Duration = Duration::from_millis(50);
+/// A job that failed alone this many times while the database answered is given up.
+const MAX_REFUSALS: u32 = 3;
+/// Backoff between attempts at a failed batch: doubling from the first, up to the last.
+const RETRY_FIRST: Duration = Duration::from_millis(100);
+const RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// The writers' queues, one per writer; a room's records always go to the same one.
+pub(super) struct Writers {
+    senders: Vec<mpsc::UnboundedSender<Job>>,
+    receivers: std::sync::Mutex<Vec<mpsc::UnboundedReceiver<Job>>>,
+    /// Records handed over and not yet committed or given up.
+    queued: AtomicUsize,
+    /// Woken when `queued` drops to zero.
+    idle: tokio::sync::Notify,
+}
+
+impl Writers {
+    pub(super) fn new(count: usize) -> Writers {
+        let (senders, receivers) = (0..count.max(1)).map(|_| mpsc::unbounded_channel()).unzip();
+        Writers {
+            senders,
+            receivers: std::sync::Mutex::new(receivers),
+            queued: AtomicUsize::new(0),
+            idle: tokio::sync::Notify::new(),
+        }
+    }
+
+    /// The queues to run writers on (once: later calls get none).
+    pub(super) fn take_receivers(&self) -> Vec<mpsc::UnboundedReceiver<Job>> {
+        std::mem::take(&mut *self.receivers.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    pub(super) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+
+    fn send(&self, job: Job) -> Result<(), UsageError> {
+        let (app_id, room_id) = job.op.room();
+        let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        (app_id, room_id).hash(&mut hasher);
+        let index = (hasher.finish() % self.senders.len() as u64) as usize;
+        crate::metrics::usage_queue(self.queued.fetch_add(1, Ordering::AcqRel) + 1);
+        self.senders[index].send(job).map_err(|_| {
+            self.finished(1);
+            UsageError::Write("the usage writer is not running".into())
+        })
+    }
+
+    fn finished(&self, jobs: usize) {
+        let left = self.queued.fetch_sub(jobs, Ordering::AcqRel).saturating_sub(jobs);
+        crate::metrics::usage_queue(left);
+        if left == 0 {
+            self.idle.notify_waiters();
+        }
+    }
+
+    /// Returns once nothing is queued.
+    pub(super) async fn flushed(&self) {
+        loop {
+            let idle = self.idle.notified();
+            if self.queued() == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
 }
 
 /// `"($1, $2, $3), ($4, $5, $6)"` for `rows` rows of `columns` placeholders, numbered from
@@ -341,7 +464,7 @@ async fn apply(conn: &mut AnyConnection, worker_id: &str, op: &Op) -> Result<(),
                 webhooks::enqueue(conn, &event).await?;
             }
         }
-        Op::StreamStopped { record_id, app_id, at_ms, bytes, hooks } => {
+        Op::StreamStopped { record_id, app_id, at_ms, bytes, hooks, .. } => {
             if close_stream(conn, record_id, *at_ms, Some(*bytes), None).await? && *hooks {
                 let row: Option<OpenStream> = sqlx::query_as(
                     "SELECT record_id, app_id, room_id, user_id, stream_id FROM usage_streams WHERE record_id = $1",
@@ -399,11 +522,17 @@ impl Usage {
         Ok(self.store.app(app_id).await?.is_some_and(|app| app.webhook_url.is_some()))
     }
 
-    /// Records a login (and closes the session it replaced). Login waits for this: a session
-    /// is acknowledged only once its record is committed.
+    /// Records a login (and closes the session it replaced). Login waits for the commit (a
+    /// session is acknowledged only once its record is written), except with
+    /// `--usage-queue on` (rooms in Redis): then it is queued and login goes on (the lease
+    /// reaper writes the start row of a dead worker's session that has none); past
+    /// [`super::MAX_QUEUED`] queued records the login is refused.
     pub async fn session_started(&self, start: &SessionStart) -> Result<(), UsageError> {
         if !self.enabled {
             return Ok(());
+        }
+        if self.queued && self.writers.queued() >= super::MAX_QUEUED {
+            return Err(UsageError::Write(format!("{} usage records are queued already", self.writers.queued())));
         }
         let hooks = self.hooks(start.app_id).await?;
         self.write(Op::SessionStarted { start: start.clone(), hooks }).await
@@ -443,6 +572,7 @@ impl Usage {
         &self,
         record_id: &str,
         app_id: u32,
+        room_id: &str,
         bytes_in: u64,
         bytes_out: u64,
     ) -> Result<(), UsageError> {
@@ -453,6 +583,7 @@ impl Usage {
         let op = Op::StreamStopped {
             record_id: record_id.to_owned(),
             app_id,
+            room_id: room_id.to_owned(),
             at_ms: unix_millis(),
             bytes: (bytes_in, bytes_out),
             hooks,
@@ -460,53 +591,113 @@ impl Usage {
         self.write(op).await
     }
 
-    /// Hands a record to the writer and waits for its commit.
+    /// Hands a record to its room's writer; waits for its commit unless records are queued.
     async fn write(&self, op: Op) -> Result<(), UsageError> {
+        if self.queued {
+            return self.writers.send(Job { op, done: None, refused: 0 });
+        }
         let (done, committed) = oneshot::channel();
-        self.writer.send(Job { op, done }).map_err(|_| UsageError::Write("the usage writer is not running".into()))?;
+        self.writers.send(Job { op, done: Some(done), refused: 0 })?;
         committed.await.map_err(|_| UsageError::Write("the usage writer stopped".into()))?
     }
 
-    /// Group commit: takes what is waiting (up to [`MAX_BATCH`]) and writes it in one
-    /// transaction, then answers every waiter; while it commits, the next batch gathers. A
-    /// failed batch is written again one record at a time, so that one bad record fails alone.
-    /// With several writers (PostgreSQL), a batch forms as soon as one of them is free, so a
-    /// login waits for no other batch's round trips.
-    pub(super) async fn run_writer(self, jobs: Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<Job>>>) {
+    /// Group commit: takes what is waiting in this writer's queue (up to [`MAX_BATCH`]) and
+    /// writes it in one transaction; while it commits, the next batch gathers. A failed batch
+    /// is written again one record at a time, so that one bad record fails alone: a waiter
+    /// hears the outcome; a queued record that failed while the database answered is tried
+    /// [`MAX_REFUSALS`] times, then given up (logged, counted); the rest is tried again,
+    /// with backoff, before anything newer of this writer's rooms (their order holds).
+    pub(super) async fn run_writer(self, mut jobs: mpsc::UnboundedReceiver<Job>) {
         loop {
-            let mut batch = {
-                let mut jobs = jobs.lock().await;
-                let Some(first) = jobs.recv().await else { return };
-                let mut batch = vec![first];
-                while batch.len() < MAX_BATCH {
-                    match jobs.try_recv() {
-                        Ok(job) => batch.push(job),
-                        Err(_) => break,
-                    }
-                }
-                batch
-            };
-            let began = Instant::now();
-            let ops: Vec<&Op> = batch.iter().map(|job| &job.op).collect();
-            match self.apply(&ops).await {
-                Ok(()) => {
-                    crate::metrics::usage_batch(batch.len(), began.elapsed());
-                    for job in batch {
-                        crate::metrics::usage_written(job.op.kind(), began.elapsed());
-                        let _ = job.done.send(Ok(()));
-                    }
-                }
-                Err(err) if batch.len() == 1 => {
-                    let _ = batch.pop().map(|job| job.done.send(Err(err)));
-                }
-                Err(err) => {
-                    tracing::warn!(error = %err, records = batch.len(), "a usage batch failed; writing its records one by one");
-                    for job in batch {
-                        let outcome = self.apply(&[&job.op]).await;
-                        let _ = job.done.send(outcome);
-                    }
+            let Some(first) = jobs.recv().await else { return };
+            if self.queued {
+                // Nobody waits for the commit: let the batch gather (fewer, larger
+                // transactions, less work for the database on the same machine).
+                tokio::time::sleep(LINGER).await;
+            }
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
                 }
             }
+            let mut backoff = RETRY_FIRST;
+            loop {
+                batch = self.write_batch(batch).await;
+                if batch.is_empty() {
+                    break;
+                }
+                crate::metrics::usage_retry();
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(RETRY_MAX);
+            }
+        }
+    }
+
+    /// Writes a batch; returns the jobs to try again.
+    async fn write_batch(&self, mut batch: Vec<Job>) -> Vec<Job> {
+        let began = Instant::now();
+        let ops: Vec<&Op> = batch.iter().map(|job| &job.op).collect();
+        let outcome = self.apply(&ops).await;
+        let err = match outcome {
+            Ok(()) => {
+                crate::metrics::usage_batch(batch.len(), began.elapsed());
+                for job in batch {
+                    self.settled(job, Ok(()), began);
+                }
+                return Vec::new();
+            }
+            Err(err) => err,
+        };
+        if batch.len() > 1 {
+            tracing::warn!(error = %err, records = batch.len(), "a usage batch failed; writing its records one by one");
+        }
+        let mut again = Vec::new();
+        let mut failed = None;
+        for job in batch.drain(..) {
+            if failed.is_some() {
+                // Behind a queued record that failed: not before it (a room's order holds).
+                again.push(job);
+                continue;
+            }
+            let began = Instant::now();
+            match self.apply(&[&job.op]).await {
+                Ok(()) => self.settled(job, Ok(()), began),
+                Err(err) if job.done.is_some() => self.settled(job, Err(err), began),
+                Err(err) => failed = Some((job, err)),
+            }
+        }
+        let Some((mut job, err)) = failed else { return again };
+        // Did the record fail, or the database? Only the former counts against the record.
+        let answering = match self.store.pool() {
+            Ok(pool) => sqlx::query("SELECT 1").execute(pool).await.is_ok(),
+            Err(_) => false,
+        };
+        if answering {
+            job.refused += 1;
+        }
+        if job.refused >= MAX_REFUSALS {
+            tracing::error!(error = %err, kind = job.op.kind(), "a usage record was refused repeatedly; given up");
+            self.settled(job, Err(err), began);
+        } else {
+            again.insert(0, job);
+        }
+        if !again.is_empty() {
+            tracing::warn!(records = again.len(), "usage records not written; trying again");
+        }
+        again
+    }
+
+    /// A job is done: committed, or failed for good.
+    fn settled(&self, job: Job, outcome: Result<(), UsageError>, began: Instant) {
+        match &outcome {
+            Ok(()) => crate::metrics::usage_written(job.op.kind(), began.elapsed()),
+            Err(_) => crate::metrics::usage_write_failed(job.op.kind()),
+        }
+        self.writers.finished(1);
+        if let Some(done) = job.done {
+            let _ = done.send(outcome);
         }
     }
 
@@ -551,49 +742,81 @@ impl Usage {
         Ok(())
     }
 
-    /// Closes the records of workers that stopped renewing their rows: at start-up on SQLite
-    /// every other worker (an earlier run) at its last heartbeat; otherwise workers whose
-    /// lease expired, at that expiry. Returns how many sessions and streams were closed.
-    pub(super) async fn close_dead_workers(&self, earlier_runs: bool) -> Result<usize, UsageError> {
+    /// The workers registered before this one (earlier runs of the one process), with the
+    /// last heartbeat each showed.
+    pub(super) async fn earlier_runs(&self) -> Result<Vec<(String, i64)>, UsageError> {
+        Ok(sqlx::query_as("SELECT worker_id, last_seen_ms FROM usage_workers WHERE worker_id <> $1")
+            .bind(&*self.worker_id)
+            .fetch_all(self.store.pool()?)
+            .await?)
+    }
+
+    /// Closes the records of the earlier runs whose rows are older than a lease, at their last
+    /// heartbeat; returns the runs still waiting (a row that moved is a live process: kept
+    /// until it stops moving).
+    pub(super) async fn close_earlier_runs(&self, earlier: &[(String, i64)]) -> Result<Vec<(String, i64)>, UsageError> {
         let now = unix_millis();
-        let workers: Vec<(String, i64, i64)> =
-            sqlx::query_as("SELECT worker_id, last_seen_ms, lease_ms FROM usage_workers WHERE worker_id <> $1")
-                .bind(&*self.worker_id)
-                .fetch_all(self.store.pool()?)
-                .await?;
-        let mut closed = 0;
-        for (worker, last_seen, lease) in workers {
-            let expired_at = last_seen + lease;
-            if !earlier_runs && expired_at >= now {
+        let mut waiting = Vec::new();
+        for (worker, _) in earlier {
+            let row: Option<(i64, i64)> =
+                sqlx::query_as("SELECT last_seen_ms, lease_ms FROM usage_workers WHERE worker_id = $1")
+                    .bind(worker)
+                    .fetch_optional(self.store.pool()?)
+                    .await?;
+            let Some((last_seen, lease)) = row else { continue };
+            if last_seen + lease.max(self.lease.as_millis() as i64) >= now {
+                waiting.push((worker.clone(), last_seen));
                 continue;
             }
-            let at_ms = if earlier_runs { last_seen } else { expired_at };
-            let claim = Some((worker.as_str(), last_seen));
-            let count = self.close_records(&worker, at_ms, EndReason::WorkerLost, claim).await?;
+            let count =
+                self.close_records(worker, last_seen, EndReason::WorkerLost, Some((worker, last_seen)), &[]).await?;
             if count > 0 {
-                tracing::warn!(%worker, closed = count, at_ms, "closed the usage records of a dead worker");
+                tracing::warn!(%worker, closed = count, at_ms = last_seen, "closed the usage records of an earlier run");
             }
             crate::metrics::usage_worker_lost_records(count as u64);
-            closed += count;
         }
-        Ok(closed)
+        Ok(waiting)
+    }
+
+    /// A dead worker the Redis lease reaper claimed: the start rows of its reaped sessions
+    /// that have none are written (with their login times), then everything it holds open
+    /// closes at its lease deadline, in one transaction. Idempotent: a repeated call finds
+    /// the rows there and closed.
+    pub(super) async fn close_reaped(&self, reaped: &crate::rooms::ReapedWorker) -> Result<usize, UsageError> {
+        let restore: Vec<SessionStart> = reaped
+            .sessions
+            .iter()
+            .filter_map(|s| {
+                s.joined_ms.map(|login_ms| SessionStart {
+                    app_id: s.app_id,
+                    room_id: s.room_id.clone(),
+                    user_id: s.user_id.clone(),
+                    session_id: s.session_id.clone(),
+                    login_ms,
+                    replaced: None,
+                })
+            })
+            .collect();
+        self.close_records(&reaped.worker_id, reaped.deadline_ms, EndReason::WorkerLost, None, &restore).await
     }
 
     /// Closes what `worker` (this one, stopping) holds open, at `at_ms`.
     pub(super) async fn close_worker(&self, worker: &str, at_ms: i64, reason: EndReason) -> Result<usize, UsageError> {
-        self.close_records(worker, at_ms, reason, None).await
+        self.close_records(worker, at_ms, reason, None, &[]).await
     }
 
     /// Closes what `worker` holds open, at `at_ms`, in one transaction with their live-room
     /// counts and events. With `claim`, the worker's row is deleted in the same transaction
-    /// (only if it still shows that `last_seen`), so exactly one worker closes a dead worker's
-    /// records.
+    /// (only if it still shows that `last_seen`), so exactly one run closes an earlier run's
+    /// records. `restore`: sessions of `worker` whose start rows may be missing (written first,
+    /// if absent, as their logins would have: live count and `user_joined`).
     async fn close_records(
         &self,
         worker: &str,
         at_ms: i64,
         reason: EndReason,
         claim: Option<(&str, i64)>,
+        restore: &[SessionStart],
     ) -> Result<usize, UsageError> {
         let pool = self.store.pool()?;
         let sessions: Vec<OpenSession> = sqlx::query_as(
@@ -609,6 +832,17 @@ impl Usage {
         .bind(worker)
         .fetch_all(pool)
         .await?;
+        let mut sessions = sessions;
+        for start in restore {
+            if !sessions.iter().any(|s| s.session_id == start.session_id) {
+                sessions.push(OpenSession {
+                    session_id: start.session_id.clone(),
+                    app_id: i64::from(start.app_id),
+                    room_id: start.room_id.clone(),
+                    user_id: start.user_id.clone(),
+                });
+            }
+        }
         let mut hooks = HashMap::new();
         for app_id in sessions.iter().map(|s| s.app_id).chain(streams.iter().map(|s| s.app_id)) {
             if let std::collections::hash_map::Entry::Vacant(entry) = hooks.entry(app_id) {
@@ -624,8 +858,12 @@ impl Usage {
                 .await?
                 .rows_affected();
             if claimed != 1 {
-                return Ok(0); // renewed meanwhile, or another worker claimed it
+                return Ok(0); // renewed meanwhile, or another run claimed it
             }
+        }
+        for start in restore {
+            let hooks = hooks.get(&i64::from(start.app_id)) == Some(&true);
+            restore_session(&mut tx, worker, start, hooks).await?;
         }
         let mut closed = 0;
         for stream in streams {

@@ -134,6 +134,9 @@ pub fn room_of_channel(channel: &str) -> Option<RoomKey> {
 pub const WORKERS_KEY: &str = "huddle:leases";
 /// Redis time (ms) of the last lease script any worker ran: how recently Redis answered.
 pub const CLOCK_KEY: &str = "huddle:clock";
+/// Dead worker id → what its reaper removed (a `PendingReap`, JSON) until the reap hook (usage
+/// records) has taken it; any worker repeats a pending one that is older than a lease.
+pub const REAPED_KEY: &str = "huddle:reaped";
 /// Relay id → its latest announcement (JSON).
 pub const RELAYS_KEY: &str = "huddle:relays";
 
@@ -228,7 +231,8 @@ mod tests {
 
     #[test]
     fn members_and_streams_have_the_fields_the_scripts_read() {
-        let member = Member { user: user(), session_id: "s1".into(), worker_id: "w1".into(), joined_at: 0 };
+        let member =
+            Member { user: user(), session_id: "s1".into(), worker_id: "w1".into(), joined_at: 0, joined_ms: 0 };
         let member = serde_json::to_value(&member).unwrap();
         assert_eq!(member[json_name("session_id")], "s1");
         assert_eq!(member[json_name("worker_id")], "w1");

@@ -21,11 +21,11 @@ use futures_util::future::BoxFuture;
 use futures_util::{FutureExt, StreamExt, TryStreamExt};
 use redis::AsyncCommands;
 
-use super::contract::{CLOCK_KEY, RoomKeys, WORKERS_KEY, WorkerEntry, worker_entries_key};
+use super::contract::{CLOCK_KEY, REAPED_KEY, RoomKeys, WORKERS_KEY, WorkerEntry, worker_entries_key};
 use super::{LocalSession, RedisRooms};
 use crate::metrics;
 use crate::rooms::KickCause;
-use crate::rooms::{Member, RoomError, RoomEvent, RoomKey};
+use crate::rooms::{Member, ReapedSession, ReapedStream, ReapedWorker, RoomError, RoomEvent, RoomKey};
 
 /// Renew every this many ticks (a tick is a tenth of the lease).
 const RENEW_EVERY_TICKS: u64 = 2;
@@ -79,27 +79,145 @@ impl RedisRooms {
         let mut script = self.scripts.reap.prepare_invoke();
         script.key(WORKERS_KEY).key(CLOCK_KEY).arg(&self.worker_id).arg(self.gap_ms()).arg(REAP_LIMIT);
         let claimed: Vec<String> = self.invoke(&script).await?;
-        for worker in claimed {
-            if let Err(err) = self.reap(&worker).await {
-                // Give it back, already stale, so that this or another worker tries again.
-                let _: Result<(), _> = self.conn().zadd(WORKERS_KEY, &worker, 0).await;
+        for pair in claimed.chunks(2) {
+            let [worker, deadline] = pair else { continue };
+            let deadline_ms: i64 = deadline.parse().map_err(super::unparsable)?;
+            if let Err(err) = self.reap(worker, deadline_ms).await {
+                // Give it back, with the deadline that passed, so that this or another worker
+                // tries again.
+                let _: Result<(), _> = self.conn().zadd(WORKERS_KEY, worker, deadline_ms).await;
                 return Err(err);
             }
+        }
+        if self.reap_hook.is_some() {
+            self.retry_pending_reaps().await?;
         }
         Ok(())
     }
 
-    /// Removes every session and stream a dead worker held (DELETE events for their rooms).
-    async fn reap(&self, worker: &str) -> Result<(), RoomError> {
+    /// Removes every session and stream a dead worker held (DELETE events for their rooms),
+    /// then tells the reap hook. What was removed is first noted in Redis ([`REAPED_KEY`]),
+    /// so that a hook that fails (its database is down) or a reaper that dies is repeated.
+    async fn reap(&self, worker: &str, deadline_ms: i64) -> Result<(), RoomError> {
         let entries_key = worker_entries_key(worker);
         let raw: Vec<String> = self.conn().smembers(&entries_key).await.map_err(|e| self.failed(e))?;
         let entries: Vec<WorkerEntry> = raw.iter().filter_map(|raw| WorkerEntry::decode(raw)).collect();
+        let pending = match &self.reap_hook {
+            Some(_) => Some(self.note_reap(worker, deadline_ms, &entries).await?),
+            None => None,
+        };
         let removed = self.remove_entries(&entries, worker, &entries_key).await?;
         let sessions = removed.iter().filter(|r| **r == Removed::Session).count();
         let streams = removed.iter().filter(|r| **r == Removed::Stream).count();
         let _: () = self.conn().del(&entries_key).await.map_err(|e| self.failed(e))?;
         metrics::redis_repair("reaped_session", sessions as u64);
-        tracing::warn!(%worker, sessions, streams, "reaped a worker whose lease lapsed");
+        tracing::warn!(%worker, sessions, streams, deadline_ms, "reaped a worker whose lease lapsed");
+        if let Some(pending) = pending {
+            self.tell_reap_hook(&pending.reaped).await;
+        }
+        Ok(())
+    }
+
+    /// Notes in Redis what the reap of `worker` removes (merged with an earlier, unfinished
+    /// reap of it): the sessions with their login times, read before they go.
+    async fn note_reap(
+        &self,
+        worker: &str,
+        deadline_ms: i64,
+        entries: &[WorkerEntry],
+    ) -> Result<PendingReap, RoomError> {
+        let mut pipe = redis::pipe();
+        for entry in entries {
+            if let WorkerEntry::Session { user_id, .. } = entry {
+                pipe.hget(RoomKeys::of(&entry.room()).users, user_id);
+            }
+        }
+        let members: Vec<Option<String>> = if entries.iter().any(|e| matches!(e, WorkerEntry::Session { .. })) {
+            pipe.query_async(&mut self.conn()).await.map_err(|e| self.failed(e))?
+        } else {
+            Vec::new()
+        };
+        let mut members = members.into_iter();
+        let mut sessions = Vec::new();
+        let mut streams = Vec::new();
+        for entry in entries {
+            match entry {
+                WorkerEntry::Session { app_id, room_id, user_id, session_id } => {
+                    let member = members.next().flatten().and_then(|raw| super::decode::<Member>(&raw).ok());
+                    let joined_ms = member.filter(|m| m.session_id == *session_id).map(|m| m.joined_ms());
+                    sessions.push(ReapedSession {
+                        app_id: *app_id,
+                        room_id: room_id.clone(),
+                        user_id: user_id.clone(),
+                        session_id: session_id.clone(),
+                        joined_ms,
+                    });
+                }
+                WorkerEntry::Stream { app_id, room_id, user_id, stream_id } => streams.push(ReapedStream {
+                    app_id: *app_id,
+                    room_id: room_id.clone(),
+                    user_id: user_id.clone(),
+                    stream_id: stream_id.clone(),
+                }),
+            }
+        }
+        let mut conn = self.conn();
+        let earlier: Option<String> = conn.hget(REAPED_KEY, worker).await.map_err(|e| self.failed(e))?;
+        let mut reaped = ReapedWorker { worker_id: worker.to_owned(), deadline_ms, sessions, streams };
+        if let Some(earlier) = earlier.and_then(|raw| serde_json::from_str::<PendingReap>(&raw).ok()) {
+            reaped.deadline_ms = reaped.deadline_ms.min(earlier.reaped.deadline_ms);
+            for session in earlier.reaped.sessions {
+                if !reaped.sessions.iter().any(|s| s.session_id == session.session_id) {
+                    reaped.sessions.push(session);
+                }
+            }
+            for stream in earlier.reaped.streams {
+                if !reaped.streams.contains(&stream) {
+                    reaped.streams.push(stream);
+                }
+            }
+        }
+        let pending = PendingReap { reaped, noted_ms: crate::rooms::unix_millis() };
+        let _: () = conn.hset(REAPED_KEY, worker, super::encode(&pending)?).await.map_err(|e| self.failed(e))?;
+        Ok(pending)
+    }
+
+    /// Hands a reaped worker to the hook; forgets it once the hook took it.
+    async fn tell_reap_hook(&self, reaped: &ReapedWorker) {
+        let Some(hook) = &self.reap_hook else { return };
+        match hook.worker_reaped(reaped).await {
+            Ok(()) => {
+                let forgotten: Result<(), _> = self.conn().hdel(REAPED_KEY, &reaped.worker_id).await;
+                if let Err(err) = forgotten {
+                    tracing::warn!(error = %err, worker = %reaped.worker_id, "could not forget a finished reap");
+                }
+            }
+            Err(err) => {
+                metrics::redis_repair("reap_hook_failed", 1);
+                tracing::warn!(error = %err, worker = %reaped.worker_id, "the reap hook failed; it is repeated later");
+            }
+        }
+    }
+
+    /// Repeats reaps whose hook failed or whose reaper died (noted more than a lease ago).
+    async fn retry_pending_reaps(&self) -> Result<(), RoomError> {
+        let pending: Vec<(String, String)> = self.conn().hgetall(REAPED_KEY).await.map_err(|e| self.failed(e))?;
+        let now = crate::rooms::unix_millis();
+        for (worker, raw) in pending {
+            let Ok(mut pending) = serde_json::from_str::<PendingReap>(&raw) else {
+                tracing::warn!(%worker, "dropping an unreadable pending reap");
+                let _: Result<(), _> = self.conn().hdel(REAPED_KEY, &worker).await;
+                continue;
+            };
+            if pending.noted_ms + self.config.lease.as_millis() as i64 > now {
+                continue;
+            }
+            // Noted again first, so that other workers leave it for another lease.
+            pending.noted_ms = now;
+            let _: () =
+                self.conn().hset(REAPED_KEY, &worker, super::encode(&pending)?).await.map_err(|e| self.failed(e))?;
+            self.tell_reap_hook(&pending.reaped).await;
+        }
         Ok(())
     }
 
@@ -294,6 +412,15 @@ impl RedisRooms {
         };
         self.hub.dispatch(session.room.clone(), event);
     }
+}
+
+/// A reap whose hook has not taken it yet (the value of [`REAPED_KEY`]).
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PendingReap {
+    reaped: ReapedWorker,
+    /// When it was noted or last repeated (unix ms of the worker that did).
+    noted_ms: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

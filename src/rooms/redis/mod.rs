@@ -103,6 +103,8 @@ pub struct RedisRooms {
     clock_offset_ms: AtomicI64,
     /// A Redis call failed since the last repair: Redis and this worker may disagree.
     dirty: AtomicBool,
+    /// Told of every dead worker this worker reaps (usage records).
+    reap_hook: Option<Arc<dyn super::ReapHook>>,
 }
 
 fn decode<T: serde::de::DeserializeOwned>(raw: &str) -> Result<T, RoomError> {
@@ -132,6 +134,7 @@ impl RedisRooms {
         hub: Arc<Hub>,
         worker_id: String,
         config: RedisRoomsConfig,
+        reap_hook: Option<Arc<dyn super::ReapHook>>,
     ) -> Result<Arc<RedisRooms>, RoomError> {
         let unavailable = |err: redis::RedisError| RoomError::Unavailable(err.to_string());
         let client = redis::Client::open(url).map_err(unavailable)?;
@@ -149,6 +152,7 @@ impl RedisRooms {
             local: Mutex::default(),
             clock_offset_ms: AtomicI64::new(0),
             dirty: AtomicBool::new(false),
+            reap_hook,
         });
         rooms.renew_lease().await?;
         tokio::spawn(lease::run(Arc::downgrade(&rooms)));
@@ -170,6 +174,7 @@ impl RedisRooms {
             local: Mutex::default(),
             clock_offset_ms: AtomicI64::new(0),
             dirty: AtomicBool::new(false),
+            reap_hook: None,
         }
     }
 
@@ -759,6 +764,7 @@ mod tests {
             session_id: session.into(),
             worker_id: "w".into(),
             joined_at: 1_700_000_000,
+            joined_ms: 1_700_000_000_123,
         }
     }
 
@@ -785,7 +791,8 @@ mod tests {
         let client = redis::Client::open(redis_url()).unwrap();
         let hub = Arc::new(Hub::default());
         let worker = uuid::Uuid::new_v4().simple().to_string();
-        let rooms = RedisRooms::start(&redis_url(), hub, worker.clone(), RedisRoomsConfig::default()).await.unwrap();
+        let rooms =
+            RedisRooms::start(&redis_url(), hub, worker.clone(), RedisRoomsConfig::default(), None).await.unwrap();
         let mut conn = rooms.conn();
         for (name, script) in rooms.scripts.all() {
             script.prepare_invoke().load_async(&mut conn).await.unwrap_or_else(|e| panic!("{name} compiles: {e}"));
@@ -923,17 +930,17 @@ mod tests {
         // A worker whose deadline passed while Redis was answering all along: dead.
         let _: () = conn.zadd(WORKERS_KEY, dead, redis_now - 1_000).await.unwrap();
         let _: () = conn.set(CLOCK_KEY, redis_now).await.unwrap();
-        assert_eq!(reap(&rooms).await, vec![dead.to_owned()]);
+        assert_eq!(reap(&rooms).await, vec![(dead.to_owned(), redis_now - 1_000)], "claimed with its deadline");
         // The same, but nobody could reach Redis for the last two minutes (it was frozen):
         // the silence moves every deadline, so it is alive.
         let _: () = conn.zadd(WORKERS_KEY, dead, redis_now - 1_000).await.unwrap();
         let _: () = conn.set(CLOCK_KEY, redis_now - 120_000).await.unwrap();
-        assert_eq!(reap(&rooms).await, Vec::<String>::new(), "a frozen Redis made a worker look dead");
+        assert_eq!(reap(&rooms).await, Vec::<(String, i64)>::new(), "a frozen Redis made a worker look dead");
         let moved: f64 = conn.zscore(WORKERS_KEY, dead).await.unwrap();
         assert!(moved as i64 >= redis_now + 118_000, "the deadline moved by the silence: {moved}");
         // A worker with a longer lease than the reaper's is judged by its own.
         let _: () = conn.zadd(WORKERS_KEY, dead, redis_now + 300_000).await.unwrap();
-        assert_eq!(reap(&rooms).await, Vec::<String>::new());
+        assert_eq!(reap(&rooms).await, Vec::<(String, i64)>::new());
         let _: () = conn.zrem(WORKERS_KEY, dead).await.unwrap();
         // Renewal answers whether this worker was still registered.
         assert!(rooms.renew_lease().await.unwrap());
@@ -941,8 +948,9 @@ mod tests {
         assert!(!rooms.renew_lease().await.unwrap(), "gone from the workers: must repair");
     }
 
-    async fn reap(rooms: &RedisRooms) -> Vec<String> {
-        rooms
+    /// The reap script's claims: each dead worker with its lease deadline.
+    async fn reap(rooms: &RedisRooms) -> Vec<(String, i64)> {
+        let flat: Vec<String> = rooms
             .scripts
             .reap
             .key(WORKERS_KEY)
@@ -952,6 +960,7 @@ mod tests {
             .arg(1000)
             .invoke_async(&mut rooms.conn())
             .await
-            .unwrap()
+            .unwrap();
+        flat.chunks(2).map(|pair| (pair[0].clone(), pair[1].parse().unwrap())).collect()
     }
 }
