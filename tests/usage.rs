@@ -3,7 +3,8 @@
 //! timestamps, clipped by hand), stream rows with their bytes, and the records of workers that
 //! die (kill -9): closed as `worker_lost` at the Redis lease deadline (the reaper's), or at the
 //! last heartbeat of a crashed run (without Redis, at the next start); live workers on Redis
-//! never close each other's sessions, whatever SQL heartbeats say.
+//! never close each other's sessions, whatever SQL heartbeats say; and a login whose row cannot
+//! be written (PostgreSQL refusing connections) is refused with 1007 and leaves nobody behind.
 
 mod common;
 
@@ -409,4 +410,51 @@ async fn lost_connections_and_stopped_workers_end_sessions_with_their_reasons() 
     assert_eq!(staying.end_reason.as_deref(), Some("shutdown"));
     let workers: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM usage_workers").fetch_one(&pool).await.unwrap();
     assert_eq!(workers, 0, "a worker that stopped removes its row");
+}
+
+/// The database goes away (PostgreSQL refuses connections and drops the open ones) while the
+/// app is still in the worker's cache: a login cannot have its usage row written, so it is
+/// refused (1007) and leaves nobody in the room; once the database is back, the same login
+/// works and is recorded.
+#[tokio::test]
+async fn a_login_whose_usage_row_cannot_be_written_is_refused_and_leaves_no_member() {
+    let db = TestDb::new(Db::Postgres).await;
+    let app = create_app(&db);
+    let server = Server::start(&db);
+    let (mut alice, _) = join(&server.base, &app, "room-f", "alice", true).await;
+    let name = db.url.rsplit('/').next().expect("database name").to_owned();
+    sqlx::any::install_default_drivers();
+    let admin = AnyPool::connect("postgres://postgres@127.0.0.1:5432/test").await.expect("admin connection");
+    let cut = |allow: bool| format!("ALTER DATABASE \"{name}\" WITH ALLOW_CONNECTIONS {allow}");
+    sqlx::query(sqlx::AssertSqlSafe(cut(false))).execute(&admin).await.expect("refuse connections");
+    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+        .bind(&name)
+        .execute(&admin)
+        .await
+        .expect("drop the worker's connections");
+
+    let mut bob = common::ws::WsClient::connect(&server.base).await;
+    let token = mint(&app, "bob", Some("room-f"), true);
+    let code = bob.fails("login", login_data(&app, "room-f", "bob", &token, true)).await;
+    assert_eq!(code, 1007, "a login whose record cannot be written is refused");
+
+    sqlx::query(sqlx::AssertSqlSafe(cut(true))).execute(&admin).await.expect("accept connections again");
+    // Whatever alice heard of bob meanwhile, bob is not in the room: his retry is a new user.
+    let (_bob, data) = join(&server.base, &app, "room-f", "bob", true).await;
+    let users: Vec<&str> =
+        data["room"]["userList"].as_array().expect("userList").iter().filter_map(|u| u["userID"].as_str()).collect();
+    assert_eq!(users, vec!["alice"], "the room as bob finds it: {data}");
+    let added = loop {
+        let event = alice.event("roomUserUpdate").await;
+        if event["updateType"] == "ADD" {
+            break event;
+        }
+    };
+    assert_eq!(added["userList"][0]["userID"], "bob");
+    let pool = pool(&db).await;
+    let rows = sessions_until(&pool, &app, Duration::from_secs(5), |rows| rows.len() == 2).await;
+    let bobs: Vec<_> = rows.iter().filter(|r| r.user_id == "bob").collect();
+    assert_eq!(bobs.len(), 1, "only the login that was acknowledged is recorded: {rows:#?}");
+    assert!(bobs[0].logout_ms.is_none());
+    db.cleanup().await;
 }

@@ -57,10 +57,10 @@ fn database_unavailable(error: &dyn sqlx::error::DatabaseError) -> bool {
         let code = pg.code();
         // 08 connection exception, 53 insufficient resources, 57 operator intervention (the
         // server shutting down, the connection terminated), 58 system error, 3D000 the
-        // database does not exist (dropped while running), 42P01 a table does not exist.
+        // database does not exist (dropped while running), 55000 it does not accept
+        // connections now (ALLOW_CONNECTIONS false, maintenance), 42P01 a table does not exist.
         return ["08", "53", "57", "58"].iter().any(|class| code.starts_with(class))
-            || code == "3D000"
-            || code == "42P01";
+            || ["3D000", "55000", "42P01"].contains(&code.as_ref());
     }
     if error.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
         let primary = error.code().and_then(|code| code.parse::<i32>().ok()).map(|code| code & 0xff);
