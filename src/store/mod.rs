@@ -60,7 +60,7 @@ fn database_unavailable(error: &dyn sqlx::error::DatabaseError) -> bool {
         // database does not exist (dropped while running), 55000 it does not accept
         // connections now (ALLOW_CONNECTIONS false, maintenance), 42P01 a table does not exist.
         return ["08", "53", "57", "58"].iter().any(|class| code.starts_with(class))
-            || ["3D000", "55000", "42P01"].contains(&code.as_ref());
+            || ["3D000", "55000", "42P01"].contains(&code);
     }
     if error.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
         let primary = error.code().and_then(|code| code.parse::<i32>().ok()).map(|code| code & 0xff);
