@@ -493,6 +493,73 @@ async fn a_mute_reaches_a_relay_only_node() {
     db.cleanup().await;
 }
 
+/// Redis frozen (SIGSTOP): a kick, a close and a mute answer 1007 within the Redis timeout
+/// and change nothing, also once Redis thaws and runs whatever reached it (here the request's
+/// nonce check is what times out first; a room script that reaches a frozen Redis carries a
+/// deadline on Redis's clock: see `late_admin_scripts_change_nothing` in rooms/redis); then
+/// the same calls work.
+#[tokio::test]
+async fn admin_calls_during_a_redis_freeze_answer_1007_and_change_nothing() {
+    let mut redis = common::redis_server::RedisServer::start();
+    let db = TestDb::new(Db::Sqlite).await;
+    let app = create_app(&db);
+    let options = ServerOptions {
+        extra_env: vec![("HUDDLE_REDIS_URL", redis.url()), ("HUDDLE_REDIS_LEASE_MS", "2000".into())],
+        ..ServerOptions::default()
+    };
+    let server = Server::start_with(&db, options);
+    let (mut alice, _) = join(&server.base, &app, "room-z", "alice", true).await;
+    let (mut bob, _) = join(&server.base, &app, "room-z", "bob", true).await;
+    let _bob_cam = publish_media(&mut bob, "bob-cam", "").await;
+    assert_eq!(alice.event("roomStreamUpdate").await["updateType"], "ADD");
+
+    // Each script once before the freeze, so that Redis knows it (a script Redis has never
+    // seen would fail with NOSCRIPT after the thaw whatever its deadline).
+    admin_ok(&server, &app, "kick", json!({"roomId": "room-z", "userIds": ["nobody"]})).await;
+    admin_ok(&server, &app, "close", json!({"roomId": "room-empty"})).await;
+    admin_ok(&server, &app, "mute", json!({"roomId": "room-z", "streamId": "bob-cam", "audio": false})).await;
+    redis.freeze();
+    admin_fails(&server, &app, "kick", json!({"roomId": "room-z", "userIds": ["bob"]}), 503, 1007).await;
+    admin_fails(&server, &app, "close", json!({"roomId": "room-z", "banSeconds": 60}), 503, 1007).await;
+    let mute = json!({"roomId": "room-z", "streamId": "bob-cam", "video": true});
+    admin_fails(&server, &app, "mute", mute.clone(), 503, 1007).await;
+    redis.thaw();
+    // Redis runs the late scripts now: they must find their deadline passed.
+    let started = Instant::now();
+    loop {
+        let (status, answer) = admin(&server, &app, "users", json!({"roomId": "room-z"})).await;
+        if status == 200 {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "Redis did not come back: {answer}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let users = admin_ok(&server, &app, "users", json!({"roomId": "room-z"})).await;
+    assert_eq!(users["userCount"], 2, "a kick or close answered 1007 removed someone: {users}");
+    let streams = admin_ok(&server, &app, "streams", json!({"roomId": "room-z"})).await;
+    assert_eq!(streams["streams"][0]["videoMuted"], false, "a mute answered 1007 took effect: {streams}");
+    assert_eq!(login_refused_or_ok(&server.base, &app, "room-z", "carol").await, None, "no closure was left");
+
+    let kicked = admin_ok(&server, &app, "kick", json!({"roomId": "room-z", "userIds": ["bob"]})).await;
+    assert_eq!(kicked["kicked"], json!(["bob"]));
+    sees_user_leave(&mut alice, "bob").await;
+    drop(server);
+    db.cleanup().await;
+}
+
+/// `None` when `user` can log in to `room` (then logs out), else the refusal's code.
+async fn login_refused_or_ok(base: &str, app: &TestApp, room: &str, user: &str) -> Option<u64> {
+    let mut client = WsClient::connect(base).await;
+    let token = mint(app, user, Some(room), true);
+    let reply = client.request("login", login_data(app, room, user, &token, true)).await;
+    if let Some(code) = reply["error"]["code"].as_u64() {
+        return Some(code);
+    }
+    client.ok("logout", json!({})).await;
+    None
+}
+
 /// Runs `huddle rooms …` against `server`; stdout on success.
 fn rooms_cli(db: &TestDb, server: &Server, args: &[&str]) -> String {
     let output = std::process::Command::new(BIN)

@@ -1,11 +1,15 @@
 -- KEYS: users, streams, extra, appstreams, the app's room index, the room's closed key
--- ARGV: channel, cause_json, ban_secs, kicked_prefix, kicked_ttl, room_id
+-- ARGV: channel, cause_json, ban_secs, kicked_prefix, kicked_ttl, room_id, deadline
 -- Every session hears `kickout` first; then every stream and every user is DELETEd, and with
 -- ban_secs > 0 logins to the room are refused for that long.
--- Returns {users removed, streams removed}.
+-- Returns {users removed, streams removed}, or {-1, 0} when Redis runs it after the worker gave
+-- up waiting (it then changes nothing).
 local users, streams, extra, appstreams, app_rooms, closed = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local channel, cause_json, ban_secs = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local kicked_prefix, kicked_ttl, room_id = ARGV[4], tonumber(ARGV[5]), ARGV[6]
+if expired(ARGV[7]) then
+  return {-1, 0}
+end
 if ban_secs > 0 then
   redis.call('SET', closed, '1', 'EX', ban_secs)
 end

@@ -1,7 +1,11 @@
--- KEYS: streams ; ARGV: stream_id, audio ('1', '0' or '' to keep), video (same), channel
--- Records which media of a stream the business server muted and announces it.
+-- KEYS: streams ; ARGV: stream_id, audio ('1', '0' or '' to keep), video (same), channel, deadline
+-- Records which media of a stream the business server muted and announces it; 'expired' (and
+-- no change) when Redis runs it after the worker gave up waiting.
 local streams = KEYS[1]
 local stream_id, audio, video, channel = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+if expired(ARGV[5]) then
+  return 'expired'
+end
 local held = redis.call('HGET', streams, stream_id)
 if not held then
   return 'not_found'

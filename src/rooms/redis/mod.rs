@@ -298,6 +298,107 @@ impl RedisRooms {
         Ok(Some(JoinOutcome { snapshot, replaced_session: (!replaced.is_empty()).then_some(replaced) }))
     }
 
+    /// The kick script; refused (changing nothing) when Redis runs it after `deadline`.
+    async fn run_kick(
+        &self,
+        room: &RoomKey,
+        user_ids: &[String],
+        cause: &KickCause,
+        ban_secs: u64,
+        deadline: i64,
+    ) -> Result<Vec<String>, RoomError> {
+        let keys = RoomKeys::of(room);
+        let mut script = self.scripts.kick.prepare_invoke();
+        script
+            .key(&keys.users)
+            .key(&keys.streams)
+            .key(&keys.extra)
+            .key(&keys.app_streams)
+            .key(&keys.app_rooms)
+            .arg(&keys.channel)
+            .arg(encode(cause)?)
+            .arg(ban_secs)
+            .arg(RoomKeys::ban_prefix(room))
+            .arg(RoomKeys::kicked_prefix(room))
+            .arg(KICKED_TTL_SECS)
+            .arg(&room.room_id)
+            .arg(deadline);
+        for user_id in user_ids {
+            script.arg(user_id);
+        }
+        let reply: Vec<String> = self.invoke(&script).await?;
+        match reply.split_first() {
+            Some((status, kicked)) if status == "ok" => Ok(kicked.to_vec()),
+            Some((status, _)) if status == "expired" => Err(expired()),
+            _ => Err(RoomError::Corrupt(format!("kick script answered {reply:?}"))),
+        }
+    }
+
+    /// The close script; refused (changing nothing) when Redis runs it after `deadline`.
+    async fn run_close_room(
+        &self,
+        room: &RoomKey,
+        cause: &KickCause,
+        ban_secs: u64,
+        deadline: i64,
+    ) -> Result<ClosedRoom, RoomError> {
+        let keys = RoomKeys::of(room);
+        let mut script = self.scripts.close_room.prepare_invoke();
+        script
+            .key(&keys.users)
+            .key(&keys.streams)
+            .key(&keys.extra)
+            .key(&keys.app_streams)
+            .key(&keys.app_rooms)
+            .key(&keys.closed)
+            .arg(&keys.channel)
+            .arg(encode(cause)?)
+            .arg(ban_secs)
+            .arg(RoomKeys::kicked_prefix(room))
+            .arg(KICKED_TTL_SECS)
+            .arg(&room.room_id)
+            .arg(deadline);
+        let (users_removed, streams_removed): (i64, i64) = self.invoke(&script).await?;
+        if users_removed < 0 {
+            return Err(expired());
+        }
+        let count = |n: i64| u32::try_from(n).map_err(|_| RoomError::Corrupt(format!("close script counted {n}")));
+        Ok(ClosedRoom { users_removed: count(users_removed)?, streams_removed: count(streams_removed)? })
+    }
+
+    /// The mute script; refused (changing nothing) when Redis runs it after `deadline`.
+    async fn run_stream_muted(
+        &self,
+        room: &RoomKey,
+        stream_id: &str,
+        audio: Option<bool>,
+        video: Option<bool>,
+        deadline: i64,
+    ) -> Result<StreamInfo, RoomError> {
+        let flag = |value: Option<bool>| match value {
+            Some(true) => "1",
+            Some(false) => "0",
+            None => "",
+        };
+        let keys = RoomKeys::of(room);
+        let mut script = self.scripts.stream_muted.prepare_invoke();
+        script.key(&keys.streams).arg(stream_id).arg(flag(audio)).arg(flag(video)).arg(&keys.channel).arg(deadline);
+        let reply: String = self.invoke(&script).await?;
+        match reply.as_str() {
+            "not_found" => return Err(RoomError::StreamNotFound(stream_id.to_owned())),
+            "expired" => return Err(expired()),
+            _ => {}
+        }
+        let stream: StreamInfo = decode(&reply)?;
+        for session in self.local().sessions.values_mut() {
+            if let Some(local) = session.streams.get_mut(stream_id).filter(|_| session.room == *room) {
+                local.audio_muted = stream.audio_muted;
+                local.video_muted = stream.video_muted;
+            }
+        }
+        Ok(stream)
+    }
+
     /// The leave script, on the entry set of the worker that held the session.
     async fn run_leave(
         &self,
@@ -604,45 +705,11 @@ impl RoomBackend for RedisRooms {
         cause: &KickCause,
         ban_secs: u64,
     ) -> Result<Vec<String>, RoomError> {
-        let keys = RoomKeys::of(room);
-        let mut script = self.scripts.kick.prepare_invoke();
-        script
-            .key(&keys.users)
-            .key(&keys.streams)
-            .key(&keys.extra)
-            .key(&keys.app_streams)
-            .key(&keys.app_rooms)
-            .arg(&keys.channel)
-            .arg(encode(cause)?)
-            .arg(ban_secs)
-            .arg(RoomKeys::ban_prefix(room))
-            .arg(RoomKeys::kicked_prefix(room))
-            .arg(KICKED_TTL_SECS)
-            .arg(&room.room_id);
-        for user_id in user_ids {
-            script.arg(user_id);
-        }
-        self.invoke(&script).await
+        self.run_kick(room, user_ids, cause, ban_secs, self.deadline()).await
     }
 
     async fn close_room(&self, room: &RoomKey, cause: &KickCause, ban_secs: u64) -> Result<ClosedRoom, RoomError> {
-        let keys = RoomKeys::of(room);
-        let mut script = self.scripts.close_room.prepare_invoke();
-        script
-            .key(&keys.users)
-            .key(&keys.streams)
-            .key(&keys.extra)
-            .key(&keys.app_streams)
-            .key(&keys.app_rooms)
-            .key(&keys.closed)
-            .arg(&keys.channel)
-            .arg(encode(cause)?)
-            .arg(ban_secs)
-            .arg(RoomKeys::kicked_prefix(room))
-            .arg(KICKED_TTL_SECS)
-            .arg(&room.room_id);
-        let (users_removed, streams_removed): (u32, u32) = self.invoke(&script).await?;
-        Ok(ClosedRoom { users_removed, streams_removed })
+        self.run_close_room(room, cause, ban_secs, self.deadline()).await
     }
 
     async fn set_stream_muted(
@@ -652,26 +719,7 @@ impl RoomBackend for RedisRooms {
         audio: Option<bool>,
         video: Option<bool>,
     ) -> Result<StreamInfo, RoomError> {
-        let flag = |value: Option<bool>| match value {
-            Some(true) => "1",
-            Some(false) => "0",
-            None => "",
-        };
-        let keys = RoomKeys::of(room);
-        let mut script = self.scripts.stream_muted.prepare_invoke();
-        script.key(&keys.streams).arg(stream_id).arg(flag(audio)).arg(flag(video)).arg(&keys.channel);
-        let reply: String = self.invoke(&script).await?;
-        if reply == "not_found" {
-            return Err(RoomError::StreamNotFound(stream_id.to_owned()));
-        }
-        let stream: StreamInfo = decode(&reply)?;
-        for session in self.local().sessions.values_mut() {
-            if let Some(local) = session.streams.get_mut(stream_id).filter(|_| session.room == *room) {
-                local.audio_muted = stream.audio_muted;
-                local.video_muted = stream.video_muted;
-            }
-        }
-        Ok(stream)
+        self.run_stream_muted(room, stream_id, audio, video, self.deadline()).await
     }
 
     async fn publish(&self, room: &RoomKey, event: RoomEvent) -> Result<(), RoomError> {
@@ -876,6 +924,40 @@ mod tests {
         let entries: Vec<String> = conn.smembers(rooms.own_entries_key()).await.unwrap();
         assert!(entries.is_empty(), "{entries:?}");
         let _: () = conn.zrem(WORKERS_KEY, &worker).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn late_admin_scripts_change_nothing() {
+        // A kick, a close or a mute that Redis only runs after the worker gave up waiting (a
+        // frozen Redis; the API answered 1007) must leave the room as it was.
+        let hub = Arc::new(Hub::default());
+        let worker = uuid::Uuid::new_v4().simple().to_string();
+        let config = RedisRoomsConfig::default();
+        let rooms = RedisRooms::start(&redis_url(), hub, worker.clone(), config, None).await.unwrap();
+        let room = RoomKey::new(rand::random::<u32>() | 1, "late-admin");
+        let now = rooms.deadline();
+        for (user, session) in [("alice", "s1"), ("bob", "s2")] {
+            rooms.run_join(&room, &member(user, session), 10, "join", now).await.unwrap().unwrap();
+        }
+        rooms.run_add_stream(&room, "s2", &stream("bob", "late-cam"), "publish", now).await.unwrap();
+        let cause = KickCause::Server { reason: "late".into() };
+        let late = rooms.run_kick(&room, &["bob".to_owned()], &cause, 60, 1).await;
+        assert!(matches!(late, Err(RoomError::Unavailable(_))), "{late:?}");
+        let late = rooms.run_close_room(&room, &cause, 60, 1).await;
+        assert!(matches!(late, Err(RoomError::Unavailable(_))), "{late:?}");
+        let late = rooms.run_stream_muted(&room, "late-cam", Some(true), Some(true), 1).await;
+        assert!(matches!(late, Err(RoomError::Unavailable(_))), "{late:?}");
+        let snapshot = rooms.snapshot(&room).await.unwrap();
+        assert_eq!(snapshot.members.len(), 2, "a late kick or close removed someone");
+        assert_eq!(snapshot.streams.len(), 1);
+        assert!(!snapshot.streams[0].audio_muted && !snapshot.streams[0].video_muted, "a late mute took effect");
+        let mut conn = rooms.conn();
+        let closed: bool = conn.exists(RoomKeys::of(&room).closed).await.unwrap();
+        assert!(!closed, "a late close left a closure");
+        // In time, the same kick works.
+        assert_eq!(rooms.run_kick(&room, &["bob".to_owned()], &cause, 0, rooms.deadline()).await.unwrap(), vec!["bob"]);
+        assert!(rooms.run_leave(&room, "alice", "s1", &rooms.own_entries_key()).await.unwrap());
+        let _: () = conn.zrem(contract::WORKERS_KEY, &worker).await.unwrap();
     }
 
     /// A redis-server of the test's own (the lease keys are global: the shared one would mix
