@@ -183,11 +183,7 @@ impl Store {
             .execute(self.pool()?)
             .await?
             .rows_affected();
-        self.apps.forget(app_id);
-        if updated == 0 {
-            return Err(StoreError::AppNotFound(app_id));
-        }
-        self.find_app(app_id).await?.ok_or(StoreError::AppNotFound(app_id))
+        self.updated_app(app_id, updated).await
     }
 
     /// Sets (or, with `None`, removes) the app's webhook URL and signing secret.
@@ -200,8 +196,14 @@ impl Store {
             .execute(self.pool()?)
             .await?
             .rows_affected();
+        self.updated_app(app_id, updated).await
+    }
+
+    /// After an `UPDATE` of one app: the cache forgets it, and the app as it is now (or
+    /// `AppNotFound` when the update touched no row).
+    async fn updated_app(&self, app_id: u32, rows_updated: u64) -> Result<App, StoreError> {
         self.apps.forget(app_id);
-        if updated == 0 {
+        if rows_updated == 0 {
             return Err(StoreError::AppNotFound(app_id));
         }
         self.find_app(app_id).await?.ok_or(StoreError::AppNotFound(app_id))
