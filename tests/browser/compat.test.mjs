@@ -124,6 +124,23 @@ describe('zego-compat', () => {
     assert.ok(events.length === 4 && events.every((e) => e.status === 'not offered'));
   });
 
+  test('Huddle may declare the class as an interface extending another', () => {
+    const { methods, events } = compare({ 'huddle.d.ts': `
+      interface Events { roomEvent: () => void; }
+      interface Room {
+        inherited(): void;
+        on<K extends keyof Events>(event: K, cb: Events[K]): boolean;
+      }
+      export interface Engine extends Room {
+        /** @zegoPartial Only strings. */
+        partial(a: string): void;
+        readonly active: boolean;
+      }` });
+    const offered = methods.filter((m) => m.status !== 'not offered').map((m) => `${m.name} ${m.status}`);
+    assert.deepEqual(offered, ['inherited supported', 'on supported', 'active supported', 'partial partial']);
+    assert.deepEqual(events.filter((e) => e.status !== 'not offered').map((e) => e.name), ['roomEvent']);
+  });
+
   test('a tag without a note, both tags, or an on() it cannot read are errors', () => {
     const withDoc = (doc) => ({ 'huddle.d.ts': `export declare class Engine {\n${doc}\nsupported(): void; }` });
     assert.throws(() => compare(withDoc('/** @zegoPartial */')), /Engine\.supported: @zegoPartial needs a note/);
