@@ -256,6 +256,15 @@ async fn a_player_mute_works_on_a_relay_only_node() {
     settle().await;
     let (audio, video) = received_in(&player, WINDOW).await;
     assert!(audio > 20 && video > 15, "video back on the relay node: {audio} audio, {video} video");
+    // What the relay node measures reaches the signaling node that holds the sessions, through
+    // the room: alice's upstream (her publisher's link) without any report from her.
+    loop {
+        let entry = quality_of(&mut bob, "alice").await;
+        if entry["upstream"] != -1 {
+            assert!(entry["upstream"].as_i64().unwrap() <= 1, "loopback publishing is not poor: {entry}");
+            break;
+        }
+    }
     drop((signaling_node, relay_node));
     db.cleanup().await;
 }

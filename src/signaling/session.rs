@@ -440,6 +440,9 @@ impl SessionState {
     /// server kick or a room close this worker closes it.
     pub async fn abandon(self, ctx: &SignalingContext, cause: Option<&KickCause>) {
         super::media::end_session_media(ctx, &self.session_id).await;
+        // Told about by the worker of the session that replaced it, if any: this one must not
+        // announce the user as unknown once its last inputs go stale.
+        ctx.rooms.hub().quality().forget(&self.room, &self.user.user_id);
         ctx.rooms.stop_listening(&self.room, &self.session_id).await;
         match cause.and_then(removal_end_reason) {
             Some(reason) => self.record_end(ctx, reason).await,
