@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use super::model::{
-    ClosedRoom, JoinOutcome, KickCause, Member, RelayInfo, RoomEvent, RoomExtraInfo, RoomKey, RoomSummary, Snapshot,
-    StreamInfo,
+    ClosedRoom, JoinOutcome, KickCause, Member, MuteBy, RelayInfo, RoomEvent, RoomExtraInfo, RoomKey, RoomSummary,
+    Snapshot, StreamInfo,
 };
 use super::{Hub, RoomBackend, RoomError};
 
@@ -156,6 +156,30 @@ impl MemoryRooms {
 
     fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// A server's or a publisher's mute change; `publisher` (when given) must own the stream.
+    fn set_muted(
+        &self,
+        room: &RoomKey,
+        stream_id: &str,
+        publisher: Option<&str>,
+        by: MuteBy,
+        audio: Option<bool>,
+        video: Option<bool>,
+    ) -> Result<StreamInfo, RoomError> {
+        let mut state = self.lock();
+        let stream = state
+            .rooms
+            .get_mut(room)
+            .and_then(|d| d.streams.get_mut(stream_id))
+            .filter(|s| publisher.is_none_or(|user_id| s.user.user_id == user_id))
+            .ok_or_else(|| RoomError::StreamNotFound(stream_id.to_owned()))?;
+        stream.set_muted(by, audio, video);
+        let stream = stream.clone();
+        self.hub
+            .dispatch(room.clone(), RoomEvent::StreamMuted { stream: stream.clone(), by_server: by == MuteBy::Server });
+        Ok(stream)
     }
 }
 
@@ -398,17 +422,7 @@ impl RoomBackend for MemoryRooms {
         audio: Option<bool>,
         video: Option<bool>,
     ) -> Result<StreamInfo, RoomError> {
-        let mut state = self.lock();
-        let stream = state
-            .rooms
-            .get_mut(room)
-            .and_then(|d| d.streams.get_mut(stream_id))
-            .ok_or_else(|| RoomError::StreamNotFound(stream_id.to_owned()))?;
-        stream.audio_muted = audio.unwrap_or(stream.audio_muted);
-        stream.video_muted = video.unwrap_or(stream.video_muted);
-        let stream = stream.clone();
-        self.hub.dispatch(room.clone(), RoomEvent::StreamMuted { stream: stream.clone(), by_server: true });
-        Ok(stream)
+        self.set_muted(room, stream_id, None, MuteBy::Server, audio, video)
     }
 
     async fn set_publisher_muted(
@@ -419,18 +433,7 @@ impl RoomBackend for MemoryRooms {
         audio: Option<bool>,
         video: Option<bool>,
     ) -> Result<StreamInfo, RoomError> {
-        let mut state = self.lock();
-        let stream = state
-            .rooms
-            .get_mut(room)
-            .and_then(|d| d.streams.get_mut(stream_id))
-            .filter(|s| s.user.user_id == user_id)
-            .ok_or_else(|| RoomError::StreamNotFound(stream_id.to_owned()))?;
-        stream.publisher_audio_muted = audio.unwrap_or(stream.publisher_audio_muted);
-        stream.publisher_video_muted = video.unwrap_or(stream.publisher_video_muted);
-        let stream = stream.clone();
-        self.hub.dispatch(room.clone(), RoomEvent::StreamMuted { stream: stream.clone(), by_server: false });
-        Ok(stream)
+        self.set_muted(room, stream_id, Some(user_id), MuteBy::Publisher, audio, video)
     }
 
     async fn publish(&self, room: &RoomKey, event: RoomEvent) -> Result<(), RoomError> {

@@ -20,7 +20,7 @@ use thiserror::Error;
 
 pub use hub::{Delivery, Hub, KickSignal, LocalMember};
 pub use model::{
-    ClosedRoom, ImMessage, JoinOutcome, KickCause, MediaRole, MediaStateKind, Member, RelayInfo, RelayLevels,
+    ClosedRoom, ImMessage, JoinOutcome, KickCause, MediaRole, MediaStateKind, Member, MuteBy, RelayInfo, RelayLevels,
     RoomEvent, RoomExtraInfo, RoomKey, RoomSummary, Snapshot, StreamInfo, User, UserQuality, unix_millis,
 };
 

@@ -85,6 +85,45 @@ pub struct StreamInfo {
     pub publisher_video_muted: bool,
 }
 
+/// Who muted a stream. The two sets of flags are kept apart: a publisher's unmute never
+/// lifts the business server's mute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MuteBy {
+    Server,
+    Publisher,
+}
+
+impl StreamInfo {
+    /// The (audio, video) flags that `by` controls.
+    fn mute_flags_mut(&mut self, by: MuteBy) -> (&mut bool, &mut bool) {
+        match by {
+            MuteBy::Server => (&mut self.audio_muted, &mut self.video_muted),
+            MuteBy::Publisher => (&mut self.publisher_audio_muted, &mut self.publisher_video_muted),
+        }
+    }
+
+    /// Applies `by`'s mute change; a kind given as `None` stays as it is.
+    pub fn set_muted(&mut self, by: MuteBy, audio: Option<bool>, video: Option<bool>) {
+        let (audio_muted, video_muted) = self.mute_flags_mut(by);
+        *audio_muted = audio.unwrap_or(*audio_muted);
+        *video_muted = video.unwrap_or(*video_muted);
+    }
+
+    /// `by`'s (audio, video) flags.
+    pub fn muted_by(&self, by: MuteBy) -> (bool, bool) {
+        match by {
+            MuteBy::Server => (self.audio_muted, self.video_muted),
+            MuteBy::Publisher => (self.publisher_audio_muted, self.publisher_video_muted),
+        }
+    }
+
+    /// Takes `by`'s flags from `stored` (the room's copy after a change).
+    pub fn copy_muted(&mut self, by: MuteBy, stored: &StreamInfo) {
+        let (audio, video) = stored.muted_by(by);
+        self.set_muted(by, Some(audio), Some(video));
+    }
+}
+
 /// A relay node as the rooms backend knows it: where it is and how busy.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

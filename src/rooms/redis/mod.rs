@@ -33,8 +33,8 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Value};
 
 use super::model::{
-    ClosedRoom, JoinOutcome, KickCause, Member, RelayInfo, RoomEvent, RoomExtraInfo, RoomKey, RoomSummary, Snapshot,
-    StreamInfo,
+    ClosedRoom, JoinOutcome, KickCause, Member, MuteBy, RelayInfo, RoomEvent, RoomExtraInfo, RoomKey, RoomSummary,
+    Snapshot, StreamInfo,
 };
 use super::{Hub, RoomBackend, RoomError};
 use crate::metrics;
@@ -396,19 +396,7 @@ impl RedisRooms {
             .arg(&keys.channel)
             .arg(deadline);
         let reply: String = self.invoke(&script).await?;
-        match reply.as_str() {
-            "not_found" => return Err(RoomError::StreamNotFound(stream_id.to_owned())),
-            "expired" => return Err(expired()),
-            _ => {}
-        }
-        let stream: StreamInfo = decode(&reply)?;
-        for session in self.local().sessions.values_mut() {
-            if let Some(local) = session.streams.get_mut(stream_id).filter(|_| session.room == *room) {
-                local.publisher_audio_muted = stream.publisher_audio_muted;
-                local.publisher_video_muted = stream.publisher_video_muted;
-            }
-        }
-        Ok(stream)
+        self.remember_muted(room, stream_id, MuteBy::Publisher, &reply)
     }
 
     /// The mute script; refused (changing nothing) when Redis runs it after `deadline`.
@@ -430,16 +418,27 @@ impl RedisRooms {
             .arg(&keys.channel)
             .arg(deadline);
         let reply: String = self.invoke(&script).await?;
-        match reply.as_str() {
+        self.remember_muted(room, stream_id, MuteBy::Server, &reply)
+    }
+
+    /// A mute script's reply: the stream as stored, whose `by` flags the local copies of it
+    /// (kept for the sessions that publish it here) take on.
+    fn remember_muted(
+        &self,
+        room: &RoomKey,
+        stream_id: &str,
+        by: MuteBy,
+        reply: &str,
+    ) -> Result<StreamInfo, RoomError> {
+        match reply {
             "not_found" => return Err(RoomError::StreamNotFound(stream_id.to_owned())),
             "expired" => return Err(expired()),
             _ => {}
         }
-        let stream: StreamInfo = decode(&reply)?;
+        let stream: StreamInfo = decode(reply)?;
         for session in self.local().sessions.values_mut() {
             if let Some(local) = session.streams.get_mut(stream_id).filter(|_| session.room == *room) {
-                local.audio_muted = stream.audio_muted;
-                local.video_muted = stream.video_muted;
+                local.copy_muted(by, &stream);
             }
         }
         Ok(stream)
