@@ -323,6 +323,9 @@ function kickoutError(data) {
   return { code: error.code, message };
 }
 
+/** The response of a call that worked (`{errorCode: 0}`). */
+const SUCCESS = Object.freeze({ errorCode: 0, extendedData: "" });
+
 // ---- sdk/src/util.js ----
 
 // Small helpers every module may use.
@@ -912,10 +915,29 @@ class MediaController {
 
   /** Swaps `track` into every running publish of `localStream` (no renegotiation). */
   async replaceSenderTrack(localStream, track) {
+    await this.setSenderTrack(localStream, track.kind, track);
+  }
+
+  /**
+   * Sends `track` (null: nothing) as the `kind` of every running publish of `localStream`:
+   * swapped into the sender of that kind, without renegotiation. A publish that has no
+   * sender of that kind yet (it started without it) is negotiated again to add one.
+   */
+  async setSenderTrack(localStream, kind, track) {
     for (const session of this.publishersOf(localStream)) {
       if (!session.pc) continue;
-      for (const sender of session.pc.getSenders()) {
-        if (sender.track && sender.track.kind === track.kind) await sender.replaceTrack(track);
+      const transceiver = session.pc.getTransceivers().find((t) => t.receiver && t.receiver.track && t.receiver.track.kind === kind);
+      if (transceiver) await transceiver.sender.replaceTrack(track);
+      else if (track) this._renegotiate(session);
+    }
+  }
+
+  /** Caps the `kind` bitrate (kbit/s) of every running publish of `localStream`. */
+  setSenderBitrate(localStream, kind, kbps) {
+    for (const session of this.publishersOf(localStream)) {
+      if (!session.pc) continue;
+      for (const transceiver of session.pc.getTransceivers()) {
+        if (transceiver.receiver && transceiver.receiver.track && transceiver.receiver.track.kind === kind) limitBitrate(transceiver.sender, kbps);
       }
     }
   }
@@ -2332,6 +2354,56 @@ async function enumDevices() {
   return { cameras: of(DeviceKind.CAMERA), microphones: of(DeviceKind.MICROPHONE), speakers: of(DeviceKind.SPEAKER) };
 }
 
+/** ZEGO's device update types and audio device directions. */
+const DeviceUpdate = Object.freeze({ ADD: "ADD", DELETE: "DELETE" });
+const AudioDirection = Object.freeze({ INPUT: "Input", OUTPUT: "Output" });
+
+/**
+ * The difference between two `enumerateDevices` lists as ZEGO's device events:
+ * `{updateType: "ADD"|"DELETE", kind, info: {deviceName, deviceID}}`, removals first.
+ * Devices are told apart by kind and id ("default"/"communications" aliases are skipped).
+ */
+function diffDevices(before, after) {
+  const key = (d) => `${d.kind}\u0000${d.deviceId}`;
+  const real = (list) => (list || []).filter((d) => d.deviceId && d.deviceId !== "default" && d.deviceId !== "communications");
+  const was = new Map(real(before).map((d) => [key(d), d]));
+  const now = new Map(real(after).map((d) => [key(d), d]));
+  const change = (updateType, d) => ({ updateType, kind: d.kind, info: { deviceName: d.label || d.kind, deviceID: d.deviceId } });
+  const gone = [...was.values()].filter((d) => !now.has(key(d))).map((d) => change(DeviceUpdate.DELETE, d));
+  const added = [...now.values()].filter((d) => !was.has(key(d))).map((d) => change(DeviceUpdate.ADD, d));
+  return [...gone, ...added];
+}
+
+/** Calls `onChange(changes)` with `diffDevices` results whenever the browser's devices change. */
+class DeviceWatcher {
+  constructor(onChange) {
+    this._onChange = onChange;
+    this._known = null;
+    this._listener = () => this._refresh();
+    this._media = typeof navigator !== "undefined" && navigator.mediaDevices && typeof navigator.mediaDevices.addEventListener === "function" ? navigator.mediaDevices : null;
+    if (this._media) {
+      this._media.addEventListener("devicechange", this._listener);
+      this._media.enumerateDevices().then((list) => (this._known = list), () => {});
+    }
+  }
+
+  async _refresh() {
+    let list;
+    try {
+      list = await this._media.enumerateDevices();
+    } catch (_) {
+      return;
+    }
+    const changes = this._known ? diffDevices(this._known, list) : [];
+    this._known = list;
+    if (changes.length) this._onChange(changes);
+  }
+
+  dispose() {
+    if (this._media) this._media.removeEventListener("devicechange", this._listener);
+  }
+}
+
 // ---- sdk/src/feature-devices.js ----
 
 // Engine feature area: browser capabilities and device lists.
@@ -2413,6 +2485,8 @@ function cameraConstraints(camera) {
       bitrate: camera.bitrate || preset.bitrate,
       audioBitrate: camera.audioBitrate || DEFAULT_AUDIO_KBPS,
       source: CaptureSource.CAMERA,
+      // To capture again the same way (switching devices, turning the camera back on).
+      constraints: { audio, video },
     },
   };
 }
@@ -2537,12 +2611,14 @@ class ZegoStreamView {
   /**
    * @param {MediaStream} stream
    * @param {boolean} local a preview of this page's own capture (muted, mirrored by default)
-   * @param {(video: HTMLVideoElement, err: Error) => void} [onAutoplayFailed] tells the engine too
+   * @param {{onAutoplayFailed?: (video: HTMLVideoElement, err: Error) => void, onCanPlay?: (event: Event) => void}} [hooks]
+   *   tell the owner (the engine, a local stream) too
    */
-  constructor(stream, local, onAutoplayFailed) {
+  constructor(stream, local, hooks = {}) {
     this._stream = stream;
     this._local = local;
-    this._onAutoplayFailed = onAutoplayFailed || (() => {});
+    this._onAutoplayFailed = hooks.onAutoplayFailed || (() => {});
+    this._onCanPlay = hooks.onCanPlay || (() => {});
     this._video = null;
     this._prompt = null;
     this._container = null;
@@ -2579,7 +2655,14 @@ class ZegoStreamView {
     if (getComputedStyle(element).position === "static") element.style.position = "relative";
     element.appendChild(video);
     this._video = video;
-    video.addEventListener("loadedmetadata", () => this._emitter.emit(ViewEvent.CAN_PLAY_VIDEO), { once: true });
+    video.addEventListener(
+      "loadedmetadata",
+      (event) => {
+        this._emitter.emit(ViewEvent.CAN_PLAY_VIDEO);
+        this._onCanPlay(event);
+      },
+      { once: true },
+    );
     this._tryPlay(options.enableAutoplayDialog !== false);
   }
 
@@ -2670,6 +2753,640 @@ class ZegoStreamView {
   }
 }
 
+// ---- sdk/src/stream-options.js ----
+
+// ZEGO's capture and publish configuration (createZegoStream's options, ZegoLocalStream's
+// capture options, setVideoConfig/setAudioConfig) turned into getUserMedia/getDisplayMedia
+// constraints and send bitrates. Pure: config in, constraints out; unit-tested in Node.
+
+
+/** `updatePublishingStream`'s update types (ZEGO's ZegoStreamUpdateType). */
+const StreamUpdateType = Object.freeze({ VIDEO: 0, AUDIO: 1, VIDEO_AND_AUDIO: 2 });
+
+/** Track kinds an update type covers (empty for an unknown type). */
+function kindsOfUpdate(updateType) {
+  if (updateType === StreamUpdateType.VIDEO) return ["video"];
+  if (updateType === StreamUpdateType.AUDIO) return ["audio"];
+  if (updateType === StreamUpdateType.VIDEO_AND_AUDIO) return ["video", "audio"];
+  return [];
+}
+
+/** A number becomes `{ideal: n}`; ZEGO's `{exact, ideal, min, max}` passes as given. */
+function constraintValue(value) {
+  if (typeof value === "number") return { ideal: value };
+  if (value && typeof value === "object") {
+    const out = {};
+    for (const key of ["exact", "ideal", "min", "max"]) if (typeof value[key] === "number") out[key] = value[key];
+    return Object.keys(out).length ? out : undefined;
+  }
+  return undefined;
+}
+
+function sizeConstraints(options, preset) {
+  const quality = options.quality !== undefined ? options.quality : options.videoQuality;
+  const own = quality === CUSTOM_QUALITY || options.width !== undefined || options.height !== undefined || options.frameRate !== undefined;
+  const pick = (field) => (own && constraintValue(options[field])) || { ideal: preset[field] };
+  return { width: pick("width"), height: pick("height"), frameRate: pick("frameRate") };
+}
+
+/** Camera constraints of a `ZegoCaptureCamera` (`true`: the defaults). */
+function cameraVideoConstraints(options) {
+  const camera = options && typeof options === "object" ? options : {};
+  const quality = camera.quality !== undefined ? camera.quality : camera.videoQuality;
+  const preset = VIDEO_PRESETS[quality] || VIDEO_PRESETS[DEFAULT_QUALITY];
+  const video = sizeConstraints(camera, preset);
+  const input = camera.input || camera.videoInput;
+  if (input) video.deviceId = { exact: input };
+  else if (camera.facingMode) video.facingMode = camera.facingMode;
+  return { video, bitrate: camera.bitrate || preset.bitrate };
+}
+
+/** Microphone constraints of a `ZegoCaptureMicrophone` (`true`: the defaults). */
+function microphoneConstraints(options) {
+  const mic = options && typeof options === "object" ? options : {};
+  const audio = {
+    echoCancellation: mic.AEC !== false,
+    noiseSuppression: mic.ANS !== false,
+    autoGainControl: mic.AGC !== false,
+    channelCount: mic.channelCount || 1,
+  };
+  const input = mic.input || mic.audioInput;
+  if (input) audio.deviceId = { exact: input };
+  return { audio };
+}
+
+/** Screen constraints of a `ZegoCaptureScreenVideo` and `ZegoCaptureScreenAudio`. */
+function screenShareConstraints(videoOptions, audioOptions) {
+  const screen = videoOptions && typeof videoOptions === "object" ? videoOptions : {};
+  const quality = screen.quality !== undefined ? screen.quality : screen.videoQuality;
+  const preset = SCREEN_PRESETS[quality] || SCREEN_PRESETS[DEFAULT_QUALITY];
+  const video = sizeConstraints(screen, preset);
+  let audio = false;
+  if (audioOptions) {
+    const a = typeof audioOptions === "object" ? audioOptions : {};
+    audio = { echoCancellation: a.AEC === true, noiseSuppression: a.ANS === true, autoGainControl: a.AGC === true };
+  }
+  return { video, audio, bitrate: screen.bitrate || screen.bitRate || preset.bitrate };
+}
+
+/**
+ * What `createZegoStream(options)` captures: `{source, video, audio, bitrate, audioBitrate}`
+ * with `video`/`audio` the constraints to capture with (false: none) — or for `custom` the
+ * page's sources.
+ */
+function planZegoStream(options) {
+  const opts = options && typeof options === "object" ? options : {};
+  const videoBitrate = typeof opts.videoBitrate === "number" ? opts.videoBitrate : opts.videoBitrate && opts.videoBitrate.bitrate;
+  const audioBitrate = opts.audioBitrate || DEFAULT_AUDIO_KBPS;
+  if (opts.custom) {
+    return {
+      source: "custom",
+      video: opts.custom.video ? { source: opts.custom.video.source } : false,
+      audio: opts.custom.audio ? { source: opts.custom.audio.source } : false,
+      bitrate: videoBitrate || DEFAULT_VIDEO_KBPS,
+      audioBitrate,
+    };
+  }
+  if (opts.screen) {
+    const screen = opts.screen === true ? {} : opts.screen;
+    const wantVideo = screen.video !== false;
+    const { video, audio, bitrate } = screenShareConstraints(wantVideo ? screen.video : {}, screen.audio);
+    return { source: "screen", video: wantVideo ? video : false, audio, bitrate: videoBitrate || bitrate, audioBitrate };
+  }
+  const camera = opts.camera || {};
+  const wantVideo = camera.video !== false;
+  const wantAudio = camera.audio !== false;
+  const { video, bitrate } = cameraVideoConstraints(camera.video);
+  const { audio } = microphoneConstraints(camera.audio);
+  return {
+    source: "camera",
+    video: wantVideo ? video : false,
+    audio: wantAudio ? audio : false,
+    bitrate: videoBitrate || bitrate,
+    audioBitrate,
+  };
+}
+
+/**
+ * `setVideoConfig`'s `ZegoPublishStreamConfig` as track constraints (for applyConstraints)
+ * and a bitrate (kbit/s, undefined to keep the current one).
+ */
+function videoConfigConstraints(config) {
+  const c = config || {};
+  const preset = c.videoQuality !== undefined && c.videoQuality !== CUSTOM_QUALITY ? VIDEO_PRESETS[c.videoQuality] : null;
+  const constraints = {};
+  for (const field of ["width", "height", "frameRate"]) {
+    const value = constraintValue(c[field]) || (preset && { ideal: preset[field] });
+    if (value) constraints[field] = value;
+  }
+  return { constraints, bitrate: c.maxBitrate || (preset && preset.bitrate) || undefined };
+}
+
+/** `setAudioConfig`'s `ZegoPublishStreamAudioConfig` as track constraints. */
+function audioConfigConstraints(config) {
+  const c = config || {};
+  const constraints = {};
+  if (typeof c.AEC === "boolean") constraints.echoCancellation = c.AEC;
+  if (typeof c.ANS === "boolean") constraints.noiseSuppression = c.ANS;
+  if (typeof c.AGC === "boolean") constraints.autoGainControl = c.AGC;
+  return constraints;
+}
+
+/** True when a track's settings carry every boolean constraint as asked. */
+function settingsMatch(settings, constraints) {
+  return Object.keys(constraints).every((key) => typeof constraints[key] !== "boolean" || settings[key] === constraints[key]);
+}
+
+// ---- sdk/src/local-stream.js ----
+
+// ZegoLocalStream: a local stream as ZEGO's createZegoStream returns it. It keeps two things
+// apart, as ZEGO does: what is being captured (the latest camera/screen/custom video and
+// microphone/screen/custom audio) and what is sent (the stream a publish uses and
+// `playVideo` shows). Before it is published, what is sent follows what is captured; while
+// it is published, a new capture is sent only after `updatePublishingStream`. A track that
+// changes under a running publish is swapped into its sender, without renegotiation.
+//
+// It talks to the engine only through `link`:
+//   isPublishing(stream) → boolean     a publish of this stream runs
+//   setSenderTrack(stream, kind, track) → Promise   swap a track into its running publishes
+//   outputAudio(zegoStream, track) → MediaStreamTrack   the track to send for a captured one
+//   onTrackEnded(track)                a capture ended without the page asking (deviceError)
+//   onAutoplayFailed(element, err), logger
+
+
+/** Events of a ZegoLocalStream. */
+const LocalStreamEvent = Object.freeze({
+  AUTOPLAY_FAILED: "autoplayFailed",
+  CAN_PLAY_AUDIO: "canPlayAudio",
+  CAN_PLAY_VIDEO: "canPlayVideo",
+  CAN_PLAY_CAPTURE_VIDEO: "canPlayCaptureVideo",
+  CAN_PLAY_CAPTURE_AUDIO: "canPlayCaptureAudio",
+  AUTOPLAY_CAPTURE_FAILED: "autoplayCaptureFailed",
+  VIDEO_TRACK_CHANGED: "videoTrackChanged",
+  AUDIO_TRACK_CHANGED: "audioTrackChanged",
+  CAPTURE_VIDEO_TRACK_CHANGED: "captureVideoTrackChanged",
+  CAPTURE_AUDIO_TRACK_CHANGED: "captureAudioTrackChanged",
+});
+
+
+/** `{errorCode, extendedData}` of a failed capture. */
+function captureFailure(err) {
+  const error = captureError(err);
+  return { errorCode: error.code, extendedData: error.msg || String(error) };
+}
+
+/** A MediaStream track of a custom source (a MediaStream or a media element). */
+function customTrack(source, kind) {
+  let stream = source;
+  if (typeof HTMLMediaElement !== "undefined" && source instanceof HTMLMediaElement) {
+    const capture = source.captureStream || source.mozCaptureStream;
+    if (!capture) throw sdkError(SdkError.UNSUPPORTED, "this browser cannot capture a media element");
+    stream = capture.call(source);
+  }
+  if (typeof MediaStream === "undefined" || !(stream instanceof MediaStream)) {
+    throw sdkError(SdkError.INVALID_ARGUMENT, "a custom source must be a MediaStream or an HTMLMediaElement");
+  }
+  const track = kind === "video" ? stream.getVideoTracks()[0] : stream.getAudioTracks()[0];
+  if (!track) throw sdkError(SdkError.INVALID_ARGUMENT, `the custom source has no ${kind} track`);
+  return track;
+}
+
+class ZegoLocalStream {
+  /**
+   * Made by `createZegoStream`, not by pages.
+   * @param {object} link see above
+   * @param {{bitrate: number, audioBitrate: number}} settings send bitrates (kbit/s)
+   */
+  constructor(link, settings) {
+    this._link = link;
+    this._emitter = new Emitter(null);
+    this._stream = new MediaStream(); // what is sent and what playVideo shows
+    this._capture = { video: null, audio: null }; // the latest captured tracks
+    this._captureStreams = { video: new MediaStream(), audio: new MediaStream() };
+    this._sources = { video: null, audio: null }; // "camera" | "screen" | "custom", per kind
+    this._constraints = { video: null, audio: null }; // what the current capture asked for
+    this.settings = settings;
+    this._videoView = null;
+    this._captureView = null;
+    this._audioPlayer = null;
+    this._captureAudioPlayer = null;
+    this._volume = 100;
+    this._cameraOff = null; // the camera's constraints while enableVideoCaptureDevice turned it off
+    this._audioGain = null; // a CaptureGain the engine puts in front of the sent audio (setCaptureVolume)
+    this.zegoStream = this; // ZEGO exposes its internal stream object here
+  }
+
+  // ----- what it holds -------------------------------------------------------------------
+
+  /** True while a track of the stream is live. */
+  get active() {
+    return this._stream.getTracks().some((t) => t.readyState === "live");
+  }
+
+  get id() {
+    return this._stream.id;
+  }
+
+  /** The stream being sent (or to be sent) and shown by `playVideo`. */
+  get stream() {
+    return this._stream;
+  }
+
+  /** The latest captured video, as a MediaStream (null when none is captured). */
+  get videoCaptureStream() {
+    return this._capture.video ? this._captureStreams.video : null;
+  }
+
+  /** The latest captured audio, as a MediaStream (null when none is captured). */
+  get audioCaptureStream() {
+    return this._capture.audio ? this._captureStreams.audio : null;
+  }
+
+  getAudioTracks() {
+    return this._stream.getAudioTracks();
+  }
+
+  getVideoTracks() {
+    return this._stream.getVideoTracks();
+  }
+
+  getTracks() {
+    return this._stream.getTracks();
+  }
+
+  get videoDeviceId() {
+    return deviceIdOf(this._capture.video);
+  }
+
+  get audioDeviceId() {
+    return deviceIdOf(this._capture.audio);
+  }
+
+  on(event, callback) {
+    return this._emitter.on(event, callback);
+  }
+
+  off(event, callback) {
+    return this._emitter.off(event, callback);
+  }
+
+  // ----- capture -------------------------------------------------------------------------
+
+  /** Captures the camera (it is not sent until `updatePublishingStream` while publishing). */
+  async startCaptureCamera(options) {
+    return this._captureWith("video", "camera", cameraVideoConstraints(options).video);
+  }
+
+  async startCaptureMicrophone(options) {
+    return this._captureWith("audio", "camera", microphoneConstraints(options).audio);
+  }
+
+  async startCaptureCameraAndMicrophone(cameraOptions, microphoneOptions) {
+    const video = cameraVideoConstraints(cameraOptions).video;
+    const audio = microphoneConstraints(microphoneOptions).audio;
+    try {
+      const stream = await getUserMedia({ video, audio });
+      this._adoptCapture("video", stream.getVideoTracks()[0], "camera", video);
+      this._adoptCapture("audio", stream.getAudioTracks()[0], "camera", audio);
+      return SUCCESS;
+    } catch (err) {
+      return captureFailure(err);
+    }
+  }
+
+  async startCaptureScreen(options) {
+    return this._captureScreen(options, null);
+  }
+
+  async startCaptureScreenWithAudio(videoOptions, audioOptions) {
+    return this._captureScreen(videoOptions, audioOptions || {});
+  }
+
+  async _captureScreen(videoOptions, audioOptions) {
+    if (!navigator.mediaDevices || typeof navigator.mediaDevices.getDisplayMedia !== "function") {
+      return captureFailure(sdkError(SdkError.UNSUPPORTED, "screen sharing is not available in this browser"));
+    }
+    const { video, audio } = screenShareConstraints(videoOptions, audioOptions);
+    try {
+      const stream = await navigator.mediaDevices.getDisplayMedia({ video, audio });
+      this._adoptCapture("video", stream.getVideoTracks()[0], "screen", video);
+      const audioTrack = stream.getAudioTracks()[0];
+      if (audioTrack) this._adoptCapture("audio", audioTrack, "screen", audio);
+      return SUCCESS;
+    } catch (err) {
+      return captureFailure(err);
+    }
+  }
+
+  async startCaptureCustomVideo(options) {
+    return this._captureCustom(options, null);
+  }
+
+  async startCaptureCustomAudio(options) {
+    return this._captureCustom(null, options);
+  }
+
+  async startCaptureCustomVideoAndAudio(videoOptions, audioOptions) {
+    return this._captureCustom(videoOptions, audioOptions);
+  }
+
+  async _captureCustom(videoOptions, audioOptions) {
+    try {
+      const video = videoOptions ? customTrack(videoOptions.source, "video") : null;
+      const audio = audioOptions ? customTrack(audioOptions.source, "audio") : null;
+      if (video) this._adoptCapture("video", video, "custom", null);
+      if (audio) this._adoptCapture("audio", audio, "custom", null);
+      return SUCCESS;
+    } catch (err) {
+      return captureFailure(err);
+    }
+  }
+
+  /** Stops capturing video; a publish of it sends no video from now on. */
+  async stopCaptureVideo() {
+    this._stopCapture("video");
+    return true;
+  }
+
+  /** Stops capturing audio; a publish of it sends no audio from now on. */
+  async stopCaptureAudio() {
+    this._stopCapture("audio");
+    return true;
+  }
+
+  async _captureWith(kind, source, constraints) {
+    try {
+      const stream = await getUserMedia({ [kind]: constraints });
+      const track = kind === "video" ? stream.getVideoTracks()[0] : stream.getAudioTracks()[0];
+      this._adoptCapture(kind, track, source, constraints);
+      return SUCCESS;
+    } catch (err) {
+      return captureFailure(err);
+    }
+  }
+
+  /** Recaptures `kind` with `constraints` and sends it at once (device switches). */
+  async _recapture(kind, constraints) {
+    const stream = await getUserMedia({ [kind]: constraints });
+    const track = kind === "video" ? stream.getVideoTracks()[0] : stream.getAudioTracks()[0];
+    this._adoptCapture(kind, track, this._sources[kind] || "camera", constraints);
+    await this._send(kind);
+  }
+
+  /** What the current capture of `kind` asked for (to capture it again the same way). */
+  _captureConstraints(kind) {
+    return this._constraints[kind];
+  }
+
+  /** Makes `track` the capture of `kind`; sent at once unless a publish runs. */
+  _adoptCapture(kind, track, source, constraints) {
+    if (!track) return;
+    const old = this._capture[kind];
+    this._capture[kind] = track;
+    this._sources[kind] = source;
+    this._constraints[kind] = constraints;
+    const captureStream = this._captureStreams[kind];
+    for (const t of captureStream.getTracks()) captureStream.removeTrack(t);
+    captureStream.addTrack(track);
+    if (old && old !== track && !this._isSent(old)) old.stop();
+    // Ended by the browser (device unplugged, permission revoked), not by a stop of ours.
+    track.addEventListener(
+      "ended",
+      () => {
+        if (this._capture[kind] === track) this._link.onTrackEnded(track);
+      },
+      { once: true },
+    );
+    this._emitter.emit(kind === "video" ? LocalStreamEvent.CAPTURE_VIDEO_TRACK_CHANGED : LocalStreamEvent.CAPTURE_AUDIO_TRACK_CHANGED, track);
+    if (!this._link.isPublishing(this._stream)) this._send(kind).catch(() => {});
+  }
+
+  _stopCapture(kind) {
+    const track = this._capture[kind];
+    this._capture[kind] = null;
+    const captureStream = this._captureStreams[kind];
+    for (const t of captureStream.getTracks()) captureStream.removeTrack(t);
+    if (track) track.stop();
+    // What is sent stops too (ZEGO stops the published capture as well).
+    for (const sent of this._sentTracks(kind)) {
+      this._stream.removeTrack(sent);
+      sent.stop();
+    }
+    this._link.setSenderTrack(this._stream, kind, null).catch(() => {});
+  }
+
+  _sentTracks(kind) {
+    return kind === "video" ? this._stream.getVideoTracks() : this._stream.getAudioTracks();
+  }
+
+  _isSent(track) {
+    return this._stream.getTracks().includes(track) || this._sentSource(track);
+  }
+
+  /** The processed audio sent for a raw capture (capture volume) counts as sending it. */
+  _sentSource(track) {
+    return !!this._audioGain && this._audioGain.source === track && this._stream.getTracks().includes(this._audioGain.track);
+  }
+
+  /**
+   * Sends the current capture of `kind` (`updatePublishingStream`): it replaces what the
+   * stream sent before, in the stream and in every running publish's sender.
+   */
+  async _send(kind) {
+    const capture = this._capture[kind];
+    if (!capture) return false;
+    const track = kind === "audio" ? this._link.outputAudio(this, capture) : capture;
+    const before = this._sentTracks(kind);
+    if (before.length === 1 && before[0] === track) return true;
+    for (const old of before) this._stream.removeTrack(old);
+    this._stream.addTrack(track);
+    this._emitter.emit(kind === "video" ? LocalStreamEvent.VIDEO_TRACK_CHANGED : LocalStreamEvent.AUDIO_TRACK_CHANGED, track);
+    this._refreshPlayers();
+    // The senders take the new track before the old one stops (a sender whose track ended
+    // may stay silent after the swap).
+    await this._link.setSenderTrack(this._stream, kind, track);
+    for (const old of before) {
+      if (old !== capture && old !== track && !this._isCapture(old)) old.stop();
+    }
+    return true;
+  }
+
+  _isCapture(track) {
+    return track === this._capture.video || track === this._capture.audio;
+  }
+
+  // ----- playback on the page ------------------------------------------------------------
+
+  /**
+   * Shows what is sent (or to be sent) in `view` (an element, or its id): a `<video>` filling
+   * it. Options: `mirror` (default false), `objectFit` (default "contain"), `enableAutoplayDialog`.
+   */
+  playVideo(view, config = {}) {
+    const element = resolveElement(view);
+    if (this._videoView) this._videoView.stop();
+    this._videoView = this._newView(this._stream, LocalStreamEvent.CAN_PLAY_VIDEO, LocalStreamEvent.AUTOPLAY_FAILED);
+    this._videoView.play(element, viewOptions(config));
+  }
+
+  /** Shows the latest capture in `view` (an element, or its id). */
+  playCaptureVideo(view, config = {}) {
+    const element = resolveElement(view);
+    if (this._captureView) this._captureView.stop();
+    this._captureView = this._newView(this._captureStreams.video, LocalStreamEvent.CAN_PLAY_CAPTURE_VIDEO, LocalStreamEvent.AUTOPLAY_CAPTURE_FAILED);
+    this._captureView.play(element, viewOptions(config));
+  }
+
+  _newView(stream, canPlayEvent, failedEvent) {
+    return new ZegoStreamView(stream, true, {
+      onCanPlay: (event) => this._emitter.emit(canPlayEvent, event),
+      onAutoplayFailed: (element, err) => {
+        this._emitter.emit(failedEvent, element, err);
+        this._link.onAutoplayFailed(element, err);
+      },
+    });
+  }
+
+  stopVideo() {
+    if (this._videoView) this._videoView.stop();
+    this._videoView = null;
+  }
+
+  stopPlayCaptureVideo() {
+    if (this._captureView) this._captureView.stop();
+    this._captureView = null;
+  }
+
+  resumeVideo() {
+    if (this._videoView) this._videoView.resume();
+  }
+
+  /** Plays what is sent (or to be sent) as sound on this page. */
+  playAudio(config = {}) {
+    this.stopAudio();
+    this._audioPlayer = this._playSound(this._stream, LocalStreamEvent.CAN_PLAY_AUDIO, LocalStreamEvent.AUTOPLAY_FAILED, config);
+  }
+
+  /** Plays the latest captured audio on this page. */
+  playCaptureAudio(config = {}) {
+    this.stopPlayCaptureAudio();
+    this._captureAudioPlayer = this._playSound(this._captureStreams.audio, LocalStreamEvent.CAN_PLAY_CAPTURE_AUDIO, LocalStreamEvent.AUTOPLAY_CAPTURE_FAILED, config);
+  }
+
+  _playSound(stream, canPlayEvent, failedEvent) {
+    const audio = document.createElement("audio");
+    audio.autoplay = true;
+    audio.srcObject = stream;
+    audio.volume = this._volume / 100;
+    audio.addEventListener("loadedmetadata", (event) => this._emitter.emit(canPlayEvent, event), { once: true });
+    const attempt = audio.play();
+    if (attempt && typeof attempt.catch === "function") {
+      attempt.catch((err) => {
+        if (!err || err.name !== "NotAllowedError") return;
+        this._emitter.emit(failedEvent, audio, err);
+        this._link.onAutoplayFailed(audio, err);
+      });
+    }
+    return audio;
+  }
+
+  stopAudio() {
+    if (this._audioPlayer) {
+      this._audioPlayer.pause();
+      this._audioPlayer.srcObject = null;
+    }
+    this._audioPlayer = null;
+  }
+
+  stopPlayCaptureAudio() {
+    if (this._captureAudioPlayer) {
+      this._captureAudioPlayer.pause();
+      this._captureAudioPlayer.srcObject = null;
+    }
+    this._captureAudioPlayer = null;
+  }
+
+  resumeAudio() {
+    const player = this._audioPlayer;
+    if (!player) return undefined;
+    return player.play().catch(() => {});
+  }
+
+  /** Volume (0–100) of `playAudio`/`playCaptureAudio` on this page (not of what is sent). */
+  setVolume(volume) {
+    if (typeof volume !== "number" || volume < 0 || volume > 100) return false;
+    this._volume = volume;
+    for (const player of [this._audioPlayer, this._captureAudioPlayer]) if (player) player.volume = volume / 100;
+    return true;
+  }
+
+  async useAudioOutputDevice(deviceID) {
+    for (const player of [this._audioPlayer, this._captureAudioPlayer]) {
+      if (player && typeof player.setSinkId === "function") await player.setSinkId(deviceID);
+    }
+  }
+
+  /** Streams keep their element when a track changes; a player of the stream sees the new one. */
+  _refreshPlayers() {
+    for (const view of [this._videoView]) {
+      if (view && view.videoElement && view.videoElement.srcObject !== this._stream) view.videoElement.srcObject = this._stream;
+    }
+  }
+
+  /**
+   * A picture of what `playVideo` shows, as a data URI (`imageType` "png" or "jpeg",
+   * `quality` 0–1); "" before the first frame.
+   */
+  takeStreamSnapshot(option = {}) {
+    const video = this._videoView && this._videoView.videoElement;
+    if (!video || !video.videoWidth) return "";
+    const canvas = document.createElement("canvas");
+    canvas.width = video.videoWidth;
+    canvas.height = video.videoHeight;
+    canvas.getContext("2d").drawImage(video, 0, 0);
+    const type = /jpe?g/i.test(option.imageType || "") ? "image/jpeg" : "image/png";
+    return canvas.toDataURL(type, typeof option.quality === "number" ? option.quality : 1);
+  }
+
+  /** "monitor", "window" or "browser" for a screen capture; "unknown" otherwise. */
+  getScreenDisplaySurface() {
+    const track = this._sources.video === "screen" ? this._capture.video : null;
+    const settings = track && typeof track.getSettings === "function" ? track.getSettings() : {};
+    return settings.displaySurface || "unknown";
+  }
+
+  /** Stops every capture and playback (`destroyStream`). */
+  _destroy() {
+    this.stopVideo();
+    this.stopPlayCaptureVideo();
+    this.stopAudio();
+    this.stopPlayCaptureAudio();
+    for (const track of [...this._stream.getTracks(), this._capture.video, this._capture.audio]) if (track) track.stop();
+    this._capture = { video: null, audio: null };
+    if (this._audioGain) this._audioGain.dispose();
+    this._audioGain = null;
+  }
+}
+
+function deviceIdOf(track) {
+  if (!track || typeof track.getSettings !== "function") return "";
+  return track.getSettings().deviceId || "";
+}
+
+function viewOptions(config) {
+  return {
+    mirror: config.mirror === true,
+    objectFit: config.objectFit || "contain",
+    enableAutoplayDialog: config.enableAutoplayDialog !== false,
+  };
+}
+
+function getUserMedia(constraints) {
+  if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+    return Promise.reject(sdkError(SdkError.UNSUPPORTED, "getUserMedia is not available (a secure context, https or localhost, is needed)"));
+  }
+  return navigator.mediaDevices.getUserMedia(constraints);
+}
+
 // ---- sdk/src/feature-streams.js ----
 
 // Engine feature area: local streams (capture, views, mutes) and publishing and playing.
@@ -2706,13 +3423,20 @@ class StreamsFeature {
       throw captureError(err);
     }
     this._streamConfigs.set(captured.stream, captured.settings);
+    this._localStreams.add(captured.stream);
     return captured.stream;
   }
 
-  /** Stops capture: ends every track of a stream made by `createStream`. */
+  /** Stops capture: ends every track of a stream made by `createStream` or `createZegoStream`. */
   destroyStream(localStream) {
+    if (localStream instanceof ZegoLocalStream) {
+      localStream._destroy();
+      this._releaseLocalStream(localStream);
+      return;
+    }
     if (!localStream || typeof localStream.getTracks !== "function") return;
     for (const track of localStream.getTracks()) track.stop();
+    this._releaseLocalStream(localStream);
   }
 
   /**
@@ -2721,7 +3445,7 @@ class StreamsFeature {
    * @returns {ZegoStreamView}
    */
   createLocalStreamView(localStream) {
-    return new ZegoStreamView(localStream, true, this._autoplayFailedHook());
+    return new ZegoStreamView(this._mediaStreamOf(localStream), true, this._autoplayFailedHook());
   }
 
   /**
@@ -2733,9 +3457,9 @@ class StreamsFeature {
     return new ZegoStreamView(remoteStream, false, this._autoplayFailedHook());
   }
 
-  /** Views tell the engine's listeners too when the browser blocks their autoplay. */
+  /** Views tell the engine's listeners too when the browser blocks their autoplay (view hooks). */
   _autoplayFailedHook() {
-    return (video, err) => this._emitter.emit(EngineEvent.AUTOPLAY_FAILED, video, err);
+    return { onAutoplayFailed: (video, err) => this._emitter.emit(EngineEvent.AUTOPLAY_FAILED, video, err) };
   }
 
   /**
@@ -2744,7 +3468,8 @@ class StreamsFeature {
    * @param {boolean} mute
    * @returns {boolean}
    */
-  mutePublishStreamVideo(localStream, mute) {
+  mutePublishStreamVideo(zegoOrMediaStream, mute) {
+    const localStream = this._mediaStreamOf(zegoOrMediaStream);
     if (!localStream || typeof localStream.getVideoTracks !== "function") return false;
     for (const track of localStream.getVideoTracks()) track.enabled = !mute;
     return true;
@@ -2756,7 +3481,8 @@ class StreamsFeature {
    * @param {boolean} mute
    * @returns {boolean}
    */
-  mutePublishStreamAudio(localStream, mute) {
+  mutePublishStreamAudio(zegoOrMediaStream, mute) {
+    const localStream = this._mediaStreamOf(zegoOrMediaStream);
     if (!localStream || typeof localStream.getAudioTracks !== "function") return false;
     for (const track of localStream.getAudioTracks()) track.enabled = !mute;
     return true;
@@ -2767,13 +3493,14 @@ class StreamsFeature {
    * on bad arguments; the outcome comes as `publisherStateUpdate` (PUBLISH_REQUESTING, then
    * PUBLISHING or NO_PUBLISH with an error code) and the others get `roomStreamUpdate` ADD.
    * @param {string} streamID
-   * @param {MediaStream} localStream
+   * @param {MediaStream|ZegoLocalStream} zegoOrMediaStream
    * @param {{extraInfo?: string, videoCodec?: 'VP8'|'H264'|'VP9'}} [publishOption]
    * @returns {boolean}
    */
-  startPublishingStream(streamID, localStream, publishOption = {}) {
+  startPublishingStream(streamID, zegoOrMediaStream, publishOption = {}) {
+    const localStream = this._mediaStreamOf(zegoOrMediaStream);
     if (!isNonEmptyString(streamID) || !localStream || typeof localStream.getTracks !== "function") {
-      this._logger.error("startPublishingStream needs a streamID and a MediaStream");
+      this._logger.error("startPublishingStream needs a streamID and a MediaStream or ZegoLocalStream");
       return false;
     }
     if (!this._room) {
@@ -2784,6 +3511,7 @@ class StreamsFeature {
       this._logger.error(`already publishing ${streamID}`);
       return false;
     }
+    if (this._micMuted) for (const track of localStream.getAudioTracks()) track.enabled = false;
     this._media.publish(streamID, localStream, {
       extraInfo: typeof publishOption.extraInfo === "string" ? publishOption.extraInfo : "",
       videoCodec: publishOption.videoCodec,
@@ -2808,7 +3536,8 @@ class StreamsFeature {
    * @param {MediaStreamTrack} track
    * @returns {Promise<{errorCode: number, extendedData?: string}>}
    */
-  async replaceTrack(localStream, track) {
+  async replaceTrack(zegoOrMediaStream, track) {
+    const localStream = this._mediaStreamOf(zegoOrMediaStream);
     if (!localStream || !track) return { errorCode: SdkError.INVALID_ARGUMENT, extendedData: "stream and track needed" };
     const old = track.kind === "video" ? localStream.getVideoTracks() : localStream.getAudioTracks();
     for (const t of old) localStream.removeTrack(t);
@@ -2852,6 +3581,614 @@ class StreamsFeature {
   }
 }
 
+// ---- sdk/src/sound-level.js ----
+
+// Capture volume and sound level of a local audio track, with Web Audio: a gain stage whose
+// output track is what gets sent (`setCaptureVolume`), and a meter for
+// `capturedSoundLevelUpdate`. `soundLevel` (samples to ZEGO's 0–100 scale) is pure.
+
+/** Level (0–100) of PCM samples in [-1, 1]: -60 dBFS and below is 0, full scale is 100. */
+function soundLevel(samples) {
+  if (!samples || !samples.length) return 0;
+  let sum = 0;
+  for (let i = 0; i < samples.length; i++) sum += samples[i] * samples[i];
+  const rms = Math.sqrt(sum / samples.length);
+  if (rms <= 0) return 0;
+  const db = 20 * Math.log10(rms);
+  return Math.max(0, Math.min(100, Math.round(((db + 60) / 60) * 100)));
+}
+
+/** A capture volume (0–100) as a gain: 100 is unchanged, 0 is silence. */
+function volumeGain(volume) {
+  return Math.max(0, Math.min(100, volume)) / 100;
+}
+
+const AudioContextClass = typeof AudioContext !== "undefined" ? AudioContext : null;
+
+function newAudioContext() {
+  if (!AudioContextClass) return null;
+  const context = new AudioContextClass();
+  // Created outside a user gesture it may start suspended; a page capturing the microphone
+  // is allowed to run it.
+  if (context.state === "suspended") context.resume().catch(() => {});
+  return context;
+}
+
+/** `source` track → gain → a new track to send in its place. */
+class CaptureGain {
+  constructor(source) {
+    this.source = source;
+    this.context = newAudioContext();
+    if (!this.context) throw new Error("Web Audio is not available");
+    this.input = this.context.createMediaStreamSource(new MediaStream([source]));
+    this.gain = this.context.createGain();
+    this.output = this.context.createMediaStreamDestination();
+    this.input.connect(this.gain);
+    this.gain.connect(this.output);
+    this.track = this.output.stream.getAudioTracks()[0];
+  }
+
+  setVolume(volume) {
+    this.gain.gain.value = volumeGain(volume);
+  }
+
+  /** Stops the processed track and the Web Audio graph (the source track is the owner's). */
+  dispose() {
+    this.track.stop();
+    this.input.disconnect();
+    this.gain.disconnect();
+    this.context.close().catch(() => {});
+  }
+}
+
+/** Reads the level of one audio track on demand. */
+class LevelMeter {
+  constructor(track) {
+    this.track = track;
+    this.context = newAudioContext();
+    if (!this.context) throw new Error("Web Audio is not available");
+    this.input = this.context.createMediaStreamSource(new MediaStream([track]));
+    this.analyser = this.context.createAnalyser();
+    this.analyser.fftSize = 2048;
+    this.samples = new Float32Array(this.analyser.fftSize);
+    this.input.connect(this.analyser);
+  }
+
+  level() {
+    if (this.track.readyState !== "live" || !this.track.enabled) return 0;
+    this.analyser.getFloatTimeDomainData(this.samples);
+    return soundLevel(this.samples);
+  }
+
+  /** True when the last samples are not all silence. */
+  hasSignal() {
+    if (this.track.readyState !== "live") return false;
+    this.analyser.getFloatTimeDomainData(this.samples);
+    return this.samples.some((x) => x !== 0);
+  }
+
+  dispose() {
+    this.input.disconnect();
+    this.context.close().catch(() => {});
+  }
+}
+
+// ---- sdk/src/feature-capture.js ----
+
+// Engine feature area: ZEGO's local-stream capture and device surface — createZegoStream,
+// updatePublishingStream, addTrack/removeTrack, track checks, turning the camera off and on,
+// microphone mute, device switching (by id, front/back, automatically when one goes away),
+// video and audio capture settings, capture volume, and device events. Every method takes a
+// ZegoLocalStream or a MediaStream from createStream, as ZEGO's do.
+
+
+/** Capture-side events of the engine (ZEGO's names). */
+const CaptureEvent = Object.freeze({
+  VIDEO_DEVICE_STATE_CHANGED: "videoDeviceStateChanged",
+  AUDIO_DEVICE_STATE_CHANGED: "audioDeviceStateChanged",
+  DEVICE_ERROR: "deviceError",
+  CAPTURED_SOUND_LEVEL_UPDATE: "capturedSoundLevelUpdate",
+});
+
+/** How long a track check watches for frames or sound. */
+const TRACK_CHECK_MS = 2000;
+const TRACK_CHECK_STEP_MS = 50;
+
+const fail = (code, message) => ({ errorCode: code, extendedData: message });
+const failWith = (err) => {
+  const error = captureError(err);
+  return fail(error.code, error.msg || String(error));
+};
+
+class CaptureFeature {
+  static setup(engine) {
+    engine._micMuted = false;
+    engine._localStreams = new Set(); // live local streams (ZegoLocalStream or MediaStream), newest last
+    engine._captureGains = new WeakMap(); // createStream's MediaStream → CaptureGain (setCaptureVolume)
+    engine._captureVolumes = new WeakMap(); // ZegoLocalStream → capture volume 0–100
+    engine._autoSwitch = { camera: false, microphone: false };
+    engine._deviceWatcher = new DeviceWatcher((changes) => engine._onDevicesChanged(changes));
+  }
+
+  static teardown(engine) {
+    engine._deviceWatcher.dispose();
+  }
+
+  /** What a ZegoLocalStream needs from the engine (see local-stream.js). */
+  _localStreamLink() {
+    return {
+      isPublishing: (stream) => this._media.publishersOf(stream).length > 0,
+      setSenderTrack: (stream, kind, track) => this._media.setSenderTrack(stream, kind, track),
+      outputAudio: (zegoStream, capture) => this._outputAudio(zegoStream, capture),
+      onAutoplayFailed: (element, err) => this._emitter.emit(EngineEvent.AUTOPLAY_FAILED, element, err),
+      onTrackEnded: (track) => this._onCaptureEnded(track),
+      logger: this._logger,
+    };
+  }
+
+  /** The MediaStream a ZegoLocalStream sends, or the MediaStream itself. */
+  _mediaStreamOf(localStream) {
+    return localStream instanceof ZegoLocalStream ? localStream.stream : localStream;
+  }
+
+  /**
+   * Creates a local stream and captures into it: camera and microphone by default, or
+   * `camera: {video, audio}` (each `true`/false or its capture options), `screen: {video,
+   * audio}`, `custom: {video: {source}, audio: {source}}`; `videoBitrate`/`audioBitrate`
+   * in kbit/s. Rejects with CAPTURE_FAILED (and the browser's error name) if capture fails.
+   * @returns {Promise<ZegoLocalStream>}
+   */
+  async createZegoStream(options) {
+    const plan = planZegoStream(options);
+    const zegoStream = new ZegoLocalStream(this._localStreamLink(), {
+      bitrate: plan.bitrate || DEFAULT_VIDEO_KBPS,
+      audioBitrate: plan.audioBitrate || DEFAULT_AUDIO_KBPS,
+      source: plan.source,
+    });
+    try {
+      if (plan.source === "custom") {
+        const result = await zegoStream._captureCustom(plan.video || null, plan.audio || null);
+        if (result.errorCode) throw sdkError(result.errorCode, result.extendedData);
+      } else if (plan.source === "screen") {
+        if (!navigator.mediaDevices || typeof navigator.mediaDevices.getDisplayMedia !== "function") {
+          throw sdkError(SdkError.UNSUPPORTED, "screen sharing is not available in this browser");
+        }
+        const stream = await navigator.mediaDevices.getDisplayMedia({ video: plan.video || true, audio: plan.audio });
+        const video = stream.getVideoTracks()[0];
+        if (video) video.addEventListener("ended", () => this._emitter.emit(EngineEvent.SCREEN_SHARING_ENDED, zegoStream.stream), { once: true });
+        zegoStream._adoptCapture("video", video, "screen", plan.video);
+        zegoStream._adoptCapture("audio", stream.getAudioTracks()[0], "screen", plan.audio);
+      } else {
+        if (!plan.video && !plan.audio) throw sdkError(SdkError.INVALID_ARGUMENT, "camera: video and audio are both off");
+        if (!navigator.mediaDevices || !navigator.mediaDevices.getUserMedia) {
+          throw sdkError(SdkError.UNSUPPORTED, "getUserMedia is not available (a secure context, https or localhost, is needed)");
+        }
+        const stream = await navigator.mediaDevices.getUserMedia({ video: plan.video, audio: plan.audio });
+        zegoStream._adoptCapture("video", stream.getVideoTracks()[0], "camera", plan.video);
+        zegoStream._adoptCapture("audio", stream.getAudioTracks()[0], "camera", plan.audio);
+      }
+    } catch (err) {
+      zegoStream._destroy();
+      throw captureError(err);
+    }
+    this._streamConfigs.set(zegoStream.stream, zegoStream.settings);
+    this._localStreams.add(zegoStream);
+    const opts = options || {};
+    if (opts.view) zegoStream.playVideo(opts.view);
+    if (opts.captureView) zegoStream.playCaptureVideo(opts.captureView);
+    return zegoStream;
+  }
+
+  /** Ends what a local stream holds beyond its tracks (capture volume stages), and forgets it. */
+  _releaseLocalStream(localStream) {
+    this._localStreams.delete(localStream);
+    const gain = this._captureGains.get(localStream);
+    if (gain) {
+      gain.source.stop();
+      gain.dispose();
+      this._captureGains.delete(localStream);
+    }
+  }
+
+  /** The audio track to send for `capture` (after the capture volume stage and microphone mute). */
+  _outputAudio(zegoStream, capture) {
+    const volume = this._captureVolumes.get(zegoStream);
+    let track = capture;
+    if (volume !== undefined) {
+      if (!zegoStream._audioGain || zegoStream._audioGain.source !== capture) {
+        if (zegoStream._audioGain) zegoStream._audioGain.dispose();
+        zegoStream._audioGain = new CaptureGain(capture);
+      }
+      zegoStream._audioGain.setVolume(volume);
+      track = zegoStream._audioGain.track;
+    }
+    if (this._micMuted) track.enabled = false;
+    return track;
+  }
+
+  /**
+   * Sends the stream's latest capture (`updateType` 0 video, 1 audio, 2 both) in its running
+   * publishes: swapped into the senders, no renegotiation.
+   */
+  async updatePublishingStream(zegoStream, updateType) {
+    if (!(zegoStream instanceof ZegoLocalStream)) return fail(SdkError.INVALID_ARGUMENT, "updatePublishingStream needs a ZegoLocalStream");
+    const kinds = kindsOfUpdate(updateType);
+    if (!kinds.length) return fail(SdkError.INVALID_ARGUMENT, `unknown update type ${updateType}`);
+    try {
+      for (const kind of kinds) await zegoStream._send(kind);
+      return SUCCESS;
+    } catch (err) {
+      return fail(SdkError.MEDIA_FAILED, String(err && err.message));
+    }
+  }
+
+  /** Adds a track of a kind the stream lacks; a running publish starts sending it. */
+  async addTrack(localStream, track) {
+    const stream = this._mediaStreamOf(localStream);
+    if (!stream || !track || typeof stream.addTrack !== "function") return fail(SdkError.INVALID_ARGUMENT, "addTrack needs a stream and a track");
+    const same = track.kind === "video" ? stream.getVideoTracks() : stream.getAudioTracks();
+    if (same.length) return fail(SdkError.INVALID_ARGUMENT, `the stream has a ${track.kind} track already (use replaceTrack)`);
+    stream.addTrack(track);
+    await this._media.setSenderTrack(stream, track.kind, track);
+    return SUCCESS;
+  }
+
+  /** Removes a track from the stream; a running publish stops sending it. */
+  async removeTrack(localStream, track) {
+    const stream = this._mediaStreamOf(localStream);
+    if (!stream || !track || !stream.getTracks().includes(track)) return fail(SdkError.INVALID_ARGUMENT, "the track is not in the stream");
+    stream.removeTrack(track);
+    await this._media.setSenderTrack(stream, track.kind, null);
+    return SUCCESS;
+  }
+
+  /** True when the stream's video track delivers frames (within about 2 s). */
+  async checkVideoTrackIsActive(localStream) {
+    const stream = this._mediaStreamOf(localStream);
+    const track = stream && stream.getVideoTracks().find((t) => t.readyState === "live");
+    if (!track || !track.enabled) return false;
+    const video = document.createElement("video");
+    video.muted = true;
+    video.playsInline = true;
+    video.srcObject = new MediaStream([track]);
+    try {
+      await video.play().catch(() => {});
+      const deadline = Date.now() + TRACK_CHECK_MS;
+      let first = -1;
+      while (Date.now() < deadline) {
+        if (video.videoWidth > 0) {
+          if (first < 0) first = video.currentTime;
+          else if (video.currentTime > first) return true;
+        }
+        await sleep(TRACK_CHECK_STEP_MS);
+      }
+      return false;
+    } finally {
+      video.pause();
+      video.srcObject = null;
+    }
+  }
+
+  /** True when the stream's audio track carries sound (within about 2 s). */
+  async checkAudioTrackIsActive(localStream) {
+    const stream = this._mediaStreamOf(localStream);
+    const track = stream && stream.getAudioTracks().find((t) => t.readyState === "live");
+    if (!track || !track.enabled) return false;
+    let meter;
+    try {
+      meter = new LevelMeter(track);
+    } catch (_) {
+      return false;
+    }
+    try {
+      const deadline = Date.now() + TRACK_CHECK_MS;
+      while (Date.now() < deadline) {
+        if (meter.hasSignal()) return true;
+        await sleep(TRACK_CHECK_STEP_MS);
+      }
+      return false;
+    } finally {
+      meter.dispose();
+    }
+  }
+
+  /**
+   * Turns the camera off (`enable` false: its capture stops, the light goes out, a publish
+   * sends no video) or on again (captured as before and sent).
+   * @returns {Promise<boolean>}
+   */
+  async enableVideoCaptureDevice(localStream, enable = true) {
+    try {
+      if (localStream instanceof ZegoLocalStream) {
+        if (!enable) {
+          localStream._cameraOff = localStream._captureConstraints("video") || cameraVideoConstraints(true).video;
+          await localStream.stopCaptureVideo();
+          return true;
+        }
+        if (localStream.videoCaptureStream) return true;
+        await localStream._recapture("video", localStream._cameraOff || cameraVideoConstraints(true).video);
+        return true;
+      }
+      const stream = localStream;
+      if (!stream || typeof stream.getVideoTracks !== "function") return false;
+      const settings = this._streamConfigs.get(stream) || {};
+      if (!enable) {
+        for (const track of stream.getVideoTracks()) {
+          stream.removeTrack(track);
+          track.stop();
+        }
+        await this._media.setSenderTrack(stream, "video", null);
+        return true;
+      }
+      if (stream.getVideoTracks().some((t) => t.readyState === "live")) return true;
+      const constraints = (settings.constraints && settings.constraints.video) || cameraVideoConstraints(true).video;
+      await this._swapCapture(stream, "video", constraints);
+      return true;
+    } catch (err) {
+      this._logger.warn("enableVideoCaptureDevice failed", err && err.name, err && err.message);
+      return false;
+    }
+  }
+
+  /** Mutes (or unmutes) the microphone of every local stream: silence is sent while muted. */
+  muteMicrophone(mute) {
+    this._micMuted = !!mute;
+    for (const local of this._localStreams) {
+      for (const track of this._mediaStreamOf(local).getAudioTracks()) track.enabled = !this._micMuted;
+    }
+    return true;
+  }
+
+  isMicrophoneMuted() {
+    return this._micMuted;
+  }
+
+  /** Captures video from another camera and sends it in place of the current one. */
+  async useVideoDevice(localStream, deviceID) {
+    const constraints = Object.assign({}, this._currentConstraints(localStream, "video"), { deviceId: { exact: deviceID } });
+    delete constraints.facingMode;
+    return this._switchCapture(localStream, "video", constraints);
+  }
+
+  /** Captures audio from another microphone and sends it in place of the current one. */
+  async useAudioDevice(localStream, deviceID) {
+    const constraints = Object.assign({}, this._currentConstraints(localStream, "audio"), { deviceId: { exact: deviceID } });
+    return this._switchCapture(localStream, "audio", constraints);
+  }
+
+  /** Switches to the front (`enable` true) or back camera. */
+  async useFrontCamera(localStream, enable) {
+    const constraints = Object.assign({}, this._currentConstraints(localStream, "video"), { facingMode: enable ? "user" : "environment" });
+    delete constraints.deviceId;
+    return this._switchCapture(localStream, "video", constraints);
+  }
+
+  /** Switches capture to the default device when the camera or microphone in use goes away. */
+  enableAutoSwitchDevice(config) {
+    this._autoSwitch = { camera: !!(config && config.camera), microphone: !!(config && config.microphone) };
+  }
+
+  /** Applies width/height/frameRate to the camera and a maximum bitrate to the sender. */
+  async setVideoConfig(localStream, config) {
+    const stream = this._mediaStreamOf(localStream);
+    if (!stream || typeof stream.getVideoTracks !== "function") return fail(SdkError.INVALID_ARGUMENT, "setVideoConfig needs a local stream");
+    const { constraints, bitrate } = videoConfigConstraints(config);
+    const track = localStream instanceof ZegoLocalStream ? localStream.videoCaptureStream && localStream.videoCaptureStream.getVideoTracks()[0] : stream.getVideoTracks()[0];
+    try {
+      if (track && Object.keys(constraints).length) await track.applyConstraints(Object.assign({}, track.getConstraints(), constraints));
+    } catch (err) {
+      return fail(SdkError.CAPTURE_FAILED, `${err && err.name}: ${err && err.message}`);
+    }
+    if (bitrate) {
+      const settings = this._streamConfigs.get(stream);
+      if (settings) settings.bitrate = bitrate;
+      this._media.setSenderBitrate(stream, "video", bitrate);
+    }
+    return SUCCESS;
+  }
+
+  /** Turns echo cancellation, noise suppression and gain control on or off (captured again if need be). */
+  async setAudioConfig(localStream, config) {
+    const stream = this._mediaStreamOf(localStream);
+    if (!stream || typeof stream.getAudioTracks !== "function") return fail(SdkError.INVALID_ARGUMENT, "setAudioConfig needs a local stream");
+    const constraints = audioConfigConstraints(config);
+    const track = this._rawAudioTrack(localStream);
+    if (!track) return fail(SdkError.INVALID_ARGUMENT, "the stream has no audio");
+    try {
+      await track.applyConstraints(Object.assign({}, track.getConstraints(), constraints));
+    } catch (_) {
+      /* some browsers refuse these on a live track: capture again below */
+    }
+    if (settingsMatch(track.getSettings(), constraints)) return SUCCESS;
+    return this._switchCapture(localStream, "audio", Object.assign({}, this._currentConstraints(localStream, "audio"), constraints));
+  }
+
+  /** Capture volume 0–100 of what is sent (100: as captured, 0: silence). */
+  async setCaptureVolume(localStream, volume) {
+    if (typeof volume !== "number" || !(volume >= 0 && volume <= 100)) return fail(SdkError.INVALID_ARGUMENT, "volume must be 0–100");
+    try {
+      if (localStream instanceof ZegoLocalStream) {
+        this._captureVolumes.set(localStream, volume);
+        if (localStream._audioGain) localStream._audioGain.setVolume(volume);
+        else await localStream._send("audio");
+        return SUCCESS;
+      }
+      const stream = localStream;
+      if (!stream || typeof stream.getAudioTracks !== "function") return fail(SdkError.INVALID_ARGUMENT, "setCaptureVolume needs a local stream");
+      let gain = this._captureGains.get(stream);
+      if (!gain) {
+        const raw = stream.getAudioTracks()[0];
+        if (!raw) return fail(SdkError.INVALID_ARGUMENT, "the stream has no audio");
+        gain = new CaptureGain(raw);
+        this._captureGains.set(stream, gain);
+        stream.removeTrack(raw);
+        stream.addTrack(gain.track);
+        gain.track.enabled = !this._micMuted;
+        await this._media.setSenderTrack(stream, "audio", gain.track);
+      }
+      gain.setVolume(volume);
+      return SUCCESS;
+    } catch (err) {
+      return fail(SdkError.UNSUPPORTED, `capture volume needs Web Audio: ${err && err.message}`);
+    }
+  }
+
+  // ----- helpers -------------------------------------------------------------------------
+
+  /** The captured (unprocessed) audio track of a local stream. */
+  _rawAudioTrack(localStream) {
+    if (localStream instanceof ZegoLocalStream) return localStream.audioCaptureStream && localStream.audioCaptureStream.getAudioTracks()[0];
+    const gain = this._captureGains.get(localStream);
+    return gain ? gain.source : localStream.getAudioTracks()[0];
+  }
+
+  /** What the current capture of `kind` asked for, or the defaults. */
+  _currentConstraints(localStream, kind) {
+    let constraints = null;
+    if (localStream instanceof ZegoLocalStream) constraints = localStream._captureConstraints(kind);
+    else {
+      const settings = this._streamConfigs.get(localStream);
+      constraints = settings && settings.constraints && settings.constraints[kind];
+    }
+    if (constraints && typeof constraints === "object") return constraints;
+    return kind === "video" ? cameraVideoConstraints(true).video : microphoneConstraints(true).audio;
+  }
+
+  async _switchCapture(localStream, kind, constraints) {
+    try {
+      if (localStream instanceof ZegoLocalStream) await localStream._recapture(kind, constraints);
+      else if (localStream && typeof localStream.getTracks === "function") await this._swapCapture(localStream, kind, constraints);
+      else return fail(SdkError.INVALID_ARGUMENT, "a local stream is needed");
+      return SUCCESS;
+    } catch (err) {
+      return failWith(err);
+    }
+  }
+
+  /** Captures `kind` again into a MediaStream from createStream and sends the new track. */
+  async _swapCapture(stream, kind, constraints) {
+    const captured = await navigator.mediaDevices.getUserMedia({ [kind]: constraints });
+    const raw = kind === "video" ? captured.getVideoTracks()[0] : captured.getAudioTracks()[0];
+    let track = raw;
+    const gain = kind === "audio" ? this._captureGains.get(stream) : null;
+    if (gain) {
+      const volume = gain.gain.gain.value * 100;
+      gain.source.stop();
+      gain.dispose();
+      const next = new CaptureGain(raw);
+      next.setVolume(volume);
+      this._captureGains.set(stream, next);
+      track = next.track;
+    }
+    if (kind === "audio" && this._micMuted) track.enabled = false;
+    const before = kind === "video" ? stream.getVideoTracks() : stream.getAudioTracks();
+    for (const old of before) stream.removeTrack(old);
+    stream.addTrack(track);
+    const settings = this._streamConfigs.get(stream);
+    if (settings) settings.constraints = Object.assign({}, settings.constraints, { [kind]: constraints });
+    // The senders take the new track before the old one stops.
+    await this._media.setSenderTrack(stream, kind, track);
+    for (const old of before) old.stop();
+  }
+
+  /** A captured track ended without the page asking (unplugged, revoked): ZEGO's deviceError. */
+  _onCaptureEnded(track) {
+    this._emitter.emit(CaptureEvent.DEVICE_ERROR, SdkError.CAPTURE_FAILED, track.label || track.kind);
+  }
+
+  /** Device events, and a switch to the default device when the one in use went away. */
+  _onDevicesChanged(changes) {
+    for (const { updateType, kind, info } of changes) {
+      if (kind === DeviceKind.CAMERA) this._emitter.emit(CaptureEvent.VIDEO_DEVICE_STATE_CHANGED, updateType, info);
+      else {
+        const direction = kind === DeviceKind.SPEAKER ? AudioDirection.OUTPUT : AudioDirection.INPUT;
+        this._emitter.emit(CaptureEvent.AUDIO_DEVICE_STATE_CHANGED, updateType, direction, info);
+      }
+    }
+    const gone = new Set(changes.filter((c) => c.updateType === DeviceUpdate.DELETE).map((c) => c.info.deviceID));
+    if (!gone.size) return;
+    for (const local of this._localStreams) {
+      for (const kind of ["video", "audio"]) {
+        if (!(kind === "video" ? this._autoSwitch.camera : this._autoSwitch.microphone)) continue;
+        const track = kind === "video" ? this._mediaStreamOf(local).getVideoTracks()[0] : this._rawAudioTrack(local);
+        const deviceId = track && typeof track.getSettings === "function" ? track.getSettings().deviceId : "";
+        if (!deviceId || !gone.has(deviceId)) continue;
+        const constraints = Object.assign({}, this._currentConstraints(local, kind));
+        delete constraints.deviceId;
+        this._switchCapture(local, kind, constraints).then((result) => {
+          if (result.errorCode) this._logger.warn("automatic device switch failed", kind, result.extendedData);
+        });
+      }
+    }
+  }
+}
+
+// ---- sdk/src/feature-sound-level.js ----
+
+// Engine feature area: the sound level of the local capture (`capturedSoundLevelUpdate`),
+// reported while `setSoundLevelDelegate(true, interval)` is on. It meters the microphone of
+// the local stream being published (the newest one when none is), before capture volume.
+// (Levels of played and published streams, `soundLevelUpdate`, are not reported here.)
+
+
+const DEFAULT_SOUND_LEVEL_INTERVAL_MS = 1000;
+const MIN_SOUND_LEVEL_INTERVAL_MS = 100;
+
+class SoundLevelFeature {
+  static setup(engine) {
+    engine._soundLevelTimer = null;
+    engine._captureMeter = null; // LevelMeter of the track measured last
+  }
+
+  static teardown(engine) {
+    engine.setSoundLevelDelegate(false);
+  }
+
+  /**
+   * Starts (or stops) sound level reports every `interval` ms (default 1000, at least 100).
+   * @param {boolean} enable
+   * @param {number} [interval]
+   */
+  setSoundLevelDelegate(enable, interval) {
+    if (this._soundLevelTimer) clearInterval(this._soundLevelTimer);
+    this._soundLevelTimer = null;
+    if (!enable) {
+      if (this._captureMeter) this._captureMeter.dispose();
+      this._captureMeter = null;
+      return;
+    }
+    const period = Math.max(MIN_SOUND_LEVEL_INTERVAL_MS, typeof interval === "number" ? interval : DEFAULT_SOUND_LEVEL_INTERVAL_MS);
+    this._soundLevelTimer = setInterval(() => this._reportCapturedSoundLevel(), period);
+  }
+
+  /** The microphone track to meter: of a published local stream, else of the newest one. */
+  _meteredTrack() {
+    const locals = Array.from(this._localStreams).reverse();
+    const live = (local) => {
+      const track = this._rawAudioTrack(local);
+      return track && track.readyState === "live" ? track : null;
+    };
+    const published = locals.find((local) => this._media.publishersOf(this._mediaStreamOf(local)).length && live(local));
+    const chosen = published || locals.find(live);
+    return chosen ? live(chosen) : null;
+  }
+
+  _reportCapturedSoundLevel() {
+    const track = this._meteredTrack();
+    if (!track) return;
+    if (!this._captureMeter || this._captureMeter.track !== track) {
+      if (this._captureMeter) this._captureMeter.dispose();
+      try {
+        this._captureMeter = new LevelMeter(track);
+      } catch (err) {
+        this._logger.warnOnce("sound-level", "capturedSoundLevelUpdate needs Web Audio:", err && err.message);
+        return;
+      }
+    }
+    this._emitter.emit(CaptureEvent.CAPTURED_SOUND_LEVEL_UPDATE, this._captureMeter.level());
+  }
+}
+
 // ---- sdk/src/index.js ----
 
 // The SDK's entry: assembles the engine from its feature areas and defines the globals a
@@ -2864,10 +4201,13 @@ addEngineFeature(RoomFeature);
 addEngineFeature(MessagesFeature);
 addEngineFeature(DevicesFeature);
 addEngineFeature(StreamsFeature);
+addEngineFeature(CaptureFeature);
+addEngineFeature(SoundLevelFeature);
 
 HuddleExpressEngine.SdkError = SdkError;
 HuddleExpressEngine.VERSION = VERSION;
 HuddleExpressEngine.ZegoStreamView = ZegoStreamView;
+HuddleExpressEngine.ZegoLocalStream = ZegoLocalStream;
 
 globalThis.HuddleExpressEngine = HuddleExpressEngine;
 globalThis.ZegoExpressEngine = HuddleExpressEngine;
@@ -2876,6 +4216,7 @@ if (typeof module === "object" && module && module.exports) {
     HuddleExpressEngine,
     ZegoExpressEngine: HuddleExpressEngine,
     ZegoStreamView,
+    ZegoLocalStream,
     SdkError,
     default: HuddleExpressEngine,
   };

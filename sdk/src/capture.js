@@ -47,6 +47,8 @@ export function cameraConstraints(camera) {
       bitrate: camera.bitrate || preset.bitrate,
       audioBitrate: camera.audioBitrate || DEFAULT_AUDIO_KBPS,
       source: CaptureSource.CAMERA,
+      // To capture again the same way (switching devices, turning the camera back on).
+      constraints: { audio, video },
     },
   };
 }

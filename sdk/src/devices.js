@@ -67,3 +67,53 @@ export async function enumDevices() {
     devices.filter((d) => d.kind === kind).map((d) => ({ deviceID: d.deviceId, deviceName: d.label || d.kind }));
   return { cameras: of(DeviceKind.CAMERA), microphones: of(DeviceKind.MICROPHONE), speakers: of(DeviceKind.SPEAKER) };
 }
+
+/** ZEGO's device update types and audio device directions. */
+export const DeviceUpdate = Object.freeze({ ADD: "ADD", DELETE: "DELETE" });
+export const AudioDirection = Object.freeze({ INPUT: "Input", OUTPUT: "Output" });
+
+/**
+ * The difference between two `enumerateDevices` lists as ZEGO's device events:
+ * `{updateType: "ADD"|"DELETE", kind, info: {deviceName, deviceID}}`, removals first.
+ * Devices are told apart by kind and id ("default"/"communications" aliases are skipped).
+ */
+export function diffDevices(before, after) {
+  const key = (d) => `${d.kind}\u0000${d.deviceId}`;
+  const real = (list) => (list || []).filter((d) => d.deviceId && d.deviceId !== "default" && d.deviceId !== "communications");
+  const was = new Map(real(before).map((d) => [key(d), d]));
+  const now = new Map(real(after).map((d) => [key(d), d]));
+  const change = (updateType, d) => ({ updateType, kind: d.kind, info: { deviceName: d.label || d.kind, deviceID: d.deviceId } });
+  const gone = [...was.values()].filter((d) => !now.has(key(d))).map((d) => change(DeviceUpdate.DELETE, d));
+  const added = [...now.values()].filter((d) => !was.has(key(d))).map((d) => change(DeviceUpdate.ADD, d));
+  return [...gone, ...added];
+}
+
+/** Calls `onChange(changes)` with `diffDevices` results whenever the browser's devices change. */
+export class DeviceWatcher {
+  constructor(onChange) {
+    this._onChange = onChange;
+    this._known = null;
+    this._listener = () => this._refresh();
+    this._media = typeof navigator !== "undefined" && navigator.mediaDevices && typeof navigator.mediaDevices.addEventListener === "function" ? navigator.mediaDevices : null;
+    if (this._media) {
+      this._media.addEventListener("devicechange", this._listener);
+      this._media.enumerateDevices().then((list) => (this._known = list), () => {});
+    }
+  }
+
+  async _refresh() {
+    let list;
+    try {
+      list = await this._media.enumerateDevices();
+    } catch (_) {
+      return;
+    }
+    const changes = this._known ? diffDevices(this._known, list) : [];
+    this._known = list;
+    if (changes.length) this._onChange(changes);
+  }
+
+  dispose() {
+    if (this._media) this._media.removeEventListener("devicechange", this._listener);
+  }
+}

@@ -95,3 +95,6 @@ export function kickoutError(data) {
       : error.message;
   return { code: error.code, message };
 }
+
+/** The response of a call that worked (`{errorCode: 0}`). */
+export const SUCCESS = Object.freeze({ errorCode: 0, extendedData: "" });

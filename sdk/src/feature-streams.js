@@ -4,6 +4,7 @@ import { SdkError, EngineEvent } from "./constants.js";
 import { sdkError, captureError } from "./errors.js";
 import { captureCamera, captureScreen, customStream } from "./capture.js";
 import { ZegoStreamView } from "./view.js";
+import { ZegoLocalStream } from "./local-stream.js";
 import { isNonEmptyString } from "./util.js";
 
 export class StreamsFeature {
@@ -37,13 +38,20 @@ export class StreamsFeature {
       throw captureError(err);
     }
     this._streamConfigs.set(captured.stream, captured.settings);
+    this._localStreams.add(captured.stream);
     return captured.stream;
   }
 
-  /** Stops capture: ends every track of a stream made by `createStream`. */
+  /** Stops capture: ends every track of a stream made by `createStream` or `createZegoStream`. */
   destroyStream(localStream) {
+    if (localStream instanceof ZegoLocalStream) {
+      localStream._destroy();
+      this._releaseLocalStream(localStream);
+      return;
+    }
     if (!localStream || typeof localStream.getTracks !== "function") return;
     for (const track of localStream.getTracks()) track.stop();
+    this._releaseLocalStream(localStream);
   }
 
   /**
@@ -52,7 +60,7 @@ export class StreamsFeature {
    * @returns {ZegoStreamView}
    */
   createLocalStreamView(localStream) {
-    return new ZegoStreamView(localStream, true, this._autoplayFailedHook());
+    return new ZegoStreamView(this._mediaStreamOf(localStream), true, this._autoplayFailedHook());
   }
 
   /**
@@ -64,9 +72,9 @@ export class StreamsFeature {
     return new ZegoStreamView(remoteStream, false, this._autoplayFailedHook());
   }
 
-  /** Views tell the engine's listeners too when the browser blocks their autoplay. */
+  /** Views tell the engine's listeners too when the browser blocks their autoplay (view hooks). */
   _autoplayFailedHook() {
-    return (video, err) => this._emitter.emit(EngineEvent.AUTOPLAY_FAILED, video, err);
+    return { onAutoplayFailed: (video, err) => this._emitter.emit(EngineEvent.AUTOPLAY_FAILED, video, err) };
   }
 
   /**
@@ -75,7 +83,8 @@ export class StreamsFeature {
    * @param {boolean} mute
    * @returns {boolean}
    */
-  mutePublishStreamVideo(localStream, mute) {
+  mutePublishStreamVideo(zegoOrMediaStream, mute) {
+    const localStream = this._mediaStreamOf(zegoOrMediaStream);
     if (!localStream || typeof localStream.getVideoTracks !== "function") return false;
     for (const track of localStream.getVideoTracks()) track.enabled = !mute;
     return true;
@@ -87,7 +96,8 @@ export class StreamsFeature {
    * @param {boolean} mute
    * @returns {boolean}
    */
-  mutePublishStreamAudio(localStream, mute) {
+  mutePublishStreamAudio(zegoOrMediaStream, mute) {
+    const localStream = this._mediaStreamOf(zegoOrMediaStream);
     if (!localStream || typeof localStream.getAudioTracks !== "function") return false;
     for (const track of localStream.getAudioTracks()) track.enabled = !mute;
     return true;
@@ -98,13 +108,14 @@ export class StreamsFeature {
    * on bad arguments; the outcome comes as `publisherStateUpdate` (PUBLISH_REQUESTING, then
    * PUBLISHING or NO_PUBLISH with an error code) and the others get `roomStreamUpdate` ADD.
    * @param {string} streamID
-   * @param {MediaStream} localStream
+   * @param {MediaStream|ZegoLocalStream} zegoOrMediaStream
    * @param {{extraInfo?: string, videoCodec?: 'VP8'|'H264'|'VP9'}} [publishOption]
    * @returns {boolean}
    */
-  startPublishingStream(streamID, localStream, publishOption = {}) {
+  startPublishingStream(streamID, zegoOrMediaStream, publishOption = {}) {
+    const localStream = this._mediaStreamOf(zegoOrMediaStream);
     if (!isNonEmptyString(streamID) || !localStream || typeof localStream.getTracks !== "function") {
-      this._logger.error("startPublishingStream needs a streamID and a MediaStream");
+      this._logger.error("startPublishingStream needs a streamID and a MediaStream or ZegoLocalStream");
       return false;
     }
     if (!this._room) {
@@ -115,6 +126,7 @@ export class StreamsFeature {
       this._logger.error(`already publishing ${streamID}`);
       return false;
     }
+    if (this._micMuted) for (const track of localStream.getAudioTracks()) track.enabled = false;
     this._media.publish(streamID, localStream, {
       extraInfo: typeof publishOption.extraInfo === "string" ? publishOption.extraInfo : "",
       videoCodec: publishOption.videoCodec,
@@ -139,7 +151,8 @@ export class StreamsFeature {
    * @param {MediaStreamTrack} track
    * @returns {Promise<{errorCode: number, extendedData?: string}>}
    */
-  async replaceTrack(localStream, track) {
+  async replaceTrack(zegoOrMediaStream, track) {
+    const localStream = this._mediaStreamOf(zegoOrMediaStream);
     if (!localStream || !track) return { errorCode: SdkError.INVALID_ARGUMENT, extendedData: "stream and track needed" };
     const old = track.kind === "video" ? localStream.getVideoTracks() : localStream.getAudioTracks();
     for (const t of old) localStream.removeTrack(t);

@@ -8,17 +8,23 @@ import { RoomFeature } from "./feature-room.js";
 import { MessagesFeature } from "./feature-messages.js";
 import { DevicesFeature } from "./feature-devices.js";
 import { StreamsFeature } from "./feature-streams.js";
+import { CaptureFeature } from "./feature-capture.js";
+import { SoundLevelFeature } from "./feature-sound-level.js";
 import { ZegoStreamView } from "./view.js";
+import { ZegoLocalStream } from "./local-stream.js";
 
 // One feature area per module; a new area is one more line here.
 addEngineFeature(RoomFeature);
 addEngineFeature(MessagesFeature);
 addEngineFeature(DevicesFeature);
 addEngineFeature(StreamsFeature);
+addEngineFeature(CaptureFeature);
+addEngineFeature(SoundLevelFeature);
 
 HuddleExpressEngine.SdkError = SdkError;
 HuddleExpressEngine.VERSION = VERSION;
 HuddleExpressEngine.ZegoStreamView = ZegoStreamView;
+HuddleExpressEngine.ZegoLocalStream = ZegoLocalStream;
 
 globalThis.HuddleExpressEngine = HuddleExpressEngine;
 globalThis.ZegoExpressEngine = HuddleExpressEngine;
@@ -27,6 +33,7 @@ if (typeof module === "object" && module && module.exports) {
     HuddleExpressEngine,
     ZegoExpressEngine: HuddleExpressEngine,
     ZegoStreamView,
+    ZegoLocalStream,
     SdkError,
     default: HuddleExpressEngine,
   };

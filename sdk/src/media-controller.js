@@ -111,10 +111,29 @@ export class MediaController {
 
   /** Swaps `track` into every running publish of `localStream` (no renegotiation). */
   async replaceSenderTrack(localStream, track) {
+    await this.setSenderTrack(localStream, track.kind, track);
+  }
+
+  /**
+   * Sends `track` (null: nothing) as the `kind` of every running publish of `localStream`:
+   * swapped into the sender of that kind, without renegotiation. A publish that has no
+   * sender of that kind yet (it started without it) is negotiated again to add one.
+   */
+  async setSenderTrack(localStream, kind, track) {
     for (const session of this.publishersOf(localStream)) {
       if (!session.pc) continue;
-      for (const sender of session.pc.getSenders()) {
-        if (sender.track && sender.track.kind === track.kind) await sender.replaceTrack(track);
+      const transceiver = session.pc.getTransceivers().find((t) => t.receiver && t.receiver.track && t.receiver.track.kind === kind);
+      if (transceiver) await transceiver.sender.replaceTrack(track);
+      else if (track) this._renegotiate(session);
+    }
+  }
+
+  /** Caps the `kind` bitrate (kbit/s) of every running publish of `localStream`. */
+  setSenderBitrate(localStream, kind, kbps) {
+    for (const session of this.publishersOf(localStream)) {
+      if (!session.pc) continue;
+      for (const transceiver of session.pc.getTransceivers()) {
+        if (transceiver.receiver && transceiver.receiver.track && transceiver.receiver.track.kind === kind) limitBitrate(transceiver.sender, kbps);
       }
     }
   }

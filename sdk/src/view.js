@@ -49,12 +49,14 @@ export class ZegoStreamView {
   /**
    * @param {MediaStream} stream
    * @param {boolean} local a preview of this page's own capture (muted, mirrored by default)
-   * @param {(video: HTMLVideoElement, err: Error) => void} [onAutoplayFailed] tells the engine too
+   * @param {{onAutoplayFailed?: (video: HTMLVideoElement, err: Error) => void, onCanPlay?: (event: Event) => void}} [hooks]
+   *   tell the owner (the engine, a local stream) too
    */
-  constructor(stream, local, onAutoplayFailed) {
+  constructor(stream, local, hooks = {}) {
     this._stream = stream;
     this._local = local;
-    this._onAutoplayFailed = onAutoplayFailed || (() => {});
+    this._onAutoplayFailed = hooks.onAutoplayFailed || (() => {});
+    this._onCanPlay = hooks.onCanPlay || (() => {});
     this._video = null;
     this._prompt = null;
     this._container = null;
@@ -91,7 +93,14 @@ export class ZegoStreamView {
     if (getComputedStyle(element).position === "static") element.style.position = "relative";
     element.appendChild(video);
     this._video = video;
-    video.addEventListener("loadedmetadata", () => this._emitter.emit(ViewEvent.CAN_PLAY_VIDEO), { once: true });
+    video.addEventListener(
+      "loadedmetadata",
+      (event) => {
+        this._emitter.emit(ViewEvent.CAN_PLAY_VIDEO);
+        this._onCanPlay(event);
+      },
+      { once: true },
+    );
     this._tryPlay(options.enableAutoplayDialog !== false);
   }
 

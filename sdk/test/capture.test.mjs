@@ -10,7 +10,7 @@ describe('capture constraints', () => {
     const { constraints, settings } = cameraConstraints({});
     assert.deepEqual(constraints.video, { width: { ideal: 640 }, height: { ideal: 480 }, frameRate: { ideal: 15 } });
     assert.deepEqual(constraints.audio, { echoCancellation: true, noiseSuppression: true, autoGainControl: true, channelCount: 1 });
-    assert.deepEqual(settings, { bitrate: 800, audioBitrate: 48, source: 'camera' });
+    assert.deepEqual(settings, { bitrate: 800, audioBitrate: 48, source: 'camera', constraints });
   });
 
   test('presets, custom sizes, devices and switches', () => {
