@@ -2760,14 +2760,14 @@ class ZegoStreamView {
 // constraints and send bitrates. Pure: config in, constraints out; unit-tested in Node.
 
 
-/** `updatePublishingStream`'s update types (ZEGO's ZegoStreamUpdateType). */
-const StreamUpdateType = Object.freeze({ VIDEO: 0, AUDIO: 1, VIDEO_AND_AUDIO: 2 });
+/** `updatePublishingStream`'s update types, with ZEGO's names (`ZegoStreamUpdateType`). */
+const ZegoStreamUpdateType = Object.freeze({ video: 0, audio: 1, videoAndAudio: 2 });
 
 /** Track kinds an update type covers (empty for an unknown type). */
 function kindsOfUpdate(updateType) {
-  if (updateType === StreamUpdateType.VIDEO) return ["video"];
-  if (updateType === StreamUpdateType.AUDIO) return ["audio"];
-  if (updateType === StreamUpdateType.VIDEO_AND_AUDIO) return ["video", "audio"];
+  if (updateType === ZegoStreamUpdateType.video) return ["video"];
+  if (updateType === ZegoStreamUpdateType.audio) return ["audio"];
+  if (updateType === ZegoStreamUpdateType.videoAndAudio) return ["video", "audio"];
   return [];
 }
 
@@ -3201,7 +3201,6 @@ class ZegoLocalStream {
     for (const old of before) this._stream.removeTrack(old);
     this._stream.addTrack(track);
     this._emitter.emit(kind === "video" ? LocalStreamEvent.VIDEO_TRACK_CHANGED : LocalStreamEvent.AUDIO_TRACK_CHANGED, track);
-    this._refreshPlayers();
     // The senders take the new track before the old one stops (a sender whose track ended
     // may stay silent after the swap).
     await this._link.setSenderTrack(this._stream, kind, track);
@@ -3260,16 +3259,16 @@ class ZegoLocalStream {
     if (this._videoView) this._videoView.resume();
   }
 
-  /** Plays what is sent (or to be sent) as sound on this page. */
-  playAudio(config = {}) {
+  /** Plays what is sent (or to be sent) as sound on this page (a blocked autoplay raises `autoplayFailed`). */
+  playAudio() {
     this.stopAudio();
-    this._audioPlayer = this._playSound(this._stream, LocalStreamEvent.CAN_PLAY_AUDIO, LocalStreamEvent.AUTOPLAY_FAILED, config);
+    this._audioPlayer = this._playSound(this._stream, LocalStreamEvent.CAN_PLAY_AUDIO, LocalStreamEvent.AUTOPLAY_FAILED);
   }
 
   /** Plays the latest captured audio on this page. */
-  playCaptureAudio(config = {}) {
+  playCaptureAudio() {
     this.stopPlayCaptureAudio();
-    this._captureAudioPlayer = this._playSound(this._captureStreams.audio, LocalStreamEvent.CAN_PLAY_CAPTURE_AUDIO, LocalStreamEvent.AUTOPLAY_CAPTURE_FAILED, config);
+    this._captureAudioPlayer = this._playSound(this._captureStreams.audio, LocalStreamEvent.CAN_PLAY_CAPTURE_AUDIO, LocalStreamEvent.AUTOPLAY_CAPTURE_FAILED);
   }
 
   _playSound(stream, canPlayEvent, failedEvent) {
@@ -3322,13 +3321,6 @@ class ZegoLocalStream {
   async useAudioOutputDevice(deviceID) {
     for (const player of [this._audioPlayer, this._captureAudioPlayer]) {
       if (player && typeof player.setSinkId === "function") await player.setSinkId(deviceID);
-    }
-  }
-
-  /** Streams keep their element when a track changes; a player of the stream sees the new one. */
-  _refreshPlayers() {
-    for (const view of [this._videoView]) {
-      if (view && view.videoElement && view.videoElement.srcObject !== this._stream) view.videoElement.srcObject = this._stream;
     }
   }
 
@@ -4208,6 +4200,7 @@ HuddleExpressEngine.SdkError = SdkError;
 HuddleExpressEngine.VERSION = VERSION;
 HuddleExpressEngine.ZegoStreamView = ZegoStreamView;
 HuddleExpressEngine.ZegoLocalStream = ZegoLocalStream;
+HuddleExpressEngine.ZegoStreamUpdateType = ZegoStreamUpdateType;
 
 globalThis.HuddleExpressEngine = HuddleExpressEngine;
 globalThis.ZegoExpressEngine = HuddleExpressEngine;
@@ -4217,6 +4210,7 @@ if (typeof module === "object" && module && module.exports) {
     ZegoExpressEngine: HuddleExpressEngine,
     ZegoStreamView,
     ZegoLocalStream,
+    ZegoStreamUpdateType,
     SdkError,
     default: HuddleExpressEngine,
   };

@@ -12,6 +12,7 @@ import { CaptureFeature } from "./feature-capture.js";
 import { SoundLevelFeature } from "./feature-sound-level.js";
 import { ZegoStreamView } from "./view.js";
 import { ZegoLocalStream } from "./local-stream.js";
+import { ZegoStreamUpdateType } from "./stream-options.js";
 
 // One feature area per module; a new area is one more line here.
 addEngineFeature(RoomFeature);
@@ -25,6 +26,7 @@ HuddleExpressEngine.SdkError = SdkError;
 HuddleExpressEngine.VERSION = VERSION;
 HuddleExpressEngine.ZegoStreamView = ZegoStreamView;
 HuddleExpressEngine.ZegoLocalStream = ZegoLocalStream;
+HuddleExpressEngine.ZegoStreamUpdateType = ZegoStreamUpdateType;
 
 globalThis.HuddleExpressEngine = HuddleExpressEngine;
 globalThis.ZegoExpressEngine = HuddleExpressEngine;
@@ -34,6 +36,7 @@ if (typeof module === "object" && module && module.exports) {
     ZegoExpressEngine: HuddleExpressEngine,
     ZegoStreamView,
     ZegoLocalStream,
+    ZegoStreamUpdateType,
     SdkError,
     default: HuddleExpressEngine,
   };

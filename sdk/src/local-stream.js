@@ -305,7 +305,6 @@ export class ZegoLocalStream {
     for (const old of before) this._stream.removeTrack(old);
     this._stream.addTrack(track);
     this._emitter.emit(kind === "video" ? LocalStreamEvent.VIDEO_TRACK_CHANGED : LocalStreamEvent.AUDIO_TRACK_CHANGED, track);
-    this._refreshPlayers();
     // The senders take the new track before the old one stops (a sender whose track ended
     // may stay silent after the swap).
     await this._link.setSenderTrack(this._stream, kind, track);
@@ -364,16 +363,16 @@ export class ZegoLocalStream {
     if (this._videoView) this._videoView.resume();
   }
 
-  /** Plays what is sent (or to be sent) as sound on this page. */
-  playAudio(config = {}) {
+  /** Plays what is sent (or to be sent) as sound on this page (a blocked autoplay raises `autoplayFailed`). */
+  playAudio() {
     this.stopAudio();
-    this._audioPlayer = this._playSound(this._stream, LocalStreamEvent.CAN_PLAY_AUDIO, LocalStreamEvent.AUTOPLAY_FAILED, config);
+    this._audioPlayer = this._playSound(this._stream, LocalStreamEvent.CAN_PLAY_AUDIO, LocalStreamEvent.AUTOPLAY_FAILED);
   }
 
   /** Plays the latest captured audio on this page. */
-  playCaptureAudio(config = {}) {
+  playCaptureAudio() {
     this.stopPlayCaptureAudio();
-    this._captureAudioPlayer = this._playSound(this._captureStreams.audio, LocalStreamEvent.CAN_PLAY_CAPTURE_AUDIO, LocalStreamEvent.AUTOPLAY_CAPTURE_FAILED, config);
+    this._captureAudioPlayer = this._playSound(this._captureStreams.audio, LocalStreamEvent.CAN_PLAY_CAPTURE_AUDIO, LocalStreamEvent.AUTOPLAY_CAPTURE_FAILED);
   }
 
   _playSound(stream, canPlayEvent, failedEvent) {
@@ -426,13 +425,6 @@ export class ZegoLocalStream {
   async useAudioOutputDevice(deviceID) {
     for (const player of [this._audioPlayer, this._captureAudioPlayer]) {
       if (player && typeof player.setSinkId === "function") await player.setSinkId(deviceID);
-    }
-  }
-
-  /** Streams keep their element when a track changes; a player of the stream sees the new one. */
-  _refreshPlayers() {
-    for (const view of [this._videoView]) {
-      if (view && view.videoElement && view.videoElement.srcObject !== this._stream) view.videoElement.srcObject = this._stream;
     }
   }
 

@@ -4,14 +4,14 @@
 
 import { VIDEO_PRESETS, SCREEN_PRESETS, CUSTOM_QUALITY, DEFAULT_QUALITY, DEFAULT_VIDEO_KBPS, DEFAULT_AUDIO_KBPS } from "./constants.js";
 
-/** `updatePublishingStream`'s update types (ZEGO's ZegoStreamUpdateType). */
-export const StreamUpdateType = Object.freeze({ VIDEO: 0, AUDIO: 1, VIDEO_AND_AUDIO: 2 });
+/** `updatePublishingStream`'s update types, with ZEGO's names (`ZegoStreamUpdateType`). */
+export const ZegoStreamUpdateType = Object.freeze({ video: 0, audio: 1, videoAndAudio: 2 });
 
 /** Track kinds an update type covers (empty for an unknown type). */
 export function kindsOfUpdate(updateType) {
-  if (updateType === StreamUpdateType.VIDEO) return ["video"];
-  if (updateType === StreamUpdateType.AUDIO) return ["audio"];
-  if (updateType === StreamUpdateType.VIDEO_AND_AUDIO) return ["video", "audio"];
+  if (updateType === ZegoStreamUpdateType.video) return ["video"];
+  if (updateType === ZegoStreamUpdateType.audio) return ["audio"];
+  if (updateType === ZegoStreamUpdateType.videoAndAudio) return ["video", "audio"];
   return [];
 }
 

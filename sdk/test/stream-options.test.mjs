@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   planZegoStream, kindsOfUpdate, constraintValue, cameraVideoConstraints, microphoneConstraints,
-  screenShareConstraints, videoConfigConstraints, audioConfigConstraints, settingsMatch, StreamUpdateType,
+  screenShareConstraints, videoConfigConstraints, audioConfigConstraints, settingsMatch, ZegoStreamUpdateType,
 } from '../src/stream-options.js';
 import { soundLevel, volumeGain } from '../src/sound-level.js';
 import { diffDevices } from '../src/devices.js';
@@ -58,9 +58,9 @@ describe('createZegoStream options', () => {
 
 describe('update and config', () => {
   test('update types name the kinds they send', () => {
-    assert.deepEqual(kindsOfUpdate(StreamUpdateType.VIDEO), ['video']);
-    assert.deepEqual(kindsOfUpdate(StreamUpdateType.AUDIO), ['audio']);
-    assert.deepEqual(kindsOfUpdate(StreamUpdateType.VIDEO_AND_AUDIO), ['video', 'audio']);
+    assert.deepEqual(kindsOfUpdate(ZegoStreamUpdateType.video), ['video']);
+    assert.deepEqual(kindsOfUpdate(ZegoStreamUpdateType.audio), ['audio']);
+    assert.deepEqual(kindsOfUpdate(ZegoStreamUpdateType.videoAndAudio), ['video', 'audio']);
     assert.deepEqual(kindsOfUpdate(7), []);
   });
 
