@@ -223,6 +223,222 @@ export interface ZegoDeviceInfo {
   deviceName: string;
 }
 
+/** A capture constraint: a number (ideal) or the browser's `{exact, ideal, min, max}`. */
+export interface ConstraintExtend {
+  exact?: number;
+  ideal?: number;
+  max?: number;
+  min?: number;
+}
+
+/** Camera capture options of `createZegoStream` and `ZegoLocalStream.startCaptureCamera`. */
+export interface ZegoCaptureCamera {
+  /** Device id from `getCameras`. */
+  input?: string;
+  /** 1: 320×240@15, 2 (default): 640×480@15, 3: 1280×720@20, 4: width/height/frameRate below. */
+  quality?: 1 | 2 | 3 | 4;
+  facingMode?: "user" | "environment";
+  width?: number | ConstraintExtend;
+  height?: number | ConstraintExtend;
+  frameRate?: number | ConstraintExtend;
+  /** Accepted for compatibility; the browser's encoder decides. */
+  optimizationMode?: "default" | "motion" | "detail";
+  /** Accepted for compatibility; the browser's encoder decides. */
+  keyFrameInterval?: number;
+}
+
+/** Microphone capture options. */
+export interface ZegoCaptureMicrophone {
+  /** Device id from `getMicrophones`. */
+  input?: string;
+  channelCount?: 1 | 2;
+  ANS?: boolean;
+  AGC?: boolean;
+  AEC?: boolean;
+}
+
+/** Screen capture options. */
+export interface ZegoCaptureScreenVideo {
+  /** 1: 640×480@10, 2 (default): 1280×720@15, 3: 1920×1080@15, 4: width/height/frameRate below. */
+  quality?: 1 | 2 | 3 | 4;
+  width?: number | ConstraintExtend;
+  height?: number | ConstraintExtend;
+  frameRate?: number | ConstraintExtend;
+  optimizationMode?: "default" | "motion" | "detail";
+  /** Accepted for compatibility; the browser's picker chooses the source. */
+  sourceID?: string;
+  keyFrameInterval?: number;
+  captureElement?: HTMLElement;
+}
+
+/** Audio of a screen capture (tab or system audio where the browser offers it). */
+export interface ZegoCaptureScreenAudio {
+  ANS?: boolean;
+  AGC?: boolean;
+  AEC?: boolean;
+}
+
+/** A page's own video source. */
+export interface ZegoCustomVideo {
+  source: HTMLMediaElement | MediaStream;
+  optimizationMode?: "default" | "motion" | "detail";
+  keyFrameInterval?: number;
+}
+
+/** A page's own audio source. */
+export interface ZegoCustomAudio {
+  source: HTMLMediaElement | MediaStream;
+  channelCount?: 1 | 2;
+}
+
+/** Options of `createZegoStream` (default: camera and microphone). */
+export interface ZegoStreamOptions {
+  camera?: { video?: boolean | ZegoCaptureCamera; audio?: boolean | ZegoCaptureMicrophone };
+  screen?: { video?: boolean | ZegoCaptureScreenVideo; audio?: boolean | ZegoCaptureScreenAudio };
+  custom?: { video?: ZegoCustomVideo; audio?: ZegoCustomAudio };
+  /** Video kbit/s (default from the quality preset). */
+  videoBitrate?: number | { bitrate?: number; startBitrate?: "default" | "target"; minBitrate?: number };
+  /** Audio kbit/s (default 48). */
+  audioBitrate?: number;
+  /** Play what is sent in this element once captured. */
+  view?: HTMLElement;
+  /** Play the latest capture in this element once captured. */
+  captureView?: HTMLElement;
+  autoCapture?: boolean;
+  autoPlay?: boolean;
+  multiplacePreview?: boolean;
+}
+
+/** Options of `ZegoLocalStream.playVideo` / `playCaptureVideo`. */
+export interface ZegoLocalViewOptions {
+  /** Mirror the picture (default false). */
+  mirror?: boolean;
+  /** Default "contain". */
+  objectFit?: "cover" | "contain" | "fill";
+  /** Show a click-to-play prompt when autoplay is blocked (default true). */
+  enableAutoplayDialog?: boolean;
+  clearLastFrame?: boolean;
+}
+
+/** Options of `ZegoLocalStream.playAudio` / `playCaptureAudio`. */
+export interface ZegoLocalAudioOptions {
+  enableAutoplayDialog?: boolean;
+}
+/** ZEGO's spelling of `ZegoLocalAudioOptions`. */
+export type ZegoLocalAduioOptions = ZegoLocalAudioOptions;
+
+/** Options of `takeStreamSnapshot`. */
+export interface ZegoSnapshotOptions {
+  /** "png" (default) or "jpeg". */
+  imageType?: string;
+  /** 0–1 (jpeg), default 1. */
+  quality?: number;
+  clearLastFrame?: boolean;
+}
+
+/** Events of a `ZegoLocalStream`. */
+export interface ZegoLocalStreamEvent {
+  autoplayFailed: (player: HTMLMediaElement, e?: any) => void;
+  canPlayAudio: (e: Event) => void;
+  canPlayVideo: (e: Event) => void;
+  canPlayCaptureVideo: (e: Event) => void;
+  canPlayCaptureAudio: (e: Event) => void;
+  autoplayCaptureFailed: (player: HTMLMediaElement, e?: any) => void;
+  /** What is sent changed (a new capture sent, a device switched). */
+  videoTrackChanged: (videoTrack: MediaStreamTrack) => void;
+  audioTrackChanged: (audioTrack: MediaStreamTrack) => void;
+  /** A new capture (sent at once before publishing, after `updatePublishingStream` while publishing). */
+  captureVideoTrackChanged: (videoTrack: MediaStreamTrack) => void;
+  captureAudioTrackChanged: (audioTrack: MediaStreamTrack) => void;
+}
+
+/**
+ * A local stream from `createZegoStream`: the latest capture, and what is sent (the stream a
+ * publish uses and `playVideo` shows). While published, a new capture is sent after
+ * `updatePublishingStream`; tracks are swapped into the senders without renegotiation.
+ */
+export declare class ZegoLocalStream {
+  readonly active: boolean;
+  readonly id: string;
+  /** The latest captured video (null when none). */
+  readonly videoCaptureStream: MediaStream | null;
+  /** The latest captured audio (null when none). */
+  readonly audioCaptureStream: MediaStream | null;
+  /** What is sent (or to be sent). */
+  readonly stream: MediaStream | null;
+  readonly videoDeviceId: string;
+  readonly audioDeviceId: string;
+  zegoStream: any;
+  getAudioTracks(): MediaStreamTrack[];
+  getVideoTracks(): MediaStreamTrack[];
+  getTracks(): MediaStreamTrack[];
+  on<K extends keyof ZegoLocalStreamEvent>(event: K, callBack: ZegoLocalStreamEvent[K]): boolean;
+  off<K extends keyof ZegoLocalStreamEvent>(event: K, callBack?: ZegoLocalStreamEvent[K]): boolean;
+  startCaptureMicrophone(options?: ZegoCaptureMicrophone): Promise<ZegoServerResponse>;
+  startCaptureCamera(options?: ZegoCaptureCamera): Promise<ZegoServerResponse>;
+  startCaptureCameraAndMicrophone(cameraOptions?: ZegoCaptureCamera, microphoneOptions?: ZegoCaptureMicrophone): Promise<ZegoServerResponse>;
+  startCaptureCustomAudio(options: ZegoCustomAudio): Promise<ZegoServerResponse>;
+  startCaptureCustomVideo(options: ZegoCustomVideo): Promise<ZegoServerResponse>;
+  startCaptureCustomVideoAndAudio(videoOptions: ZegoCustomVideo, audioOptions: ZegoCustomAudio): Promise<ZegoServerResponse>;
+  startCaptureScreen(options?: ZegoCaptureScreenVideo): Promise<ZegoServerResponse>;
+  startCaptureScreenWithAudio(screenVideoOptions?: ZegoCaptureScreenVideo, screenAudioOptions?: ZegoCaptureScreenAudio): Promise<ZegoServerResponse>;
+  /** Stops capturing audio; a publish of the stream sends no audio from then on. */
+  stopCaptureAudio(): Promise<boolean>;
+  /** Stops capturing video (the camera light goes out); a publish sends no video from then on. */
+  stopCaptureVideo(): Promise<boolean>;
+  playAudio(config?: ZegoLocalAudioOptions): void;
+  playCaptureAudio(config?: ZegoLocalAudioOptions): void;
+  /** Shows what is sent in `view` (an element or its id). */
+  playVideo(view: HTMLElement | string, config?: ZegoLocalViewOptions): void;
+  playCaptureVideo(view: HTMLElement | string, config?: ZegoLocalViewOptions): void;
+  /** A data URI of what `playVideo` shows ("" before the first frame). */
+  takeStreamSnapshot(option?: ZegoSnapshotOptions): string;
+  resumeVideo(): Promise<void> | void;
+  resumeAudio(): Promise<void> | void;
+  stopVideo(): void;
+  stopAudio(): void;
+  stopPlayCaptureVideo(): void;
+  stopPlayCaptureAudio(): void;
+  /** Volume 0–100 of `playAudio` on this page (not of what is sent: see `setCaptureVolume`). */
+  setVolume(volume: number): boolean;
+  useAudioOutputDevice(deviceID: string): Promise<void>;
+  /** "monitor", "window" or "browser" for a screen capture, else "unknown". */
+  getScreenDisplaySurface(): string;
+}
+
+/** `updatePublishingStream`'s update types. */
+export declare const ZegoStreamUpdateType: { readonly video: 0; readonly audio: 1; readonly videoAndAudio: 2 };
+export type ZegoStreamUpdateType = 0 | 1 | 2;
+
+/** `setVideoConfig` settings. */
+export interface ZegoPublishStreamConfig {
+  width?: number | ConstraintExtend;
+  height?: number | ConstraintExtend;
+  frameRate?: number | ConstraintExtend;
+  /** kbit/s. */
+  maxBitrate?: number;
+  /** 1–3: a capture preset (4: the values above). */
+  videoQuality?: number;
+}
+
+/** `setAudioConfig` settings. */
+export interface ZegoPublishStreamAudioConfig {
+  ANS?: boolean;
+  AGC?: boolean;
+  AEC?: boolean;
+}
+
+/** `enableAutoSwitchDevice`: switch to the default device when the one in use goes away. */
+export interface ZegoAutoSwitchDeviceConfig {
+  camera?: boolean;
+  microphone?: boolean;
+}
+
+/** `setSoundLevelDelegate` options (accepted for compatibility). */
+export interface SoundLevelDelegateOptions {
+  enableInBackground?: boolean;
+}
+
 export interface StreamViewEvent {
   autoplayFailed: () => void;
   canPlayVideo: () => void;
@@ -266,6 +482,14 @@ export interface ZegoEvent {
   playQualityUpdate: (streamID: string, stats: ZegoPlayStats) => void;
   autoplayFailed: (player: HTMLMediaElement, error?: unknown) => void;
   screenSharingEnded: (stream: MediaStream) => void;
+  /** The local capture's sound level 0–100, while `setSoundLevelDelegate(true)` is on. */
+  capturedSoundLevelUpdate: (soundLevel: number) => void;
+  /** A camera was plugged in (`ADD`) or removed (`DELETE`). */
+  videoDeviceStateChanged: (updateType: "DELETE" | "ADD", deviceInfo: { deviceName: string; deviceID: string }) => void;
+  /** A microphone (`Input`) or speaker (`Output`) was plugged in or removed. */
+  audioDeviceStateChanged: (updateType: "DELETE" | "ADD", deviceType: "Input" | "Output", deviceInfo: { deviceName: string; deviceID: string }) => void;
+  /** A captured track ended without the page asking (unplugged, permission revoked). */
+  deviceError: (errorCode: number, deviceName: string) => void;
 }
 
 /** Codes the SDK raises itself (server codes are 1000–6999, listed in Huddle's README). */
@@ -297,6 +521,8 @@ export declare class HuddleExpressEngine {
   static readonly VERSION: string;
   static readonly SdkError: typeof SdkError;
   static readonly ZegoStreamView: typeof ZegoStreamView;
+  static readonly ZegoLocalStream: typeof ZegoLocalStream;
+  static readonly ZegoStreamUpdateType: typeof ZegoStreamUpdateType;
   readonly appID: number;
   readonly server: string;
 
@@ -337,16 +563,42 @@ export declare class HuddleExpressEngine {
   setStreamExtraInfo(streamID: string, extraInfo: string): Promise<ZegoServerResponse>;
 
   createStream(source?: ZegoLocalStreamConfig): Promise<MediaStream>;
-  destroyStream(localStream: MediaStream): void;
-  createLocalStreamView(localStream: MediaStream): ZegoStreamView;
+  /** Rejects with a `HuddleError` (CAPTURE_FAILED with the browser's error name) when capture fails. */
+  createZegoStream(options?: ZegoStreamOptions): Promise<ZegoLocalStream>;
+  destroyStream(localStream: MediaStream | ZegoLocalStream): void;
+  createLocalStreamView(localStream: MediaStream | ZegoLocalStream): ZegoStreamView;
   createRemoteStreamView(remoteStream: MediaStream): ZegoStreamView;
-  /** @zegoPartial No `retain`: the local preview turns black too while video is muted. */
-  mutePublishStreamVideo(localStream: MediaStream, mute: boolean): boolean;
-  mutePublishStreamAudio(localStream: MediaStream, mute: boolean): boolean;
-  replaceTrack(localStream: MediaStream, track: MediaStreamTrack): Promise<ZegoServerResponse>;
+  mutePublishStreamVideo(localStream: MediaStream | ZegoLocalStream, mute: boolean, retain?: boolean): boolean;
+  mutePublishStreamAudio(localStream: MediaStream | ZegoLocalStream, mute: boolean): boolean;
+  replaceTrack(localStream: MediaStream, mediaStreamTrack: MediaStreamTrack): Promise<ZegoServerResponse>;
+  /** Sends the stream's latest capture in its running publishes (no renegotiation). */
+  updatePublishingStream(zegoStream: ZegoLocalStream, updateType: ZegoStreamUpdateType): Promise<ZegoServerResponse>;
+  /** Adds a track of a kind the stream lacks; a running publish sends it. */
+  addTrack(localStream: MediaStream, track: MediaStreamTrack): Promise<ZegoServerResponse>;
+  /** Removes a track; a running publish stops sending it. */
+  removeTrack(localStream: MediaStream, track: MediaStreamTrack): Promise<ZegoServerResponse>;
+  /** True when the video track delivers frames (checked for up to 2 s). */
+  checkVideoTrackIsActive(stream: MediaStream | ZegoLocalStream): Promise<boolean>;
+  /** True when the audio track carries sound (checked for up to 2 s). */
+  checkAudioTrackIsActive(stream: MediaStream | ZegoLocalStream): Promise<boolean>;
+  /** Turns the camera off (capture stops, no video sent) or on again. */
+  enableVideoCaptureDevice(localStream: MediaStream | ZegoLocalStream, enable?: boolean): Promise<boolean>;
+  /** Mutes the microphone of every local stream (silence is sent). */
+  muteMicrophone(mute: boolean): boolean;
+  isMicrophoneMuted(): boolean;
+  useVideoDevice(localStream: MediaStream | ZegoLocalStream, deviceID: string): Promise<ZegoServerResponse>;
+  useAudioDevice(localStream: MediaStream | ZegoLocalStream, deviceID: string): Promise<ZegoServerResponse>;
+  useFrontCamera(localStream: MediaStream | ZegoLocalStream, enable: boolean): Promise<ZegoServerResponse>;
+  enableAutoSwitchDevice(config: ZegoAutoSwitchDeviceConfig): void;
+  setVideoConfig(localStream: MediaStream | ZegoLocalStream, constraints: ZegoPublishStreamConfig): Promise<ZegoServerResponse>;
+  setAudioConfig(localStream: MediaStream | ZegoLocalStream, constraints: ZegoPublishStreamAudioConfig): Promise<ZegoServerResponse>;
+  /** Volume 0–100 of what is sent (0: silence). */
+  setCaptureVolume(localStream: MediaStream | ZegoLocalStream, volume: number): Promise<ZegoServerResponse>;
+  /** Starts (or stops) `capturedSoundLevelUpdate` every `interval` ms (default 1000, at least 100). */
+  setSoundLevelDelegate(bool: boolean, interval?: number, options?: SoundLevelDelegateOptions): void;
 
   /** False at once on bad arguments; the outcome comes as `publisherStateUpdate`. */
-  startPublishingStream(streamID: string, localStream: MediaStream, publishOption?: ZegoWebPublishOption): boolean;
+  startPublishingStream(streamID: string, localStream: MediaStream | ZegoLocalStream, publishOption?: ZegoWebPublishOption): boolean;
   stopPublishingStream(streamID: string): boolean;
   /** Rejects with a `HuddleError` when the stream cannot be played. */
   startPlayingStream(streamID: string, playOption?: ZegoWebPlayOption): Promise<MediaStream>;

@@ -6,5 +6,7 @@ import "./huddle-express.js";
 export const HuddleExpressEngine = globalThis.HuddleExpressEngine;
 export const ZegoExpressEngine = globalThis.ZegoExpressEngine;
 export const ZegoStreamView = HuddleExpressEngine.ZegoStreamView;
+export const ZegoLocalStream = HuddleExpressEngine.ZegoLocalStream;
+export const ZegoStreamUpdateType = HuddleExpressEngine.ZegoStreamUpdateType;
 export const SdkError = HuddleExpressEngine.SdkError;
 export default HuddleExpressEngine;

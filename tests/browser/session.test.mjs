@@ -113,7 +113,7 @@ describe('sessions', () => {
     // As if the relay lost the session (restart, timeout): end it with the WHEP DELETE. The
     // session URL is the SDK's own (white box: nothing else in the page knows it).
     const ended = await b.evaluate(async (id) => {
-      const url = window.zg._players.get(id).sessionUrl;
+      const url = window.zg._media.players.get(id).sessionUrl;
       return (await fetch(url, { method: 'DELETE' })).status;
     }, streamID);
     assert.equal(ended, 204);

@@ -1,5 +1,6 @@
 // sdk/huddle-express.d.ts compiles under --strict and types the tutorial's flow (and the
-// ES module entry's named exports). No browser: the TypeScript compiler only.
+// ES module entry's named exports), and ZEGO's current quick-start with the capture and
+// device calls. No browser: the TypeScript compiler only.
 
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -10,15 +11,24 @@ const require = createRequire(import.meta.url);
 const tsc = require.resolve('typescript/bin/tsc');
 
 describe('types', () => {
-  test('the tutorial flow type-checks against huddle-express.d.ts', { timeout: 60_000 }, () => {
-    const fixture = new URL('./types/tutorial.ts', import.meta.url).pathname;
+  const typeCheck = (fixture) => {
     let output = '';
     try {
       execFileSync(process.execPath, [tsc, '--noEmit', '--strict', '--target', 'es2020', '--module', 'es2020',
-        '--moduleResolution', 'node', '--lib', 'es2020,dom', fixture], { encoding: 'utf8' });
+        '--moduleResolution', 'node', '--lib', 'es2020,dom', new URL(fixture, import.meta.url).pathname], { encoding: 'utf8' });
     } catch (error) {
       output = `${error.stdout ?? ''}${error.stderr ?? ''}`;
     }
+    return output;
+  };
+
+  test('the tutorial flow type-checks against huddle-express.d.ts', { timeout: 60_000 }, () => {
+    const output = typeCheck('./types/tutorial.ts');
+    assert.equal(output, '', output);
+  });
+
+  test('ZEGO\'s quick-start (createZegoStream, playVideo) and the capture calls type-check', { timeout: 60_000 }, () => {
+    const output = typeCheck('./types/zego-quickstart.ts');
     assert.equal(output, '', output);
   });
 });

@@ -1,0 +1,71 @@
+// Engine feature area: logging in to and out of a room, tokens, the room state.
+
+import { SdkError, RoomState, EngineEvent } from "./constants.js";
+import { RoomSession } from "./room-session.js";
+import { isNonEmptyString } from "./util.js";
+
+export class RoomFeature {
+  /**
+   * Logs in to a room. Resolves `true` on success (after `roomStateChanged` LOGINED) and
+   * `false` on failure (after `roomStateChanged` LOGIN_FAILED with the error code).
+   * @param {string} roomID
+   * @param {string} token a user token from your business server (`POST /v1/tokens`)
+   * @param {{userID: string, userName?: string}} user
+   * @param {{userUpdate?: boolean, maxMemberCount?: number}} [config] `userUpdate: true` to receive `roomUserUpdate`
+   * @returns {Promise<boolean>}
+   */
+  async loginRoom(roomID, token, user, config = {}) {
+    if (!isNonEmptyString(roomID) || !isNonEmptyString(token) || !user || !isNonEmptyString(user.userID)) {
+      const msg = "loginRoom needs roomID, token and user.userID";
+      this._logger.error(msg);
+      this._emitter.emit(EngineEvent.ROOM_STATE_CHANGED, roomID, RoomState.LOGIN_FAILED, SdkError.INVALID_ARGUMENT, msg);
+      return false;
+    }
+    if (this._room) {
+      const msg = `already in room ${this._room.roomID}; call logoutRoom first`;
+      this._emitter.emit(EngineEvent.ROOM_STATE_CHANGED, roomID, RoomState.LOGIN_FAILED, SdkError.ALREADY_IN_ROOM, msg);
+      return false;
+    }
+    this._session = new RoomSession(this._roomHost(), {
+      roomID,
+      token,
+      user: { userID: user.userID, userName: isNonEmptyString(user.userName) ? user.userName : user.userID },
+      userUpdate: !!(config && config.userUpdate),
+    });
+    return this._session.login();
+  }
+
+  /**
+   * Leaves the room: stops publishing and playing, tells the server, closes the connection.
+   * Raises `roomStateChanged` LOGOUT.
+   * @param {string} [roomID]
+   */
+  async logoutRoom(roomID) {
+    const room = this._room;
+    if (!room || (roomID && roomID !== room.roomID)) return;
+    await room.logout();
+  }
+
+  /**
+   * Replaces the token of the current session before it expires (answer `tokenWillExpire`).
+   * Returns false when not logged in; the renewal itself is asynchronous.
+   * @param {string} token
+   * @param {string} [roomID]
+   * @returns {boolean}
+   */
+  renewToken(token, roomID) {
+    const room = this._room;
+    if (!room || !isNonEmptyString(token) || (roomID && roomID !== room.roomID)) return false;
+    // Also used if the SDK has to log in again after a reconnect; while logging in or
+    // reconnecting, the token is sent once the session is back.
+    room.renewToken(token);
+    return true;
+  }
+
+  /** Current room state as the ZEGO-style reason of the last `roomStateChanged`. */
+  getRoomState(roomID) {
+    const room = this._room;
+    if (!room || (roomID && roomID !== room.roomID)) return RoomState.LOGOUT;
+    return room.roomState;
+  }
+}

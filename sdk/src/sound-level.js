@@ -1,0 +1,89 @@
+// Capture volume and sound level of a local audio track, with Web Audio: a gain stage whose
+// output track is what gets sent (`setCaptureVolume`), and a meter for
+// `capturedSoundLevelUpdate`. `soundLevel` (samples to ZEGO's 0–100 scale) is pure.
+
+/** Level (0–100) of PCM samples in [-1, 1]: -60 dBFS and below is 0, full scale is 100. */
+export function soundLevel(samples) {
+  if (!samples || !samples.length) return 0;
+  let sum = 0;
+  for (let i = 0; i < samples.length; i++) sum += samples[i] * samples[i];
+  const rms = Math.sqrt(sum / samples.length);
+  if (rms <= 0) return 0;
+  const db = 20 * Math.log10(rms);
+  return Math.max(0, Math.min(100, Math.round(((db + 60) / 60) * 100)));
+}
+
+/** A capture volume (0–100) as a gain: 100 is unchanged, 0 is silence. */
+export function volumeGain(volume) {
+  return Math.max(0, Math.min(100, volume)) / 100;
+}
+
+const AudioContextClass = typeof AudioContext !== "undefined" ? AudioContext : null;
+
+function newAudioContext() {
+  if (!AudioContextClass) return null;
+  const context = new AudioContextClass();
+  // Created outside a user gesture it may start suspended; a page capturing the microphone
+  // is allowed to run it.
+  if (context.state === "suspended") context.resume().catch(() => {});
+  return context;
+}
+
+/** `source` track → gain → a new track to send in its place. */
+export class CaptureGain {
+  constructor(source) {
+    this.source = source;
+    this.context = newAudioContext();
+    if (!this.context) throw new Error("Web Audio is not available");
+    this.input = this.context.createMediaStreamSource(new MediaStream([source]));
+    this.gain = this.context.createGain();
+    this.output = this.context.createMediaStreamDestination();
+    this.input.connect(this.gain);
+    this.gain.connect(this.output);
+    this.track = this.output.stream.getAudioTracks()[0];
+  }
+
+  setVolume(volume) {
+    this.gain.gain.value = volumeGain(volume);
+  }
+
+  /** Stops the processed track and the Web Audio graph (the source track is the owner's). */
+  dispose() {
+    this.track.stop();
+    this.input.disconnect();
+    this.gain.disconnect();
+    this.context.close().catch(() => {});
+  }
+}
+
+/** Reads the level of one audio track on demand. */
+export class LevelMeter {
+  constructor(track) {
+    this.track = track;
+    this.context = newAudioContext();
+    if (!this.context) throw new Error("Web Audio is not available");
+    this.input = this.context.createMediaStreamSource(new MediaStream([track]));
+    this.analyser = this.context.createAnalyser();
+    this.analyser.fftSize = 2048;
+    this.samples = new Float32Array(this.analyser.fftSize);
+    this.input.connect(this.analyser);
+  }
+
+  level() {
+    if (this.track.readyState !== "live" || !this.track.enabled) return 0;
+    this.analyser.getFloatTimeDomainData(this.samples);
+    return soundLevel(this.samples);
+  }
+
+  /** True when the last samples are not all silence. */
+  hasSignal() {
+    if (this.track.readyState !== "live") return false;
+    this.analyser.getFloatTimeDomainData(this.samples);
+    return this.samples.some((x) => x !== 0);
+  }
+
+  dispose() {
+    this.input.disconnect();
+    this.context.close().catch(() => {});
+  }
+}

@@ -1,0 +1,192 @@
+// Stream views: a managed <video> in a page element, with the click-to-play prompt that
+// answers a blocked autoplay.
+
+import { SdkError } from "./constants.js";
+import { sdkError } from "./errors.js";
+import { Emitter } from "./emitter.js";
+
+/** Events of a view (and of a local stream's preview). */
+export const ViewEvent = Object.freeze({ AUTOPLAY_FAILED: "autoplayFailed", CAN_PLAY_VIDEO: "canPlayVideo" });
+
+/** An element, or the element with that id. */
+export function resolveElement(container) {
+  const element = typeof container === "string" ? document.getElementById(container) : container;
+  if (!element) throw sdkError(SdkError.INVALID_ARGUMENT, `no element ${container}`);
+  return element;
+}
+
+/** A "click to play" button over `container`; `onClick` retries playback. */
+export function autoplayPrompt(container, onClick) {
+  const prompt = document.createElement("button");
+  prompt.type = "button";
+  prompt.textContent = "▶ Click to play";
+  prompt.setAttribute("aria-label", "Start playback");
+  Object.assign(prompt.style, {
+    position: "absolute",
+    inset: "0",
+    margin: "auto",
+    width: "fit-content",
+    height: "fit-content",
+    padding: "10px 18px",
+    border: "0",
+    borderRadius: "999px",
+    background: "rgba(0,0,0,.7)",
+    color: "#fff",
+    font: "600 14px system-ui, sans-serif",
+    cursor: "pointer",
+    zIndex: "2",
+  });
+  prompt.addEventListener("click", onClick);
+  container.appendChild(prompt);
+  return prompt;
+}
+
+/**
+ * Plays a MediaStream in a page element. Created with `createLocalStreamView` or
+ * `createRemoteStreamView`.
+ */
+export class ZegoStreamView {
+  /**
+   * @param {MediaStream} stream
+   * @param {boolean} local a preview of this page's own capture (muted, mirrored by default)
+   * @param {{onAutoplayFailed?: (video: HTMLVideoElement, err: Error) => void, onCanPlay?: (event: Event) => void}} [hooks]
+   *   tell the owner (the engine, a local stream) too
+   */
+  constructor(stream, local, hooks = {}) {
+    this._stream = stream;
+    this._local = local;
+    this._onAutoplayFailed = hooks.onAutoplayFailed || (() => {});
+    this._onCanPlay = hooks.onCanPlay || (() => {});
+    this._video = null;
+    this._prompt = null;
+    this._container = null;
+    this._emitter = new Emitter(null);
+    this._audioMuted = false;
+    this._videoMuted = false;
+  }
+
+  /**
+   * Renders the stream in `container` (an element or its id): creates a `<video>` filling it.
+   * If the browser blocks autoplay with sound, shows a click-to-play prompt
+   * (`enableAutoplayDialog`, default true) or only raises `autoplayFailed`.
+   * @param {string|HTMLElement} container
+   * @param {{enableAutoplayDialog?: boolean, mirror?: boolean, objectFit?: 'cover'|'contain'|'fill', muted?: boolean}} [options]
+   */
+  play(container, options = {}) {
+    const element = resolveElement(container);
+    this.stop();
+    this._container = element;
+    const video = document.createElement("video");
+    video.autoplay = true;
+    video.playsInline = true;
+    video.setAttribute("playsinline", "");
+    // Local previews never play their own microphone back (echo).
+    video.muted = this._local || options.muted === true || this._audioMuted;
+    video.style.width = "100%";
+    video.style.height = "100%";
+    video.style.objectFit = options.objectFit || "cover";
+    video.style.display = "block";
+    video.style.background = "#000";
+    const mirror = options.mirror !== undefined ? options.mirror : this._local;
+    if (mirror) video.style.transform = "scaleX(-1)";
+    video.srcObject = this._stream;
+    if (getComputedStyle(element).position === "static") element.style.position = "relative";
+    element.appendChild(video);
+    this._video = video;
+    video.addEventListener(
+      "loadedmetadata",
+      (event) => {
+        this._emitter.emit(ViewEvent.CAN_PLAY_VIDEO);
+        this._onCanPlay(event);
+      },
+      { once: true },
+    );
+    this._tryPlay(options.enableAutoplayDialog !== false);
+  }
+
+  _tryPlay(withDialog) {
+    const video = this._video;
+    if (!video) return;
+    const attempt = video.play();
+    if (!attempt || typeof attempt.catch !== "function") return;
+    attempt.catch((err) => {
+      if (!err || err.name !== "NotAllowedError" || video !== this._video) return;
+      this._emitter.emit(ViewEvent.AUTOPLAY_FAILED);
+      this._onAutoplayFailed(video, err);
+      if (withDialog && !this._prompt && this._container) {
+        this._prompt = autoplayPrompt(this._container, () => this.resume());
+      }
+    });
+  }
+
+  /** Retries playback after an autoplay block (call it from a user gesture). */
+  resume() {
+    if (this._prompt) {
+      this._prompt.remove();
+      this._prompt = null;
+    }
+    if (this._video) this._tryPlay(true);
+  }
+
+  /** Removes the `<video>` this view created. */
+  stop() {
+    if (this._prompt) this._prompt.remove();
+    this._prompt = null;
+    if (this._video) {
+      this._video.srcObject = null;
+      this._video.remove();
+    }
+    this._video = null;
+  }
+
+  /** Mutes or unmutes playback of the audio (remote views). */
+  setAudioMuted(muted) {
+    this._audioMuted = !!muted;
+    if (this._video && !this._local) this._video.muted = this._audioMuted;
+    return true;
+  }
+
+  /** Hides or shows the picture. */
+  setVideoMuted(muted) {
+    this._videoMuted = !!muted;
+    if (this._video) this._video.style.visibility = muted ? "hidden" : "visible";
+    return true;
+  }
+
+  /** Playback volume 0–100. */
+  setVolume(volume) {
+    if (typeof volume !== "number" || volume < 0 || volume > 100) return false;
+    if (this._video) this._video.volume = volume / 100;
+    return true;
+  }
+
+  /** Routes the audio to an output device (where `setSinkId` exists). */
+  async useAudioOutputDevice(deviceID) {
+    if (this._video && typeof this._video.setSinkId === "function") await this._video.setSinkId(deviceID);
+  }
+
+  /** Width of the decoded picture in pixels (0 before the first frame). */
+  getVideoWidth() {
+    return this._video ? this._video.videoWidth : 0;
+  }
+
+  /** Height of the decoded picture in pixels (0 before the first frame). */
+  getVideoHeight() {
+    return this._video ? this._video.videoHeight : 0;
+  }
+
+  /** The `<video>` element (null before `play`). */
+  get videoElement() {
+    return this._video;
+  }
+
+  /** View events: `autoplayFailed`, `canPlayVideo`. */
+  on(event, callback) {
+    return this._emitter.on(event, callback);
+  }
+
+  /** Removes a view event listener (all of the event's listeners without `callback`). */
+  off(event, callback) {
+    return this._emitter.off(event, callback);
+  }
+}
