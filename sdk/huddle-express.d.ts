@@ -1,5 +1,12 @@
 // Type definitions for the Huddle Express Web SDK (sdk/huddle-express.js).
 // The names follow the ZEGO Express Web SDK so that pages written for it type-check here.
+//
+// ZEGO compatibility (the README's table, generated from this file by scripts/zego-compat): a
+// ZEGO method or event declared here is supported, unless its JSDoc carries
+//   @zegoPartial <how it differs>  supported with differences, noted in the table;
+//   @zegoUnsupported <why>         declared so that pages written for ZEGO do not crash, but it
+//                                  answers as ZEGO answers an unsupported call: not offered.
+// Events take the tag on their key in the interface `on()` names (ZegoEvent, StreamViewEvent).
 
 /** A user in a room. */
 export interface ZegoUser {
@@ -299,11 +306,13 @@ export declare class HuddleExpressEngine {
   on<K extends keyof ZegoEvent>(event: K, callback: ZegoEvent[K]): boolean;
   off<K extends keyof ZegoEvent>(event: K, callback?: ZegoEvent[K]): boolean;
   setDebugVerbose(enable: boolean): void;
+  /** @zegoPartial The console's `logLevel` only; no remote logging (`remoteLogLevel`, `logURL`). */
   setLogConfig(config: { logLevel?: "debug" | "info" | "warn" | "error" | "disable" }): boolean;
   /**
    * Advanced settings (ZEGO's `setEngineConfig`); unknown keys are ignored. `turnOnly: true`:
    * media only through the TURN servers the server hands out (`iceTransportPolicy: "relay"`),
    * for publishes and plays started afterwards.
+   * @zegoPartial Knows only `turnOnly` (media through TURN only); ZEGO's other keys are ignored.
    */
   setEngineConfig(config: { turnOnly?: boolean; [key: string]: unknown }): void;
 
@@ -331,6 +340,7 @@ export declare class HuddleExpressEngine {
   destroyStream(localStream: MediaStream): void;
   createLocalStreamView(localStream: MediaStream): ZegoStreamView;
   createRemoteStreamView(remoteStream: MediaStream): ZegoStreamView;
+  /** @zegoPartial No `retain`: the local preview turns black too while video is muted. */
   mutePublishStreamVideo(localStream: MediaStream, mute: boolean): boolean;
   mutePublishStreamAudio(localStream: MediaStream, mute: boolean): boolean;
   replaceTrack(localStream: MediaStream, track: MediaStreamTrack): Promise<ZegoServerResponse>;
