@@ -8,6 +8,11 @@ import { RoomFeature } from "./feature-room.js";
 import { MessagesFeature } from "./feature-messages.js";
 import { DevicesFeature } from "./feature-devices.js";
 import { StreamsFeature } from "./feature-streams.js";
+import { PublishMuteFeature } from "./feature-publish-mute.js";
+import { PlayControlsFeature } from "./feature-play-controls.js";
+import { StreamSoundLevelFeature } from "./feature-stream-sound-level.js";
+import { NetworkFeature } from "./feature-network.js";
+import { NotOfferedFeature } from "./feature-unsupported.js";
 import { ZegoStreamView } from "./view.js";
 
 // One feature area per module; a new area is one more line here.
@@ -15,6 +20,11 @@ addEngineFeature(RoomFeature);
 addEngineFeature(MessagesFeature);
 addEngineFeature(DevicesFeature);
 addEngineFeature(StreamsFeature);
+addEngineFeature(PublishMuteFeature);
+addEngineFeature(PlayControlsFeature);
+addEngineFeature(StreamSoundLevelFeature);
+addEngineFeature(NetworkFeature);
+addEngineFeature(NotOfferedFeature);
 
 HuddleExpressEngine.SdkError = SdkError;
 HuddleExpressEngine.VERSION = VERSION;
