@@ -143,9 +143,11 @@ impl AppState {
                 .with_turn(turn.clone())
                 .with_usage(usage),
         );
+        crate::signaling::quality::publish_changes(signaling.clone());
         let relay = match relay {
             Some((node, events)) => {
                 follow_relay(signaling.clone(), node.clone(), events);
+                crate::signaling::quality::publish_relay_levels(signaling.clone(), node.clone());
                 // Announced before the node says it listens: a relay that is up can be chosen.
                 if let Err(err) = signaling.rooms.backend().announce_relay(relay_info(&node, &node_id)).await {
                     tracing::warn!(error = %err, "could not announce the relay");

@@ -122,6 +122,7 @@ error_codes! {
     UnknownMediaSession = 6009, NOT_FOUND, "Relay: no such publish/play session (already ended?).";
     RelayUnavailable = 6010, SERVICE_UNAVAILABLE, "Relay: the media engine is not running on this node.";
     NoSupportedCodec = 6011, BAD_REQUEST, "Relay: the SDP offer's audio/video names no codec the relay forwards (Opus, VP8, H.264, VP9) or, to play, none the stream is sent in; the message lists both sides.";
+    NotAPlaySession = 6012, CONFLICT, "Relay: a player-side mute names a publish session; only a play session can stop what the relay sends it.";
     AdminTooManyUsers = 8001, BAD_REQUEST, "Admin API: `userIds` is empty or names more than 100 users.";
     AdminTooManyRooms = 8002, BAD_REQUEST, "Admin API: `roomIds` is empty or names more than 100 rooms.";
     AdminBanOutOfRange = 8003, BAD_REQUEST, "Admin API: `banSeconds` is out of range (0-2592000, 30 days).";
@@ -283,6 +284,7 @@ impl From<RelayError> for ApiError {
             RelayError::AlreadyPublished(_) => ErrorCode::StreamAlreadyPublished,
             RelayError::UnknownStream(_) => ErrorCode::StreamNotPublished,
             RelayError::UnknownPeer => ErrorCode::UnknownMediaSession,
+            RelayError::NotAPlayer => ErrorCode::NotAPlaySession,
             RelayError::Unavailable(_) => ErrorCode::RelayUnavailable,
         };
         ApiError::new(code, err.to_string())

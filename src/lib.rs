@@ -17,6 +17,7 @@ pub mod error;
 pub mod ids;
 pub mod loadtest;
 pub mod metrics;
+pub mod quality;
 pub mod relay;
 pub mod rooms;
 pub mod signaling;

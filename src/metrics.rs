@@ -48,6 +48,9 @@ struct Collectors {
     relay_seen: std::sync::Mutex<crate::relay::RelayStats>,
     admin_calls: IntCounterVec,
     admin_users_removed: IntCounterVec,
+    media_mutes: IntCounterVec,
+    quality_reports: IntCounterVec,
+    quality_batches: IntCounterVec,
 }
 
 /// Registers a collector built from a static definition. Only a programming error (an
@@ -202,6 +205,38 @@ static COLLECTORS: LazyLock<Collectors> = LazyLock::new(|| {
                 &["how"],
             ),
         ),
+        media_mutes: register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "media_mutes_total",
+                    "Mute changes asked for by clients: a publisher of its own stream (muteStream, a signal), \
+                     a player of what the relay sends it (the relay stops forwarding), by media kind and direction",
+                ),
+                &["who", "kind", "change"],
+            ),
+        ),
+        quality_reports: register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "network_quality_samples_total",
+                    "Network quality inputs: reports from clients (reportQuality) and per-user levels the relay \
+                     measured and published",
+                ),
+                &["source"],
+            ),
+        ),
+        quality_batches: register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "network_quality_published_total",
+                    "networkQuality batches published to rooms by this worker (events) and the users they carried",
+                ),
+                &["what"],
+            ),
+        ),
         registry,
     }
 });
@@ -226,6 +261,29 @@ pub fn admin_call(call: &'static str) {
 /// Users removed from rooms by the business server (`how`: kick or close).
 pub fn admin_users_removed(how: &'static str, users: usize) {
     COLLECTORS.admin_users_removed.with_label_values(&[how]).inc_by(users as u64);
+}
+
+/// A client muted or unmuted media: `who` is `publisher` (its own stream, a signal) or
+/// `player` (what the relay sends it).
+pub fn media_mute(who: &'static str, audio: Option<bool>, video: Option<bool>) {
+    for (kind, value) in [("audio", audio), ("video", video)] {
+        if let Some(muted) = value {
+            let change = if muted { "mute" } else { "unmute" };
+            COLLECTORS.media_mutes.with_label_values(&[who, kind, change]).inc();
+        }
+    }
+}
+
+/// A network quality input: `client` (a reportQuality) or `relay` (a user's measured levels).
+pub fn quality_sample(source: &'static str, count: u64) {
+    COLLECTORS.quality_reports.with_label_values(&[source]).inc_by(count);
+}
+
+/// One networkQuality batch published to a room, carrying `users` changed users.
+pub fn quality_published(users: usize) {
+    let c = &*COLLECTORS;
+    c.quality_batches.with_label_values(&["events"]).inc();
+    c.quality_batches.with_label_values(&["users"]).inc_by(users as u64);
 }
 
 pub fn token_issued() {

@@ -143,6 +143,8 @@ impl Client {
             relay_url: None,
             audio_muted: false,
             video_muted: false,
+            publisher_audio_muted: false,
+            publisher_video_muted: false,
         }
     }
 
@@ -341,11 +343,25 @@ async fn server_kicks_and_closes_remove_members_and_ban_logins(backend: Backend)
     // Muting is a flag on the stream, announced to everyone (the publisher too).
     let muted = w1.backend().set_stream_muted(&room, "bob-cam", None, Some(true)).await.unwrap();
     assert!(muted.video_muted && !muted.audio_muted);
-    assert_eq!(alice.next().await, RoomEvent::StreamMuted { stream: muted.clone() });
-    assert_eq!(bob.next().await, RoomEvent::StreamMuted { stream: muted.clone() });
+    assert_eq!(alice.next().await, RoomEvent::StreamMuted { stream: muted.clone(), by_server: true });
+    assert_eq!(bob.next().await, RoomEvent::StreamMuted { stream: muted.clone(), by_server: true });
     assert_eq!(w2.backend().snapshot(&room).await.unwrap().streams, vec![muted.clone()]);
     let missing = w1.backend().set_stream_muted(&room, "nope", Some(true), None).await;
     assert_eq!(missing, Err(RoomError::StreamNotFound("nope".into())));
+
+    // The publisher's own mute: only the publisher, beside the server's flags, to everyone.
+    let not_owner = w1.backend().set_publisher_muted(&room, "alice", "bob-cam", Some(true), None).await;
+    assert_eq!(not_owner, Err(RoomError::StreamNotFound("bob-cam".into())));
+    let own = w2.backend().set_publisher_muted(&room, "bob", "bob-cam", None, Some(true)).await.unwrap();
+    assert!(own.video_muted && own.publisher_video_muted && !own.publisher_audio_muted, "{own:?}");
+    assert_eq!(alice.next().await, RoomEvent::StreamMuted { stream: own.clone(), by_server: false });
+    assert_eq!(bob.next().await, RoomEvent::StreamMuted { stream: own.clone(), by_server: false });
+    // Unmuting its own video leaves the server's mute in place.
+    let own = w2.backend().set_publisher_muted(&room, "bob", "bob-cam", None, Some(false)).await.unwrap();
+    assert!(own.video_muted && !own.publisher_video_muted, "{own:?}");
+    assert_eq!(own, muted, "back to the server's mute alone");
+    assert_eq!(alice.next().await, RoomEvent::StreamMuted { stream: own.clone(), by_server: false });
+    assert_eq!(bob.next().await, RoomEvent::StreamMuted { stream: own, by_server: false });
 
     // A kick: only bob's session hears its kickout, then the room sees his stream and him go.
     let cause = KickCause::Server { reason: "spam".into() };
@@ -458,7 +474,9 @@ async fn a_dead_workers_users_are_removed_within_the_lease() {
                 extra_info: String::new(),
                 relay_url: None,
                 audio_muted: false,
-                video_muted: false
+                video_muted: false,
+                publisher_audio_muted: false,
+                publisher_video_muted: false,
             }
         }
     );

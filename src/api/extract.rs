@@ -154,7 +154,7 @@ pub(crate) async fn read_body(req: &HttpRequest, mut payload: Payload) -> Result
     Ok(body.freeze())
 }
 
-fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|err| {
         let code = match err.classify() {
             serde_json::error::Category::Data => ErrorCode::InvalidBody,

@@ -13,7 +13,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::extract::{SignatureHeaderParams, Signed, TtlSeconds, read_body, require_content_type};
+use super::extract::{SignatureHeaderParams, Signed, TtlSeconds, parse_json, read_body, require_content_type};
 use super::schema::{RoomId, StreamId, UserId};
 use crate::app::AppState;
 use crate::auth::grant::{self, GrantClaims, GrantSpec, MediaAction};
@@ -76,6 +76,11 @@ impl RelayNode {
     /// The grants of the live publish and play sessions.
     pub fn grants(&self) -> Vec<GrantClaims> {
         self.sessions().values().map(|s| s.grant.clone()).collect()
+    }
+
+    /// The grants of the live sessions by their peer.
+    pub fn grants_by_peer(&self) -> HashMap<PeerId, GrantClaims> {
+        self.sessions().values().map(|s| (s.peer, s.grant.clone())).collect()
     }
 
     /// The grant a live peer was opened with (for reporting its events to rooms).
@@ -255,6 +260,68 @@ pub async fn end_session(path: web::Path<String>, state: web::Data<AppState>) ->
     Ok(HttpResponse::NoContent().finish())
 }
 
+/// What a player asks its relay session to stop or resume sending it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlayerMuteRequest {
+    /// true: stop sending this player the stream's audio; false: resume; omitted: unchanged.
+    pub audio: Option<bool>,
+    /// true: stop sending this player the stream's video; false: resume (from a keyframe);
+    /// omitted: unchanged.
+    pub video: Option<bool>,
+}
+
+/// What the relay sends a player now.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlayerMuteState {
+    /// The relay does not send this player the stream's audio.
+    pub audio_muted: bool,
+    /// The relay does not send this player the stream's video.
+    pub video_muted: bool,
+}
+
+/// Stop or resume what the relay sends one player (its `Location`): the player's own
+/// `mutePlayStreamAudio/Video`. Only this player is affected; the stream's other players and
+/// the publisher are not. Knowing the `Location` authorizes it, as for `DELETE`.
+#[utoipa::path(post, path = "/relay/v1/sessions/{sessionId}/mute", tag = "relay",
+    params(("sessionId" = String, Path, description = "From the Location of the play session's 201 answer")),
+    request_body = PlayerMuteRequest,
+    responses(
+        (status = 200, description = "What the relay sends this player now", body = PlayerMuteState),
+        (status = 400, description = "1005 malformed JSON, 1006 invalid body or neither audio nor video", body = ErrorBody),
+        (status = 404, description = "6009 no such session", body = ErrorBody),
+        (status = 409, description = "6012 the session publishes; only a play session can be muted this way", body = ErrorBody),
+        (status = 413, description = "1004 body larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "1003 content type is not application/json", body = ErrorBody),
+        (status = 503, description = "6010 no relay on this node", body = ErrorBody),
+    ))]
+pub async fn mute_player(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let node = node(&state)?;
+    require_content_type(&req, "application/json")?;
+    let body = read_body(&req, payload.into_inner()).await?;
+    let request: PlayerMuteRequest = parse_json(&body)?;
+    if request.audio.is_none() && request.video.is_none() {
+        return Err(ApiError::new(
+            ErrorCode::InvalidBody,
+            "name `audio` and/or `video` (true to mute, false to resume)",
+        ));
+    }
+    let peer = node
+        .sessions()
+        .get(path.as_str())
+        .map(|session| session.peer)
+        .ok_or_else(|| ApiError::new(ErrorCode::UnknownMediaSession, "no such relay session"))?;
+    let mute = node.relay.mute_player(peer, request.audio, request.video).await?;
+    crate::metrics::media_mute("player", request.audio, request.video);
+    Ok(HttpResponse::Ok().json(PlayerMuteState { audio_muted: mute.audio, video_muted: mute.video }))
+}
+
 /// What a business server asks for: usually a publish grant for a WHIP encoder.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -331,5 +398,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.service(super::resource("/v1/grants", [(Method::POST, web::to(create_grant))]))
         .service(super::resource("/relay/v1/publish/{stream_id}", [(Method::POST, web::to(publish))]))
         .service(super::resource("/relay/v1/play/{stream_id}", [(Method::POST, web::to(play))]))
-        .service(super::resource("/relay/v1/sessions/{session_id}", [(Method::DELETE, web::to(end_session))]));
+        .service(super::resource("/relay/v1/sessions/{session_id}", [(Method::DELETE, web::to(end_session))]))
+        .service(super::resource("/relay/v1/sessions/{session_id}/mute", [(Method::POST, web::to(mute_player))]));
 }

@@ -42,7 +42,9 @@ use super::MediaBytes;
 use super::forward::{Forwarded, TrackOut};
 use super::peer::{self, Happening, Io, Peer, Player, Publisher, Role, TrackIn};
 use super::sdp;
-use super::{Command, Directory, KEYFRAME_INTERVAL, PeerId, RelayError, RelayEvent, ShardInfo, Shared, StreamKey};
+use super::{
+    Command, Directory, KEYFRAME_INTERVAL, PeerId, PlayerMute, RelayError, RelayEvent, ShardInfo, Shared, StreamKey,
+};
 
 /// Longest the loop blocks on the socket, so commands are noticed.
 const MAX_WAIT: Duration = Duration::from_millis(10);
@@ -190,6 +192,13 @@ impl Engine {
             Command::Mute { stream, audio, video, reply } => {
                 let _ = reply.send(self.mute(&stream, audio, video, now));
             }
+            Command::MutePlayer { peer, audio, video, reply } => {
+                let _ = reply.send(self.mute_player(peer, audio, video, now));
+            }
+            Command::LinkLevels { reply } => {
+                let levels = self.peers.values_mut().filter_map(|p| Some((p.id, p.worst_level.take()?))).collect();
+                let _ = reply.send(Ok(levels));
+            }
             Command::Close { peer, reply } => {
                 let result = if self.peers.contains_key(&peer) {
                     self.closing.push((peer, "closed by the API"));
@@ -221,6 +230,41 @@ impl Engine {
             self.want_keyframe(publisher, now);
         }
         Ok(())
+    }
+
+    fn mute_player(
+        &mut self,
+        peer: PeerId,
+        audio: Option<bool>,
+        video: Option<bool>,
+        now: Instant,
+    ) -> Result<PlayerMute, RelayError> {
+        let role = &mut self.peers.get_mut(&peer).ok_or(RelayError::UnknownPeer)?.role;
+        let Role::Player(player) = role else {
+            return Err(RelayError::NotAPlayer);
+        };
+        let mut video_resumed = false;
+        for (kind, wanted) in [(MediaKind::Audio, audio), (MediaKind::Video, video)] {
+            let Some(muted) = wanted else { continue };
+            let flag = match kind {
+                MediaKind::Audio => &mut player.mute.audio,
+                MediaKind::Video => &mut player.mute.video,
+            };
+            if *flag && !muted {
+                // Continue the sequence after the last packet sent, so the player sees no loss
+                // to NACK; video waits for a keyframe.
+                for track in player.tracks.iter_mut().filter(|t| t.kind == kind) {
+                    track.restart();
+                }
+                video_resumed |= kind == MediaKind::Video;
+            }
+            *flag = muted;
+        }
+        let (state, publisher) = (player.mute, player.publisher);
+        if video_resumed {
+            self.want_keyframe(publisher, now);
+        }
+        Ok(state)
     }
 
     fn publish(&mut self, stream: StreamKey, offer: &str, now: Instant) -> Result<(PeerId, String), RelayError> {
@@ -292,7 +336,7 @@ impl Engine {
             let usable = format!("stream {} is sent as {codecs}", stream.stream_id);
             return Err(no_media(offer, &accepted.unmatched, usable));
         }
-        let role = Role::Player(Player { publisher, tracks, pt_map });
+        let role = Role::Player(Player { publisher, tracks, pt_map, mute: PlayerMute::default() });
         let id = self.insert(accepted.rtc, accepted.ufrag, stream, role, now)?;
         if let Some(Role::Publisher(p)) = self.peers.get_mut(&publisher).map(|p| &mut p.role) {
             p.players.push(id);
@@ -328,6 +372,7 @@ impl Engine {
             queued: None,
             addrs: Vec::new(),
             nack_totals: Default::default(),
+            worst_level: None,
             bytes_in: 0,
             bytes_out: 0,
         };
@@ -513,6 +558,9 @@ impl Engine {
                 continue;
             }
             let Role::Player(player) = &mut player_peer.role else { continue };
+            if player.mute.muted(kind) {
+                continue;
+            }
             let Some(&(_, pt_out)) = player.pt_map.iter().find(|(i, _)| *i == pt_in) else { continue };
             let rtc = &mut player_peer.rtc;
             let tracks = &mut player.tracks;

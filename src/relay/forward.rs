@@ -54,6 +54,14 @@ impl TrackOut {
         }
     }
 
+    /// Starts over after a pause (the player muted this kind): the next packet continues after
+    /// the last one sent, and video waits for a keyframe again.
+    pub fn restart(&mut self) {
+        self.seq_delta = None;
+        self.started = false;
+        self.waiting_since = None;
+    }
+
     /// Writes `pkt` (a publisher packet of codec `codec`) to the player's `rtc` as payload type `pt`.
     pub fn forward(&mut self, rtc: &mut Rtc, pkt: &RtpPacket, pt: Pt, codec: Codec, now: Instant) -> Forwarded {
         if !self.started {

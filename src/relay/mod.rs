@@ -123,6 +123,9 @@ pub enum RelayError {
     UnknownStream(String),
     #[error("no such relay session")]
     UnknownPeer,
+    /// A player-side mute names a publisher's session.
+    #[error("this relay session publishes a stream; only a play session can stop what it receives")]
+    NotAPlayer,
     #[error("relay unavailable: {0}")]
     Unavailable(String),
 }
@@ -219,6 +222,15 @@ pub(crate) enum Command {
     Play { stream: StreamKey, offer: String, reply: Reply<(PeerId, String)> },
     Close { peer: PeerId, reply: Reply<()> },
     Mute { stream: StreamKey, audio: Option<bool>, video: Option<bool>, reply: Reply<()> },
+    MutePlayer { peer: PeerId, audio: Option<bool>, video: Option<bool>, reply: Reply<PlayerMute> },
+    LinkLevels { reply: Reply<Vec<(PeerId, crate::quality::Level)>> },
+}
+
+/// What a player has asked the relay not to send it (see [`Relay::mute_player`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PlayerMute {
+    pub audio: bool,
+    pub video: bool,
 }
 
 /// Handle to a running relay. Cheap to clone; every shard stops when the last clone is dropped.
@@ -349,6 +361,31 @@ impl Relay {
         self.ask(shard, |reply| Command::Mute { stream, audio, video, reply }).await
     }
 
+    /// Stops (`true`) or resumes (`false`) sending one player the stream's audio and/or video
+    /// (`None` leaves that kind as it is); the stream's other players are not affected. A
+    /// resumed kind continues the player's sequence numbers without a gap, and resumed video
+    /// starts on a keyframe asked of the publisher at once. Returns the player's state after.
+    pub async fn mute_player(
+        &self,
+        peer: PeerId,
+        audio: Option<bool>,
+        video: Option<bool>,
+    ) -> Result<PlayerMute, RelayError> {
+        let shard = (peer % self.inner.shards.len() as u64) as usize;
+        self.ask(shard, |reply| Command::MutePlayer { peer, audio, video, reply }).await
+    }
+
+    /// The worst quality level measured on each peer's link since the last call (peers with no
+    /// measurement are left out): a publisher's from what the relay receives (loss, jitter), a
+    /// player's from its RTCP receiver reports (loss, round trip, jitter). See [`crate::quality`].
+    pub async fn link_levels(&self) -> Result<Vec<(PeerId, crate::quality::Level)>, RelayError> {
+        let mut all = Vec::new();
+        for shard in 0..self.inner.shards.len() {
+            all.extend(self.ask(shard, |reply| Command::LinkLevels { reply }).await?);
+        }
+        Ok(all)
+    }
+
     /// The first shard's bound UDP address (see [`Relay::local_addrs`] for all of them).
     pub fn local_addr(&self) -> SocketAddr {
         self.inner.shards[0].local_addr
@@ -409,6 +446,15 @@ impl Relay {
         let (reply, answer) = oneshot::channel();
         shard.commands.send(command(reply)).map_err(|_| stopped())?;
         answer.await.map_err(|_| stopped())?
+    }
+}
+
+impl PlayerMute {
+    pub fn muted(&self, kind: str0m::media::MediaKind) -> bool {
+        match kind {
+            str0m::media::MediaKind::Audio => self.audio,
+            str0m::media::MediaKind::Video => self.video,
+        }
     }
 }
 

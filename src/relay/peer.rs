@@ -15,6 +15,7 @@ use str0m::{Candidate, Event, IceConnectionState, Output, Rtc, RtcConfig};
 
 use super::forward::TrackOut;
 use super::{PeerId, RelayError, Shared, StreamKey};
+use crate::quality::{Level, LinkSample};
 
 /// A relay session.
 pub(crate) struct Peer {
@@ -37,6 +38,8 @@ pub(crate) struct Peer {
     pub addrs: Vec<SocketAddr>,
     /// Last NACK totals str0m reported per track, to count only what is new.
     pub nack_totals: NackTotals,
+    /// The worst level of this peer's link measured since the engine last took it.
+    pub worst_level: Option<crate::quality::Level>,
     /// UDP payload bytes received from and sent to this peer (usage records).
     pub bytes_in: u64,
     pub bytes_out: u64,
@@ -101,6 +104,8 @@ pub(crate) struct Player {
     pub tracks: Vec<TrackOut>,
     /// Publisher PT → this player's PT, per negotiated codec.
     pub pt_map: Vec<(Pt, Pt)>,
+    /// What the player asked not to be sent.
+    pub mute: super::PlayerMute,
 }
 
 /// What draining a peer's outputs produced that the engine must act on.
@@ -257,6 +262,22 @@ impl Publisher {
     }
 }
 
+/// RTP timestamp units per millisecond of a track: audio is sent at 48 kHz (Opus), video at
+/// 90 kHz; jitter in RTCP is counted in these units.
+fn rtp_units_per_ms(rtc: &Rtc, mid: Mid) -> f64 {
+    match rtc.media(mid).map(|m| m.kind()) {
+        Some(MediaKind::Audio) => 48.0,
+        _ => 90.0,
+    }
+}
+
+/// Keeps the worse of the level so far and a new known one.
+fn note_level(worst: &mut Option<Level>, level: Level) {
+    if level.is_known() && worst.is_none_or(|w| level > w) {
+        *worst = Some(level);
+    }
+}
+
 /// Sends datagrams and counts them.
 pub(crate) struct Io<'a> {
     pub socket: &'a UdpSocket,
@@ -269,6 +290,7 @@ impl Peer {
     pub fn drain(&mut self, io: &Io<'_>, out: &mut Vec<Happening>) -> bool {
         let rtc = &mut self.rtc;
         let nacks = &mut self.nack_totals;
+        let worst_level = &mut self.worst_level;
         let bytes_out = &mut self.bytes_out;
         let mut last_dest = self.addrs.last().copied();
         let polled = catch_unwind(AssertUnwindSafe(|| {
@@ -303,11 +325,25 @@ impl Peer {
                             if let Some(loss) = stats.loss {
                                 crate::metrics::relay_receiver_loss(loss);
                             }
+                            let per_ms = rtp_units_per_ms(rtc, stats.mid);
+                            let sample = LinkSample {
+                                loss: stats.loss,
+                                rtt_ms: stats.rtt.map(|rtt| rtt.as_secs_f64() * 1000.0),
+                                jitter_ms: stats.remote.as_ref().map(|r| f64::from(r.jitter) / per_ms),
+                            };
+                            note_level(worst_level, sample.level());
                         }
                         // A publisher's track: NACKs we sent it for what we missed.
                         Event::MediaIngressStats(stats) => {
                             let new = nacks.delta(stats.mid, false, stats.nacks);
                             crate::metrics::relay_nacks("to_publishers", new);
+                            let per_ms = rtp_units_per_ms(rtc, stats.mid);
+                            let sample = LinkSample {
+                                loss: stats.loss,
+                                rtt_ms: stats.rtt.map(|rtt| rtt.as_secs_f64() * 1000.0),
+                                jitter_ms: Some(f64::from(stats.jitter) / per_ms),
+                            };
+                            note_level(worst_level, sample.level());
                         }
                         Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                             return Err("ice disconnected");

@@ -86,6 +86,8 @@ impl KickSignal {
 #[derive(Default)]
 pub struct Hub {
     shards: [Mutex<HashMap<RoomKey, Vec<LocalMember>>>; SHARDS],
+    /// Network quality of the local members (see [`super::quality`]).
+    quality: super::quality::QualityBoard,
 }
 
 impl Hub {
@@ -130,6 +132,10 @@ impl Hub {
         false
     }
 
+    pub fn quality(&self) -> &super::quality::QualityBoard {
+        &self.quality
+    }
+
     pub fn has_room(&self, room: &RoomKey) -> bool {
         self.shard(room).contains_key(room)
     }
@@ -148,6 +154,17 @@ impl Hub {
         let Some(members) = shard.get(&room) else {
             return;
         };
+        if let RoomEvent::RelayQuality { users } = &event {
+            // A relay's measurements: kept for the users whose sessions are here, who are
+            // reported from here; nobody is sent them.
+            let now = std::time::Instant::now();
+            for member in members {
+                if let Some(levels) = users.get(&member.user_id) {
+                    self.quality.relay_levels(&room, &member.user_id, *levels, now);
+                }
+            }
+            return;
+        }
         let kind = event.kind();
         let delivery = Arc::new(Delivery::new(room.clone(), event));
         let mut delivered = 0u64;
@@ -185,7 +202,8 @@ fn is_recipient(event: &RoomEvent, member: &LocalMember) -> bool {
         RoomEvent::Kickout { session_id, .. } | RoomEvent::MediaState { session_id, .. } => {
             member.session_id == *session_id
         }
-        RoomEvent::Resync | RoomEvent::StreamMuted { .. } => true,
+        RoomEvent::Resync | RoomEvent::StreamMuted { .. } | RoomEvent::NetworkQuality { .. } => true,
+        RoomEvent::RelayQuality { .. } => false,
     }
 }
 
@@ -253,6 +271,25 @@ mod tests {
         );
         assert!(rb.try_recv().is_ok());
         assert!(ra.try_recv().is_err() && rc.try_recv().is_err());
+    }
+
+    #[test]
+    fn relay_measurements_are_kept_for_local_members_and_sent_to_nobody() {
+        use crate::quality::Level;
+        use crate::rooms::{RelayLevels, UserQuality};
+        let hub = Hub::default();
+        let room = RoomKey::new(1, "r");
+        let (a, mut ra) = member("s1", "a", 4);
+        hub.attach(&room, a);
+        let poor = RelayLevels { upstream: Some(Level::POOR), downstream: None };
+        let users = [("a".to_owned(), poor), ("elsewhere".to_owned(), poor)].into_iter().collect();
+        hub.dispatch(room.clone(), RoomEvent::RelayQuality { users });
+        assert!(ra.try_recv().is_err(), "not for clients");
+        let changes = hub.quality().take_changes(std::time::Instant::now());
+        let expected = UserQuality { user_id: "a".into(), upstream: Level::POOR, downstream: Level::UNKNOWN };
+        assert_eq!(changes, vec![(room.clone(), vec![expected.clone()])], "only the local member");
+        hub.dispatch(room.clone(), RoomEvent::NetworkQuality { users: vec![expected] });
+        assert!(ra.try_recv().is_ok(), "the batch reaches every member, the user itself too");
     }
 
     #[test]

@@ -407,7 +407,29 @@ impl RoomBackend for MemoryRooms {
         stream.audio_muted = audio.unwrap_or(stream.audio_muted);
         stream.video_muted = video.unwrap_or(stream.video_muted);
         let stream = stream.clone();
-        self.hub.dispatch(room.clone(), RoomEvent::StreamMuted { stream: stream.clone() });
+        self.hub.dispatch(room.clone(), RoomEvent::StreamMuted { stream: stream.clone(), by_server: true });
+        Ok(stream)
+    }
+
+    async fn set_publisher_muted(
+        &self,
+        room: &RoomKey,
+        user_id: &str,
+        stream_id: &str,
+        audio: Option<bool>,
+        video: Option<bool>,
+    ) -> Result<StreamInfo, RoomError> {
+        let mut state = self.lock();
+        let stream = state
+            .rooms
+            .get_mut(room)
+            .and_then(|d| d.streams.get_mut(stream_id))
+            .filter(|s| s.user.user_id == user_id)
+            .ok_or_else(|| RoomError::StreamNotFound(stream_id.to_owned()))?;
+        stream.publisher_audio_muted = audio.unwrap_or(stream.publisher_audio_muted);
+        stream.publisher_video_muted = video.unwrap_or(stream.publisher_video_muted);
+        let stream = stream.clone();
+        self.hub.dispatch(room.clone(), RoomEvent::StreamMuted { stream: stream.clone(), by_server: false });
         Ok(stream)
     }
 

@@ -10,6 +10,7 @@
 pub mod hub;
 pub mod memory;
 pub mod model;
+pub mod quality;
 pub mod redis;
 
 use std::sync::Arc;
@@ -19,8 +20,8 @@ use thiserror::Error;
 
 pub use hub::{Delivery, Hub, KickSignal, LocalMember};
 pub use model::{
-    ClosedRoom, ImMessage, JoinOutcome, KickCause, MediaRole, MediaStateKind, Member, RelayInfo, RoomEvent,
-    RoomExtraInfo, RoomKey, RoomSummary, Snapshot, StreamInfo, User, unix_millis,
+    ClosedRoom, ImMessage, JoinOutcome, KickCause, MediaRole, MediaStateKind, Member, RelayInfo, RelayLevels,
+    RoomEvent, RoomExtraInfo, RoomKey, RoomSummary, Snapshot, StreamInfo, User, UserQuality, unix_millis,
 };
 
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
@@ -146,6 +147,17 @@ pub trait RoomBackend: Send + Sync + 'static {
     async fn set_stream_muted(
         &self,
         room: &RoomKey,
+        stream_id: &str,
+        audio: Option<bool>,
+        video: Option<bool>,
+    ) -> Result<StreamInfo, RoomError>;
+    /// Records what the publisher of a stream turned off itself (announced as `StreamMuted`
+    /// with `by_server: false`); `StreamNotFound` unless `user_id` publishes `stream_id`. The
+    /// server's flags stay as they are.
+    async fn set_publisher_muted(
+        &self,
+        room: &RoomKey,
+        user_id: &str,
         stream_id: &str,
         audio: Option<bool>,
         video: Option<bool>,

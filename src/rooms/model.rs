@@ -76,6 +76,13 @@ pub struct StreamInfo {
     /// The business server muted the stream's video: the relay does not forward it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub video_muted: bool,
+    /// The publisher turned its own audio off (`muteStream`): a signal only, its browser
+    /// sends silence; distinct from the server's mute, which it cannot lift.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub publisher_audio_muted: bool,
+    /// The publisher turned its own video off (`muteStream`): its browser sends black frames.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub publisher_video_muted: bool,
 }
 
 /// A relay node as the rooms backend knows it: where it is and how busy.
@@ -194,14 +201,30 @@ pub enum RoomEvent {
         #[serde(default)]
         cause: KickCause,
     },
-    /// The business server muted or unmuted a stream's audio and/or video: the relay stops (or
-    /// resumes) forwarding that media to players, and the room's members are told.
+    /// A stream's mute flags changed: the business server muted or unmuted its audio and/or
+    /// video (`by_server`: the relay stops or resumes forwarding that media to players), or its
+    /// publisher did (`muteStream`: a signal only). The room's members are told either way.
     #[serde(rename_all = "camelCase")]
     StreamMuted {
         stream: StreamInfo,
+        /// Absent in events of workers that predate publisher mutes, which were all the server's.
+        #[serde(default = "server_mute")]
+        by_server: bool,
     },
     /// State may have changed without events (Redis restart); members should re-read it.
     Resync,
+    /// Users' network quality that changed, from the worker that holds their sessions: one
+    /// batch per room per interval (see `rooms::quality`). Everyone in the room hears it.
+    #[serde(rename_all = "camelCase")]
+    NetworkQuality {
+        users: Vec<UserQuality>,
+    },
+    /// What a relay measured on the links of the room's users (its peers): taken in by the
+    /// worker holding each user's session, never sent to clients.
+    #[serde(rename_all = "camelCase")]
+    RelayQuality {
+        users: std::collections::BTreeMap<String, RelayLevels>,
+    },
     /// A publish or play of one session changed state on the relay; only that session reacts.
     #[serde(rename_all = "camelCase")]
     MediaState {
@@ -211,6 +234,30 @@ pub enum RoomEvent {
         state: MediaStateKind,
         error_code: u32,
     },
+}
+
+/// One user's network quality as the room hears it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserQuality {
+    #[serde(rename = "userID")]
+    pub user_id: String,
+    pub upstream: crate::quality::Level,
+    pub downstream: crate::quality::Level,
+}
+
+/// The worst levels a relay measured for one user: upstream on its publishers' links,
+/// downstream on its players' (absent: no such peer, or nothing measured yet).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RelayLevels {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<crate::quality::Level>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub downstream: Option<crate::quality::Level>,
+}
+
+fn server_mute() -> bool {
+    true
 }
 
 /// Why a session was removed from its room.
@@ -279,6 +326,8 @@ impl RoomEvent {
             RoomEvent::Kickout { .. } => "kickout",
             RoomEvent::StreamMuted { .. } => "stream_muted",
             RoomEvent::Resync => "resync",
+            RoomEvent::NetworkQuality { .. } => "network_quality",
+            RoomEvent::RelayQuality { .. } => "relay_quality",
             RoomEvent::MediaState { .. } => "media_state",
         }
     }

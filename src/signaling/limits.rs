@@ -28,6 +28,10 @@ pub const ANONYMOUS_REQUEST_BURST: f64 = 20.0;
 pub const MESSAGES_PER_SEC: f64 = 10.0;
 pub const MESSAGE_BURST: f64 = 20.0;
 
+/// `reportQuality`: sustained per second, and burst (the SDK reports every 2-3 s).
+pub const QUALITY_REPORTS_PER_SEC: f64 = 1.0;
+pub const QUALITY_REPORT_BURST: f64 = 3.0;
+
 /// A token bucket: `rate` tokens a second up to `burst`.
 #[derive(Debug, Clone)]
 pub struct RateLimit {

@@ -206,6 +206,8 @@ async fn stream_live(
         relay_url: Some(node.public_url.clone()),
         audio_muted: false,
         video_muted: false,
+        publisher_audio_muted: false,
+        publisher_video_muted: false,
     };
     match ctx.rooms.backend().add_stream(room, session_id, stream).await {
         Ok(()) => {
@@ -261,7 +263,8 @@ async fn follow_mutes(
         while let Some(delivery) = events.recv().await {
             let missed = overflowed.swap(false, Ordering::AcqRel);
             match &delivery.event {
-                RoomEvent::StreamMuted { stream } if stream.stream_id == stream_id => {
+                // The publisher's own mute is a signal only: its browser sends silence or black.
+                RoomEvent::StreamMuted { stream, by_server: true } if stream.stream_id == stream_id => {
                     crate::admin::apply_mute(&node, room.app_id, stream).await;
                 }
                 // Events may be lost (a full queue, a Redis outage): read the flags again.

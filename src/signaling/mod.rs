@@ -7,6 +7,7 @@ pub mod frames;
 pub mod limits;
 pub mod media;
 pub mod protocol;
+pub mod quality;
 pub mod registry;
 pub mod session;
 

@@ -32,6 +32,8 @@ pub enum Request {
     SetRoomExtraInfo(RoomExtraInfoRequest),
     SetStreamExtraInfo(StreamExtraInfoRequest),
     RenewToken(RenewTokenRequest),
+    MuteStream(MuteStreamRequest),
+    ReportQuality(QualityReport),
 }
 
 impl Request {
@@ -52,6 +54,8 @@ impl Request {
             Request::SetRoomExtraInfo(_) => "setRoomExtraInfo",
             Request::SetStreamExtraInfo(_) => "setStreamExtraInfo",
             Request::RenewToken(_) => "renewToken",
+            Request::MuteStream(_) => "muteStream",
+            Request::ReportQuality(_) => "reportQuality",
         }
     }
 
@@ -156,6 +160,28 @@ pub struct StreamExtraInfoRequest {
     pub extra_info: String,
 }
 
+/// `muteStream`: the publisher turns its own audio and/or video off or on (at least one).
+#[derive(Debug, Deserialize)]
+pub struct MuteStreamRequest {
+    #[serde(rename = "roomID", default)]
+    pub room_id: Option<String>,
+    #[serde(rename = "streamID")]
+    pub stream_id: String,
+    #[serde(default)]
+    pub audio: Option<bool>,
+    #[serde(default)]
+    pub video: Option<bool>,
+}
+
+/// `reportQuality`: the client's own view of its network, as levels of ZEGO's scale (-1..4).
+#[derive(Debug, Deserialize)]
+pub struct QualityReport {
+    #[serde(rename = "roomID", default)]
+    pub room_id: Option<String>,
+    pub upstream: crate::quality::Level,
+    pub downstream: crate::quality::Level,
+}
+
 #[derive(Debug, Deserialize)]
 pub struct RenewTokenRequest {
     pub token: String,
@@ -219,6 +245,8 @@ pub fn parse(text: &str) -> Result<(Value, Request), FrameError> {
         "setRoomExtraInfo" => decode(&kind, data).map(Request::SetRoomExtraInfo),
         "setStreamExtraInfo" => decode(&kind, data).map(Request::SetStreamExtraInfo),
         "renewToken" => decode(&kind, data).map(Request::RenewToken),
+        "muteStream" => decode(&kind, data).map(Request::MuteStream),
+        "reportQuality" => decode(&kind, data).map(Request::ReportQuality),
         other => {
             let shown: String = other.chars().take(64).collect();
             return Err(fail(ErrorCode::UnknownMessageType, format!("unknown request type {shown:?}")));
@@ -301,6 +329,12 @@ pub struct WireStream {
     /// Present (true) while the business server mutes the stream's video.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub video_muted: bool,
+    /// Present (true) while the publisher has its own audio off (`muteStream`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub publisher_audio_muted: bool,
+    /// Present (true) while the publisher has its own video off (`muteStream`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub publisher_video_muted: bool,
 }
 
 impl From<&StreamInfo> for WireStream {
@@ -311,6 +345,8 @@ impl From<&StreamInfo> for WireStream {
             extra_info: stream.extra_info.clone(),
             audio_muted: stream.audio_muted,
             video_muted: stream.video_muted,
+            publisher_audio_muted: stream.publisher_audio_muted,
+            publisher_video_muted: stream.publisher_video_muted,
         }
     }
 }
@@ -378,12 +414,17 @@ pub fn encode_event(room: &RoomKey, room_event: &RoomEvent) -> EncodedEvent {
                 json!({"roomID": room.room_id, "streamID": stream_id, "state": state, "errorCode": error_code}),
             ))
         }
-        RoomEvent::StreamMuted { stream } => one(event(
+        RoomEvent::StreamMuted { stream, by_server } => one(event(
             "streamMuteUpdate",
             json!({"roomID": room.room_id, "streamID": stream.stream_id, "user": stream.user,
-                   "audioMuted": stream.audio_muted, "videoMuted": stream.video_muted, "byServer": true}),
+                   "audioMuted": stream.audio_muted, "videoMuted": stream.video_muted,
+                   "publisherAudioMuted": stream.publisher_audio_muted,
+                   "publisherVideoMuted": stream.publisher_video_muted, "byServer": by_server}),
         )),
-        RoomEvent::Kickout { .. } | RoomEvent::Resync => EncodedEvent::default(),
+        RoomEvent::NetworkQuality { users } => {
+            one(event("networkQuality", json!({"roomID": room.room_id, "qualityList": users})))
+        }
+        RoomEvent::Kickout { .. } | RoomEvent::Resync | RoomEvent::RelayQuality { .. } => EncodedEvent::default(),
     }
 }
 
@@ -482,6 +523,8 @@ mod tests {
             relay_url: Some("http://relay-7:8080".into()),
             audio_muted: false,
             video_muted: false,
+            publisher_audio_muted: false,
+            publisher_video_muted: false,
         };
         let wire = json!({"streamID": "cam", "user": {"userID": "u", "userName": "U"}, "extraInfo": "hd"});
         for event in [

@@ -55,6 +55,7 @@ pub struct SessionState {
     pub kicked: Arc<KickSignal>,
     requests: RateLimit,
     messages: RateLimit,
+    quality_reports: RateLimit,
 }
 
 impl SessionState {
@@ -171,6 +172,7 @@ pub async fn login(ctx: &SignalingContext, request: LoginRequest) -> Result<(Ses
         kicked,
         requests: RateLimit::new(limits::REQUESTS_PER_SEC, limits::REQUEST_BURST),
         messages: RateLimit::new(limits::MESSAGES_PER_SEC, limits::MESSAGE_BURST),
+        quality_reports: RateLimit::new(limits::QUALITY_REPORTS_PER_SEC, limits::QUALITY_REPORT_BURST),
     };
     let view = RoomView::of(&state.room, &outcome.snapshot, &state.user.user_id, state.user_update);
     let reply = state.session_reply(ctx, &view, json!({}));
@@ -259,7 +261,9 @@ impl SessionState {
     /// Applies the per-session rate limits.
     pub fn check_rate(&mut self, request: &Request) -> Result<(), ApiError> {
         let now = Instant::now();
-        let allowed = self.requests.allow(now) && (!request.is_message() || self.messages.allow(now));
+        let allowed = self.requests.allow(now)
+            && (!request.is_message() || self.messages.allow(now))
+            && (!matches!(request, Request::ReportQuality(_)) || self.quality_reports.allow(now));
         if allowed { Ok(()) } else { Err(ApiError::new(ErrorCode::RateLimited, "too many requests; slow down")) }
     }
 
@@ -365,6 +369,40 @@ impl SessionState {
                     .await?;
                 Ok(Reply::data(json!({"streamID": request.stream_id})))
             }
+            Request::MuteStream(request) => {
+                self.same_room(&request.room_id)?;
+                if request.audio.is_none() && request.video.is_none() {
+                    return Err(ApiError::new(
+                        ErrorCode::MalformedFrame,
+                        "`data` of muteStream: name `audio` and/or `video` (true to mute, false to unmute)",
+                    ));
+                }
+                let stream = rooms
+                    .set_publisher_muted(
+                        &self.room,
+                        &self.user.user_id,
+                        &request.stream_id,
+                        request.audio,
+                        request.video,
+                    )
+                    .await?;
+                crate::metrics::media_mute("publisher", request.audio, request.video);
+                Ok(Reply::data(json!({
+                    "streamID": stream.stream_id,
+                    "publisherAudioMuted": stream.publisher_audio_muted,
+                    "publisherVideoMuted": stream.publisher_video_muted,
+                    "audioMuted": stream.audio_muted,
+                    "videoMuted": stream.video_muted,
+                })))
+            }
+            Request::ReportQuality(report) => {
+                self.same_room(&report.room_id)?;
+                let now = Instant::now();
+                let board = ctx.rooms.hub().quality();
+                board.client_report(&self.room, &self.user.user_id, report.upstream, report.downstream, now);
+                crate::metrics::quality_sample("client", 1);
+                Ok(Reply::data(json!({})))
+            }
             Request::RenewToken(request) => {
                 let (claims, _) =
                     verify_token(ctx, self.room.app_id, &request.token, &self.user.user_id, &self.room.room_id).await?;
@@ -383,6 +421,7 @@ impl SessionState {
     /// session's usage record with `reason`.
     pub async fn end(self, ctx: &SignalingContext, reason: EndReason) {
         super::media::end_session_media(ctx, &self.session_id).await;
+        ctx.rooms.hub().quality().forget(&self.room, &self.user.user_id);
         if let Err(err) = ctx.rooms.exit(&self.room, &self.user.user_id, &self.session_id).await {
             tracing::warn!(
                 room = %self.room,
@@ -401,6 +440,9 @@ impl SessionState {
     /// server kick or a room close this worker closes it.
     pub async fn abandon(self, ctx: &SignalingContext, cause: Option<&KickCause>) {
         super::media::end_session_media(ctx, &self.session_id).await;
+        // Told about by the worker of the session that replaced it, if any: this one must not
+        // announce the user as unknown once its last inputs go stale.
+        ctx.rooms.hub().quality().forget(&self.room, &self.user.user_id);
         ctx.rooms.stop_listening(&self.room, &self.session_id).await;
         match cause.and_then(removal_end_reason) {
             Some(reason) => self.record_end(ctx, reason).await,

@@ -36,6 +36,9 @@ pub const FIELDS: &[(&str, &str)] = &[
     // StreamInfo's mute flags
     ("audio_muted", "audioMuted"),
     ("video_muted", "videoMuted"),
+    ("publisher_audio_muted", "publisherAudioMuted"),
+    ("publisher_video_muted", "publisherVideoMuted"),
+    ("by_server", "byServer"),
 ];
 
 /// `type` tags of the room events the scripts publish, as `(Lua name, tag)`.
@@ -226,6 +229,8 @@ mod tests {
             relay_url: None,
             audio_muted: false,
             video_muted: false,
+            publisher_audio_muted: false,
+            publisher_video_muted: false,
         }
     }
 
@@ -283,10 +288,29 @@ mod tests {
             without,
             RoomEvent::Kickout { user_id: "u".into(), session_id: "s".into(), cause: Default::default() }
         );
-        let muted = StreamInfo { audio_muted: true, video_muted: true, ..stream() };
-        check(RoomEvent::StreamMuted { stream: muted.clone() }, "stream_muted", &["stream"]);
+        let muted = StreamInfo {
+            audio_muted: true,
+            video_muted: true,
+            publisher_audio_muted: true,
+            publisher_video_muted: true,
+            ..stream()
+        };
+        check(RoomEvent::StreamMuted { stream: muted.clone(), by_server: true }, "stream_muted", &["stream"]);
+        check(
+            RoomEvent::StreamMuted { stream: muted.clone(), by_server: false },
+            "stream_muted",
+            &["stream", "by_server"],
+        );
         let value = serde_json::to_value(&muted).unwrap();
         assert_eq!((&value[json_name("audio_muted")], &value[json_name("video_muted")]), (&json!(true), &json!(true)));
+        let publisher = (&value[json_name("publisher_audio_muted")], &value[json_name("publisher_video_muted")]);
+        assert_eq!(publisher, (&json!(true), &json!(true)));
+        // stream_muted.lua publishes no byServer: that is the server's mute.
+        let without: RoomEvent = serde_json::from_value(json!(
+            {json_name("type"): json_name("stream_muted"), json_name("stream"): serde_json::to_value(stream()).unwrap()}
+        ))
+        .unwrap();
+        assert_eq!(without, RoomEvent::StreamMuted { stream: stream(), by_server: true });
     }
 
     #[test]

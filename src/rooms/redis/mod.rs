@@ -123,6 +123,15 @@ fn unparsable(err: impl std::fmt::Display) -> RoomError {
     RoomError::Corrupt(format!("unexpected Redis reply: {err}"))
 }
 
+/// A mute flag as the mute scripts take it: `1` mute, `0` unmute, empty to keep.
+fn mute_flag(value: Option<bool>) -> &'static str {
+    match value {
+        Some(true) => "1",
+        Some(false) => "0",
+        None => "",
+    }
+}
+
 fn expired() -> RoomError {
     RoomError::Unavailable("Redis answered after the request's deadline".to_owned())
 }
@@ -366,6 +375,42 @@ impl RedisRooms {
         Ok(ClosedRoom { users_removed: count(users_removed)?, streams_removed: count(streams_removed)? })
     }
 
+    /// The publisher's own mute; refused (changing nothing) when Redis runs it after `deadline`.
+    async fn run_publisher_muted(
+        &self,
+        room: &RoomKey,
+        user_id: &str,
+        stream_id: &str,
+        audio: Option<bool>,
+        video: Option<bool>,
+        deadline: i64,
+    ) -> Result<StreamInfo, RoomError> {
+        let keys = RoomKeys::of(room);
+        let mut script = self.scripts.publisher_muted.prepare_invoke();
+        script
+            .key(&keys.streams)
+            .arg(user_id)
+            .arg(stream_id)
+            .arg(mute_flag(audio))
+            .arg(mute_flag(video))
+            .arg(&keys.channel)
+            .arg(deadline);
+        let reply: String = self.invoke(&script).await?;
+        match reply.as_str() {
+            "not_found" => return Err(RoomError::StreamNotFound(stream_id.to_owned())),
+            "expired" => return Err(expired()),
+            _ => {}
+        }
+        let stream: StreamInfo = decode(&reply)?;
+        for session in self.local().sessions.values_mut() {
+            if let Some(local) = session.streams.get_mut(stream_id).filter(|_| session.room == *room) {
+                local.publisher_audio_muted = stream.publisher_audio_muted;
+                local.publisher_video_muted = stream.publisher_video_muted;
+            }
+        }
+        Ok(stream)
+    }
+
     /// The mute script; refused (changing nothing) when Redis runs it after `deadline`.
     async fn run_stream_muted(
         &self,
@@ -375,14 +420,15 @@ impl RedisRooms {
         video: Option<bool>,
         deadline: i64,
     ) -> Result<StreamInfo, RoomError> {
-        let flag = |value: Option<bool>| match value {
-            Some(true) => "1",
-            Some(false) => "0",
-            None => "",
-        };
         let keys = RoomKeys::of(room);
         let mut script = self.scripts.stream_muted.prepare_invoke();
-        script.key(&keys.streams).arg(stream_id).arg(flag(audio)).arg(flag(video)).arg(&keys.channel).arg(deadline);
+        script
+            .key(&keys.streams)
+            .arg(stream_id)
+            .arg(mute_flag(audio))
+            .arg(mute_flag(video))
+            .arg(&keys.channel)
+            .arg(deadline);
         let reply: String = self.invoke(&script).await?;
         match reply.as_str() {
             "not_found" => return Err(RoomError::StreamNotFound(stream_id.to_owned())),
@@ -722,6 +768,17 @@ impl RoomBackend for RedisRooms {
         self.run_stream_muted(room, stream_id, audio, video, self.deadline()).await
     }
 
+    async fn set_publisher_muted(
+        &self,
+        room: &RoomKey,
+        user_id: &str,
+        stream_id: &str,
+        audio: Option<bool>,
+        video: Option<bool>,
+    ) -> Result<StreamInfo, RoomError> {
+        self.run_publisher_muted(room, user_id, stream_id, audio, video, self.deadline()).await
+    }
+
     async fn publish(&self, room: &RoomKey, event: RoomEvent) -> Result<(), RoomError> {
         let payload = encode(&event)?;
         let mut script = self.scripts.publish.prepare_invoke();
@@ -824,6 +881,8 @@ mod tests {
             relay_url: Some("http://relay".into()),
             audio_muted: false,
             video_muted: false,
+            publisher_audio_muted: false,
+            publisher_video_muted: false,
         }
     }
 
@@ -900,6 +959,22 @@ mod tests {
         let other = RoomExtraInfo { key: "k2".into(), ..extra.clone() };
         let too_many = rooms.run_room_extra_info(&room, &other, 1, "set", now).await;
         assert!(matches!(too_many, Err(RoomError::TooManyExtraInfoKeys(1))));
+        // The publisher's own mute: only its owner, announced with byServer false, stored
+        // beside (not over) the server's flags.
+        let not_owner = rooms.run_publisher_muted(&room, "bob", "cam", Some(true), None, now).await;
+        assert!(matches!(not_owner, Err(RoomError::StreamNotFound(_))), "{not_owner:?}");
+        rooms.run_stream_muted(&room, "cam", None, Some(true), now).await.unwrap();
+        let server_muted = StreamInfo { video_muted: true, ..expected.clone() };
+        assert_eq!(next_event(&mut messages).await, RoomEvent::StreamMuted { stream: server_muted, by_server: true });
+        let muted = rooms.run_publisher_muted(&room, "alice", "cam", Some(true), Some(false), now).await.unwrap();
+        let both = StreamInfo { video_muted: true, publisher_audio_muted: true, ..expected.clone() };
+        assert_eq!(muted, both);
+        assert_eq!(next_event(&mut messages).await, RoomEvent::StreamMuted { stream: both, by_server: false });
+        rooms.run_publisher_muted(&room, "alice", "cam", Some(false), None, now).await.unwrap();
+        rooms.run_stream_muted(&room, "cam", None, Some(false), now).await.unwrap();
+        for _ in 0..2 {
+            next_event(&mut messages).await;
+        }
         let message = crate::rooms::ImMessage {
             message: "hi".into(),
             from_user: member("alice", "s2").user,
@@ -947,10 +1022,14 @@ mod tests {
         assert!(matches!(late, Err(RoomError::Unavailable(_))), "{late:?}");
         let late = rooms.run_stream_muted(&room, "late-cam", Some(true), Some(true), 1).await;
         assert!(matches!(late, Err(RoomError::Unavailable(_))), "{late:?}");
+        let late = rooms.run_publisher_muted(&room, "bob", "late-cam", Some(true), Some(true), 1).await;
+        assert!(matches!(late, Err(RoomError::Unavailable(_))), "{late:?}");
         let snapshot = rooms.snapshot(&room).await.unwrap();
         assert_eq!(snapshot.members.len(), 2, "a late kick or close removed someone");
         assert_eq!(snapshot.streams.len(), 1);
         assert!(!snapshot.streams[0].audio_muted && !snapshot.streams[0].video_muted, "a late mute took effect");
+        let publisher = (snapshot.streams[0].publisher_audio_muted, snapshot.streams[0].publisher_video_muted);
+        assert_eq!(publisher, (false, false), "a late publisher mute took effect");
         let mut conn = rooms.conn();
         let closed: bool = conn.exists(RoomKeys::of(&room).closed).await.unwrap();
         assert!(!closed, "a late close left a closure");

@@ -19,6 +19,7 @@ pub struct Scripts {
     pub kick: Script,
     pub close_room: Script,
     pub stream_muted: Script,
+    pub publisher_muted: Script,
 }
 
 impl Scripts {
@@ -38,11 +39,12 @@ impl Scripts {
             kick: script(include_str!("../lua/kick.lua")),
             close_room: script(include_str!("../lua/close_room.lua")),
             stream_muted: script(include_str!("../lua/stream_muted.lua")),
+            publisher_muted: script(include_str!("../lua/publisher_muted.lua")),
         }
     }
 
     #[cfg(test)]
-    pub fn all(&self) -> [(&'static str, &Script); 12] {
+    pub fn all(&self) -> [(&'static str, &Script); 13] {
         [
             ("join", &self.join),
             ("leave", &self.leave),
@@ -56,6 +58,7 @@ impl Scripts {
             ("kick", &self.kick),
             ("close_room", &self.close_room),
             ("stream_muted", &self.stream_muted),
+            ("publisher_muted", &self.publisher_muted),
         ]
     }
 }
