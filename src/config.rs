@@ -128,8 +128,12 @@ pub struct AppCreateArgs {
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub app_id: Option<u32>,
     /// Server secret (32–128 printable characters); 32 random bytes in hex when omitted.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "server_secret")]
     pub secret: Option<String>,
+    /// Import an app from ZEGO: its ServerSecret, exactly 32 characters (the AES-256 key of
+    /// ZEGO "04" tokens, which are then accepted at login). Needs --app-id (its ZEGO AppID).
+    #[arg(long, requires = "app_id")]
+    pub server_secret: Option<String>,
     /// Most users one room of this app may hold.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_users_per_room: Option<u32>,

@@ -77,8 +77,8 @@ error_codes! {
     InvalidStreamId = 3003, BAD_REQUEST, "A streamId is empty, longer than 256 bytes, or has characters outside `A-Za-z0-9_.~-`.";
     TtlOutOfRange = 3004, BAD_REQUEST, "ttlSeconds is out of range: 1-86400 for tokens, 1-60 for media grants.";
     TooManyStreamIds = 3005, BAD_REQUEST, "streamIds holds more than 64 entries.";
-    TokenMalformed = 4001, UNAUTHORIZED, "The token is not a Huddle token (not a JWT, wrong algorithm, missing claims).";
-    TokenBadSignature = 4002, UNAUTHORIZED, "The token was not signed with this app's server secret.";
+    TokenMalformed = 4001, UNAUTHORIZED, "The token is neither a Huddle token (not a JWT, wrong algorithm, missing claims) nor a well-formed ZEGO 04 token (bad base64, cut short, wrong lengths, unknown mode, payload not ZEGO's JSON).";
+    TokenBadSignature = 4002, UNAUTHORIZED, "The token was not signed (ZEGO 04: encrypted) with this app's server secret, or was changed since; a ZEGO 04 token also needs the app's secret to be 32 characters.";
     TokenExpired = 4003, UNAUTHORIZED, "The token has expired.";
     TokenNotYetValid = 4004, UNAUTHORIZED, "The token's `nbf` is in the future.";
     TokenAppMismatch = 4005, UNAUTHORIZED, "The token belongs to another app.";
@@ -227,6 +227,7 @@ impl From<TokenError> for ApiError {
             TokenError::TooManyStreamIds(_) => ErrorCode::TooManyStreamIds,
             TokenError::InvalidId(id_err) => return ApiError::from(id_err.clone()),
             TokenError::Signing(cause) => return ApiError::internal(cause),
+            TokenError::SecretNotZego => ErrorCode::TokenBadSignature,
         };
         ApiError::new(code, err.to_string())
     }

@@ -85,11 +85,14 @@ async fn app_command(command: AppCommand) -> Result<(), String> {
             if let Some(secret) = &args.secret {
                 auth::secret::validate(secret).map_err(|e| e.to_string())?;
             }
+            if let Some(secret) = &args.server_secret {
+                auth::secret::validate_zego(secret).map_err(|e| e.to_string())?;
+            }
             let store = open(&args.store).await?;
             let new = NewApp {
                 app_id: args.app_id,
                 name: args.name,
-                server_secret: args.secret,
+                server_secret: args.secret.or(args.server_secret),
                 max_users_per_room: args.max_users_per_room,
             };
             let app = store.create_app(new).await.map_err(|e| e.to_string())?;

@@ -1,6 +1,6 @@
-//! Who may do what: user tokens (JWT HS256), signed server requests (HMAC-SHA256), the
-//! single-use nonce memory that makes signed requests unreplayable, media grants, and TURN
-//! credentials (HMAC-SHA1, coturn's shared-secret scheme).
+//! Who may do what: user tokens (JWT HS256, and ZEGO's "04" tokens at login), signed server
+//! requests (HMAC-SHA256), the single-use nonce memory that makes signed requests
+//! unreplayable, media grants, and TURN credentials (HMAC-SHA1, coturn's shared-secret scheme).
 
 pub mod grant;
 pub mod jwt;
@@ -8,6 +8,7 @@ pub mod nonce;
 pub mod secret;
 pub mod signature;
 pub mod token;
+pub mod token04;
 pub mod turn;
 
 pub use nonce::NonceStore;

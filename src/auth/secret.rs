@@ -10,6 +10,12 @@ const GENERATED_SECRET_BYTES: usize = 32;
 #[error("a server secret must be 32 to 128 printable ASCII characters without spaces")]
 pub struct WeakSecret;
 
+#[derive(Debug, Error, PartialEq, Eq)]
+#[error(
+    "a ZEGO ServerSecret must be exactly 32 printable ASCII characters without spaces (ZEGO's token generators and its AES-256 key need 32), got {0} characters"
+)]
+pub struct NotZegoSecret(pub usize);
+
 /// A fresh secret: 32 random bytes, hex-encoded. `rand::rng()` is a ChaCha12 CSPRNG
 /// seeded from (and periodically reseeded by) the operating system.
 pub fn generate() -> String {
@@ -23,6 +29,17 @@ pub fn generate() -> String {
 pub fn validate(secret: &str) -> Result<(), WeakSecret> {
     let printable = secret.bytes().all(|b| (0x21..=0x7e).contains(&b));
     if (32..=128).contains(&secret.len()) && printable { Ok(()) } else { Err(WeakSecret) }
+}
+
+/// Checks a ServerSecret imported from ZEGO: exactly 32 printable characters, as ZEGO issues
+/// them, so that it is the AES-256 key of its "04" tokens.
+pub fn validate_zego(secret: &str) -> Result<(), NotZegoSecret> {
+    let printable = secret.bytes().all(|b| (0x21..=0x7e).contains(&b));
+    if secret.len() == crate::auth::token04::SECRET_LEN && printable {
+        Ok(())
+    } else {
+        Err(NotZegoSecret(secret.chars().count()))
+    }
 }
 
 #[cfg(test)]
@@ -44,5 +61,15 @@ mod tests {
         assert_eq!(validate("short"), Err(WeakSecret));
         assert_eq!(validate(&format!("{} x", "a".repeat(40))), Err(WeakSecret));
         assert_eq!(validate(&"a".repeat(129)), Err(WeakSecret));
+    }
+
+    #[test]
+    fn zego_secrets_are_exactly_32_printable_characters() {
+        assert_eq!(validate_zego("fa94dd0f974cf2e293728a526b028271"), Ok(()));
+        assert_eq!(validate_zego(&"a".repeat(31)), Err(NotZegoSecret(31)));
+        assert_eq!(validate_zego(&"a".repeat(33)), Err(NotZegoSecret(33)));
+        assert_eq!(validate_zego(&generate()), Err(NotZegoSecret(64)), "a Huddle secret is no ZEGO one");
+        assert_eq!(validate_zego(&format!("{} {}", "a".repeat(15), "b".repeat(16))), Err(NotZegoSecret(32)));
+        assert_eq!(validate_zego(&"é".repeat(16)), Err(NotZegoSecret(16)));
     }
 }

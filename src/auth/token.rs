@@ -1,4 +1,5 @@
-//! User tokens: JWT HS256 signed with the app's server secret.
+//! User tokens: JWT HS256 signed with the app's server secret (and, at login, ZEGO's "04"
+//! tokens: [`super::token04`]).
 //!
 //! The JWT header's `kid` carries the app id, so a verifier can find the right secret before
 //! it trusts anything else in the token. Verification pins HS256 (`none` and every other
@@ -44,6 +45,10 @@ pub enum TokenError {
     InvalidId(#[from] IdError),
     #[error("token signing failed: {0}")]
     Signing(String),
+    #[error(
+        "this app's server secret is not a 32-character ZEGO ServerSecret, so no ZEGO 04 token can be made with it"
+    )]
+    SecretNotZego,
 }
 
 /// What a token allows.
@@ -188,6 +193,25 @@ pub struct Expected<'a> {
 /// (`AppMismatch`), whoever signed it.
 pub fn verify(token: &str, secret: &[u8], expected: Expected<'_>, now: i64) -> Result<Claims, TokenError> {
     let claims: Claims = jwt::decode(token, expected.app_id, secret, ISSUER, None)?;
+    check_claims(claims, expected, now)
+}
+
+/// Verifies a login token of either accepted format: a Huddle JWT, or a ZEGO "04" token
+/// (see [`super::token04`]); both end in the same claims and the same checks.
+pub fn verify_login(token: &str, secret: &[u8], expected: Expected<'_>, now: i64) -> Result<Claims, TokenError> {
+    if super::token04::is_token04(token) {
+        super::token04::verify(token, secret, expected, now)
+    } else {
+        verify(token, secret, expected, now)
+    }
+}
+
+/// The checks every login token's claims pass, whatever format carried them: app, time
+/// (with [`LEEWAY_SECS`]), user, room and the login privilege.
+pub(crate) fn check_claims(claims: Claims, expected: Expected<'_>, now: i64) -> Result<Claims, TokenError> {
+    if claims.app_id != expected.app_id {
+        return Err(TokenError::AppMismatch);
+    }
     if now > claims.exp + LEEWAY_SECS {
         return Err(TokenError::Expired);
     }
