@@ -3271,8 +3271,8 @@ class PublishMuteFeature {
 // later included (`muteAllPlayAudioStreams/VideoStreams`) — and the speaker played streams
 // use. A mute is the relay's: it stops sending that media to this player only (the stream's
 // other players and its publisher are not affected), so a muted stream costs no bandwidth.
-// It is asked of the play session's relay session (`POST <Location>/mute`, docs/PROTOCOL.md)
-// and asked again after every renegotiation, which starts a new relay session.
+// It is asked of the play session's relay session (`POST <Location>/mute`, docs/PROTOCOL.md
+// section 13) and asked again after every renegotiation, which starts a new relay session.
 
 
 /** The relay's answer to a player mute: what it sends this player now. */
@@ -3304,12 +3304,17 @@ class PlayControlsFeature {
   static setup(engine) {
     engine._playMutes = new Map(); // streamID → {audio?, video?} set by mutePlayStream*
     engine._allPlayMuted = { audio: false, video: false }; // muteAllPlay*Streams
+    // A new relay session sends everything: hold back again what the page muted, as soon as
+    // the relay has the session and once more when it plays (the relay's word that it is live).
+    const reapply = (session) => {
+      if (session.kind !== MediaKind.PLAY || !session.sessionUrl) return;
+      const mute = playMuteOf(engine._playMutes.get(session.streamID), engine._allPlayMuted);
+      if (mute.audio || mute.video) engine._applyPlayMute(session, mute).catch(() => {});
+    };
     engine._media.observe({
-      onNegotiated: (session) => {
-        if (session.kind !== MediaKind.PLAY) return;
-        const mute = playMuteOf(engine._playMutes.get(session.streamID), engine._allPlayMuted);
-        // A new relay session sends everything: hold back again what the page muted.
-        if (mute.audio || mute.video) engine._applyPlayMute(session, mute).catch(() => {});
+      onNegotiated: reapply,
+      onState: (session, state) => {
+        if (state === PlayerState.PLAYING) reapply(session);
       },
     });
   }
