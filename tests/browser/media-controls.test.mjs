@@ -2,14 +2,20 @@
 // a publisher's own mutes seen by the room, a player's mutes applied by the relay to that
 // player only (muteAll* for streams played later too), sound levels, network quality for
 // every user, exceptionUpdate on a stalled and recovered video, the stream view's
-// playVideo/playAudio, checkSystemRequirements, and roomStateUpdate beside roomStateChanged.
-// Pages are expensive: one call of three pages carries most checks, in order.
+// playVideo/playAudio, checkSystemRequirements, roomStateUpdate beside roomStateChanged, a
+// list of servers (a dead first one at login, failing over on a reconnect), and a page
+// logging in with a ZEGO Token04. Pages are expensive: one call of three pages carries most
+// checks, in order.
 
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { after, afterEach, before, describe, test } from 'node:test';
-import { Env, uid, waitFor } from './harness.mjs';
+import { promisify } from 'node:util';
+import { Env, huddleBin, uid, waitFor } from './harness.mjs';
+import { mintToken04 } from './token04.mjs';
 
-const env = new Env();
+const env = new Env({ proxy: true });
 before(() => env.start());
 afterEach(() => env.closeUsers());
 after(() => env.stop());
@@ -267,5 +273,59 @@ describe('servers and room states', () => {
     assert.equal(failed.args[2], 7002);
     assert.deepEqual((await a.events('roomStateUpdate')).map((e) => e.args[1]), ['CONNECTING', 'DISCONNECTED']);
     assert.equal(a.console.filter((line) => line.includes('trying the next server')).length, 1, a.console.join('\n'));
+  });
+});
+
+describe('ZEGO Token04', () => {
+  test('pages log in with 04 tokens of an app imported from ZEGO, publish and play', { timeout: 90_000 }, async () => {
+    const appID = 610000000 + Math.floor(Math.random() * 1000000);
+    const secret = randomBytes(16).toString('hex'); // 32 characters, as ZEGO's ServerSecret
+    await promisify(execFile)(huddleBin, ['app', 'create', '--database-url', env.huddle.databaseUrl, '--name', 'zego-import',
+      '--app-id', String(appID), '--server-secret', secret]);
+    const room = uid('room');
+    const [a, b] = await Promise.all([env.openUser(uid('ann'), { appID }), env.openUser(uid('bob'), { appID })]);
+    const streamA = `${a.name}-cam`;
+    const tokenOf = (user, streams) => mintToken04({ appID, secret, userID: user.name, roomID: room,
+      privilege: { login: true, publish: !!streams }, streamIDList: streams ?? null });
+    assert.equal(await a.login(room, { token: tokenOf(a, [streamA]) }), true, await a.describe());
+    assert.equal(await b.login(room, { token: tokenOf(b) }), true, await b.describe());
+    await publish(a, streamA);
+    await b.waitEvent('roomStreamUpdate', (r, type, list) => type === 'ADD' && list.some((s) => s.streamID === streamA));
+    await b.play(streamA);
+    await b.expectMedia(streamA);
+    // B's token does not grant publishing: the server refuses it.
+    const mark = await b.mark();
+    await b.publish(`${b.name}-cam`);
+    const refused = await b.waitEvent('publisherStateUpdate', (r) => r.state === 'NO_PUBLISH', { since: mark });
+    assert.equal(refused.args[0].errorCode, 5012);
+  });
+});
+
+// Last: it closes the proxy.
+describe('server failover on reconnect', () => {
+  test('the first server goes away: the reconnect moves to the next and resumes', { timeout: 90_000 }, async () => {
+    const room = uid('room');
+    const a = await openRecorded(uid('ann'));
+    const b = await env.openUser(uid('bob'), { server: [env.proxy.wsUrl, env.huddle.wsUrl] });
+    await b.evaluate(() => window.zg.on('roomStateUpdate', (...args) => window.__events.push({ name: 'roomStateUpdate', args })));
+    await login(a, room);
+    await login(b, room);
+    const streamB = `${b.name}-cam`;
+    await publish(b, streamB);
+    await a.waitEvent('roomStreamUpdate', (r, type, list) => type === 'ADD' && list.some((s) => s.streamID === streamB));
+    await a.play(streamB);
+    await a.expectMedia(streamB);
+    const mark = await b.mark();
+    await env.proxy.close();
+    const back = await b.waitEvent('roomStateChanged', (r, reason) => reason === 'RECONNECTED', { since: mark, timeout: 30_000 });
+    assert.equal(back.args[3], 'resumed', 'the same session, resumed on the second server');
+    assert.deepEqual((await b.eventsSince(mark, 'roomStateUpdate')).map((e) => e.args[1]), ['CONNECTING', 'CONNECTED']);
+    // With the proxy gone, only the second server can have answered.
+    assert.equal(await call(b, () => window.zg._servers.current), env.huddle.wsUrl);
+    // Still in the room: a message from B reaches A.
+    const sent = await call(b, (r) => window.zg.sendBroadcastMessage(r, 'still here'), room);
+    assert.equal(sent.errorCode, 0);
+    await a.waitEvent('IMRecvBroadcastMessage', (r, list) => list.some((m) => m.message === 'still here'));
+    await waitFor(async () => (await growth(a, streamB, 'framesDecoded', 1000)) > 5, { what: 'B\'s video keeps coming' });
   });
 });
