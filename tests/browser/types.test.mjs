@@ -10,12 +10,12 @@ const require = createRequire(import.meta.url);
 const tsc = require.resolve('typescript/bin/tsc');
 
 describe('types', () => {
-  test('the tutorial flow type-checks against huddle-express.d.ts', { timeout: 60_000 }, () => {
-    const fixture = new URL('./types/tutorial.ts', import.meta.url).pathname;
+  test('the tutorial flow and ZEGO-typed media controls type-check against huddle-express.d.ts', { timeout: 60_000 }, () => {
+    const fixtures = ['tutorial.ts', 'media-controls.ts'].map((name) => new URL(`./types/${name}`, import.meta.url).pathname);
     let output = '';
     try {
       execFileSync(process.execPath, [tsc, '--noEmit', '--strict', '--target', 'es2020', '--module', 'es2020',
-        '--moduleResolution', 'node', '--lib', 'es2020,dom', fixture], { encoding: 'utf8' });
+        '--moduleResolution', 'node', '--lib', 'es2020,dom', ...fixtures], { encoding: 'utf8' });
     } catch (error) {
       output = `${error.stdout ?? ''}${error.stderr ?? ''}`;
     }
