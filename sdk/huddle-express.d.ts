@@ -27,7 +27,59 @@ export interface ZegoStreamList {
   streamID: string;
   user: ZegoUser;
   extraInfo: string;
+  /** Empty: Huddle delivers media over WebRTC only, there are no CDN playback URLs. */
+  urlsFLV: string;
+  urlsRTMP: string;
+  urlsHLS: string;
+  urlsHttpsFLV: string;
+  urlsHttpsHLS: string;
 }
+
+/** ZEGO's `roomStateUpdate` states. */
+export type ZegoRoomConnectionState = "DISCONNECTED" | "CONNECTING" | "CONNECTED";
+
+/** ZEGO's `QualityGrade`: -1 unknown, 0 excellent, 1 good, 2 middle, 3 poor, 4 die (unusable). */
+export type QualityGrade = -1 | 0 | 1 | 2 | 3 | 4;
+
+/** One stream's sound level in `soundLevelUpdate`. */
+export interface ZegoSoundLevelInfo {
+  streamID: string;
+  /** 0–100 (-60 dBFS and below is 0). */
+  soundLevel: number;
+  /** `push`: a stream this page publishes; `pull`: one it plays. */
+  type: "push" | "pull";
+}
+
+/**
+ * `exceptionUpdate` data, with ZEGO's codes: 1003/2003 video bitrate sent too low/normal
+ * again, 1004/2004 frames sent, 1005/2005 audio bitrate sent, 1009/2009 frames decoded.
+ */
+export interface ExceptionData {
+  code: number;
+  message: string;
+}
+
+/** ZEGO's log settings (`setLogConfig`). */
+export interface ZegoLogConfig {
+  logLevel?: "debug" | "info" | "warn" | "error" | "report" | "disable";
+  remoteLogLevel?: "debug" | "info" | "warn" | "error" | "disable";
+  logURL?: string;
+  logCount?: number;
+  logSize?: number;
+}
+
+/** What `checkSystemRequirements` may check alone (ZEGO's, plus `videoCodec` and `VP9`). */
+export type ZegoCheckSingleType =
+  | "webRTC"
+  | "customCapture"
+  | "camera"
+  | "microphone"
+  | "screenSharing"
+  | "videoCodec"
+  | "H264"
+  | "H265"
+  | "VP8"
+  | "VP9";
 
 /** A room extra info entry. */
 export interface ZegoRoomExtraInfo {
@@ -148,8 +200,14 @@ export interface ZegoCapabilityDetection {
   microphone?: boolean;
   screenSharing?: boolean;
   videoCodec?: ZegoVideoCodec;
-  errInfo: Record<string, { name?: string; message?: string }>;
-  /** WebRTC works and the browser can send VP8 or H.264. */
+  errInfo: {
+    webRTC?: { name?: string; message?: string };
+    customCapture?: { name?: string; message?: string };
+    camera?: { name?: string; message?: string };
+    microphone?: { name?: string; message?: string };
+    extendedDate?: string;
+  };
+  /** The single check asked for; without one: WebRTC works and the browser can send VP8 or H.264. */
   result?: boolean;
 }
 
@@ -442,11 +500,20 @@ export interface SoundLevelDelegateOptions {
 export interface StreamViewEvent {
   autoplayFailed: () => void;
   canPlayVideo: () => void;
+  /** `playAudio`'s sound can play. */
+  canPlayAudio: () => void;
 }
 
 /** A managed `<video>` for a stream (from `createLocalStreamView`/`createRemoteStreamView`). */
 export declare class ZegoStreamView {
   play(container: string | HTMLElement, options?: ZegoStreamViewOptions): void;
+  /** The picture only (the `<video>` stays silent); the sound is `playAudio`'s. */
+  playVideo(container: string | HTMLElement, options?: ZegoStreamViewOptions): void;
+  /** The sound only, through an `<audio>` element outside the page; `canPlayAudio` when it can play. */
+  playAudio(options?: ZegoStreamViewOptions): void;
+  stopVideo(): void;
+  stopAudio(): void;
+  /** Removes the picture and stops the sound. */
   stop(): void;
   resume(): void;
   setAudioMuted(muted: boolean): boolean;
@@ -463,6 +530,8 @@ export declare class ZegoStreamView {
 /** Events and their listener signatures. */
 export interface ZegoEvent {
   roomStateChanged: (roomID: string, reason: ZegoRoomStateChangedReason, errorCode: number, extendedData: string) => void;
+  /** Raised with every `roomStateChanged`: LOGINING and RECONNECTING are CONNECTING, LOGINED and RECONNECTED CONNECTED, every end DISCONNECTED. */
+  roomStateUpdate: (roomID: string, state: ZegoRoomConnectionState, errorCode: number, extendedData: string) => void;
   roomUserUpdate: (roomID: string, updateType: "ADD" | "DELETE", userList: ZegoUser[]) => void;
   roomOnlineUserCountUpdate: (roomID: string, count: number) => void;
   roomStreamUpdate: (roomID: string, updateType: "ADD" | "DELETE", streamList: ZegoStreamList[], extendedData: string) => void;
@@ -472,10 +541,28 @@ export interface ZegoEvent {
   IMRecvBarrageMessage: (roomID: string, messageInfo: ZegoBarrageMessageInfo[]) => void;
   IMRecvCustomCommand: (roomID: string, fromUser: ZegoUser, command: string) => void;
   tokenWillExpire: (roomID: string) => void;
-  /** The business server muted (`MUTE`) or unmuted (`OPEN`) a stream's audio: the relay stops forwarding it. */
+  /** A remote stream's audio is off (`MUTE`: its publisher's `mutePublishStreamAudio`, or the business server's mute) or on again (`OPEN`). */
   remoteMicStatusUpdate: (streamID: string, status: "OPEN" | "MUTE", reason: number) => void;
-  /** The business server muted (`MUTE`) or unmuted (`OPEN`) a stream's video: the relay stops forwarding it. */
+  /** A remote stream's video is off (`MUTE`: its publisher's `mutePublishStreamVideo`, or the business server's mute) or on again (`OPEN`). */
   remoteCameraStatusUpdate: (streamID: string, status: "OPEN" | "MUTE", reason: number) => void;
+  /** The sound level of each published and played stream, every interval of `setSoundLevelDelegate`. */
+  soundLevelUpdate: (soundLevelList: ZegoSoundLevelInfo[]) => void;
+  /** Every 3 s, for this page's user and every user the server reported a level of (the worse of the user's own view and the relay's measurements). */
+  networkQuality: (userID: string, upstreamQuality: QualityGrade, downstreamQuality: QualityGrade) => void;
+  /** A published or played stream stopped sending or decoding media it should (100x), or recovered (200x). */
+  exceptionUpdate: (streamID: string, eventData: ExceptionData) => void;
+  /** @zegoUnsupported Huddle's relay carries no SEI. */
+  playerRecvSEI: (streamID: string, data: Uint8Array) => void;
+  /** @zegoUnsupported Beauty effects are a ZEGO add-on Huddle does not offer. */
+  beautyEffectError: (...args: unknown[]) => void;
+  /** @zegoUnsupported Background processing is a ZEGO add-on Huddle does not offer. */
+  backgroundEffectError: (...args: unknown[]) => void;
+  /** @zegoUnsupported Huddle mixes no streams on the server. */
+  mixerSoundLevelUpdate: (soundLevels: Map<number, number>) => void;
+  /** @zegoUnsupported Huddle mixes no streams on the server. */
+  autoMixerSoundLevelUpdate: (soundLevels: Map<string, number>) => void;
+  /** @zegoUnsupported Huddle pushes nothing to a CDN. */
+  mixerRelayCDNStateUpdate: (taskID: string, infoList: unknown[]) => void;
   publisherStateUpdate: (result: ZegoPublisherState) => void;
   playerStateUpdate: (result: ZegoPlayerState) => void;
   publishQualityUpdate: (streamID: string, stats: ZegoPublishStats) => void;
@@ -504,6 +591,7 @@ export declare const SdkError: {
   readonly CAPTURE_FAILED: 7008;
   readonly RECONNECT_FAILED: 7009;
   readonly CANCELLED: 7010;
+  readonly NOT_OFFERED: 7011;
 };
 
 /** An error thrown or rejected by the SDK. */
@@ -515,16 +603,21 @@ export interface HuddleError extends Error {
 export declare class HuddleExpressEngine {
   /**
    * @param appID your app id (1 in dev mode)
-   * @param server the websocket URL, e.g. `wss://huddle.example.com/ws`
+   * @param server the websocket URL, e.g. `wss://huddle.example.com/ws`, or several: tried in
+   *   order, the next taking over when one cannot be connected to (at login and on reconnects)
+   * @param options ZEGO's options; `scenario` is accepted and changes nothing
    */
-  constructor(appID: number, server: string);
+  constructor(appID: number, server: string | string[], options?: { scenario?: number });
   static readonly VERSION: string;
   static readonly SdkError: typeof SdkError;
   static readonly ZegoStreamView: typeof ZegoStreamView;
   static readonly ZegoLocalStream: typeof ZegoLocalStream;
   static readonly ZegoStreamUpdateType: typeof ZegoStreamUpdateType;
   readonly appID: number;
+  /** The first server. */
   readonly server: string;
+  /** Every server, in the order they are tried. */
+  readonly servers: string[];
 
   getVersion(): string;
   /** Leaves the room, stops media and timers, drops all listeners. */
@@ -532,8 +625,11 @@ export declare class HuddleExpressEngine {
   on<K extends keyof ZegoEvent>(event: K, callback: ZegoEvent[K]): boolean;
   off<K extends keyof ZegoEvent>(event: K, callback?: ZegoEvent[K]): boolean;
   setDebugVerbose(enable: boolean): void;
-  /** @zegoPartial The console's `logLevel` only; no remote logging (`remoteLogLevel`, `logURL`). */
-  setLogConfig(config: { logLevel?: "debug" | "info" | "warn" | "error" | "disable" }): boolean;
+  /**
+   * The console's log level (`report` keeps it quiet); false for an unknown level.
+   * @zegoPartial The console's `logLevel` only: Huddle uploads no logs (`remoteLogLevel` and `logURL` are accepted, and a warning says so once).
+   */
+  setLogConfig(config: ZegoLogConfig): boolean;
   /**
    * Advanced settings (ZEGO's `setEngineConfig`); unknown keys are ignored. `turnOnly: true`:
    * media only through the TURN servers the server hands out (`iceTransportPolicy: "relay"`),
@@ -542,9 +638,8 @@ export declare class HuddleExpressEngine {
    */
   setEngineConfig(config: { turnOnly?: boolean; [key: string]: unknown }): void;
 
-  checkSystemRequirements(
-    checkType?: "webRTC" | "customCapture" | "camera" | "microphone" | "videoCodec" | "screenSharing",
-  ): Promise<ZegoCapabilityDetection>;
+  /** All checks, or the one `checkType` names (a codec: that codec); `checkLevel` 1 checks codecs with a real offer. */
+  checkSystemRequirements(checkType?: ZegoCheckSingleType, checkLevel?: 0 | 1): Promise<ZegoCapabilityDetection>;
   enumDevices(): Promise<{ cameras: ZegoDeviceInfo[]; microphones: ZegoDeviceInfo[]; speakers: ZegoDeviceInfo[] }>;
   getCameras(): Promise<ZegoDeviceInfo[]>;
   getMicrophones(): Promise<ZegoDeviceInfo[]>;
@@ -568,7 +663,9 @@ export declare class HuddleExpressEngine {
   destroyStream(localStream: MediaStream | ZegoLocalStream): void;
   createLocalStreamView(localStream: MediaStream | ZegoLocalStream): ZegoStreamView;
   createRemoteStreamView(remoteStream: MediaStream): ZegoStreamView;
+  /** Stops or resumes sending video and tells the room (`remoteCameraStatusUpdate`); `retain` keeps the local preview. */
   mutePublishStreamVideo(localStream: MediaStream | ZegoLocalStream, mute: boolean, retain?: boolean): boolean;
+  /** Stops or resumes sending audio and tells the room (`remoteMicStatusUpdate`). */
   mutePublishStreamAudio(localStream: MediaStream | ZegoLocalStream, mute: boolean): boolean;
   replaceTrack(localStream: MediaStream, mediaStreamTrack: MediaStreamTrack): Promise<ZegoServerResponse>;
   /** Sends the stream's latest capture in its running publishes (no renegotiation). */
@@ -594,7 +691,7 @@ export declare class HuddleExpressEngine {
   setAudioConfig(localStream: MediaStream | ZegoLocalStream, constraints: ZegoPublishStreamAudioConfig): Promise<ZegoServerResponse>;
   /** Volume 0–100 of what is sent (0: silence). */
   setCaptureVolume(localStream: MediaStream | ZegoLocalStream, volume: number): Promise<ZegoServerResponse>;
-  /** Starts (or stops) `capturedSoundLevelUpdate` every `interval` ms (default 1000, at least 100). */
+  /** Starts (or stops) `capturedSoundLevelUpdate` and `soundLevelUpdate` every `interval` ms (default 1000, from 500 to 3000). */
   setSoundLevelDelegate(bool: boolean, interval?: number, options?: SoundLevelDelegateOptions): void;
 
   /** False at once on bad arguments; the outcome comes as `publisherStateUpdate`. */
@@ -604,6 +701,104 @@ export declare class HuddleExpressEngine {
   startPlayingStream(streamID: string, playOption?: ZegoWebPlayOption): Promise<MediaStream>;
   stopPlayingStream(streamID: string): void;
   getPlayingStreamQuality(streamID: string): ZegoPlayStats | null;
+  /** The last quality record of a published stream (as in `publishQualityUpdate`). */
+  getPublishingStreamQuality(streamID: string): ZegoPublishStats | null;
+
+  /** The relay stops (or resumes) sending this page a played stream's video; false when not playing it. */
+  mutePlayStreamVideo(streamID: string, mute: boolean): Promise<boolean>;
+  /** The relay stops (or resumes) sending this page a played stream's audio; false when not playing it. */
+  mutePlayStreamAudio(streamID: string, mute: boolean): Promise<boolean>;
+  /** Audio of every played stream, streams played later included. */
+  muteAllPlayAudioStreams(mute: boolean): Promise<boolean>;
+  /** Video of every played stream, streams played later included. */
+  muteAllPlayVideoStreams(mute: boolean): Promise<boolean>;
+  /** Plays a media element's sound on a speaker (`getSpeakers`); false where the browser cannot. */
+  useAudioOutputDevice(media: HTMLMediaElement, deviceID: string): Promise<boolean>;
+
+  // ZEGO features Huddle does not offer: each answers as declared, with NOT_OFFERED (7011),
+  // and its first call logs a warning naming the feature (README, "Not offered").
+  /** @zegoUnsupported AI noise suppression is a ZEGO add-on Huddle does not offer. */
+  enableAiDenoise(...args: unknown[]): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported AI noise suppression is a ZEGO add-on Huddle does not offer. */
+  setAiDenoiseMode(...args: unknown[]): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported The voice changer is a ZEGO add-on Huddle does not offer. */
+  setVoiceChangerPreset(...args: unknown[]): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported The voice changer is a ZEGO add-on Huddle does not offer. */
+  setVoiceChangerParam(...args: unknown[]): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported The voice changer is a ZEGO add-on Huddle does not offer. */
+  enableLiveAudioEffect(...args: unknown[]): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported The voice changer is a ZEGO add-on Huddle does not offer. */
+  setAudioChangerParam(...args: unknown[]): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported Reverb is a ZEGO add-on Huddle does not offer. */
+  setReverbPreset(...args: unknown[]): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported Virtual stereo is a ZEGO add-on Huddle does not offer. */
+  enableVirtualStereo(...args: unknown[]): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported Beauty effects are a ZEGO add-on Huddle does not offer. */
+  setEffectsBeauty(...args: unknown[]): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported Low-light enhancement is a ZEGO add-on Huddle does not offer. */
+  setLowlightEnhancement(...args: unknown[]): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported Background processing is a ZEGO add-on Huddle does not offer. */
+  initBackgroundModule(...args: unknown[]): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported Background processing is a ZEGO add-on Huddle does not offer. */
+  enableBackgroundProcess(...args: unknown[]): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported Background processing is a ZEGO add-on Huddle does not offer. */
+  setBackgroundBlurOptions(...args: unknown[]): Promise<boolean>;
+  /** @zegoUnsupported Background processing is a ZEGO add-on Huddle does not offer. */
+  setVirtualBackgroundOptions(...args: unknown[]): Promise<boolean>;
+  /** @zegoUnsupported Background processing is a ZEGO add-on Huddle does not offer. */
+  setTransparentBackgroundOptions(...args: unknown[]): Promise<boolean>;
+  /** @zegoUnsupported Copyrighted music is a ZEGO add-on Huddle does not offer (throws NOT_OFFERED). */
+  createCopyrightedMusic(): never;
+  /** @zegoUnsupported Copyrighted music is a ZEGO add-on Huddle does not offer. */
+  destroyCopyrightedMusic(): void;
+  /** @zegoUnsupported Range audio is a ZEGO add-on Huddle does not offer (throws NOT_OFFERED). */
+  createRangeAudioInstance(): never;
+  /** @zegoUnsupported Huddle delivers media over WebRTC only; it pushes nothing to a CDN. */
+  addPublishCdnUrl(...args: unknown[]): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported Huddle delivers media over WebRTC only; it pushes nothing to a CDN. */
+  removePublishCdnUrl(...args: unknown[]): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported Huddle's relay carries no SEI. */
+  setSEIConfig(...args: unknown[]): void;
+  /** @zegoUnsupported Huddle's relay carries no SEI. */
+  sendSEI(...args: unknown[]): boolean;
+  /** @zegoUnsupported Huddle mixes no streams on the server. */
+  startMixerTask(...args: unknown[]): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported Huddle mixes no streams on the server. */
+  stopMixerTask(...args: unknown[]): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported Huddle mixes no streams on the server. */
+  setMixerTaskConfig(...args: unknown[]): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported Huddle mixes no streams on the server. */
+  startAutoMixerTask(...args: unknown[]): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported Huddle mixes no streams on the server. */
+  stopAutoMixerTask(...args: unknown[]): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported Huddle mixes no streams on the server. */
+  setStreamAlignmentProperty(...args: unknown[]): Promise<boolean>;
+  /** @zegoUnsupported Audio mixing into a published stream is a ZEGO add-on Huddle does not offer. */
+  startMixingAudio(...args: unknown[]): boolean;
+  /** @zegoUnsupported Audio mixing into a published stream is a ZEGO add-on Huddle does not offer. */
+  stopMixingAudio(...args: unknown[]): boolean;
+  /** @zegoUnsupported Audio mixing into a published stream is a ZEGO add-on Huddle does not offer. */
+  setMixingAudioVolume(...args: unknown[]): boolean;
+  /** @zegoUnsupported The audio effect player is a ZEGO add-on Huddle does not offer (throws NOT_OFFERED). */
+  createAudioEffectPlayer(...args: unknown[]): never;
+  /** @zegoUnsupported The audio effect player is a ZEGO add-on Huddle does not offer (rejects with NOT_OFFERED). */
+  loadAudioEffect(...args: unknown[]): Promise<string>;
+  /** @zegoUnsupported The audio effect player is a ZEGO add-on Huddle does not offer. */
+  unloadAudioEffect(...args: unknown[]): boolean;
+  /** @zegoUnsupported Real-time sequential data is a ZEGO add-on Huddle does not offer (throws NOT_OFFERED). */
+  createRealTimeSequentialDataManager(...args: unknown[]): never;
+  /** @zegoUnsupported Real-time sequential data is a ZEGO add-on Huddle does not offer. */
+  destroyRealTimeSequentialDataManager(...args: unknown[]): void;
+  /** @zegoUnsupported The stream compositor is a ZEGO add-on Huddle does not offer (throws NOT_OFFERED). */
+  createStreamCompositor(): never;
+  /** @zegoUnsupported Huddle's SDK logs to the console only. */
+  uploadLog(): Promise<{ errorCode: number; extendedData: string }>;
+  /** @zegoUnsupported Needs simulcast: Huddle's relay forwards one video layer per stream. */
+  enableDualStream(...args: unknown[]): void;
+  /** @zegoUnsupported Needs simulcast: Huddle's relay forwards one video layer per stream. */
+  setLowStreamParameter(...args: unknown[]): void;
+  /** @zegoUnsupported Needs simulcast: Huddle's relay forwards one video layer per stream (resolves false). */
+  setPlayStreamVideoType(streamID: string, streamType: number): Promise<boolean>;
 }
 
 /** The same class under the name pages written for ZEGO Express use. */

@@ -51,6 +51,8 @@ const SdkError = Object.freeze({
   RECONNECT_FAILED: 7009,
   /** The operation was cancelled (stopped, logged out) before it finished. */
   CANCELLED: 7010,
+  /** A ZEGO feature Huddle does not offer (beauty, mixing, CDN relay, …; see the README). */
+  NOT_OFFERED: 7011,
 });
 
 /** The server's error codes the SDK acts on (the full table is in the README). */
@@ -143,6 +145,10 @@ const EngineEvent = Object.freeze({
   PLAY_QUALITY_UPDATE: "playQualityUpdate",
   AUTOPLAY_FAILED: "autoplayFailed",
   SCREEN_SHARING_ENDED: "screenSharingEnded",
+  ROOM_STATE_UPDATE: "roomStateUpdate",
+  SOUND_LEVEL_UPDATE: "soundLevelUpdate",
+  NETWORK_QUALITY: "networkQuality",
+  EXCEPTION_UPDATE: "exceptionUpdate",
 });
 
 /** Events the server pushes over the websocket (docs/PROTOCOL.md). */
@@ -162,6 +168,7 @@ const ServerEvent = Object.freeze({
   PUBLISHER_STATE_UPDATE: "publisherStateUpdate",
   PLAYER_STATE_UPDATE: "playerStateUpdate",
   GOAWAY: "goaway",
+  NETWORK_QUALITY: "networkQuality",
 });
 
 /** Signaling request types (docs/PROTOCOL.md). */
@@ -180,6 +187,8 @@ const SignalingRequest = Object.freeze({
   SEND_CUSTOM_COMMAND: "sendCustomCommand",
   SET_ROOM_EXTRA_INFO: "setRoomExtraInfo",
   SET_STREAM_EXTRA_INFO: "setStreamExtraInfo",
+  MUTE_STREAM: "muteStream",
+  REPORT_QUALITY: "reportQuality",
 });
 
 const REQUEST_TIMEOUT_MS = 10000;
@@ -562,6 +571,26 @@ class QualityReporter {
   constructor(host) {
     this._host = host;
     this._timer = null;
+    this._observers = [];
+  }
+
+  /**
+   * Lets a feature area follow the samples: `observer.onSample(session, stats)` for each
+   * record reported, `observer.onRound()` after each round over all sessions.
+   */
+  observe(observer) {
+    this._observers.push(observer);
+  }
+
+  _tell(hook, ...args) {
+    for (const observer of this._observers) {
+      if (typeof observer[hook] !== "function") continue;
+      try {
+        observer[hook](...args);
+      } catch (err) {
+        console.warn("[huddle]", hook, "observer failed", err);
+      }
+    }
   }
 
   start() {
@@ -580,14 +609,17 @@ class QualityReporter {
       const stats = await session.sampleQuality();
       if (stats && !session.stopped) {
         this._host.emit(EngineEvent.PUBLISH_QUALITY_UPDATE, session.streamID, stats);
+        this._tell("onSample", session, stats);
       }
     }
     for (const session of Array.from(players.values())) {
       const stats = await session.sampleQuality();
       if (stats && !session.stopped) {
         this._host.emit(EngineEvent.PLAY_QUALITY_UPDATE, session.streamID, stats);
+        this._tell("onSample", session, stats);
       }
     }
+    if (this._timer) this._tell("onRound");
   }
 }
 
@@ -851,6 +883,7 @@ class MediaController {
     this.players = new Map(); // streamID → MediaSession (+ remote MediaStream)
     this._states = { [MediaKind.PUBLISH]: new Map(), [MediaKind.PLAY]: new Map() };
     this._checkTimer = null;
+    this._observers = [];
     // What a session needs from the rest of the SDK, and nothing more.
     this._link = {
       request: (type, data) => host.request(type, data),
@@ -858,6 +891,31 @@ class MediaController {
       onPathDown: () => this.scheduleCheck(),
       logger: host.logger,
     };
+  }
+
+  /**
+   * Lets a feature area follow the sessions: `observer.onNegotiated(session)` after each
+   * (re)negotiation with the relay, `observer.onState(session, state)` after each state
+   * reported to the page. Either may be absent.
+   */
+  observe(observer) {
+    this._observers.push(observer);
+  }
+
+  _tell(hook, ...args) {
+    for (const observer of this._observers) {
+      if (typeof observer[hook] !== "function") continue;
+      try {
+        observer[hook](...args);
+      } catch (err) {
+        this.host.logger.warn(hook, "observer failed", err);
+      }
+    }
+  }
+
+  /** The last state reported for a stream of `kind` (undefined if none). */
+  stateOf(kind, streamID) {
+    return this._states[kind].get(streamID);
   }
 
   _sessions(kind) {
@@ -994,6 +1052,7 @@ class MediaController {
     this._setState(session, KIND[session.kind].requesting, 0);
     try {
       await session.negotiate(request, setupPc);
+      if (!session.stopped) this._tell("onNegotiated", session);
     } catch (err) {
       if (session.stopped) throw sdkError(SdkError.CANCELLED, "stopped");
       if (err.code === SdkError.CANCELLED || this._retryAfterReconnect(session, err)) return;
@@ -1018,6 +1077,7 @@ class MediaController {
     if (states.get(session.streamID) === state) return;
     states.set(session.streamID, state);
     this.host.emit(KIND[session.kind].event, { state, streamID: session.streamID, errorCode, extendedData });
+    this._tell("onState", session, state);
   }
 
   /**
@@ -1127,6 +1187,48 @@ function attachRemoteTrack(stream, track) {
   if (!stream.getTracks().includes(track)) stream.addTrack(track);
 }
 
+// ---- sdk/src/server-list.js ----
+
+// The signaling servers an engine may use. ZEGO's constructor takes one URL or a list of
+// them (ZEGO advises a list: a backup address survives a weak or blocked network). The list
+// is tried in order: a server that cannot be connected to hands over to the next one, at
+// login and on every reconnect; the one that worked stays in use until it fails.
+
+
+/** The constructor's `server` argument as a non-empty list of URLs; throws INVALID_ARGUMENT. */
+function serverUrls(server) {
+  const list = Array.isArray(server) ? server : [server];
+  if (!list.length || !list.every(isNonEmptyString)) {
+    throw sdkError(SdkError.INVALID_ARGUMENT, "server must be the websocket URL or a non-empty array of them");
+  }
+  return list.slice();
+}
+
+/** Which server of the list is in use, and the failover to the next one. */
+class ServerRotation {
+  /** @param {string[]} urls from `serverUrls` */
+  constructor(urls) {
+    this.urls = urls;
+    this.index = 0;
+  }
+
+  /** The server to connect to now. */
+  get current() {
+    return this.urls[this.index];
+  }
+
+  /** How many servers there are (a login tries each once before it gives up). */
+  get size() {
+    return this.urls.length;
+  }
+
+  /** The current server could not be reached: the next one (after the last, the first) is tried. */
+  failover() {
+    this.index = (this.index + 1) % this.urls.length;
+    return this.current;
+  }
+}
+
 // ---- sdk/src/engine.js ----
 
 // The engine core: what every feature area shares — settings, logger, events, the current
@@ -1151,15 +1253,19 @@ const ENGINE_FEATURES = [];
 class HuddleExpressEngine {
   /**
    * @param {number} appID your app id (from `huddle app create`, or 1 in dev mode)
-   * @param {string} server the websocket URL, e.g. `wss://huddle.example.com/ws`
+   * @param {string|string[]} server the websocket URL, e.g. `wss://huddle.example.com/ws`, or
+   *   several: tried in order, the next one taking over when one cannot be connected to
+   * @param {{scenario?: number}} [options] ZEGO's options; `scenario` is accepted and changes nothing
    */
-  constructor(appID, server) {
+  constructor(appID, server, options) {
     if (typeof appID !== "number" || !Number.isInteger(appID) || appID <= 0) {
       throw sdkError(SdkError.INVALID_ARGUMENT, "appID must be a positive integer");
     }
-    if (!isNonEmptyString(server)) throw sdkError(SdkError.INVALID_ARGUMENT, "server must be the websocket URL");
+    this._servers = new ServerRotation(serverUrls(server));
     this.appID = appID;
-    this.server = server;
+    this.servers = this._servers.urls.slice();
+    this.server = this.servers[0];
+    this.options = Object.assign({}, options);
     this._logger = new Logger();
     this._emitter = new Emitter(this._logger);
     this._session = null; // the last room session (see `_room`)
@@ -1194,7 +1300,9 @@ class HuddleExpressEngine {
   _roomHost() {
     return {
       appID: this.appID,
-      signalingUrl: () => signalingUrl(this.server, hasWindow ? window.location.href : undefined),
+      signalingUrl: () => signalingUrl(this._servers.current, hasWindow ? window.location.href : undefined),
+      serverCount: this._servers.size,
+      failover: () => this._servers.failover(),
       logger: this._logger,
       emit: (event, ...args) => this._emitter.emit(event, ...args),
       onLogined: () => this._quality.start(),
@@ -1204,6 +1312,7 @@ class HuddleExpressEngine {
       },
       onReconnected: (relogged) => this._media.restore(relogged),
       onMediaState: (kind, data) => this._media.onServerState(kind, data),
+      onNetworkQuality: (qualityList) => this._onNetworkQuality(qualityList),
     };
   }
 
@@ -1259,11 +1368,21 @@ class HuddleExpressEngine {
   }
 
   /**
-   * Console log level: `debug`, `info`, `warn` (default), `error` or `disable`.
-   * @param {{logLevel?: string}} config
+   * Console log level: `debug`, `info`, `warn` (default), `error`, `report` (as `disable`: the
+   * console stays quiet) or `disable`. Huddle uploads no logs: `remoteLogLevel` and `logURL`
+   * are accepted, and a warning says so once. False for a level it does not know.
+   * @param {{logLevel?: string, remoteLogLevel?: string, logURL?: string, logCount?: number, logSize?: number}} config
+   * @returns {boolean}
    */
   setLogConfig(config) {
-    if (config && typeof config.logLevel === "string") this._logger.level = config.logLevel;
+    if (!config || typeof config !== "object") return false;
+    if (config.logLevel !== undefined) {
+      const level = consoleLogLevel(config.logLevel);
+      if (!level) return false;
+      this._logger.level = level;
+    }
+    const remote = (config.remoteLogLevel !== undefined && config.remoteLogLevel !== LogLevel.DISABLE) || isNonEmptyString(config.logURL);
+    if (remote) this._logger.warnOnce("remote-log", "setLogConfig: Huddle does not upload logs; remoteLogLevel and logURL are ignored");
     return true;
   }
 
@@ -1297,6 +1416,12 @@ class HuddleExpressEngine {
   }
 }
 
+
+/** ZEGO's `logLevel` as the console level; undefined for a level ZEGO does not have. */
+function consoleLogLevel(level) {
+  if (level === "report") return LogLevel.DISABLE; // ZEGO's "report only": nothing for the console
+  return Object.values(LogLevel).includes(level) ? level : undefined;
+}
 
 /** Attaches a feature area's methods to the engine (see the top of this file). */
 function addEngineFeature(feature) {
@@ -1421,9 +1546,21 @@ function createRoomState(roomID, { userUpdate = false } = {}) {
   };
 }
 
-/** The stream shape of events: `{streamID, user, extraInfo}` (the relay URL stays inside). */
+/**
+ * The stream shape of events, ZEGO's `ZegoStreamList`: `{streamID, user, extraInfo}` and its
+ * CDN playback URLs, empty: Huddle relays media over WebRTC only (the relay URL stays inside).
+ */
 function publicStream(stream) {
-  return { streamID: stream.streamID, user: stream.user, extraInfo: stream.extraInfo || "" };
+  return {
+    streamID: stream.streamID,
+    user: stream.user,
+    extraInfo: stream.extraInfo || "",
+    urlsFLV: "",
+    urlsRTMP: "",
+    urlsHLS: "",
+    urlsHttpsFLV: "",
+    urlsHttpsHLS: "",
+  };
 }
 
 function publicUser(user) {
@@ -1499,17 +1636,19 @@ function applyOnlineCount(state, count) {
 }
 
 /**
- * The server's mute flags of known remote streams (`audioMuted`/`videoMuted` on a stream as
- * it arrives, on `streamMuteUpdate` or in a snapshot): `remoteMicStatusUpdate` /
- * `remoteCameraStatusUpdate` (MUTE or OPEN) for each flag that differs from what the page
- * knew, a stream first seen counting as open. So a page that joins after a mute hears it.
+ * The mute flags of known remote streams (on a stream as it arrives, on `streamMuteUpdate` or
+ * in a snapshot): muted by the business server (`audioMuted`/`videoMuted`) or by its
+ * publisher (`publisherAudioMuted`/`publisherVideoMuted`, from `mutePublishStreamAudio/Video`)
+ * — either one is MUTE. `remoteMicStatusUpdate` / `remoteCameraStatusUpdate` (MUTE or OPEN)
+ * for each that differs from what the page knew, a stream first seen counting as open. So a
+ * page that joins after a mute hears it.
  */
 function applyMuteFlags(state, streamList) {
   const events = [];
   for (const raw of streamList || []) {
     if (!state.streams.has(raw.streamID)) continue; // its own stream, or one already gone
     const before = state.muted.get(raw.streamID) || { audio: false, video: false };
-    const muted = { audio: !!raw.audioMuted, video: !!raw.videoMuted };
+    const muted = { audio: !!(raw.audioMuted || raw.publisherAudioMuted), video: !!(raw.videoMuted || raw.publisherVideoMuted) };
     state.muted.set(raw.streamID, muted);
     if (before.audio !== muted.audio) {
       events.push(event(EngineEvent.REMOTE_MIC_STATUS_UPDATE, raw.streamID, muted.audio ? DeviceStatus.MUTE : DeviceStatus.OPEN, 0));
@@ -1557,6 +1696,46 @@ function applySnapshot(state, view) {
   events.push(...applyRoomExtraInfo(state, view.roomExtraInfoList || []));
   if (typeof view.onlineCount === "number") events.push(...applyOnlineCount(state, view.onlineCount));
   return events;
+}
+
+// ---- sdk/src/room-state-update.js ----
+
+// The room's connection state under both of ZEGO's names: `roomStateChanged` (reasons,
+// ZEGO 2.16 and later) and the older `roomStateUpdate` (three connection states). Every
+// change of a room session is raised as both, in that order, with the same error code and
+// extended data. Pure: unit-tested in Node.
+
+
+/** `roomStateUpdate` states. */
+const RoomConnectionState = Object.freeze({
+  CONNECTING: "CONNECTING",
+  CONNECTED: "CONNECTED",
+  DISCONNECTED: "DISCONNECTED",
+});
+
+const CONNECTION_OF_REASON = Object.freeze({
+  [RoomState.LOGINING]: RoomConnectionState.CONNECTING,
+  [RoomState.LOGINED]: RoomConnectionState.CONNECTED,
+  [RoomState.LOGIN_FAILED]: RoomConnectionState.DISCONNECTED,
+  [RoomState.RECONNECTING]: RoomConnectionState.CONNECTING,
+  [RoomState.RECONNECTED]: RoomConnectionState.CONNECTED,
+  [RoomState.RECONNECT_FAILED]: RoomConnectionState.DISCONNECTED,
+  [RoomState.KICKOUT]: RoomConnectionState.DISCONNECTED,
+  [RoomState.LOGOUT]: RoomConnectionState.DISCONNECTED,
+  [RoomState.LOGOUT_FAILED]: RoomConnectionState.DISCONNECTED,
+});
+
+/** The `roomStateUpdate` state of a `roomStateChanged` reason. */
+function connectionStateOf(reason) {
+  return CONNECTION_OF_REASON[reason] || RoomConnectionState.DISCONNECTED;
+}
+
+/** The two events of one room state change, as `{event, args}` records in raising order. */
+function roomStateEvents(roomID, reason, errorCode, extendedData) {
+  return [
+    { event: EngineEvent.ROOM_STATE_CHANGED, args: [roomID, reason, errorCode, extendedData] },
+    { event: EngineEvent.ROOM_STATE_UPDATE, args: [roomID, connectionStateOf(reason), errorCode, extendedData] },
+  ];
 }
 
 // ---- sdk/src/signaling.js ----
@@ -1788,6 +1967,9 @@ class SignalingConnection {
 //   onEnded()                          the session is over (stop media and reports)
 //   onReconnected(relogged)            restore media after a reconnect
 //   onMediaState(kind, data)           publisherStateUpdate / playerStateUpdate from the relay
+//   onNetworkQuality(qualityList)      the room's network quality levels (`networkQuality`)
+//   failover()                         the server could not be reached: use the next one
+//   serverCount                        how many servers a login may try
 
 
 const ROOM_EVENTS = new Set(Object.values(ServerEvent));
@@ -1833,7 +2015,7 @@ class RoomSession {
   }
 
   _emitState(reason, errorCode, extendedData) {
-    this.host.emit(EngineEvent.ROOM_STATE_CHANGED, this.roomID, reason, errorCode, extendedData);
+    this._raise(roomStateEvents(this.roomID, reason, errorCode, extendedData));
   }
 
   /** Raises the events a room-state reducer returned. */
@@ -1868,10 +2050,25 @@ class RoomSession {
     return true;
   }
 
-  /** Opens a websocket and sends `login`; the pushed events then build the room state. */
+  /**
+   * Opens a websocket and sends `login`; the pushed events then build the room state. A
+   * server that cannot be connected to hands over to the next of the engine's servers, each
+   * tried once.
+   */
   async _connectAndLogin() {
-    const conn = this._newConnection();
-    await conn.open();
+    const tries = this.host.serverCount || 1;
+    let conn;
+    for (let attempt = 1; ; attempt++) {
+      conn = this._newConnection();
+      try {
+        await conn.open();
+        break;
+      } catch (err) {
+        if (this.ended || err.code !== SdkError.CONNECT_FAILED || attempt >= tries) throw err;
+        this.host.logger.warn("cannot reach", conn.url, "; trying the next server");
+        this.host.failover();
+      }
+    }
     if (this.ended) throw sdkError(SdkError.CANCELLED, "logged out during login");
     return this._login(conn);
   }
@@ -2020,6 +2217,7 @@ class RoomSession {
         await conn.open();
       } catch (err) {
         this.host.logger.debug("reconnect attempt failed", err.msg);
+        if (err.code === SdkError.CONNECT_FAILED) this.host.failover();
         continue;
       }
       if (this.ended) return;
@@ -2133,6 +2331,9 @@ class RoomSession {
       case ServerEvent.GOAWAY:
         this._moveToAnotherWorker(data);
         break;
+      case ServerEvent.NETWORK_QUALITY:
+        this.host.onNetworkQuality(Array.isArray(data.qualityList) ? data.qualityList : []);
+        break;
       case ServerEvent.PUBLISHER_STATE_UPDATE:
         this.host.onMediaState(MediaKind.PUBLISH, data);
         break;
@@ -2164,12 +2365,12 @@ class RoomFeature {
     if (!isNonEmptyString(roomID) || !isNonEmptyString(token) || !user || !isNonEmptyString(user.userID)) {
       const msg = "loginRoom needs roomID, token and user.userID";
       this._logger.error(msg);
-      this._emitter.emit(EngineEvent.ROOM_STATE_CHANGED, roomID, RoomState.LOGIN_FAILED, SdkError.INVALID_ARGUMENT, msg);
+      this._emitRoomState(roomID, RoomState.LOGIN_FAILED, SdkError.INVALID_ARGUMENT, msg);
       return false;
     }
     if (this._room) {
       const msg = `already in room ${this._room.roomID}; call logoutRoom first`;
-      this._emitter.emit(EngineEvent.ROOM_STATE_CHANGED, roomID, RoomState.LOGIN_FAILED, SdkError.ALREADY_IN_ROOM, msg);
+      this._emitRoomState(roomID, RoomState.LOGIN_FAILED, SdkError.ALREADY_IN_ROOM, msg);
       return false;
     }
     this._session = new RoomSession(this._roomHost(), {
@@ -2206,6 +2407,11 @@ class RoomFeature {
     // reconnecting, the token is sent once the session is back.
     room.renewToken(token);
     return true;
+  }
+
+  /** `roomStateChanged` and `roomStateUpdate` of a login refused before any session exists. */
+  _emitRoomState(roomID, reason, errorCode, extendedData) {
+    for (const { event, args } of roomStateEvents(roomID, reason, errorCode, extendedData)) this._emitter.emit(event, ...args);
   }
 
   /** Current room state as the ZEGO-style reason of the last `roomStateChanged`. */
@@ -2286,7 +2492,7 @@ class MessagesFeature {
 
 // What the browser can do and which devices it has.
 
-/** Checks of `checkSystemRequirements`. */
+/** Checks of `checkSystemRequirements` (ZEGO's `ZegoCheckSingleType`, plus `videoCodec`: all codecs). */
 const SystemCheck = Object.freeze({
   WEBRTC: "webRTC",
   CUSTOM_CAPTURE: "customCapture",
@@ -2296,19 +2502,58 @@ const SystemCheck = Object.freeze({
   SCREEN_SHARING: "screenSharing",
 });
 
+/** Video codecs a check reports, and may be asked about one at a time (`checkSystemRequirements("VP8")`). */
+const VIDEO_CODECS = Object.freeze(["H264", "H265", "VP8", "VP9"]);
+
+/** `checkLevel` 1: the precise codec check (a real offer), slower. */
+const PRECISE_CHECK = 1;
+
 /** `MediaDeviceInfo.kind` values. */
 const DeviceKind = Object.freeze({ CAMERA: "videoinput", MICROPHONE: "audioinput", SPEAKER: "audiooutput" });
 
+/** The codecs the browser says it can send (quick check). */
+function codecsByCapabilities() {
+  const codec = { H264: false, H265: false, VP8: false, VP9: false };
+  const caps = typeof RTCRtpSender !== "undefined" && RTCRtpSender.getCapabilities && RTCRtpSender.getCapabilities("video");
+  for (const c of (caps && caps.codecs) || []) {
+    const name = c.mimeType.split("/")[1].toUpperCase();
+    if (name in codec) codec[name] = true;
+  }
+  return codec;
+}
+
+/** The codecs of a real video offer (precise check): what a publish would actually offer. */
+async function codecsByOffer() {
+  const codec = { H264: false, H265: false, VP8: false, VP9: false };
+  const pc = new RTCPeerConnection();
+  try {
+    pc.addTransceiver("video", { direction: "sendonly" });
+    const offer = await pc.createOffer();
+    for (const match of offer.sdp.matchAll(/^a=rtpmap:\d+ ([A-Za-z0-9]+)\//gm)) {
+      const name = match[1].toUpperCase();
+      if (name in codec) codec[name] = true;
+    }
+  } finally {
+    pc.close();
+  }
+  return codec;
+}
+
 /**
  * Detects what this browser supports: WebRTC, capture from a MediaStream, camera and
- * microphone presence, video codecs the browser can send, screen sharing.
+ * microphone presence, video codecs the browser can send, screen sharing — all of them, or
+ * the one `checkType` names (a codec name checks that codec). `result` is the outcome of the
+ * single check, or of all: WebRTC works and the browser can send VP8 or H.264.
+ * @param {string} [checkType]
+ * @param {0|1} [checkLevel] codecs: 0 from the browser's capabilities, 1 from a real offer
  */
-async function checkSystemRequirements(checkType) {
+async function checkSystemRequirements(checkType, checkLevel) {
   const errInfo = {};
   const result = { errInfo };
-  const want = (name) => !checkType || checkType === name;
+  const codecCheck = VIDEO_CODECS.includes(checkType) ? checkType : null;
+  const want = (name) => !checkType || checkType === name || (name === SystemCheck.VIDEO_CODEC && !!codecCheck);
   const webRTC = typeof RTCPeerConnection === "function" && typeof WebSocket === "function";
-  if (want(SystemCheck.WEBRTC)) {
+  if (want(SystemCheck.WEBRTC) || codecCheck) {
     result.webRTC = webRTC;
     if (!webRTC) errInfo.webRTC = { name: "NotSupported", message: "RTCPeerConnection or WebSocket is missing" };
   }
@@ -2317,6 +2562,7 @@ async function checkSystemRequirements(checkType) {
       typeof MediaStream === "function" &&
       typeof HTMLCanvasElement !== "undefined" &&
       typeof HTMLCanvasElement.prototype.captureStream === "function";
+    if (!result.customCapture) errInfo.customCapture = { name: "NotSupported", message: "canvas/element captureStream is missing" };
   }
   if (want(SystemCheck.CAMERA) || want(SystemCheck.MICROPHONE)) {
     let devices = [];
@@ -2331,19 +2577,28 @@ async function checkSystemRequirements(checkType) {
     if (!hasGum) errInfo.camera = errInfo.microphone = { name: "NotSupported", message: "getUserMedia is missing (a secure context is needed)" };
   }
   if (want(SystemCheck.VIDEO_CODEC)) {
-    const codec = { H264: false, H265: false, VP8: false, VP9: false };
-    const caps = typeof RTCRtpSender !== "undefined" && RTCRtpSender.getCapabilities && RTCRtpSender.getCapabilities("video");
-    for (const c of (caps && caps.codecs) || []) {
-      const name = c.mimeType.split("/")[1].toUpperCase();
-      if (name in codec) codec[name] = true;
+    let codec = codecsByCapabilities();
+    if (webRTC && checkLevel === PRECISE_CHECK) {
+      try {
+        codec = await codecsByOffer();
+      } catch (err) {
+        errInfo.extendedDate = `precise codec check failed: ${err && err.message}`;
+      }
     }
     result.videoCodec = codec;
   }
   if (want(SystemCheck.SCREEN_SHARING)) {
     result.screenSharing = !!(navigator.mediaDevices && typeof navigator.mediaDevices.getDisplayMedia === "function");
   }
-  result.result = webRTC && (!result.videoCodec || result.videoCodec.VP8 || result.videoCodec.H264);
+  result.result = overallResult(checkType, codecCheck, result, webRTC);
   return result;
+}
+
+/** `result` of a check: that of the single check asked for, else WebRTC with VP8 or H.264. */
+function overallResult(checkType, codecCheck, result, webRTC) {
+  if (codecCheck) return webRTC && !!result.videoCodec[codecCheck];
+  if (checkType && checkType !== SystemCheck.VIDEO_CODEC && typeof result[checkType] === "boolean") return result[checkType];
+  return webRTC && (!result.videoCodec || result.videoCodec.VP8 || result.videoCodec.H264);
 }
 
 /** Cameras, microphones and speakers as ZEGO's `{deviceID, deviceName}` lists. */
@@ -2413,11 +2668,12 @@ class DevicesFeature {
   /**
    * Detects what this browser supports: WebRTC, capture from a MediaStream, camera and
    * microphone presence, video codecs the browser can send, screen sharing.
-   * @param {'webRTC'|'customCapture'|'camera'|'microphone'|'videoCodec'|'screenSharing'} [checkType] only this one
-   * @returns {Promise<{webRTC: boolean, customCapture: boolean, camera: boolean, microphone: boolean, videoCodec: {H264: boolean, H265: boolean, VP8: boolean, VP9: boolean}, screenSharing: boolean, errInfo: object, result: boolean}>}
+   * @param {'webRTC'|'customCapture'|'camera'|'microphone'|'screenSharing'|'videoCodec'|'H264'|'H265'|'VP8'|'VP9'} [checkType] only this one (a codec: only that codec)
+   * @param {0|1} [checkLevel] codecs: 0 (default) the browser's capabilities, 1 a real offer (slower)
+   * @returns {Promise<{webRTC?: boolean, customCapture?: boolean, camera?: boolean, microphone?: boolean, videoCodec?: {H264: boolean, H265: boolean, VP8: boolean, VP9: boolean}, screenSharing?: boolean, errInfo: object, result: boolean}>}
    */
-  checkSystemRequirements(checkType) {
-    return checkSystemRequirements(checkType);
+  checkSystemRequirements(checkType, checkLevel) {
+    return checkSystemRequirements(checkType, checkLevel);
   }
 
   /**
@@ -2568,7 +2824,11 @@ function customStream(custom) {
 
 
 /** Events of a view (and of a local stream's preview). */
-const ViewEvent = Object.freeze({ AUTOPLAY_FAILED: "autoplayFailed", CAN_PLAY_VIDEO: "canPlayVideo" });
+const ViewEvent = Object.freeze({
+  AUTOPLAY_FAILED: "autoplayFailed",
+  CAN_PLAY_VIDEO: "canPlayVideo",
+  CAN_PLAY_AUDIO: "canPlayAudio",
+});
 
 /** An element, or the element with that id. */
 function resolveElement(container) {
@@ -2625,6 +2885,10 @@ class ZegoStreamView {
     this._emitter = new Emitter(null);
     this._audioMuted = false;
     this._videoMuted = false;
+    this._audio = null; // the <audio> of playAudio
+    this._volume = 1;
+    this._videoOnly = false; // playVideo: the <video> stays muted, sound is playAudio's
+    this._sinkId = null; // useAudioOutputDevice, for an <audio> made later
   }
 
   /**
@@ -2636,7 +2900,7 @@ class ZegoStreamView {
    */
   play(container, options = {}) {
     const element = resolveElement(container);
-    this.stop();
+    this.stopVideo();
     this._container = element;
     const video = document.createElement("video");
     video.autoplay = true;
@@ -2688,10 +2952,23 @@ class ZegoStreamView {
       this._prompt = null;
     }
     if (this._video) this._tryPlay(true);
+    if (this._audio) this._tryPlayAudio(false);
   }
 
-  /** Removes the `<video>` this view created. */
-  stop() {
+  /**
+   * Shows the stream's picture only, in `container` (an element or its id); its sound is
+   * left to `playAudio`.
+   * @param {string|HTMLElement} container
+   * @param {{enableAutoplayDialog?: boolean, mirror?: boolean, objectFit?: 'cover'|'contain'|'fill'}} [options]
+   */
+  playVideo(container, options = {}) {
+    this.play(container, Object.assign({}, options, { muted: true }));
+    this._videoOnly = true;
+  }
+
+  /** Stops showing the picture (`playVideo` or `play`); `playAudio`'s sound goes on. */
+  stopVideo() {
+    this._videoOnly = false;
     if (this._prompt) this._prompt.remove();
     this._prompt = null;
     if (this._video) {
@@ -2701,10 +2978,60 @@ class ZegoStreamView {
     this._video = null;
   }
 
+  /**
+   * Plays the stream's sound only, through an `<audio>` element that is not in the page.
+   * `canPlayAudio` once it can play; `autoplayFailed` if the browser blocks it (call
+   * `resume` from a user gesture; with `enableAutoplayDialog` and a picture shown, the
+   * click-to-play prompt appears over it).
+   * @param {{enableAutoplayDialog?: boolean, muted?: boolean}} [options]
+   */
+  playAudio(options = {}) {
+    this.stopAudio();
+    const audio = document.createElement("audio");
+    audio.autoplay = true;
+    audio.muted = options.muted === true || this._audioMuted;
+    audio.volume = this._volume;
+    audio.srcObject = this._stream;
+    audio.addEventListener("canplay", () => this._emitter.emit(ViewEvent.CAN_PLAY_AUDIO), { once: true });
+    this._audio = audio;
+    if (this._sinkId && typeof audio.setSinkId === "function") audio.setSinkId(this._sinkId).catch(() => {});
+    this._tryPlayAudio(options.enableAutoplayDialog !== false);
+  }
+
+  _tryPlayAudio(withDialog) {
+    const audio = this._audio;
+    const attempt = audio.play();
+    if (!attempt || typeof attempt.catch !== "function") return;
+    attempt.catch((err) => {
+      if (!err || err.name !== "NotAllowedError" || audio !== this._audio) return;
+      this._emitter.emit(ViewEvent.AUTOPLAY_FAILED);
+      this._onAutoplayFailed(audio, err);
+      if (withDialog && !this._prompt && this._container && this._video) {
+        this._prompt = autoplayPrompt(this._container, () => this.resume());
+      }
+    });
+  }
+
+  /** Stops playing the sound of `playAudio`. */
+  stopAudio() {
+    if (this._audio) {
+      this._audio.pause();
+      this._audio.srcObject = null;
+    }
+    this._audio = null;
+  }
+
+  /** Removes the `<video>` this view created and stops `playAudio`'s sound. */
+  stop() {
+    this.stopAudio();
+    this.stopVideo();
+  }
+
   /** Mutes or unmutes playback of the audio (remote views). */
   setAudioMuted(muted) {
     this._audioMuted = !!muted;
-    if (this._video && !this._local) this._video.muted = this._audioMuted;
+    if (this._video && !this._local && !this._videoOnly) this._video.muted = this._audioMuted;
+    if (this._audio) this._audio.muted = this._audioMuted;
     return true;
   }
 
@@ -2718,13 +3045,17 @@ class ZegoStreamView {
   /** Playback volume 0–100. */
   setVolume(volume) {
     if (typeof volume !== "number" || volume < 0 || volume > 100) return false;
-    if (this._video) this._video.volume = volume / 100;
+    this._volume = volume / 100;
+    if (this._video) this._video.volume = this._volume;
+    if (this._audio) this._audio.volume = this._volume;
     return true;
   }
 
   /** Routes the audio to an output device (where `setSinkId` exists). */
   async useAudioOutputDevice(deviceID) {
+    this._sinkId = deviceID;
     if (this._video && typeof this._video.setSinkId === "function") await this._video.setSinkId(deviceID);
+    if (this._audio && typeof this._audio.setSinkId === "function") await this._audio.setSinkId(deviceID);
   }
 
   /** Width of the decoded picture in pixels (0 before the first frame). */
@@ -3455,32 +3786,6 @@ class StreamsFeature {
   }
 
   /**
-   * Stops or resumes sending video (the camera stays on; others see black frames).
-   * @param {MediaStream} localStream
-   * @param {boolean} mute
-   * @returns {boolean}
-   */
-  mutePublishStreamVideo(zegoOrMediaStream, mute) {
-    const localStream = this._mediaStreamOf(zegoOrMediaStream);
-    if (!localStream || typeof localStream.getVideoTracks !== "function") return false;
-    for (const track of localStream.getVideoTracks()) track.enabled = !mute;
-    return true;
-  }
-
-  /**
-   * Stops or resumes sending audio (silence is sent while muted).
-   * @param {MediaStream} localStream
-   * @param {boolean} mute
-   * @returns {boolean}
-   */
-  mutePublishStreamAudio(zegoOrMediaStream, mute) {
-    const localStream = this._mediaStreamOf(zegoOrMediaStream);
-    if (!localStream || typeof localStream.getAudioTracks !== "function") return false;
-    for (const track of localStream.getAudioTracks()) track.enabled = !mute;
-    return true;
-  }
-
-  /**
    * Publishes a local stream under `streamID` (unique within the app). Returns false at once
    * on bad arguments; the outcome comes as `publisherStateUpdate` (PUBLISH_REQUESTING, then
    * PUBLISHING or NO_PUBLISH with an error code) and the others get `roomStreamUpdate` ADD.
@@ -3573,21 +3878,64 @@ class StreamsFeature {
   }
 }
 
+// ---- sdk/src/stream-sound-level.js ----
+
+// Sound levels of published and played streams from WebRTC statistics: the audio energy
+// the browser measured (`media-source` of a sent track, `inbound-rtp` of a received one)
+// over the last interval, on ZEGO's 0–100 scale. No Web Audio, so no audio context that a
+// browser's autoplay policy could hold back. Pure: unit-tested in Node.
+
+/** Below this level (dBFS) is 0; full scale is 100. */
+const SILENCE_DBFS = -60;
+
+/** ZEGO's 0–100 sound level of an RMS amplitude in [0, 1]. */
+function levelOfAmplitude(rms) {
+  if (!(rms > 0)) return 0;
+  const db = 20 * Math.log10(Math.min(1, rms));
+  return Math.max(0, Math.min(100, Math.round(((db - SILENCE_DBFS) / -SILENCE_DBFS) * 100)));
+}
+
+/**
+ * The level over the interval between two samples of one audio statistic
+ * (`totalAudioEnergy`, `totalSamplesDuration`, `audioLevel`): the mean energy of the
+ * interval, or the instantaneous `audioLevel` when there is no earlier sample. 0 when no
+ * audio played out in between (nothing arrives, or the track is muted).
+ * @param {{totalAudioEnergy?: number, totalSamplesDuration?: number}|null} prev
+ * @param {{totalAudioEnergy?: number, totalSamplesDuration?: number, audioLevel?: number}} cur
+ */
+function soundLevelBetween(prev, cur) {
+  const energy = (s) => (s && typeof s.totalAudioEnergy === "number" ? s.totalAudioEnergy : null);
+  const duration = (s) => (s && typeof s.totalSamplesDuration === "number" ? s.totalSamplesDuration : null);
+  if (energy(prev) !== null && energy(cur) !== null && duration(prev) !== null && duration(cur) !== null) {
+    const seconds = duration(cur) - duration(prev);
+    if (seconds <= 0) return 0;
+    return levelOfAmplitude(Math.sqrt(Math.max(0, energy(cur) - energy(prev)) / seconds));
+  }
+  return levelOfAmplitude(cur && typeof cur.audioLevel === "number" ? cur.audioLevel : 0);
+}
+
+/** The audio statistic a session's level comes from: what it sends, or what it receives. */
+function audioLevelStat(kind, entries) {
+  const type = kind === "publish" ? "media-source" : "inbound-rtp";
+  for (const entry of entries) {
+    if (entry.type === type && entry.kind === "audio") return entry;
+  }
+  return null;
+}
+
 // ---- sdk/src/sound-level.js ----
 
 // Capture volume and sound level of a local audio track, with Web Audio: a gain stage whose
 // output track is what gets sent (`setCaptureVolume`), and a meter for
 // `capturedSoundLevelUpdate`. `soundLevel` (samples to ZEGO's 0–100 scale) is pure.
 
-/** Level (0–100) of PCM samples in [-1, 1]: -60 dBFS and below is 0, full scale is 100. */
+
+/** Level (0–100) of PCM samples in [-1, 1], on the same scale as the streams' levels. */
 function soundLevel(samples) {
   if (!samples || !samples.length) return 0;
   let sum = 0;
   for (let i = 0; i < samples.length; i++) sum += samples[i] * samples[i];
-  const rms = Math.sqrt(sum / samples.length);
-  if (rms <= 0) return 0;
-  const db = 20 * Math.log10(rms);
-  return Math.max(0, Math.min(100, Math.round(((db + 60) / 60) * 100)));
+  return levelOfAmplitude(Math.sqrt(sum / samples.length));
 }
 
 /** A capture volume (0–100) as a gain: 100 is unchanged, 0 is silence. */
@@ -4117,19 +4465,29 @@ class CaptureFeature {
 
 // ---- sdk/src/feature-sound-level.js ----
 
-// Engine feature area: the sound level of the local capture (`capturedSoundLevelUpdate`),
-// reported while `setSoundLevelDelegate(true, interval)` is on. It meters the microphone of
-// the local stream being published (the newest one when none is), before capture volume.
-// (Levels of played and published streams, `soundLevelUpdate`, are not reported here.)
+// Engine feature area: sound levels while `setSoundLevelDelegate(true, interval)` is on, on
+// one timer: `capturedSoundLevelUpdate`, the local capture's level (the microphone of the
+// local stream being published, else the newest one, before capture volume; Web Audio), and
+// `soundLevelUpdate`, the level of every stream this page publishes ("push") and plays
+// ("pull"), from the peer connections' statistics (stream-sound-level.js).
 
 
-const DEFAULT_SOUND_LEVEL_INTERVAL_MS = 1000;
-const MIN_SOUND_LEVEL_INTERVAL_MS = 100;
+const SOUND_LEVEL_DEFAULT_MS = 1000;
+/** ZEGO's bounds of the interval. */
+const SOUND_LEVEL_MIN_MS = 500;
+const SOUND_LEVEL_MAX_MS = 3000;
+
+/** ZEGO's interval bounds applied to a requested interval. */
+function soundLevelInterval(interval) {
+  if (typeof interval !== "number" || !Number.isFinite(interval)) return SOUND_LEVEL_DEFAULT_MS;
+  return Math.min(SOUND_LEVEL_MAX_MS, Math.max(SOUND_LEVEL_MIN_MS, interval));
+}
 
 class SoundLevelFeature {
   static setup(engine) {
     engine._soundLevelTimer = null;
     engine._captureMeter = null; // LevelMeter of the track measured last
+    engine._streamLevelSamples = new WeakMap(); // MediaSession → its last audio statistic
   }
 
   static teardown(engine) {
@@ -4137,11 +4495,14 @@ class SoundLevelFeature {
   }
 
   /**
-   * Starts (or stops) sound level reports every `interval` ms (default 1000, at least 100).
+   * Starts (true) or stops (false) `capturedSoundLevelUpdate` and `soundLevelUpdate` every
+   * `interval` ms (default 1000, from 500 to 3000).
    * @param {boolean} enable
    * @param {number} [interval]
+   * @param {{enableInBackground?: boolean}} [options] accepted; levels are measured in the background too
    */
-  setSoundLevelDelegate(enable, interval) {
+  setSoundLevelDelegate(enable, interval, options) {
+    void options;
     if (this._soundLevelTimer) clearInterval(this._soundLevelTimer);
     this._soundLevelTimer = null;
     if (!enable) {
@@ -4149,8 +4510,10 @@ class SoundLevelFeature {
       this._captureMeter = null;
       return;
     }
-    const period = Math.max(MIN_SOUND_LEVEL_INTERVAL_MS, typeof interval === "number" ? interval : DEFAULT_SOUND_LEVEL_INTERVAL_MS);
-    this._soundLevelTimer = setInterval(() => this._reportCapturedSoundLevel(), period);
+    this._soundLevelTimer = setInterval(() => {
+      this._reportCapturedSoundLevel();
+      this._reportStreamLevels();
+    }, soundLevelInterval(interval));
   }
 
   /** The microphone track to meter: of a published local stream, else of the newest one. */
@@ -4179,6 +4542,684 @@ class SoundLevelFeature {
     }
     this._emitter.emit(CaptureEvent.CAPTURED_SOUND_LEVEL_UPDATE, this._captureMeter.level());
   }
+
+  async _reportStreamLevels() {
+    const sessions = [...this._media.publishers.values(), ...this._media.players.values()];
+    const list = [];
+    for (const session of sessions) {
+      if (!session.pc) continue;
+      let report;
+      try {
+        report = await session.pc.getStats();
+      } catch (_) {
+        continue;
+      }
+      const stat = audioLevelStat(session.kind, report.values());
+      if (!stat || session.stopped) continue;
+      const level = soundLevelBetween(this._streamLevelSamples.get(session), stat);
+      this._streamLevelSamples.set(session, stat);
+      list.push({ streamID: session.streamID, soundLevel: level, type: session.kind === MediaKind.PUBLISH ? "push" : "pull" });
+    }
+    if (list.length && this._soundLevelTimer) this._emitter.emit(EngineEvent.SOUND_LEVEL_UPDATE, list);
+  }
+}
+
+// ---- sdk/src/feature-publish-mute.js ----
+
+// Engine feature area: a publisher turning its own audio or video off and on
+// (`mutePublishStreamAudio/Video`). The page's tracks stop carrying media, and the room is
+// told through signaling (`muteStream`, docs/PROTOCOL.md): every member hears
+// `remoteMicStatusUpdate` / `remoteCameraStatusUpdate` at once, and members joining later
+// see the flags on the stream. The flags are sent again whenever the stream is published
+// anew (a reconnect that logged in again starts it over on the server).
+
+
+/** The transceivers of a publish session's peer connection that carry `kind`. */
+function transceiversOf(pc, kind) {
+  return pc.getTransceivers().filter((t) => t.receiver && t.receiver.track && t.receiver.track.kind === kind);
+}
+
+class PublishMuteFeature {
+  static setup(engine) {
+    engine._publishMutes = new WeakMap(); // MediaStream → {audio, video, retain}
+    engine._media.observe({
+      onNegotiated: (session) => {
+        if (session.kind === MediaKind.PUBLISH) engine._holdBackRetainedVideo(session);
+      },
+      onState: (session, state) => {
+        // The stream is in the room once PUBLISHING: only then can its flags be set there.
+        if (session.kind !== MediaKind.PUBLISH || state !== PublisherState.PUBLISHING) return;
+        const mutes = engine._publishMutes.get(session.localStream);
+        if (mutes && (mutes.audio || mutes.video)) engine._tellRoomMuted(session.streamID, { audio: mutes.audio, video: mutes.video });
+      },
+    });
+  }
+
+  /**
+   * Stops (true) or resumes (false) sending video. The camera stays on. With `retain` the
+   * local preview keeps showing the camera and nothing is sent; without, the track is
+   * disabled (the preview turns black and black frames are sent). The room hears
+   * `remoteCameraStatusUpdate`.
+   * @param {MediaStream|object} localStream a MediaStream or a ZegoLocalStream
+   * @param {boolean} mute
+   * @param {boolean} [retain]
+   * @returns {boolean}
+   */
+  mutePublishStreamVideo(localStream, mute, retain) {
+    const stream = this._mediaStreamOf(localStream);
+    if (!stream || typeof stream.getVideoTracks !== "function" || !stream.getVideoTracks().length) return false;
+    const mutes = this._publishMuteState(stream);
+    mutes.video = !!mute;
+    mutes.retain = !!mute && !!retain;
+    for (const track of stream.getVideoTracks()) track.enabled = !mute || mutes.retain;
+    for (const session of this._media.publishersOf(stream)) {
+      this._holdBackRetainedVideo(session);
+      this._tellRoomMuted(session.streamID, { video: mutes.video });
+    }
+    return true;
+  }
+
+  /**
+   * Stops (true) or resumes (false) sending audio (silence is sent while muted). The room
+   * hears `remoteMicStatusUpdate`.
+   * @param {MediaStream|object} localStream a MediaStream or a ZegoLocalStream
+   * @param {boolean} mute
+   * @returns {boolean}
+   */
+  mutePublishStreamAudio(localStream, mute) {
+    const stream = this._mediaStreamOf(localStream);
+    if (!stream || typeof stream.getAudioTracks !== "function" || !stream.getAudioTracks().length) return false;
+    const mutes = this._publishMuteState(stream);
+    mutes.audio = !!mute;
+    for (const track of stream.getAudioTracks()) track.enabled = !mute;
+    for (const session of this._media.publishersOf(stream)) this._tellRoomMuted(session.streamID, { audio: mutes.audio });
+    return true;
+  }
+
+  _publishMuteState(stream) {
+    if (!this._publishMutes.has(stream)) this._publishMutes.set(stream, { audio: false, video: false, retain: false });
+    return this._publishMutes.get(stream);
+  }
+
+  /** With `retain`, the video sender sends nothing while muted; otherwise the camera track. */
+  _holdBackRetainedVideo(session) {
+    if (!session.pc) return;
+    const mutes = this._publishMutes.get(session.localStream);
+    const held = !!(mutes && mutes.video && mutes.retain);
+    const track = session.localStream.getVideoTracks()[0] || null;
+    for (const transceiver of transceiversOf(session.pc, "video")) {
+      const wanted = held ? null : track;
+      if (transceiver.sender.track !== wanted) transceiver.sender.replaceTrack(wanted).catch(() => {});
+    }
+  }
+
+  /** Sets the stream's publisher mute flags in the room (once it is there). */
+  _tellRoomMuted(streamID, flags) {
+    if (!this._room || this._media.stateOf(MediaKind.PUBLISH, streamID) !== PublisherState.PUBLISHING) return;
+    this._request(SignalingRequest.MUTE_STREAM, Object.assign({ streamID }, flags)).catch((err) =>
+      this._logger.warn("could not tell the room that", streamID, "is muted:", err.code, err.msg),
+    );
+  }
+}
+
+// ---- sdk/src/feature-play-controls.js ----
+
+// Engine feature area: what the relay sends this page of the streams it plays — its audio
+// and video muted per stream (`mutePlayStreamAudio/Video`) or for every stream, those played
+// later included (`muteAllPlayAudioStreams/VideoStreams`) — and the speaker played streams
+// use. A mute is the relay's: it stops sending that media to this player only (the stream's
+// other players and its publisher are not affected), so a muted stream costs no bandwidth.
+// It is asked of the play session's relay session (`POST <Location>/mute`, docs/PROTOCOL.md
+// section 13) and asked again after every renegotiation, which starts a new relay session.
+
+
+/** The relay's answer to a player mute: what it sends this player now. */
+async function askRelayToMute(sessionUrl, change) {
+  const response = await fetch(`${sessionUrl}/mute`, {
+    method: "POST",
+    mode: "cors",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify(change),
+  });
+  if (!response.ok) throw new Error(`the relay answered HTTP ${response.status} to a player mute`);
+  return response.json();
+}
+
+/**
+ * What the relay should hold back of a played stream: its own setting where the page made
+ * one, else the setting for all streams.
+ * @param {{audio?: boolean, video?: boolean}|undefined} own
+ * @param {{audio: boolean, video: boolean}} all
+ */
+function playMuteOf(own, all) {
+  return {
+    audio: own && typeof own.audio === "boolean" ? own.audio : all.audio,
+    video: own && typeof own.video === "boolean" ? own.video : all.video,
+  };
+}
+
+class PlayControlsFeature {
+  static setup(engine) {
+    engine._playMutes = new Map(); // streamID → {audio?, video?} set by mutePlayStream*
+    engine._allPlayMuted = { audio: false, video: false }; // muteAllPlay*Streams
+    // A new relay session sends everything: hold back again what the page muted, as soon as
+    // the relay has the session and once more when it plays (the relay's word that it is live).
+    const reapply = (session) => {
+      if (session.kind !== MediaKind.PLAY || !session.sessionUrl) return;
+      const mute = playMuteOf(engine._playMutes.get(session.streamID), engine._allPlayMuted);
+      if (mute.audio || mute.video) engine._applyPlayMute(session, mute).catch(() => {});
+    };
+    engine._media.observe({
+      onNegotiated: reapply,
+      onState: (session, state) => {
+        if (state === PlayerState.PLAYING) reapply(session);
+      },
+    });
+  }
+
+  /**
+   * Stops (true) or resumes (false) receiving a played stream's video: the relay stops
+   * sending it to this page; the picture stays on its last frame. Resolves false when the
+   * stream is not being played or the relay refused.
+   * @param {string} streamID
+   * @param {boolean} mute
+   * @returns {Promise<boolean>}
+   */
+  mutePlayStreamVideo(streamID, mute) {
+    return this._mutePlayStream(streamID, { video: !!mute });
+  }
+
+  /**
+   * Stops (true) or resumes (false) receiving a played stream's audio: the relay stops
+   * sending it to this page. Resolves false when the stream is not being played or the relay
+   * refused.
+   * @param {string} streamID
+   * @param {boolean} mute
+   * @returns {Promise<boolean>}
+   */
+  mutePlayStreamAudio(streamID, mute) {
+    return this._mutePlayStream(streamID, { audio: !!mute });
+  }
+
+  /**
+   * Stops or resumes receiving the audio of every played stream, and of streams played later.
+   * @param {boolean} mute
+   * @returns {Promise<boolean>} false if the relay refused for a stream being played
+   */
+  muteAllPlayAudioStreams(mute) {
+    return this._muteAllPlayStreams("audio", !!mute);
+  }
+
+  /**
+   * Stops or resumes receiving the video of every played stream, and of streams played later.
+   * @param {boolean} mute
+   * @returns {Promise<boolean>} false if the relay refused for a stream being played
+   */
+  muteAllPlayVideoStreams(mute) {
+    return this._muteAllPlayStreams("video", !!mute);
+  }
+
+  /**
+   * Plays a media element's sound on a speaker (`deviceID` from `getSpeakers`), e.g. the
+   * `<video>` of a played stream's view. False where the browser cannot choose (no `setSinkId`).
+   * @param {HTMLMediaElement} media
+   * @param {string} deviceID
+   * @returns {Promise<boolean>}
+   */
+  async useAudioOutputDevice(media, deviceID) {
+    if (!media || typeof media.setSinkId !== "function" || typeof deviceID !== "string") return false;
+    try {
+      await media.setSinkId(deviceID);
+      return true;
+    } catch (err) {
+      this._logger.warn("useAudioOutputDevice failed", err && err.name, err && err.message);
+      return false;
+    }
+  }
+
+  async _mutePlayStream(streamID, change) {
+    const session = this._media.players.get(streamID);
+    if (!session) {
+      this._logger.warn(`mutePlayStream: ${streamID} is not being played`);
+      return false;
+    }
+    this._playMutes.set(streamID, Object.assign({}, this._playMutes.get(streamID), change));
+    // While the session negotiates, the mute is applied once it is up (onNegotiated).
+    if (!session.sessionUrl) return true;
+    return this._applyPlayMute(session, change);
+  }
+
+  async _muteAllPlayStreams(kind, mute) {
+    this._allPlayMuted[kind] = mute;
+    const results = [];
+    for (const session of this._media.players.values()) {
+      // The setting for all replaces what was set per stream.
+      const own = this._playMutes.get(session.streamID);
+      if (own) delete own[kind];
+      if (session.sessionUrl) results.push(this._applyPlayMute(session, { [kind]: mute }));
+    }
+    return (await Promise.all(results)).every(Boolean);
+  }
+
+  /** Asks the relay session of `session`; true once it holds back what `change` says. */
+  async _applyPlayMute(session, change) {
+    const sessionUrl = session.sessionUrl;
+    try {
+      const state = await askRelayToMute(sessionUrl, change);
+      return (change.audio === undefined || state.audioMuted === change.audio) && (change.video === undefined || state.videoMuted === change.video);
+    } catch (err) {
+      // A session replaced meanwhile is muted again by its own negotiation.
+      if (session.sessionUrl === sessionUrl) this._logger.warn("player mute of", session.streamID, "failed:", err.message);
+      return false;
+    }
+  }
+}
+
+// ---- sdk/src/network-quality.js ----
+
+// Network quality on ZEGO's scale (`QualityGrade`: -1 unknown, 0 excellent, 1 good,
+// 2 middle, 3 poor, 4 die): a link's level from its loss, round trip and jitter — the same
+// thresholds the server applies to the relay's measurements (docs/PROTOCOL.md,
+// `reportQuality`) — and the table of the room's users behind `networkQuality`. Pure:
+// unit-tested in Node.
+
+const QualityLevel = Object.freeze({ UNKNOWN: -1, EXCELLENT: 0, GOOD: 1, MIDDLE: 2, POOR: 3, DIE: 4 });
+
+/** Inclusive upper bounds of excellent, good, middle and poor; above the last is die. */
+const LOSS_BOUNDS = [0.01, 0.03, 0.08, 0.2];
+const RTT_MS_BOUNDS = [100, 200, 400, 800];
+const JITTER_MS_BOUNDS = [20, 50, 100, 200];
+
+function levelAgainst(bounds, value) {
+  return bounds.filter((bound) => value > bound).length;
+}
+
+/**
+ * The level of one link: the worst of the measures present (unknown when none is).
+ * @param {{loss?: number, rttMs?: number, jitterMs?: number}} sample loss as a fraction
+ */
+function linkLevel({ loss, rttMs, jitterMs } = {}) {
+  const levels = [];
+  if (typeof loss === "number" && Number.isFinite(loss)) levels.push(levelAgainst(LOSS_BOUNDS, loss));
+  if (typeof rttMs === "number" && Number.isFinite(rttMs)) levels.push(levelAgainst(RTT_MS_BOUNDS, rttMs));
+  if (typeof jitterMs === "number" && Number.isFinite(jitterMs)) levels.push(levelAgainst(JITTER_MS_BOUNDS, jitterMs));
+  return levels.length ? Math.max(...levels) : QualityLevel.UNKNOWN;
+}
+
+/** The worse of known levels; unknown when none is known. */
+function worstLevel(...levels) {
+  const known = levels.filter((l) => typeof l === "number" && l >= 0);
+  return known.length ? Math.max(...known) : QualityLevel.UNKNOWN;
+}
+
+/** The link sample of a ZEGO-shaped publish or play quality record (`publishQualityUpdate` / `playQualityUpdate`). */
+function sampleOfStats(kind, stats) {
+  const loss = Math.max(stats.video.videoPacketsLostRate || 0, stats.audio.audioPacketsLostRate || 0);
+  const sample = { loss, rttMs: stats.currentRoundTripTime };
+  // A sender's own statistics carry no jitter; a receiver's audio jitter is the link's.
+  if (kind === "play" && stats.audio.audioJitter > 0) sample.jitterMs = stats.audio.audioJitter;
+  return sample;
+}
+
+/**
+ * This page's own levels: upstream from what it publishes, downstream from what it plays
+ * (each the worst of its sessions; unknown without any).
+ * @param {Array<{kind: "publish"|"play", stats: object}>} samples the latest record of each session
+ */
+function ownLevels(samples) {
+  const of = (kind) => worstLevel(...samples.filter((s) => s.kind === kind).map((s) => linkLevel(sampleOfStats(kind, s.stats))));
+  return { upstream: of("publish"), downstream: of("play") };
+}
+
+/**
+ * The room's users' levels as the server last told them (`networkQuality` events carry the
+ * users whose level changed), and this page's own measurement: what `networkQuality` reports.
+ */
+class NetworkBoard {
+  constructor() {
+    this.users = new Map(); // userID → {upstream, downstream} from the server
+  }
+
+  /** A server batch: `[{userID, upstream, downstream}]`. */
+  apply(qualityList) {
+    for (const entry of qualityList || []) {
+      if (!entry || typeof entry.userID !== "string") continue;
+      this.users.set(entry.userID, { upstream: toLevel(entry.upstream), downstream: toLevel(entry.downstream) });
+    }
+  }
+
+  /**
+   * `[userID, upstream, downstream]` of every user to report now: this page's user first
+   * (the worse of its own measurement and the server's view of it), then the others. A user
+   * the server said nothing is known of any more is reported once more as unknown, then dropped.
+   */
+  report(selfID, own) {
+    const rows = [];
+    const told = this.users.get(selfID);
+    rows.push([selfID, worstLevel(own.upstream, told && told.upstream), worstLevel(own.downstream, told && told.downstream)]);
+    for (const [userID, levels] of this.users) {
+      if (userID === selfID) continue;
+      rows.push([userID, levels.upstream, levels.downstream]);
+      if (levels.upstream === QualityLevel.UNKNOWN && levels.downstream === QualityLevel.UNKNOWN) this.users.delete(userID);
+    }
+    return rows;
+  }
+
+  clear() {
+    this.users.clear();
+  }
+}
+
+function toLevel(value) {
+  return Number.isInteger(value) && value >= QualityLevel.UNKNOWN && value <= QualityLevel.DIE ? value : QualityLevel.UNKNOWN;
+}
+
+// ---- sdk/src/media-exceptions.js ----
+
+// `exceptionUpdate`: the problems of a published or played stream that ZEGO reports and
+// Huddle can see in the statistics of each quality sample — nothing sent or decoded while
+// media is expected (a camera that stopped delivering, a path that broke) — and their end.
+// ZEGO's codes: 100x when a problem starts, 200x when it is over. Pure: unit-tested in Node.
+
+const ExceptionCode = Object.freeze({
+  SEND_VIDEO_BITRATE_LOW: 1003,
+  SEND_FPS_LOW: 1004,
+  SEND_AUDIO_BITRATE_LOW: 1005,
+  RECEIVE_VIDEO_FPS_DECODED_LOW: 1009,
+  SEND_VIDEO_BITRATE_NORMAL: 2003,
+  SEND_FPS_NORMAL: 2004,
+  SEND_AUDIO_BITRATE_NORMAL: 2005,
+  RECEIVE_VIDEO_FPS_DECODED_NORMAL: 2009,
+});
+
+/** Below these a stream counts as stalled: frames per second, kbit/s. */
+const LOW_FPS = 1;
+const LOW_VIDEO_KBPS = 10;
+const LOW_AUDIO_KBPS = 2;
+
+/** Each watched condition: the side, the media it needs, the test, its codes and messages. */
+const CONDITIONS = Object.freeze([
+  {
+    key: "sendFps",
+    kind: "publish",
+    media: "video",
+    low: (s) => s.video.videoTransferFPS < LOW_FPS,
+    codes: [ExceptionCode.SEND_FPS_LOW, ExceptionCode.SEND_FPS_NORMAL],
+    what: "video frames sent",
+  },
+  {
+    key: "sendVideoBitrate",
+    kind: "publish",
+    media: "video",
+    low: (s) => s.video.videoBitrate < LOW_VIDEO_KBPS,
+    codes: [ExceptionCode.SEND_VIDEO_BITRATE_LOW, ExceptionCode.SEND_VIDEO_BITRATE_NORMAL],
+    what: "video bitrate sent",
+  },
+  {
+    key: "sendAudioBitrate",
+    kind: "publish",
+    media: "audio",
+    low: (s) => s.audio.audioBitrate < LOW_AUDIO_KBPS,
+    codes: [ExceptionCode.SEND_AUDIO_BITRATE_LOW, ExceptionCode.SEND_AUDIO_BITRATE_NORMAL],
+    what: "audio bitrate sent",
+  },
+  {
+    key: "receiveVideoFps",
+    kind: "play",
+    media: "video",
+    low: (s) => s.video.videoFPS < LOW_FPS,
+    codes: [ExceptionCode.RECEIVE_VIDEO_FPS_DECODED_LOW, ExceptionCode.RECEIVE_VIDEO_FPS_DECODED_NORMAL],
+    what: "video frames decoded",
+  },
+]);
+
+/**
+ * The exceptions one quality sample starts or ends.
+ * @param {"publish"|"play"} kind
+ * @param {Set<string>} active conditions currently reported (updated in place)
+ * @param {object} stats the ZEGO-shaped record of the sample
+ * @param {{audio: boolean, video: boolean}} expected the media that should be flowing (not
+ *   muted by anyone, present in the stream): a muted medium ends its exceptions quietly
+ * @returns {Array<{code: number, message: string}>} `exceptionUpdate` data, in order
+ */
+function exceptionChanges(kind, active, stats, expected) {
+  const changes = [];
+  for (const condition of CONDITIONS) {
+    if (condition.kind !== kind) continue;
+    if (!expected[condition.media]) {
+      active.delete(condition.key);
+      continue;
+    }
+    const low = condition.low(stats);
+    if (low && !active.has(condition.key)) {
+      active.add(condition.key);
+      changes.push({ code: condition.codes[0], message: `${condition.what} too low` });
+    } else if (!low && active.has(condition.key)) {
+      active.delete(condition.key);
+      changes.push({ code: condition.codes[1], message: `${condition.what} back to normal` });
+    }
+  }
+  return changes;
+}
+
+// ---- sdk/src/feature-network.js ----
+
+// Engine feature area: how the network and the media are doing, from the quality samples
+// taken every few seconds (quality.js) —
+// - `networkQuality(userID, upstream, downstream)` each round for every user the room
+//   knows a level of, this page's user included. This page measures its own links and
+//   reports them to the server (`reportQuality`); the server combines every member's report
+//   with what the relay measured and sends the changes to the room (`networkQuality`).
+// - `exceptionUpdate(streamID, {code, message})` when a stream stops sending or decoding
+//   media it should, and when it recovers (media-exceptions.js).
+// - `getPublishingStreamQuality`, the last sample of a published stream.
+
+
+class NetworkFeature {
+  static setup(engine) {
+    engine._networkBoard = new NetworkBoard();
+    engine._latestStats = new Map(); // MediaSession → its latest quality record
+    engine._mediaExceptions = new WeakMap(); // MediaSession → Set of conditions reported
+    engine._networkRoom = null; // the room session the board's levels are of
+    engine._quality.observe({
+      onSample: (session, stats) => engine._onQualitySample(session, stats),
+      onRound: () => engine._onQualityRound(),
+    });
+  }
+
+  /**
+   * The last quality record of a published stream (as in `publishQualityUpdate`), or null.
+   * @param {string} streamID
+   * @returns {object|null}
+   */
+  getPublishingStreamQuality(streamID) {
+    const session = this._media.publishers.get(streamID);
+    return (session && session.lastStats) || null;
+  }
+
+  /** Levels the server sent (`networkQuality` event): reported with the next round. */
+  _onNetworkQuality(qualityList) {
+    if (this._room) this._boardOf(this._room).apply(qualityList);
+  }
+
+  /** The board of `room`: what the server said in an earlier room means nothing here. */
+  _boardOf(room) {
+    if (this._networkRoom !== room) {
+      this._networkRoom = room;
+      this._networkBoard.clear();
+    }
+    return this._networkBoard;
+  }
+
+  _onQualitySample(session, stats) {
+    this._latestStats.set(session, stats);
+    if (!this._emitter.has(EngineEvent.EXCEPTION_UPDATE) && !this._mediaExceptions.has(session)) return;
+    if (!this._mediaExceptions.has(session)) this._mediaExceptions.set(session, new Set());
+    const changes = exceptionChanges(session.kind, this._mediaExceptions.get(session), stats, this._expectedMedia(session));
+    for (const change of changes) this._emitter.emit(EngineEvent.EXCEPTION_UPDATE, session.streamID, change);
+  }
+
+  /** What should be flowing on a session: media it has, that nobody muted. */
+  _expectedMedia(session) {
+    if (session.kind === MediaKind.PUBLISH) {
+      const stream = session.localStream;
+      const mutes = (this._publishMutes && this._publishMutes.get(stream)) || {};
+      const live = (tracks) => tracks.some((t) => t.readyState === "live" && t.enabled);
+      return { audio: !mutes.audio && live(stream.getAudioTracks()), video: !mutes.video && live(stream.getVideoTracks()) };
+    }
+    const room = this._room;
+    const remote = (room && room.state.muted.get(session.streamID)) || {};
+    const own = playMuteOf(this._playMutes.get(session.streamID), this._allPlayMuted);
+    return {
+      audio: session.options.audio && !remote.audio && !own.audio,
+      video: session.options.video && !remote.video && !own.video,
+    };
+  }
+
+  /** After each round: report this page's levels to the server and the room's to the page. */
+  _onQualityRound() {
+    const room = this._room;
+    const samples = [];
+    for (const [session, stats] of this._latestStats) {
+      if (session.stopped) this._latestStats.delete(session);
+      else samples.push({ kind: session.kind, stats });
+    }
+    if (!room) return;
+    const own = ownLevels(samples);
+    if (own.upstream !== QualityLevel.UNKNOWN || own.downstream !== QualityLevel.UNKNOWN) {
+      room.notify(SignalingRequest.REPORT_QUALITY, { upstream: own.upstream, downstream: own.downstream });
+    }
+    for (const [userID, upstream, downstream] of this._boardOf(room).report(room.user.userID, own)) {
+      this._emitter.emit(EngineEvent.NETWORK_QUALITY, userID, upstream, downstream);
+    }
+  }
+}
+
+// ---- sdk/src/feature-unsupported.js ----
+
+// Engine feature area: ZEGO features Huddle does not offer — paid add-ons of ZEGO's cloud
+// (AI noise suppression, voice changer, reverb, beauty, background processing, copyrighted
+// music, range audio, CDN relay, SEI, mixing, …) and simulcast, which needs a relay that
+// forwards layers. Their methods exist so that a page written for ZEGO does not crash on
+// them; each answers in the shape ZEGO declares for it, saying "not offered" (code 7011,
+// NOT_OFFERED), and the first call of each feature logs a warning naming it. One table,
+// below; the README lists it and sdk/huddle-express.d.ts tags each method `@zegoUnsupported`.
+
+
+/** How a method answers, after ZEGO's declared return type. */
+const NotOffered = Object.freeze({
+  /** `Promise<ZegoServerResponse>`: resolves `{errorCode: 7011, extendedData}`. */
+  RESPONSE: "response",
+  /** `Promise<boolean>`: resolves false. */
+  RESOLVE_FALSE: "resolveFalse",
+  /** `boolean`: false. */
+  FALSE: "false",
+  /** `void`: nothing. */
+  NOTHING: "nothing",
+  /** `Promise<T>` of a value Huddle cannot give: rejects with a NOT_OFFERED error. */
+  REJECT: "reject",
+  /** A factory of an add-on's object: throws a NOT_OFFERED error (there is no object to give). */
+  THROW: "throw",
+});
+
+const N = NotOffered;
+const SIMULCAST_WHY = "Huddle's relay forwards one video layer per stream (simulcast is not built yet)";
+const ADD_ON_WHY = "a paid add-on of ZEGO's cloud that Huddle does not provide";
+
+/** feature → why, and its methods with how each answers. */
+const NOT_OFFERED_FEATURES = Object.freeze([
+  { feature: "AI noise suppression", why: ADD_ON_WHY, methods: { enableAiDenoise: N.RESPONSE, setAiDenoiseMode: N.RESPONSE } },
+  {
+    feature: "voice changer",
+    why: ADD_ON_WHY,
+    methods: { setVoiceChangerPreset: N.RESPONSE, setVoiceChangerParam: N.RESPONSE, enableLiveAudioEffect: N.RESPONSE, setAudioChangerParam: N.RESPONSE },
+  },
+  { feature: "reverb and virtual stereo", why: ADD_ON_WHY, methods: { setReverbPreset: N.RESPONSE, enableVirtualStereo: N.RESPONSE } },
+  { feature: "beauty effects", why: ADD_ON_WHY, methods: { setEffectsBeauty: N.RESPONSE, setLowlightEnhancement: N.RESPONSE } },
+  {
+    feature: "background processing",
+    why: ADD_ON_WHY,
+    methods: {
+      initBackgroundModule: N.RESPONSE,
+      enableBackgroundProcess: N.RESPONSE,
+      setBackgroundBlurOptions: N.RESOLVE_FALSE,
+      setVirtualBackgroundOptions: N.RESOLVE_FALSE,
+      setTransparentBackgroundOptions: N.RESOLVE_FALSE,
+    },
+  },
+  { feature: "copyrighted music", why: ADD_ON_WHY, methods: { createCopyrightedMusic: N.THROW, destroyCopyrightedMusic: N.NOTHING } },
+  { feature: "range audio", why: ADD_ON_WHY, methods: { createRangeAudioInstance: N.THROW } },
+  {
+    feature: "CDN relay",
+    why: "Huddle delivers media over WebRTC only; it pushes nothing to a CDN",
+    methods: { addPublishCdnUrl: N.RESPONSE, removePublishCdnUrl: N.RESPONSE },
+  },
+  { feature: "SEI", why: "Huddle's relay carries no SEI in the video it forwards", methods: { setSEIConfig: N.NOTHING, sendSEI: N.FALSE } },
+  {
+    feature: "stream mixing",
+    why: "Huddle mixes no streams on the server",
+    methods: {
+      startMixerTask: N.RESPONSE,
+      stopMixerTask: N.RESPONSE,
+      setMixerTaskConfig: N.RESPONSE,
+      startAutoMixerTask: N.RESPONSE,
+      stopAutoMixerTask: N.RESPONSE,
+      setStreamAlignmentProperty: N.RESOLVE_FALSE,
+    },
+  },
+  { feature: "audio mixing into a published stream", why: ADD_ON_WHY, methods: { startMixingAudio: N.FALSE, stopMixingAudio: N.FALSE, setMixingAudioVolume: N.FALSE } },
+  {
+    feature: "audio effect player",
+    why: ADD_ON_WHY,
+    methods: { createAudioEffectPlayer: N.THROW, loadAudioEffect: N.REJECT, unloadAudioEffect: N.FALSE },
+  },
+  {
+    feature: "real-time sequential data",
+    why: ADD_ON_WHY,
+    methods: { createRealTimeSequentialDataManager: N.THROW, destroyRealTimeSequentialDataManager: N.NOTHING },
+  },
+  { feature: "stream compositor", why: ADD_ON_WHY, methods: { createStreamCompositor: N.THROW } },
+  { feature: "log upload", why: "Huddle's SDK logs to the console only", methods: { uploadLog: N.RESPONSE } },
+  {
+    feature: "dual streams (simulcast)",
+    why: SIMULCAST_WHY,
+    methods: { enableDualStream: N.NOTHING, setLowStreamParameter: N.NOTHING, setPlayStreamVideoType: N.RESOLVE_FALSE },
+  },
+]);
+
+/** The answer of one not-offered method, as ZEGO shapes it. */
+function notOfferedAnswer(answer, method, feature) {
+  const message = `${method}: Huddle does not offer ${feature}`;
+  switch (answer) {
+    case N.RESPONSE:
+      return Promise.resolve({ errorCode: SdkError.NOT_OFFERED, extendedData: message });
+    case N.RESOLVE_FALSE:
+      return Promise.resolve(false);
+    case N.FALSE:
+      return false;
+    case N.REJECT:
+      return Promise.reject(sdkError(SdkError.NOT_OFFERED, message));
+    case N.THROW:
+      throw sdkError(SdkError.NOT_OFFERED, message);
+    default:
+      return undefined;
+  }
+}
+
+/** The engine's not-offered methods, made from the table. */
+class NotOfferedFeature {}
+
+for (const { feature, why, methods } of NOT_OFFERED_FEATURES) {
+  for (const [method, answer] of Object.entries(methods)) {
+    Object.defineProperty(NotOfferedFeature.prototype, method, {
+      configurable: true,
+      writable: true,
+      value: function () {
+        this._logger.warnOnce(`not-offered:${feature}`, `${method}: Huddle does not offer ${feature} (${why}).`);
+        return notOfferedAnswer(answer, method, feature);
+      },
+    });
+  }
 }
 
 // ---- sdk/src/index.js ----
@@ -4195,6 +5236,10 @@ addEngineFeature(DevicesFeature);
 addEngineFeature(StreamsFeature);
 addEngineFeature(CaptureFeature);
 addEngineFeature(SoundLevelFeature);
+addEngineFeature(PublishMuteFeature);
+addEngineFeature(PlayControlsFeature);
+addEngineFeature(NetworkFeature);
+addEngineFeature(NotOfferedFeature);
 
 HuddleExpressEngine.SdkError = SdkError;
 HuddleExpressEngine.VERSION = VERSION;

@@ -30,6 +30,8 @@ export const SdkError = Object.freeze({
   RECONNECT_FAILED: 7009,
   /** The operation was cancelled (stopped, logged out) before it finished. */
   CANCELLED: 7010,
+  /** A ZEGO feature Huddle does not offer (beauty, mixing, CDN relay, …; see the README). */
+  NOT_OFFERED: 7011,
 });
 
 /** The server's error codes the SDK acts on (the full table is in the README). */
@@ -122,6 +124,10 @@ export const EngineEvent = Object.freeze({
   PLAY_QUALITY_UPDATE: "playQualityUpdate",
   AUTOPLAY_FAILED: "autoplayFailed",
   SCREEN_SHARING_ENDED: "screenSharingEnded",
+  ROOM_STATE_UPDATE: "roomStateUpdate",
+  SOUND_LEVEL_UPDATE: "soundLevelUpdate",
+  NETWORK_QUALITY: "networkQuality",
+  EXCEPTION_UPDATE: "exceptionUpdate",
 });
 
 /** Events the server pushes over the websocket (docs/PROTOCOL.md). */
@@ -141,6 +147,7 @@ export const ServerEvent = Object.freeze({
   PUBLISHER_STATE_UPDATE: "publisherStateUpdate",
   PLAYER_STATE_UPDATE: "playerStateUpdate",
   GOAWAY: "goaway",
+  NETWORK_QUALITY: "networkQuality",
 });
 
 /** Signaling request types (docs/PROTOCOL.md). */
@@ -159,6 +166,8 @@ export const SignalingRequest = Object.freeze({
   SEND_CUSTOM_COMMAND: "sendCustomCommand",
   SET_ROOM_EXTRA_INFO: "setRoomExtraInfo",
   SET_STREAM_EXTRA_INFO: "setStreamExtraInfo",
+  MUTE_STREAM: "muteStream",
+  REPORT_QUALITY: "reportQuality",
 });
 
 export const REQUEST_TIMEOUT_MS = 10000;

@@ -6,9 +6,10 @@
 
 import { SdkError, VERSION } from "./constants.js";
 import { sdkError } from "./errors.js";
-import { Emitter, Logger } from "./emitter.js";
+import { Emitter, Logger, LogLevel } from "./emitter.js";
 import { MediaController } from "./media-controller.js";
 import { QualityReporter } from "./quality.js";
+import { serverUrls, ServerRotation } from "./server-list.js";
 import { hasWindow, isNonEmptyString, signalingUrl, attachFeature } from "./util.js";
 
 /** Feature areas attached so far, in order (their `setup`/`teardown` hooks run in it). */
@@ -26,15 +27,19 @@ const ENGINE_FEATURES = [];
 export class HuddleExpressEngine {
   /**
    * @param {number} appID your app id (from `huddle app create`, or 1 in dev mode)
-   * @param {string} server the websocket URL, e.g. `wss://huddle.example.com/ws`
+   * @param {string|string[]} server the websocket URL, e.g. `wss://huddle.example.com/ws`, or
+   *   several: tried in order, the next one taking over when one cannot be connected to
+   * @param {{scenario?: number}} [options] ZEGO's options; `scenario` is accepted and changes nothing
    */
-  constructor(appID, server) {
+  constructor(appID, server, options) {
     if (typeof appID !== "number" || !Number.isInteger(appID) || appID <= 0) {
       throw sdkError(SdkError.INVALID_ARGUMENT, "appID must be a positive integer");
     }
-    if (!isNonEmptyString(server)) throw sdkError(SdkError.INVALID_ARGUMENT, "server must be the websocket URL");
+    this._servers = new ServerRotation(serverUrls(server));
     this.appID = appID;
-    this.server = server;
+    this.servers = this._servers.urls.slice();
+    this.server = this.servers[0];
+    this.options = Object.assign({}, options);
     this._logger = new Logger();
     this._emitter = new Emitter(this._logger);
     this._session = null; // the last room session (see `_room`)
@@ -69,7 +74,9 @@ export class HuddleExpressEngine {
   _roomHost() {
     return {
       appID: this.appID,
-      signalingUrl: () => signalingUrl(this.server, hasWindow ? window.location.href : undefined),
+      signalingUrl: () => signalingUrl(this._servers.current, hasWindow ? window.location.href : undefined),
+      serverCount: this._servers.size,
+      failover: () => this._servers.failover(),
       logger: this._logger,
       emit: (event, ...args) => this._emitter.emit(event, ...args),
       onLogined: () => this._quality.start(),
@@ -79,6 +86,7 @@ export class HuddleExpressEngine {
       },
       onReconnected: (relogged) => this._media.restore(relogged),
       onMediaState: (kind, data) => this._media.onServerState(kind, data),
+      onNetworkQuality: (qualityList) => this._onNetworkQuality(qualityList),
     };
   }
 
@@ -134,11 +142,21 @@ export class HuddleExpressEngine {
   }
 
   /**
-   * Console log level: `debug`, `info`, `warn` (default), `error` or `disable`.
-   * @param {{logLevel?: string}} config
+   * Console log level: `debug`, `info`, `warn` (default), `error`, `report` (as `disable`: the
+   * console stays quiet) or `disable`. Huddle uploads no logs: `remoteLogLevel` and `logURL`
+   * are accepted, and a warning says so once. False for a level it does not know.
+   * @param {{logLevel?: string, remoteLogLevel?: string, logURL?: string, logCount?: number, logSize?: number}} config
+   * @returns {boolean}
    */
   setLogConfig(config) {
-    if (config && typeof config.logLevel === "string") this._logger.level = config.logLevel;
+    if (!config || typeof config !== "object") return false;
+    if (config.logLevel !== undefined) {
+      const level = consoleLogLevel(config.logLevel);
+      if (!level) return false;
+      this._logger.level = level;
+    }
+    const remote = (config.remoteLogLevel !== undefined && config.remoteLogLevel !== LogLevel.DISABLE) || isNonEmptyString(config.logURL);
+    if (remote) this._logger.warnOnce("remote-log", "setLogConfig: Huddle does not upload logs; remoteLogLevel and logURL are ignored");
     return true;
   }
 
@@ -172,6 +190,12 @@ export class HuddleExpressEngine {
   }
 }
 
+
+/** ZEGO's `logLevel` as the console level; undefined for a level ZEGO does not have. */
+export function consoleLogLevel(level) {
+  if (level === "report") return LogLevel.DISABLE; // ZEGO's "report only": nothing for the console
+  return Object.values(LogLevel).includes(level) ? level : undefined;
+}
 
 /** Attaches a feature area's methods to the engine (see the top of this file). */
 export function addEngineFeature(feature) {

@@ -6,11 +6,12 @@ export class DevicesFeature {
   /**
    * Detects what this browser supports: WebRTC, capture from a MediaStream, camera and
    * microphone presence, video codecs the browser can send, screen sharing.
-   * @param {'webRTC'|'customCapture'|'camera'|'microphone'|'videoCodec'|'screenSharing'} [checkType] only this one
-   * @returns {Promise<{webRTC: boolean, customCapture: boolean, camera: boolean, microphone: boolean, videoCodec: {H264: boolean, H265: boolean, VP8: boolean, VP9: boolean}, screenSharing: boolean, errInfo: object, result: boolean}>}
+   * @param {'webRTC'|'customCapture'|'camera'|'microphone'|'screenSharing'|'videoCodec'|'H264'|'H265'|'VP8'|'VP9'} [checkType] only this one (a codec: only that codec)
+   * @param {0|1} [checkLevel] codecs: 0 (default) the browser's capabilities, 1 a real offer (slower)
+   * @returns {Promise<{webRTC?: boolean, customCapture?: boolean, camera?: boolean, microphone?: boolean, videoCodec?: {H264: boolean, H265: boolean, VP8: boolean, VP9: boolean}, screenSharing?: boolean, errInfo: object, result: boolean}>}
    */
-  checkSystemRequirements(checkType) {
-    return checkSystemRequirements(checkType);
+  checkSystemRequirements(checkType, checkLevel) {
+    return checkSystemRequirements(checkType, checkLevel);
   }
 
   /**

@@ -1,7 +1,8 @@
 // Engine feature area: logging in to and out of a room, tokens, the room state.
 
-import { SdkError, RoomState, EngineEvent } from "./constants.js";
+import { SdkError, RoomState } from "./constants.js";
 import { RoomSession } from "./room-session.js";
+import { roomStateEvents } from "./room-state-update.js";
 import { isNonEmptyString } from "./util.js";
 
 export class RoomFeature {
@@ -18,12 +19,12 @@ export class RoomFeature {
     if (!isNonEmptyString(roomID) || !isNonEmptyString(token) || !user || !isNonEmptyString(user.userID)) {
       const msg = "loginRoom needs roomID, token and user.userID";
       this._logger.error(msg);
-      this._emitter.emit(EngineEvent.ROOM_STATE_CHANGED, roomID, RoomState.LOGIN_FAILED, SdkError.INVALID_ARGUMENT, msg);
+      this._emitRoomState(roomID, RoomState.LOGIN_FAILED, SdkError.INVALID_ARGUMENT, msg);
       return false;
     }
     if (this._room) {
       const msg = `already in room ${this._room.roomID}; call logoutRoom first`;
-      this._emitter.emit(EngineEvent.ROOM_STATE_CHANGED, roomID, RoomState.LOGIN_FAILED, SdkError.ALREADY_IN_ROOM, msg);
+      this._emitRoomState(roomID, RoomState.LOGIN_FAILED, SdkError.ALREADY_IN_ROOM, msg);
       return false;
     }
     this._session = new RoomSession(this._roomHost(), {
@@ -60,6 +61,11 @@ export class RoomFeature {
     // reconnecting, the token is sent once the session is back.
     room.renewToken(token);
     return true;
+  }
+
+  /** `roomStateChanged` and `roomStateUpdate` of a login refused before any session exists. */
+  _emitRoomState(roomID, reason, errorCode, extendedData) {
+    for (const { event, args } of roomStateEvents(roomID, reason, errorCode, extendedData)) this._emitter.emit(event, ...args);
   }
 
   /** Current room state as the ZEGO-style reason of the last `roomStateChanged`. */

@@ -1,18 +1,30 @@
-// Engine feature area: the sound level of the local capture (`capturedSoundLevelUpdate`),
-// reported while `setSoundLevelDelegate(true, interval)` is on. It meters the microphone of
-// the local stream being published (the newest one when none is), before capture volume.
-// (Levels of played and published streams, `soundLevelUpdate`, are not reported here.)
+// Engine feature area: sound levels while `setSoundLevelDelegate(true, interval)` is on, on
+// one timer: `capturedSoundLevelUpdate`, the local capture's level (the microphone of the
+// local stream being published, else the newest one, before capture volume; Web Audio), and
+// `soundLevelUpdate`, the level of every stream this page publishes ("push") and plays
+// ("pull"), from the peer connections' statistics (stream-sound-level.js).
 
+import { EngineEvent, MediaKind } from "./constants.js";
 import { LevelMeter } from "./sound-level.js";
+import { soundLevelBetween, audioLevelStat } from "./stream-sound-level.js";
 import { CaptureEvent } from "./feature-capture.js";
 
-const DEFAULT_SOUND_LEVEL_INTERVAL_MS = 1000;
-const MIN_SOUND_LEVEL_INTERVAL_MS = 100;
+const SOUND_LEVEL_DEFAULT_MS = 1000;
+/** ZEGO's bounds of the interval. */
+const SOUND_LEVEL_MIN_MS = 500;
+const SOUND_LEVEL_MAX_MS = 3000;
+
+/** ZEGO's interval bounds applied to a requested interval. */
+export function soundLevelInterval(interval) {
+  if (typeof interval !== "number" || !Number.isFinite(interval)) return SOUND_LEVEL_DEFAULT_MS;
+  return Math.min(SOUND_LEVEL_MAX_MS, Math.max(SOUND_LEVEL_MIN_MS, interval));
+}
 
 export class SoundLevelFeature {
   static setup(engine) {
     engine._soundLevelTimer = null;
     engine._captureMeter = null; // LevelMeter of the track measured last
+    engine._streamLevelSamples = new WeakMap(); // MediaSession → its last audio statistic
   }
 
   static teardown(engine) {
@@ -20,11 +32,14 @@ export class SoundLevelFeature {
   }
 
   /**
-   * Starts (or stops) sound level reports every `interval` ms (default 1000, at least 100).
+   * Starts (true) or stops (false) `capturedSoundLevelUpdate` and `soundLevelUpdate` every
+   * `interval` ms (default 1000, from 500 to 3000).
    * @param {boolean} enable
    * @param {number} [interval]
+   * @param {{enableInBackground?: boolean}} [options] accepted; levels are measured in the background too
    */
-  setSoundLevelDelegate(enable, interval) {
+  setSoundLevelDelegate(enable, interval, options) {
+    void options;
     if (this._soundLevelTimer) clearInterval(this._soundLevelTimer);
     this._soundLevelTimer = null;
     if (!enable) {
@@ -32,8 +47,10 @@ export class SoundLevelFeature {
       this._captureMeter = null;
       return;
     }
-    const period = Math.max(MIN_SOUND_LEVEL_INTERVAL_MS, typeof interval === "number" ? interval : DEFAULT_SOUND_LEVEL_INTERVAL_MS);
-    this._soundLevelTimer = setInterval(() => this._reportCapturedSoundLevel(), period);
+    this._soundLevelTimer = setInterval(() => {
+      this._reportCapturedSoundLevel();
+      this._reportStreamLevels();
+    }, soundLevelInterval(interval));
   }
 
   /** The microphone track to meter: of a published local stream, else of the newest one. */
@@ -61,5 +78,25 @@ export class SoundLevelFeature {
       }
     }
     this._emitter.emit(CaptureEvent.CAPTURED_SOUND_LEVEL_UPDATE, this._captureMeter.level());
+  }
+
+  async _reportStreamLevels() {
+    const sessions = [...this._media.publishers.values(), ...this._media.players.values()];
+    const list = [];
+    for (const session of sessions) {
+      if (!session.pc) continue;
+      let report;
+      try {
+        report = await session.pc.getStats();
+      } catch (_) {
+        continue;
+      }
+      const stat = audioLevelStat(session.kind, report.values());
+      if (!stat || session.stopped) continue;
+      const level = soundLevelBetween(this._streamLevelSamples.get(session), stat);
+      this._streamLevelSamples.set(session, stat);
+      list.push({ streamID: session.streamID, soundLevel: level, type: session.kind === MediaKind.PUBLISH ? "push" : "pull" });
+    }
+    if (list.length && this._soundLevelTimer) this._emitter.emit(EngineEvent.SOUND_LEVEL_UPDATE, list);
   }
 }

@@ -78,32 +78,6 @@ export class StreamsFeature {
   }
 
   /**
-   * Stops or resumes sending video (the camera stays on; others see black frames).
-   * @param {MediaStream} localStream
-   * @param {boolean} mute
-   * @returns {boolean}
-   */
-  mutePublishStreamVideo(zegoOrMediaStream, mute) {
-    const localStream = this._mediaStreamOf(zegoOrMediaStream);
-    if (!localStream || typeof localStream.getVideoTracks !== "function") return false;
-    for (const track of localStream.getVideoTracks()) track.enabled = !mute;
-    return true;
-  }
-
-  /**
-   * Stops or resumes sending audio (silence is sent while muted).
-   * @param {MediaStream} localStream
-   * @param {boolean} mute
-   * @returns {boolean}
-   */
-  mutePublishStreamAudio(zegoOrMediaStream, mute) {
-    const localStream = this._mediaStreamOf(zegoOrMediaStream);
-    if (!localStream || typeof localStream.getAudioTracks !== "function") return false;
-    for (const track of localStream.getAudioTracks()) track.enabled = !mute;
-    return true;
-  }
-
-  /**
    * Publishes a local stream under `streamID` (unique within the app). Returns false at once
    * on bad arguments; the outcome comes as `publisherStateUpdate` (PUBLISH_REQUESTING, then
    * PUBLISHING or NO_PUBLISH with an error code) and the others get `roomStreamUpdate` ADD.

@@ -47,6 +47,7 @@ export class MediaController {
     this.players = new Map(); // streamID → MediaSession (+ remote MediaStream)
     this._states = { [MediaKind.PUBLISH]: new Map(), [MediaKind.PLAY]: new Map() };
     this._checkTimer = null;
+    this._observers = [];
     // What a session needs from the rest of the SDK, and nothing more.
     this._link = {
       request: (type, data) => host.request(type, data),
@@ -54,6 +55,31 @@ export class MediaController {
       onPathDown: () => this.scheduleCheck(),
       logger: host.logger,
     };
+  }
+
+  /**
+   * Lets a feature area follow the sessions: `observer.onNegotiated(session)` after each
+   * (re)negotiation with the relay, `observer.onState(session, state)` after each state
+   * reported to the page. Either may be absent.
+   */
+  observe(observer) {
+    this._observers.push(observer);
+  }
+
+  _tell(hook, ...args) {
+    for (const observer of this._observers) {
+      if (typeof observer[hook] !== "function") continue;
+      try {
+        observer[hook](...args);
+      } catch (err) {
+        this.host.logger.warn(hook, "observer failed", err);
+      }
+    }
+  }
+
+  /** The last state reported for a stream of `kind` (undefined if none). */
+  stateOf(kind, streamID) {
+    return this._states[kind].get(streamID);
   }
 
   _sessions(kind) {
@@ -190,6 +216,7 @@ export class MediaController {
     this._setState(session, KIND[session.kind].requesting, 0);
     try {
       await session.negotiate(request, setupPc);
+      if (!session.stopped) this._tell("onNegotiated", session);
     } catch (err) {
       if (session.stopped) throw sdkError(SdkError.CANCELLED, "stopped");
       if (err.code === SdkError.CANCELLED || this._retryAfterReconnect(session, err)) return;
@@ -214,6 +241,7 @@ export class MediaController {
     if (states.get(session.streamID) === state) return;
     states.set(session.streamID, state);
     this.host.emit(KIND[session.kind].event, { state, streamID: session.streamID, errorCode, extendedData });
+    this._tell("onState", session, state);
   }
 
   /**

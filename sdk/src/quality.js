@@ -117,6 +117,26 @@ export class QualityReporter {
   constructor(host) {
     this._host = host;
     this._timer = null;
+    this._observers = [];
+  }
+
+  /**
+   * Lets a feature area follow the samples: `observer.onSample(session, stats)` for each
+   * record reported, `observer.onRound()` after each round over all sessions.
+   */
+  observe(observer) {
+    this._observers.push(observer);
+  }
+
+  _tell(hook, ...args) {
+    for (const observer of this._observers) {
+      if (typeof observer[hook] !== "function") continue;
+      try {
+        observer[hook](...args);
+      } catch (err) {
+        console.warn("[huddle]", hook, "observer failed", err);
+      }
+    }
   }
 
   start() {
@@ -135,13 +155,16 @@ export class QualityReporter {
       const stats = await session.sampleQuality();
       if (stats && !session.stopped) {
         this._host.emit(EngineEvent.PUBLISH_QUALITY_UPDATE, session.streamID, stats);
+        this._tell("onSample", session, stats);
       }
     }
     for (const session of Array.from(players.values())) {
       const stats = await session.sampleQuality();
       if (stats && !session.stopped) {
         this._host.emit(EngineEvent.PLAY_QUALITY_UPDATE, session.streamID, stats);
+        this._tell("onSample", session, stats);
       }
     }
+    if (this._timer) this._tell("onRound");
   }
 }

@@ -11,6 +11,9 @@
 //   onEnded()                          the session is over (stop media and reports)
 //   onReconnected(relogged)            restore media after a reconnect
 //   onMediaState(kind, data)           publisherStateUpdate / playerStateUpdate from the relay
+//   onNetworkQuality(qualityList)      the room's network quality levels (`networkQuality`)
+//   failover()                         the server could not be reached: use the next one
+//   serverCount                        how many servers a login may try
 
 import {
   SdkError,
@@ -43,6 +46,7 @@ import {
   applyMuteFlags,
   applySnapshot,
 } from "./room-state.js";
+import { roomStateEvents } from "./room-state-update.js";
 import { SignalingConnection } from "./signaling.js";
 import { now, sleep } from "./util.js";
 
@@ -89,7 +93,7 @@ export class RoomSession {
   }
 
   _emitState(reason, errorCode, extendedData) {
-    this.host.emit(EngineEvent.ROOM_STATE_CHANGED, this.roomID, reason, errorCode, extendedData);
+    this._raise(roomStateEvents(this.roomID, reason, errorCode, extendedData));
   }
 
   /** Raises the events a room-state reducer returned. */
@@ -124,10 +128,25 @@ export class RoomSession {
     return true;
   }
 
-  /** Opens a websocket and sends `login`; the pushed events then build the room state. */
+  /**
+   * Opens a websocket and sends `login`; the pushed events then build the room state. A
+   * server that cannot be connected to hands over to the next of the engine's servers, each
+   * tried once.
+   */
   async _connectAndLogin() {
-    const conn = this._newConnection();
-    await conn.open();
+    const tries = this.host.serverCount || 1;
+    let conn;
+    for (let attempt = 1; ; attempt++) {
+      conn = this._newConnection();
+      try {
+        await conn.open();
+        break;
+      } catch (err) {
+        if (this.ended || err.code !== SdkError.CONNECT_FAILED || attempt >= tries) throw err;
+        this.host.logger.warn("cannot reach", conn.url, "; trying the next server");
+        this.host.failover();
+      }
+    }
     if (this.ended) throw sdkError(SdkError.CANCELLED, "logged out during login");
     return this._login(conn);
   }
@@ -276,6 +295,7 @@ export class RoomSession {
         await conn.open();
       } catch (err) {
         this.host.logger.debug("reconnect attempt failed", err.msg);
+        if (err.code === SdkError.CONNECT_FAILED) this.host.failover();
         continue;
       }
       if (this.ended) return;
@@ -388,6 +408,9 @@ export class RoomSession {
         break;
       case ServerEvent.GOAWAY:
         this._moveToAnotherWorker(data);
+        break;
+      case ServerEvent.NETWORK_QUALITY:
+        this.host.onNetworkQuality(Array.isArray(data.qualityList) ? data.qualityList : []);
         break;
       case ServerEvent.PUBLISHER_STATE_UPDATE:
         this.host.onMediaState(MediaKind.PUBLISH, data);

@@ -24,9 +24,21 @@ export function createRoomState(roomID, { userUpdate = false } = {}) {
   };
 }
 
-/** The stream shape of events: `{streamID, user, extraInfo}` (the relay URL stays inside). */
+/**
+ * The stream shape of events, ZEGO's `ZegoStreamList`: `{streamID, user, extraInfo}` and its
+ * CDN playback URLs, empty: Huddle relays media over WebRTC only (the relay URL stays inside).
+ */
 export function publicStream(stream) {
-  return { streamID: stream.streamID, user: stream.user, extraInfo: stream.extraInfo || "" };
+  return {
+    streamID: stream.streamID,
+    user: stream.user,
+    extraInfo: stream.extraInfo || "",
+    urlsFLV: "",
+    urlsRTMP: "",
+    urlsHLS: "",
+    urlsHttpsFLV: "",
+    urlsHttpsHLS: "",
+  };
 }
 
 function publicUser(user) {
@@ -102,17 +114,19 @@ export function applyOnlineCount(state, count) {
 }
 
 /**
- * The server's mute flags of known remote streams (`audioMuted`/`videoMuted` on a stream as
- * it arrives, on `streamMuteUpdate` or in a snapshot): `remoteMicStatusUpdate` /
- * `remoteCameraStatusUpdate` (MUTE or OPEN) for each flag that differs from what the page
- * knew, a stream first seen counting as open. So a page that joins after a mute hears it.
+ * The mute flags of known remote streams (on a stream as it arrives, on `streamMuteUpdate` or
+ * in a snapshot): muted by the business server (`audioMuted`/`videoMuted`) or by its
+ * publisher (`publisherAudioMuted`/`publisherVideoMuted`, from `mutePublishStreamAudio/Video`)
+ * — either one is MUTE. `remoteMicStatusUpdate` / `remoteCameraStatusUpdate` (MUTE or OPEN)
+ * for each that differs from what the page knew, a stream first seen counting as open. So a
+ * page that joins after a mute hears it.
  */
 export function applyMuteFlags(state, streamList) {
   const events = [];
   for (const raw of streamList || []) {
     if (!state.streams.has(raw.streamID)) continue; // its own stream, or one already gone
     const before = state.muted.get(raw.streamID) || { audio: false, video: false };
-    const muted = { audio: !!raw.audioMuted, video: !!raw.videoMuted };
+    const muted = { audio: !!(raw.audioMuted || raw.publisherAudioMuted), video: !!(raw.videoMuted || raw.publisherVideoMuted) };
     state.muted.set(raw.streamID, muted);
     if (before.audio !== muted.audio) {
       events.push(event(EngineEvent.REMOTE_MIC_STATUS_UPDATE, raw.streamID, muted.audio ? DeviceStatus.MUTE : DeviceStatus.OPEN, 0));

@@ -2,15 +2,14 @@
 // output track is what gets sent (`setCaptureVolume`), and a meter for
 // `capturedSoundLevelUpdate`. `soundLevel` (samples to ZEGO's 0–100 scale) is pure.
 
-/** Level (0–100) of PCM samples in [-1, 1]: -60 dBFS and below is 0, full scale is 100. */
+import { levelOfAmplitude } from "./stream-sound-level.js";
+
+/** Level (0–100) of PCM samples in [-1, 1], on the same scale as the streams' levels. */
 export function soundLevel(samples) {
   if (!samples || !samples.length) return 0;
   let sum = 0;
   for (let i = 0; i < samples.length; i++) sum += samples[i] * samples[i];
-  const rms = Math.sqrt(sum / samples.length);
-  if (rms <= 0) return 0;
-  const db = 20 * Math.log10(rms);
-  return Math.max(0, Math.min(100, Math.round(((db + 60) / 60) * 100)));
+  return levelOfAmplitude(Math.sqrt(sum / samples.length));
 }
 
 /** A capture volume (0–100) as a gain: 100 is unchanged, 0 is silence. */

@@ -6,7 +6,11 @@ import { sdkError } from "./errors.js";
 import { Emitter } from "./emitter.js";
 
 /** Events of a view (and of a local stream's preview). */
-export const ViewEvent = Object.freeze({ AUTOPLAY_FAILED: "autoplayFailed", CAN_PLAY_VIDEO: "canPlayVideo" });
+export const ViewEvent = Object.freeze({
+  AUTOPLAY_FAILED: "autoplayFailed",
+  CAN_PLAY_VIDEO: "canPlayVideo",
+  CAN_PLAY_AUDIO: "canPlayAudio",
+});
 
 /** An element, or the element with that id. */
 export function resolveElement(container) {
@@ -63,6 +67,10 @@ export class ZegoStreamView {
     this._emitter = new Emitter(null);
     this._audioMuted = false;
     this._videoMuted = false;
+    this._audio = null; // the <audio> of playAudio
+    this._volume = 1;
+    this._videoOnly = false; // playVideo: the <video> stays muted, sound is playAudio's
+    this._sinkId = null; // useAudioOutputDevice, for an <audio> made later
   }
 
   /**
@@ -74,7 +82,7 @@ export class ZegoStreamView {
    */
   play(container, options = {}) {
     const element = resolveElement(container);
-    this.stop();
+    this.stopVideo();
     this._container = element;
     const video = document.createElement("video");
     video.autoplay = true;
@@ -126,10 +134,23 @@ export class ZegoStreamView {
       this._prompt = null;
     }
     if (this._video) this._tryPlay(true);
+    if (this._audio) this._tryPlayAudio(false);
   }
 
-  /** Removes the `<video>` this view created. */
-  stop() {
+  /**
+   * Shows the stream's picture only, in `container` (an element or its id); its sound is
+   * left to `playAudio`.
+   * @param {string|HTMLElement} container
+   * @param {{enableAutoplayDialog?: boolean, mirror?: boolean, objectFit?: 'cover'|'contain'|'fill'}} [options]
+   */
+  playVideo(container, options = {}) {
+    this.play(container, Object.assign({}, options, { muted: true }));
+    this._videoOnly = true;
+  }
+
+  /** Stops showing the picture (`playVideo` or `play`); `playAudio`'s sound goes on. */
+  stopVideo() {
+    this._videoOnly = false;
     if (this._prompt) this._prompt.remove();
     this._prompt = null;
     if (this._video) {
@@ -139,10 +160,60 @@ export class ZegoStreamView {
     this._video = null;
   }
 
+  /**
+   * Plays the stream's sound only, through an `<audio>` element that is not in the page.
+   * `canPlayAudio` once it can play; `autoplayFailed` if the browser blocks it (call
+   * `resume` from a user gesture; with `enableAutoplayDialog` and a picture shown, the
+   * click-to-play prompt appears over it).
+   * @param {{enableAutoplayDialog?: boolean, muted?: boolean}} [options]
+   */
+  playAudio(options = {}) {
+    this.stopAudio();
+    const audio = document.createElement("audio");
+    audio.autoplay = true;
+    audio.muted = options.muted === true || this._audioMuted;
+    audio.volume = this._volume;
+    audio.srcObject = this._stream;
+    audio.addEventListener("canplay", () => this._emitter.emit(ViewEvent.CAN_PLAY_AUDIO), { once: true });
+    this._audio = audio;
+    if (this._sinkId && typeof audio.setSinkId === "function") audio.setSinkId(this._sinkId).catch(() => {});
+    this._tryPlayAudio(options.enableAutoplayDialog !== false);
+  }
+
+  _tryPlayAudio(withDialog) {
+    const audio = this._audio;
+    const attempt = audio.play();
+    if (!attempt || typeof attempt.catch !== "function") return;
+    attempt.catch((err) => {
+      if (!err || err.name !== "NotAllowedError" || audio !== this._audio) return;
+      this._emitter.emit(ViewEvent.AUTOPLAY_FAILED);
+      this._onAutoplayFailed(audio, err);
+      if (withDialog && !this._prompt && this._container && this._video) {
+        this._prompt = autoplayPrompt(this._container, () => this.resume());
+      }
+    });
+  }
+
+  /** Stops playing the sound of `playAudio`. */
+  stopAudio() {
+    if (this._audio) {
+      this._audio.pause();
+      this._audio.srcObject = null;
+    }
+    this._audio = null;
+  }
+
+  /** Removes the `<video>` this view created and stops `playAudio`'s sound. */
+  stop() {
+    this.stopAudio();
+    this.stopVideo();
+  }
+
   /** Mutes or unmutes playback of the audio (remote views). */
   setAudioMuted(muted) {
     this._audioMuted = !!muted;
-    if (this._video && !this._local) this._video.muted = this._audioMuted;
+    if (this._video && !this._local && !this._videoOnly) this._video.muted = this._audioMuted;
+    if (this._audio) this._audio.muted = this._audioMuted;
     return true;
   }
 
@@ -156,13 +227,17 @@ export class ZegoStreamView {
   /** Playback volume 0–100. */
   setVolume(volume) {
     if (typeof volume !== "number" || volume < 0 || volume > 100) return false;
-    if (this._video) this._video.volume = volume / 100;
+    this._volume = volume / 100;
+    if (this._video) this._video.volume = this._volume;
+    if (this._audio) this._audio.volume = this._volume;
     return true;
   }
 
   /** Routes the audio to an output device (where `setSinkId` exists). */
   async useAudioOutputDevice(deviceID) {
+    this._sinkId = deviceID;
     if (this._video && typeof this._video.setSinkId === "function") await this._video.setSinkId(deviceID);
+    if (this._audio && typeof this._audio.setSinkId === "function") await this._audio.setSinkId(deviceID);
   }
 
   /** Width of the decoded picture in pixels (0 before the first frame). */

@@ -70,7 +70,8 @@ describe('streams', () => {
     const state = createRoomState('r1');
     applyStreamUpdate(state, 'ADD', [stream('s1')]);
     const events = applyStreamExtraInfo(state, [stream('s1', bob, { extraInfo: 'hi' })]);
-    assert.deepEqual(events, [{ event: 'streamExtraInfoUpdate', args: ['r1', [{ streamID: 's1', user: bob, extraInfo: 'hi' }]] }]);
+    const noCdn = { urlsFLV: '', urlsRTMP: '', urlsHLS: '', urlsHttpsFLV: '', urlsHttpsHLS: '' };
+    assert.deepEqual(events, [{ event: 'streamExtraInfoUpdate', args: ['r1', [{ streamID: 's1', user: bob, extraInfo: 'hi', ...noCdn }]] }]);
     assert.equal(state.streams.get('s1').extraInfo, 'hi');
   });
 });
@@ -86,6 +87,16 @@ describe('mute flags', () => {
     assert.deepEqual(applyMuteFlags(state, [{ streamID: 's1', audioMuted: false, videoMuted: true }]).map((e) => [e.event, e.args[1]]),
       [['remoteMicStatusUpdate', 'OPEN']]);
     assert.deepEqual(applyMuteFlags(state, [{ streamID: 'mine', audioMuted: true }]), [], 'own or unknown streams are not remote');
+  });
+
+  test('a publisher\'s own mute and the server\'s are one status: MUTE while either holds', () => {
+    const state = createRoomState('r1');
+    applyStreamUpdate(state, 'ADD', [stream('s1')]);
+    const flags = (f) => applyMuteFlags(state, [{ streamID: 's1', ...f }]).map((e) => [e.event, e.args[1]]);
+    assert.deepEqual(flags({ publisherAudioMuted: true }), [['remoteMicStatusUpdate', 'MUTE']]);
+    assert.deepEqual(flags({ publisherAudioMuted: true, audioMuted: true }), [], 'still muted');
+    assert.deepEqual(flags({ audioMuted: true }), [], 'the server still mutes it');
+    assert.deepEqual(flags({ publisherVideoMuted: true }), [['remoteMicStatusUpdate', 'OPEN'], ['remoteCameraStatusUpdate', 'MUTE']]);
   });
 
   test('a deleted stream forgets its flags (a new stream of that id starts open)', () => {

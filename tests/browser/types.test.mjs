@@ -31,4 +31,9 @@ describe('types', () => {
     const output = typeCheck('./types/zego-quickstart.ts');
     assert.equal(output, '', output);
   });
+
+  test('ZEGO-typed media controls, reports and not-offered add-ons type-check', { timeout: 60_000 }, () => {
+    const output = typeCheck('./types/media-controls.ts');
+    assert.equal(output, '', output);
+  });
 });

@@ -114,7 +114,7 @@ describe('createZegoStream and ZegoLocalStream', () => {
     assert.deepEqual(await alice.evaluate(async () => [await window.zg.checkVideoTrackIsActive(window.zs), await window.zg.checkAudioTrackIsActive(window.zs)]), [true, true]);
 
     // capturedSoundLevelUpdate: the fake microphone's beeps make the level rise above silence.
-    await alice.evaluate(() => window.zg.setSoundLevelDelegate(true, 100));
+    await alice.evaluate(() => window.zg.setSoundLevelDelegate(true, 500));
     await waitFor(() => alice.evaluate(() => window.__levels.length >= 10 && Math.max(...window.__levels) > 30 && Math.min(...window.__levels) < Math.max(...window.__levels)),
       { what: 'alice: capturedSoundLevelUpdate levels rising with the beeps', detail: () => alice.evaluate(() => JSON.stringify(window.__levels)) });
 

@@ -1,0 +1,50 @@
+// ZEGO-typed calls of the media controls, reports, servers and not-offered add-ons, typed
+// against sdk/huddle-express.d.ts (compiled with --strict by types.test.mjs, never run).
+import { ZegoExpressEngine } from "../../../sdk/huddle-express";
+import type { ExceptionData, QualityGrade, ZegoCapabilityDetection, ZegoSoundLevelInfo } from "../../../sdk/huddle-express";
+
+const zg = new ZegoExpressEngine(1, ["wss://a.example.com/ws", "wss://b.example.com/ws"], { scenario: 3 });
+zg.setLogConfig({ logLevel: "report", remoteLogLevel: "disable", logURL: "" });
+
+zg.on("roomStateUpdate", (roomID: string, state, errorCode: number, extendedData: string) => {
+  if (state === "DISCONNECTED") console.log(roomID, errorCode, extendedData);
+});
+zg.on("remoteMicStatusUpdate", (streamID: string, status: "OPEN" | "MUTE") => console.log(streamID, status));
+zg.on("remoteCameraStatusUpdate", (streamID: string, status) => console.log(streamID, status === "MUTE"));
+zg.on("soundLevelUpdate", (list: ZegoSoundLevelInfo[]) => list.forEach((s) => console.log(s.streamID, s.soundLevel, s.type)));
+zg.on("networkQuality", (userID: string, up: QualityGrade, down: QualityGrade) => console.log(userID, up, down));
+zg.on("exceptionUpdate", (streamID: string, data: ExceptionData) => console.log(streamID, data.code, data.message));
+zg.on("playerRecvSEI", (streamID: string, data: Uint8Array) => console.log(streamID, data.length));
+
+async function controls(local: MediaStream, streamID: string, video: HTMLVideoElement): Promise<void> {
+  zg.setSoundLevelDelegate(true, 1000);
+  const muted: boolean = await zg.mutePlayStreamVideo(streamID, true);
+  await zg.mutePlayStreamAudio(streamID, !muted);
+  await zg.muteAllPlayAudioStreams(false);
+  await zg.muteAllPlayVideoStreams(false);
+  zg.mutePublishStreamVideo(local, true, true);
+  zg.mutePublishStreamAudio(local, false);
+  const ok: boolean = await zg.useAudioOutputDevice(video, "default");
+  const quality = zg.getPublishingStreamQuality(streamID);
+  if (quality && ok) console.log(quality.video.frameWidth);
+  const vp8: ZegoCapabilityDetection = await zg.checkSystemRequirements("VP8", 1);
+  if (vp8.videoCodec?.VP8) console.log(vp8.result);
+
+  const view = zg.createRemoteStreamView(local);
+  view.on("canPlayAudio", () => view.stopVideo());
+  view.playVideo("remote-video", { enableAutoplayDialog: false });
+  view.playAudio({ enableAutoplayDialog: true });
+  view.stopAudio();
+
+  // Not offered: typed as ZEGO declares them, answering NOT_OFFERED.
+  const denoise = await zg.enableAiDenoise(local, true);
+  if (denoise.errorCode !== 0) console.log(denoise.extendedData);
+  await zg.addPublishCdnUrl(streamID, "rtmp://cdn.example.com/live");
+  await zg.startMixerTask({ taskID: "t", inputList: [], outputList: [] });
+  zg.enableDualStream(local);
+  zg.setLowStreamParameter(local, { width: 320, height: 180, frameRate: 15, bitRate: 200 });
+  const low: boolean = await zg.setPlayStreamVideoType(streamID, 0);
+  const sent: boolean = zg.sendSEI(streamID, new Uint8Array([1]));
+  console.log(low, sent);
+}
+void controls;
