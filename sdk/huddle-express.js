@@ -149,6 +149,8 @@ const EngineEvent = Object.freeze({
   SOUND_LEVEL_UPDATE: "soundLevelUpdate",
   NETWORK_QUALITY: "networkQuality",
   EXCEPTION_UPDATE: "exceptionUpdate",
+  PLAYER_VIDEO_TRACK_UPDATE: "playerVideoTrackUpdate",
+  PLAYER_AUDIO_TRACK_UPDATE: "playerAudioTrackUpdate",
 });
 
 /** Events the server pushes over the websocket (docs/PROTOCOL.md). */
@@ -896,7 +898,8 @@ class MediaController {
   /**
    * Lets a feature area follow the sessions: `observer.onNegotiated(session)` after each
    * (re)negotiation with the relay, `observer.onState(session, state)` after each state
-   * reported to the page. Either may be absent.
+   * reported to the page, `observer.onPlayerTrack(session, track)` when a played stream gets
+   * a new track. Any may be absent.
    */
   observe(observer) {
     this._observers.push(observer);
@@ -1023,7 +1026,14 @@ class MediaController {
         const transceiver = pc.addTransceiver("video", { direction: "recvonly" });
         preferCodec(transceiver, session.options.videoCodec);
       }
-      pc.addEventListener("track", (event) => attachRemoteTrack(session.remoteStream, event.track));
+      pc.addEventListener("track", (event) => {
+        if (!attachRemoteTrack(session.remoteStream, event.track) || session.stopped) return;
+        // The page's MediaStream has a new track (first play, or played again after a
+        // reconnect): pages that render tracks themselves follow it with these events.
+        const kindEvent = event.track.kind === "video" ? EngineEvent.PLAYER_VIDEO_TRACK_UPDATE : EngineEvent.PLAYER_AUDIO_TRACK_UPDATE;
+        this.host.emit(kindEvent, session.streamID, event.track);
+        this._tell("onPlayerTrack", session, event.track);
+      });
     });
   }
 
@@ -1179,12 +1189,17 @@ class MediaController {
   }
 }
 
-/** Swaps a new track into the stream the page already holds (so its `<video>` keeps going). */
+/**
+ * Swaps a new track into the stream the page already holds (so its `<video>` keeps going);
+ * true when `track` was not in it yet.
+ */
 function attachRemoteTrack(stream, track) {
   for (const old of stream.getTracks()) {
     if (old.kind === track.kind && old !== track) stream.removeTrack(old);
   }
-  if (!stream.getTracks().includes(track)) stream.addTrack(track);
+  if (stream.getTracks().includes(track)) return false;
+  stream.addTrack(track);
+  return true;
 }
 
 // ---- sdk/src/server-list.js ----
@@ -1229,6 +1244,68 @@ class ServerRotation {
   }
 }
 
+// ---- sdk/src/ice-servers.js ----
+
+// The ICE servers of a peer connection: Huddle's own (handed out with each publish and play)
+// and the page's (`setTurnServer`). Pure.
+
+/**
+ * ZEGO's `setTurnServer` list (`{url, username, credential}`) as RTCIceServers, or `{error}`
+ * for an entry without a `turn:`/`turns:`/`stun:` URL.
+ */
+function pageIceServers(turnServerList) {
+  if (!Array.isArray(turnServerList)) return { error: "turnServerList must be an array" };
+  const servers = [];
+  for (const entry of turnServerList) {
+    const url = entry && entry.url;
+    if (typeof url !== "string" || !/^(turns?|stuns?):/i.test(url)) {
+      return { error: `not a TURN or STUN URL: ${JSON.stringify(url)}` };
+    }
+    const server = { urls: url };
+    if (typeof entry.username === "string") server.username = entry.username;
+    if (typeof entry.credential === "string") server.credential = entry.credential;
+    servers.push(server);
+  }
+  return { servers };
+}
+
+/** Huddle's servers first, then the page's ones whose URLs Huddle did not hand out already. */
+function mergeIceServers(huddle, page) {
+  const own = Array.isArray(huddle) ? huddle : [];
+  const known = new Set(own.flatMap((s) => (Array.isArray(s.urls) ? s.urls : [s.urls])));
+  return own.concat((page || []).filter((s) => !known.has(s.urls)));
+}
+
+// ---- sdk/src/network-time.js ----
+
+// The server's clock as this page knows it (`getNetworkTimeInfo`): every `ping` reply carries
+// the server's time (Unix ms); the sample with the shortest round trip sets the offset, and
+// half that round trip bounds the error. Pure: times come in as arguments.
+
+/** Samples older than this give way to a newer one even with a longer round trip (drift). */
+const SAMPLE_MAX_AGE_MS = 5 * 60 * 1000;
+
+class NetworkClock {
+  constructor() {
+    this.best = null; // {offset, rtt, at}
+  }
+
+  /** A ping sent at `sentAt`, answered with `serverTime`, received at `receivedAt` (local ms). */
+  sample(sentAt, serverTime, receivedAt) {
+    if (typeof serverTime !== "number" || !Number.isFinite(serverTime) || receivedAt < sentAt) return;
+    const rtt = receivedAt - sentAt;
+    const offset = serverTime + rtt / 2 - receivedAt;
+    const stale = this.best && receivedAt - this.best.at > SAMPLE_MAX_AGE_MS;
+    if (!this.best || stale || rtt <= this.best.rtt) this.best = { offset, rtt, at: receivedAt };
+  }
+
+  /** ZEGO's `{timestamp, maxDeviation}` at local time `nowMs`; timestamp 0 before any sample. */
+  info(nowMs) {
+    if (!this.best) return { timestamp: 0, maxDeviation: 0 };
+    return { timestamp: Math.round(nowMs + this.best.offset), maxDeviation: Math.ceil(this.best.rtt / 2) };
+  }
+}
+
 // ---- sdk/src/engine.js ----
 
 // The engine core: what every feature area shares — settings, logger, events, the current
@@ -1240,6 +1317,9 @@ class ServerRotation {
 
 /** Feature areas attached so far, in order (their `setup`/`teardown` hooks run in it). */
 const ENGINE_FEATURES = [];
+
+/** `presetLogConfig`: the log config engines created afterwards start with. */
+let presetLog = null;
 
 /**
  * The Huddle engine: one per page (or per room the page is in).
@@ -1267,7 +1347,10 @@ class HuddleExpressEngine {
     this.server = this.servers[0];
     this.options = Object.assign({}, options);
     this._logger = new Logger();
+    if (presetLog) this.setLogConfig(presetLog);
     this._emitter = new Emitter(this._logger);
+    this._clock = new NetworkClock(); // the server's time, from ping replies
+    this._pageIceServers = []; // setTurnServer
     this._session = null; // the last room session (see `_room`)
     this._turnOnly = false; // setEngineConfig({turnOnly}): media through TURN only
     this._media = new MediaController({
@@ -1313,6 +1396,7 @@ class HuddleExpressEngine {
       onReconnected: (relogged) => this._media.restore(relogged),
       onMediaState: (kind, data) => this._media.onServerState(kind, data),
       onNetworkQuality: (qualityList) => this._onNetworkQuality(qualityList),
+      onServerTime: (sentAt, time, receivedAt) => this._clock.sample(sentAt, time, receivedAt),
     };
   }
 
@@ -1321,6 +1405,19 @@ class HuddleExpressEngine {
     const room = this._room;
     if (!room) throw sdkError(SdkError.NOT_LOGGED_IN, `not logged in (${type})`);
     return room.request(type, data);
+  }
+
+  /**
+   * The log config (as `setLogConfig` takes it) every engine created after the call starts
+   * with; false (and nothing changed) for a level the SDK does not know.
+   * @param {{logLevel?: string, remoteLogLevel?: string, logURL?: string}} config
+   * @returns {boolean}
+   */
+  static presetLogConfig(config) {
+    if (!config || typeof config !== "object") return false;
+    if (config.logLevel !== undefined && !consoleLogLevel(config.logLevel)) return false;
+    presetLog = Object.assign({}, config);
+    return true;
   }
 
   /** The SDK version. */
@@ -1400,12 +1497,13 @@ class HuddleExpressEngine {
 
   /**
    * The peer connection settings for a publish or play: the TURN servers of the signaling
-   * reply (`iceServers`, absent from older servers), relayed-only with `turnOnly`.
+   * reply (`iceServers`, absent from older servers) and the page's (`setTurnServer`),
+   * relayed-only with `turnOnly`.
    */
   _rtcConfiguration(reply) {
-    const iceServers = Array.isArray(reply && reply.iceServers) ? reply.iceServers : [];
+    const iceServers = mergeIceServers(reply && reply.iceServers, this._pageIceServers);
     if (this._turnOnly && !iceServers.length) {
-      this._logger.warn("turnOnly is set but the server handed out no TURN servers: media cannot connect");
+      this._logger.warn("turnOnly is set but neither the server nor setTurnServer gave TURN servers: media cannot connect");
     }
     return {
       bundlePolicy: "max-bundle",
@@ -1753,7 +1851,7 @@ const MIN_HEARTBEAT_MS = 1000;
 class SignalingConnection {
   /**
    * @param {string} url websocket URL (with ?v=1)
-   * @param {{onEvent: Function, onClose: Function, logger: Logger}} hooks
+   * @param {{onEvent: Function, onClose: Function, onServerTime?: Function, logger: Logger}} hooks
    */
   constructor(url, hooks) {
     this.url = url;
@@ -1942,8 +2040,16 @@ class SignalingConnection {
         this._onClose(CloseCode.ABNORMAL, "heartbeat timeout (client side)");
         return;
       }
-      this.request(SignalingRequest.PING, {}, period * 2).catch(() => {});
+      this.ping(period * 2);
     }, period);
+  }
+
+  /** Sends a `ping`; its reply's server time goes to `hooks.onServerTime(sentAt, time, receivedAt)`. */
+  ping(timeoutMs = REQUEST_TIMEOUT_MS) {
+    const sentAt = now();
+    this.request(SignalingRequest.PING, {}, timeoutMs)
+      .then((reply) => this.hooks.onServerTime && this.hooks.onServerTime(sentAt, reply && reply.time, now()))
+      .catch(() => {});
   }
 
   _stopHeartbeat() {
@@ -1968,6 +2074,7 @@ class SignalingConnection {
 //   onReconnected(relogged)            restore media after a reconnect
 //   onMediaState(kind, data)           publisherStateUpdate / playerStateUpdate from the relay
 //   onNetworkQuality(qualityList)      the room's network quality levels (`networkQuality`)
+//   onServerTime(sentAt, time, receivedAt)   a ping reply's server time (`getNetworkTimeInfo`)
 //   failover()                         the server could not be reached: use the next one
 //   serverCount                        how many servers a login may try
 
@@ -2047,6 +2154,8 @@ class RoomSession {
     this.host.onLogined();
     this._emitState(RoomState.LOGINED, 0, "");
     this._sendToken();
+    // The server's time, at once rather than with the first heartbeat.
+    if (this.conn) this.conn.ping();
     return true;
   }
 
@@ -2172,6 +2281,7 @@ class RoomSession {
       logger: this.host.logger,
       onEvent: (event, data) => this._onServerEvent(event, data),
       onClose: (code, reason, lastError) => this._onConnectionClosed(code, reason, lastError),
+      onServerTime: (sentAt, time, receivedAt) => this.host.onServerTime && this.host.onServerTime(sentAt, time, receivedAt),
     });
     this.conn = conn;
     return conn;
@@ -2380,6 +2490,32 @@ class RoomFeature {
       userUpdate: !!(config && config.userUpdate),
     });
     return this._session.login();
+  }
+
+  /**
+   * Leaves `fromRoomID` and logs in to `toRoomID` as the same user with `config.token` (a
+   * token for `toRoomID`). As with `logoutRoom`, the streams of the old room stop: the page
+   * publishes and plays again in the new one. `isUserStatusNotify` is `loginRoom`'s
+   * `userUpdate` (default false). Resolves like `loginRoom`; false at once (nothing changed)
+   * when not in `fromRoomID` or without a token.
+   * @param {string} fromRoomID
+   * @param {string} toRoomID
+   * @param {{token: string, maxMemberCount?: number, isUserStatusNotify?: boolean}} config
+   * @returns {Promise<boolean>}
+   */
+  async switchRoom(fromRoomID, toRoomID, config) {
+    const room = this._room;
+    if (!room || room.roomID !== fromRoomID) {
+      this._logger.error(`switchRoom: not in room ${fromRoomID}`);
+      return false;
+    }
+    if (!isNonEmptyString(toRoomID) || toRoomID === fromRoomID || !config || !isNonEmptyString(config.token)) {
+      this._logger.error("switchRoom needs another toRoomID and config.token");
+      return false;
+    }
+    const user = room.user;
+    await room.logout();
+    return this.loginRoom(toRoomID, config.token, user, { userUpdate: !!config.isUserStatusNotify, maxMemberCount: config.maxMemberCount });
   }
 
   /**
@@ -2837,6 +2973,28 @@ function resolveElement(container) {
   return element;
 }
 
+/**
+ * The frame a `<video>` shows now, as a data URI (ZEGO's `ZegoSnapshotOptions`: `imageType`
+ * "png" (default) or "jpeg", `quality` 0–1, default 1); "" before the first frame.
+ */
+function snapshotOf(video, option) {
+  if (!video || !video.videoWidth) return "";
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  canvas.getContext("2d").drawImage(video, 0, 0);
+  const { type, quality } = snapshotFormat(option);
+  return canvas.toDataURL(type, quality);
+}
+
+/** The image type and quality `toDataURL` takes for ZEGO's snapshot options. */
+function snapshotFormat(option) {
+  const o = option && typeof option === "object" ? option : {};
+  const type = /^(image\/)?jpe?g$/i.test(o.imageType || "") ? "image/jpeg" : "image/png";
+  const quality = typeof o.quality === "number" && o.quality >= 0 && o.quality <= 1 ? o.quality : 1;
+  return { type, quality };
+}
+
 /** A "click to play" button over `container`; `onClick` retries playback. */
 function autoplayPrompt(container, onClick) {
   const prompt = document.createElement("button");
@@ -3066,6 +3224,11 @@ class ZegoStreamView {
   /** Height of the decoded picture in pixels (0 before the first frame). */
   getVideoHeight() {
     return this._video ? this._video.videoHeight : 0;
+  }
+
+  /** The picture shown now as a data URI (`imageType` "png" or "jpeg", `quality` 0–1); "" before the first frame. */
+  takeStreamSnapshot(option = {}) {
+    return snapshotOf(this._video, option);
   }
 
   /** The `<video>` element (null before `play`). */
@@ -3660,14 +3823,7 @@ class ZegoLocalStream {
    * `quality` 0–1); "" before the first frame.
    */
   takeStreamSnapshot(option = {}) {
-    const video = this._videoView && this._videoView.videoElement;
-    if (!video || !video.videoWidth) return "";
-    const canvas = document.createElement("canvas");
-    canvas.width = video.videoWidth;
-    canvas.height = video.videoHeight;
-    canvas.getContext("2d").drawImage(video, 0, 0);
-    const type = /jpe?g/i.test(option.imageType || "") ? "image/jpeg" : "image/png";
-    return canvas.toDataURL(type, typeof option.quality === "number" ? option.quality : 1);
+    return snapshotOf(this._videoView && this._videoView.videoElement, option);
   }
 
   /** "monitor", "window" or "browser" for a screen capture; "unknown" otherwise. */
@@ -5095,6 +5251,274 @@ class NetworkFeature {
   }
 }
 
+// ---- sdk/src/feature-settings.js ----
+
+// Engine feature area: engine-wide settings ZEGO pages make — extra TURN servers, the room
+// scenario, hardware encoding — and the server's time.
+
+
+class SettingsFeature {
+  /**
+   * TURN (or STUN) servers of your own, used next to Huddle's by the peer connections of
+   * publishes and plays started afterwards. A list with a bad URL is refused (logged) and
+   * changes nothing; an empty list removes yours.
+   * @param {{url: string, username: string, credential: string}[]} turnServerList
+   */
+  setTurnServer(turnServerList) {
+    const { servers, error } = pageIceServers(turnServerList);
+    if (error) {
+      this._logger.error("setTurnServer:", error);
+      return;
+    }
+    this._pageIceServers = servers;
+  }
+
+  /**
+   * ZEGO's room scenario; accepted before logging in. It changes nothing: Huddle's capture
+   * defaults and relay are the same in every scenario. False for a value that is no scenario.
+   * @param {number} scenario
+   * @returns {boolean}
+   */
+  setRoomScenario(scenario) {
+    if (typeof scenario !== "number" || !Number.isInteger(scenario) || scenario < 0) return false;
+    this.options.scenario = scenario;
+    return true;
+  }
+
+  /**
+   * Accepted; the browser chooses hardware or software encoding itself and lets pages choose
+   * neither, so it changes nothing.
+   * @param {boolean} enable
+   */
+  enableHardwareEncoder(enable) {
+    this._hardwareEncoder = !!enable;
+    this._logger.warnOnce("hardware-encoder", "enableHardwareEncoder: the browser decides whether to encode in hardware; nothing changes");
+  }
+
+  /**
+   * The server's time now (Unix ms), from the `ping` replies of the signaling connection, and
+   * the most it may be off by (half the shortest round trip); `timestamp` 0 before the first
+   * reply (before the first login).
+   * @returns {{timestamp: number, maxDeviation: number}}
+   */
+  getNetworkTimeInfo() {
+    return this._clock.info(now());
+  }
+}
+
+// ---- sdk/src/audio-frames.js ----
+
+// Raw audio of a played or captured stream for the page (`setAudioFrameCallback`,
+// `setCaptureAudioFrameCallback`): a Web Audio tap hands each block of PCM to the page in
+// ZEGO's `ZegoAudioFrame` shape. The shaping (options, resampling, channel mixing, 16-bit
+// conversion) is pure; `AudioFrameTap` is the browser part.
+
+
+/** ZEGO's allowed values of `AudioFrameOptions`. */
+const FRAME_SIZES = Object.freeze([256, 512, 1024, 2048, 4096, 8192, 16384]);
+const FRAME_SAMPLE_RATES = Object.freeze([8000, 16000, 22050, 24000, 32000, 44100, 48000]);
+const DEFAULT_FRAME_SIZE = 4096;
+
+/**
+ * ZEGO's `AudioFrameOptions` checked and completed: `{frameSize, sampleRate, channelCount,
+ * bitDepth}` (`sampleRate`/`channelCount` null: as the source has them), or `{error}`.
+ */
+function frameOptions(options) {
+  const o = options && typeof options === "object" ? options : {};
+  const frameSize = o.frameSize == null ? DEFAULT_FRAME_SIZE : o.frameSize;
+  if (!FRAME_SIZES.includes(frameSize)) return { error: `frameSize must be one of ${FRAME_SIZES.join(", ")}` };
+  if (o.sampleRate != null && !FRAME_SAMPLE_RATES.includes(o.sampleRate)) {
+    return { error: `sampleRate must be one of ${FRAME_SAMPLE_RATES.join(", ")}` };
+  }
+  if (o.channelCount != null && o.channelCount !== 1 && o.channelCount !== 2) return { error: "channelCount must be 1 or 2" };
+  if (o.bitDepth != null && o.bitDepth !== 16 && o.bitDepth !== 32) return { error: "bitDepth must be 16 or 32" };
+  return { frameSize, sampleRate: o.sampleRate || null, channelCount: o.channelCount || null, bitDepth: o.bitDepth || 32 };
+}
+
+/** Linear resampling of one channel from `fromRate` to `toRate`. */
+function resample(samples, fromRate, toRate) {
+  if (fromRate === toRate || !samples.length) return samples;
+  const length = Math.max(1, Math.round((samples.length * toRate) / fromRate));
+  const out = new Float32Array(length);
+  const step = fromRate / toRate;
+  for (let i = 0; i < length; i++) {
+    const position = i * step;
+    const index = Math.floor(position);
+    const next = Math.min(index + 1, samples.length - 1);
+    const fraction = position - index;
+    out[i] = samples[Math.min(index, samples.length - 1)] * (1 - fraction) + samples[next] * fraction;
+  }
+  return out;
+}
+
+/** Mono from the average of the channels, stereo by copying a single channel. */
+function mixChannels(channels, count) {
+  if (!count || count === channels.length) return channels;
+  if (count === 1) {
+    const out = new Float32Array(channels[0].length);
+    for (const channel of channels) for (let i = 0; i < out.length; i++) out[i] += channel[i] / channels.length;
+    return [out];
+  }
+  return [channels[0], channels.length > 1 ? channels[1] : Float32Array.from(channels[0])];
+}
+
+/** Float samples in [-1, 1] as 16-bit integers (clipped). */
+function toInt16(samples) {
+  const out = new Int16Array(samples.length);
+  for (let i = 0; i < samples.length; i++) {
+    const s = Math.max(-1, Math.min(1, samples[i]));
+    out[i] = s < 0 ? Math.round(s * 0x8000) : Math.round(s * 0x7fff);
+  }
+  return out;
+}
+
+/** One block of PCM (`channels` at `inputRate`) as ZEGO's `ZegoAudioFrame` under `options` (from `frameOptions`). */
+function audioFrame(channels, inputRate, options) {
+  const sampleRate = options.sampleRate || inputRate;
+  const mixed = mixChannels(channels, options.channelCount);
+  const resampled = mixed.map((channel) => resample(channel, inputRate, sampleRate));
+  return {
+    channels: options.bitDepth === 16 ? resampled.map(toInt16) : resampled,
+    channelCount: resampled.length,
+    sampleRate,
+  };
+}
+
+/**
+ * Hands the PCM of one audio track to `callback`, `frameSize` samples per channel at a time.
+ * A remote WebRTC track gives Web Audio nothing in Chromium unless a media element plays it
+ * too: a muted, detached `<audio>` does.
+ */
+class AudioFrameTap {
+  constructor(track, callback, options, { remote }) {
+    this.track = track;
+    this.context = newAudioContext();
+    if (!this.context) throw new Error("Web Audio is not available");
+    const stream = new MediaStream([track]);
+    if (remote && typeof Audio !== "undefined") {
+      this.sink = new Audio();
+      this.sink.muted = true;
+      this.sink.srcObject = stream;
+      this.sink.play().catch(() => {});
+    }
+    this.input = this.context.createMediaStreamSource(stream);
+    const channels = Math.max(1, Math.min(2, track.getSettings ? track.getSettings().channelCount || 2 : 2));
+    this.processor = this.context.createScriptProcessor(options.frameSize, channels, channels);
+    this.processor.onaudioprocess = (event) => {
+      const buffer = event.inputBuffer;
+      const data = [];
+      for (let c = 0; c < buffer.numberOfChannels; c++) data.push(Float32Array.from(buffer.getChannelData(c)));
+      try {
+        callback(audioFrame(data, buffer.sampleRate, options));
+      } catch (err) {
+        console.error("[huddle] an audio frame callback threw", err);
+      }
+    };
+    this.input.connect(this.processor);
+    // A script processor runs only while connected to the output; it writes silence there.
+    this.processor.connect(this.context.destination);
+  }
+
+  dispose() {
+    this.processor.onaudioprocess = null;
+    this.input.disconnect();
+    this.processor.disconnect();
+    if (this.sink) this.sink.srcObject = null;
+    this.context.close().catch(() => {});
+  }
+}
+
+// ---- sdk/src/feature-audio-frames.js ----
+
+// Engine feature area: the raw audio of a played stream (`setAudioFrameCallback`) or of a
+// local stream (`setCaptureAudioFrameCallback`), as ZEGO's `ZegoAudioFrame`s (audio-frames.js).
+// A played stream's tap follows its audio track when the stream is played again (after a
+// reconnect the relay sends a new track).
+
+
+function failure(errorCode, extendedData) {
+  return { errorCode, extendedData };
+}
+
+class AudioFramesFeature {
+  static setup(engine) {
+    engine._playTaps = new Map(); // streamID → {tap, callback, options}
+    engine._captureTaps = new Map(); // MediaStream → AudioFrameTap
+    engine._media.observe({
+      onPlayerTrack: (session, track) => engine._retapPlayer(session.streamID, track),
+      onState: (session, state) => {
+        if (state === "NO_PLAY" && session.kind === "play") engine._untap(engine._playTaps, session.streamID);
+      },
+    });
+  }
+
+  static teardown(engine) {
+    for (const key of [...engine._playTaps.keys()]) engine._untap(engine._playTaps, key);
+    for (const key of [...engine._captureTaps.keys()]) engine._untap(engine._captureTaps, key);
+  }
+
+  /**
+   * PCM of a played stream's audio to `callback` (`null` stops it), after it started playing.
+   * @param {string} streamID
+   * @param {((frame: {channels: Float32Array[]|Int16Array[], channelCount: number, sampleRate: number}) => void)|null} callback
+   * @param {{frameSize?: number, sampleRate?: number, channelCount?: 1|2, bitDepth?: 16|32}} [options]
+   * @returns {Promise<{errorCode: number, extendedData: string}>}
+   */
+  async setAudioFrameCallback(streamID, callback, options) {
+    if (callback === null) {
+      this._untap(this._playTaps, streamID);
+      return SUCCESS;
+    }
+    const session = this._media.players.get(streamID);
+    if (!session) return failure(SdkError.INVALID_ARGUMENT, `not playing ${streamID}`);
+    const track = session.remoteStream.getAudioTracks()[0];
+    return this._tap(this._playTaps, streamID, track, callback, options, true);
+  }
+
+  /**
+   * PCM of a local stream's microphone (what is sent) to `callback` (`null` stops it).
+   * @param {MediaStream|object} stream a `createStream` stream or a ZegoLocalStream
+   * @returns {Promise<{errorCode: number, extendedData: string}>}
+   */
+  async setCaptureAudioFrameCallback(stream, callback, options) {
+    const media = this._mediaStreamOf(stream);
+    if (!media || typeof media.getAudioTracks !== "function") return failure(SdkError.INVALID_ARGUMENT, "a MediaStream or ZegoLocalStream is needed");
+    if (callback === null) {
+      this._untap(this._captureTaps, media);
+      return SUCCESS;
+    }
+    return this._tap(this._captureTaps, media, media.getAudioTracks()[0], callback, options, false);
+  }
+
+  _tap(taps, key, track, callback, options, remote) {
+    if (typeof callback !== "function") return failure(SdkError.INVALID_ARGUMENT, "callback must be a function or null");
+    const shape = frameOptions(options);
+    if (shape.error) return failure(SdkError.INVALID_ARGUMENT, shape.error);
+    if (!track) return failure(SdkError.INVALID_ARGUMENT, "the stream has no audio track");
+    this._untap(taps, key);
+    try {
+      taps.set(key, { tap: new AudioFrameTap(track, callback, shape, { remote }), callback, shape });
+    } catch (err) {
+      return failure(SdkError.UNSUPPORTED, `cannot read the audio: ${err.message}`);
+    }
+    return SUCCESS;
+  }
+
+  _untap(taps, key) {
+    const entry = taps.get(key);
+    if (!entry) return;
+    entry.tap.dispose();
+    taps.delete(key);
+  }
+
+  /** A played stream got a new audio track: its tap reads that one from now on. */
+  _retapPlayer(streamID, track) {
+    const entry = this._playTaps.get(streamID);
+    if (!entry || track.kind !== "audio") return;
+    this._tap(this._playTaps, streamID, track, entry.callback, entry.shape, true);
+  }
+}
+
 // ---- sdk/src/feature-unsupported.js ----
 
 // Engine feature area: ZEGO features Huddle does not offer — paid add-ons of ZEGO's cloud
@@ -5102,7 +5526,9 @@ class NetworkFeature {
 // music, range audio, CDN relay, SEI, mixing, …) and simulcast, which needs a relay that
 // forwards layers. Their methods exist so that a page written for ZEGO does not crash on
 // them; each answers in the shape ZEGO declares for it, saying "not offered" (code 7011,
-// NOT_OFFERED), and the first call of each feature logs a warning naming it. One table,
+// NOT_OFFERED), and the first call of each feature logs a warning naming it (per engine; a
+// static method once per page). Also ZEGO's cloud-only settings (geofencing, proxies, plugin
+// modules), which a self-hosted server has no use for. One table,
 // below; the README lists it and sdk/huddle-express.d.ts tags each method `@zegoUnsupported`.
 
 
@@ -5125,6 +5551,7 @@ const NotOffered = Object.freeze({
 const N = NotOffered;
 const SIMULCAST_WHY = "Huddle's relay forwards one video layer per stream (simulcast is not built yet)";
 const ADD_ON_WHY = "a paid add-on of ZEGO's cloud that Huddle does not provide";
+const SELF_HOSTED_WHY = "Huddle is self-hosted: there is no ZEGO cloud to route, fence or proxy";
 
 /** feature → why, and its methods with how each answers. */
 const NOT_OFFERED_FEATURES = Object.freeze([
@@ -5185,6 +5612,29 @@ const NOT_OFFERED_FEATURES = Object.freeze([
     why: SIMULCAST_WHY,
     methods: { enableDualStream: N.NOTHING, setLowStreamParameter: N.NOTHING, setPlayStreamVideoType: N.RESOLVE_FALSE },
   },
+  { feature: "ZEGO plugin modules", why: "ZEGO's plugin modules are its paid add-ons; Huddle's SDK has every offered feature built in", statics: { use: N.NOTHING } },
+  {
+    feature: "ZEGO cloud routing",
+    why: SELF_HOSTED_WHY,
+    statics: { setGeoFence: N.NOTHING, setEngineOptions: N.NOTHING, setCloudProxyConfig: N.NOTHING, setLocalProxyConfig: N.NOTHING },
+  },
+  { feature: "Electron screen sources", why: "Huddle's SDK runs in browsers, not Electron", methods: { getElectronScreenSources: N.REJECT } },
+  {
+    feature: "multiple rooms per engine",
+    why: "a Huddle engine is in one room at a time (create another engine for another room)",
+    methods: { enableMultiRoom: N.FALSE },
+  },
+  {
+    feature: "transparent messages",
+    why: "Huddle's server stores and forwards no binary messages; use sendCustomCommand",
+    methods: { sendTransparentMessage: N.RESPONSE },
+  },
+  { feature: "experimental APIs", why: "ZEGO's experimental APIs are private to ZEGO's cloud", methods: { callExperimentalAPI: N.REJECT } },
+  {
+    feature: "placeholder images while the camera is off",
+    why: "Huddle sends no video while the camera is off (enableVideoCaptureDevice(false))",
+    methods: { setDummyCaptureImagePath: N.RESOLVE_FALSE },
+  },
 ]);
 
 /** The answer of one not-offered method, as ZEGO shapes it. */
@@ -5209,8 +5659,30 @@ function notOfferedAnswer(answer, method, feature) {
 /** The engine's not-offered methods, made from the table. */
 class NotOfferedFeature {}
 
+/** Features whose static method has logged its warning (statics have no engine logger). */
+const staticsWarned = new Set();
+
+/** Puts the table's static methods on the engine class (`addEngineFeature` copies only the prototype). */
+function addNotOfferedStatics(engineClass, logger = { warn: (...args) => console.warn("[huddle]", ...args) }) {
+  for (const { feature, why, statics } of NOT_OFFERED_FEATURES) {
+    for (const [method, answer] of Object.entries(statics || {})) {
+      Object.defineProperty(engineClass, method, {
+        configurable: true,
+        writable: true,
+        value: function () {
+          if (!staticsWarned.has(feature)) {
+            staticsWarned.add(feature);
+            logger.warn(`${method}: Huddle does not offer ${feature} (${why}).`);
+          }
+          return notOfferedAnswer(answer, method, feature);
+        },
+      });
+    }
+  }
+}
+
 for (const { feature, why, methods } of NOT_OFFERED_FEATURES) {
-  for (const [method, answer] of Object.entries(methods)) {
+  for (const [method, answer] of Object.entries(methods || {})) {
     Object.defineProperty(NotOfferedFeature.prototype, method, {
       configurable: true,
       writable: true,
@@ -5239,7 +5711,10 @@ addEngineFeature(SoundLevelFeature);
 addEngineFeature(PublishMuteFeature);
 addEngineFeature(PlayControlsFeature);
 addEngineFeature(NetworkFeature);
+addEngineFeature(SettingsFeature);
+addEngineFeature(AudioFramesFeature);
 addEngineFeature(NotOfferedFeature);
+addNotOfferedStatics(HuddleExpressEngine);
 
 HuddleExpressEngine.SdkError = SdkError;
 HuddleExpressEngine.VERSION = VERSION;

@@ -128,6 +128,8 @@ export const EngineEvent = Object.freeze({
   SOUND_LEVEL_UPDATE: "soundLevelUpdate",
   NETWORK_QUALITY: "networkQuality",
   EXCEPTION_UPDATE: "exceptionUpdate",
+  PLAYER_VIDEO_TRACK_UPDATE: "playerVideoTrackUpdate",
+  PLAYER_AUDIO_TRACK_UPDATE: "playerAudioTrackUpdate",
 });
 
 /** Events the server pushes over the websocket (docs/PROTOCOL.md). */

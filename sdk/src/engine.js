@@ -10,10 +10,15 @@ import { Emitter, Logger, LogLevel } from "./emitter.js";
 import { MediaController } from "./media-controller.js";
 import { QualityReporter } from "./quality.js";
 import { serverUrls, ServerRotation } from "./server-list.js";
+import { mergeIceServers } from "./ice-servers.js";
+import { NetworkClock } from "./network-time.js";
 import { hasWindow, isNonEmptyString, signalingUrl, attachFeature } from "./util.js";
 
 /** Feature areas attached so far, in order (their `setup`/`teardown` hooks run in it). */
 const ENGINE_FEATURES = [];
+
+/** `presetLogConfig`: the log config engines created afterwards start with. */
+let presetLog = null;
 
 /**
  * The Huddle engine: one per page (or per room the page is in).
@@ -41,7 +46,10 @@ export class HuddleExpressEngine {
     this.server = this.servers[0];
     this.options = Object.assign({}, options);
     this._logger = new Logger();
+    if (presetLog) this.setLogConfig(presetLog);
     this._emitter = new Emitter(this._logger);
+    this._clock = new NetworkClock(); // the server's time, from ping replies
+    this._pageIceServers = []; // setTurnServer
     this._session = null; // the last room session (see `_room`)
     this._turnOnly = false; // setEngineConfig({turnOnly}): media through TURN only
     this._media = new MediaController({
@@ -87,6 +95,7 @@ export class HuddleExpressEngine {
       onReconnected: (relogged) => this._media.restore(relogged),
       onMediaState: (kind, data) => this._media.onServerState(kind, data),
       onNetworkQuality: (qualityList) => this._onNetworkQuality(qualityList),
+      onServerTime: (sentAt, time, receivedAt) => this._clock.sample(sentAt, time, receivedAt),
     };
   }
 
@@ -95,6 +104,19 @@ export class HuddleExpressEngine {
     const room = this._room;
     if (!room) throw sdkError(SdkError.NOT_LOGGED_IN, `not logged in (${type})`);
     return room.request(type, data);
+  }
+
+  /**
+   * The log config (as `setLogConfig` takes it) every engine created after the call starts
+   * with; false (and nothing changed) for a level the SDK does not know.
+   * @param {{logLevel?: string, remoteLogLevel?: string, logURL?: string}} config
+   * @returns {boolean}
+   */
+  static presetLogConfig(config) {
+    if (!config || typeof config !== "object") return false;
+    if (config.logLevel !== undefined && !consoleLogLevel(config.logLevel)) return false;
+    presetLog = Object.assign({}, config);
+    return true;
   }
 
   /** The SDK version. */
@@ -174,12 +196,13 @@ export class HuddleExpressEngine {
 
   /**
    * The peer connection settings for a publish or play: the TURN servers of the signaling
-   * reply (`iceServers`, absent from older servers), relayed-only with `turnOnly`.
+   * reply (`iceServers`, absent from older servers) and the page's (`setTurnServer`),
+   * relayed-only with `turnOnly`.
    */
   _rtcConfiguration(reply) {
-    const iceServers = Array.isArray(reply && reply.iceServers) ? reply.iceServers : [];
+    const iceServers = mergeIceServers(reply && reply.iceServers, this._pageIceServers);
     if (this._turnOnly && !iceServers.length) {
-      this._logger.warn("turnOnly is set but the server handed out no TURN servers: media cannot connect");
+      this._logger.warn("turnOnly is set but neither the server nor setTurnServer gave TURN servers: media cannot connect");
     }
     return {
       bundlePolicy: "max-bundle",

@@ -37,6 +37,32 @@ export class RoomFeature {
   }
 
   /**
+   * Leaves `fromRoomID` and logs in to `toRoomID` as the same user with `config.token` (a
+   * token for `toRoomID`). As with `logoutRoom`, the streams of the old room stop: the page
+   * publishes and plays again in the new one. `isUserStatusNotify` is `loginRoom`'s
+   * `userUpdate` (default false). Resolves like `loginRoom`; false at once (nothing changed)
+   * when not in `fromRoomID` or without a token.
+   * @param {string} fromRoomID
+   * @param {string} toRoomID
+   * @param {{token: string, maxMemberCount?: number, isUserStatusNotify?: boolean}} config
+   * @returns {Promise<boolean>}
+   */
+  async switchRoom(fromRoomID, toRoomID, config) {
+    const room = this._room;
+    if (!room || room.roomID !== fromRoomID) {
+      this._logger.error(`switchRoom: not in room ${fromRoomID}`);
+      return false;
+    }
+    if (!isNonEmptyString(toRoomID) || toRoomID === fromRoomID || !config || !isNonEmptyString(config.token)) {
+      this._logger.error("switchRoom needs another toRoomID and config.token");
+      return false;
+    }
+    const user = room.user;
+    await room.logout();
+    return this.loginRoom(toRoomID, config.token, user, { userUpdate: !!config.isUserStatusNotify, maxMemberCount: config.maxMemberCount });
+  }
+
+  /**
    * Leaves the room: stops publishing and playing, tells the server, closes the connection.
    * Raises `roomStateChanged` LOGOUT.
    * @param {string} [roomID]

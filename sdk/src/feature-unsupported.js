@@ -3,7 +3,9 @@
 // music, range audio, CDN relay, SEI, mixing, …) and simulcast, which needs a relay that
 // forwards layers. Their methods exist so that a page written for ZEGO does not crash on
 // them; each answers in the shape ZEGO declares for it, saying "not offered" (code 7011,
-// NOT_OFFERED), and the first call of each feature logs a warning naming it. One table,
+// NOT_OFFERED), and the first call of each feature logs a warning naming it (per engine; a
+// static method once per page). Also ZEGO's cloud-only settings (geofencing, proxies, plugin
+// modules), which a self-hosted server has no use for. One table,
 // below; the README lists it and sdk/huddle-express.d.ts tags each method `@zegoUnsupported`.
 
 import { SdkError } from "./constants.js";
@@ -28,6 +30,7 @@ export const NotOffered = Object.freeze({
 const N = NotOffered;
 const SIMULCAST_WHY = "Huddle's relay forwards one video layer per stream (simulcast is not built yet)";
 const ADD_ON_WHY = "a paid add-on of ZEGO's cloud that Huddle does not provide";
+const SELF_HOSTED_WHY = "Huddle is self-hosted: there is no ZEGO cloud to route, fence or proxy";
 
 /** feature → why, and its methods with how each answers. */
 export const NOT_OFFERED_FEATURES = Object.freeze([
@@ -88,6 +91,29 @@ export const NOT_OFFERED_FEATURES = Object.freeze([
     why: SIMULCAST_WHY,
     methods: { enableDualStream: N.NOTHING, setLowStreamParameter: N.NOTHING, setPlayStreamVideoType: N.RESOLVE_FALSE },
   },
+  { feature: "ZEGO plugin modules", why: "ZEGO's plugin modules are its paid add-ons; Huddle's SDK has every offered feature built in", statics: { use: N.NOTHING } },
+  {
+    feature: "ZEGO cloud routing",
+    why: SELF_HOSTED_WHY,
+    statics: { setGeoFence: N.NOTHING, setEngineOptions: N.NOTHING, setCloudProxyConfig: N.NOTHING, setLocalProxyConfig: N.NOTHING },
+  },
+  { feature: "Electron screen sources", why: "Huddle's SDK runs in browsers, not Electron", methods: { getElectronScreenSources: N.REJECT } },
+  {
+    feature: "multiple rooms per engine",
+    why: "a Huddle engine is in one room at a time (create another engine for another room)",
+    methods: { enableMultiRoom: N.FALSE },
+  },
+  {
+    feature: "transparent messages",
+    why: "Huddle's server stores and forwards no binary messages; use sendCustomCommand",
+    methods: { sendTransparentMessage: N.RESPONSE },
+  },
+  { feature: "experimental APIs", why: "ZEGO's experimental APIs are private to ZEGO's cloud", methods: { callExperimentalAPI: N.REJECT } },
+  {
+    feature: "placeholder images while the camera is off",
+    why: "Huddle sends no video while the camera is off (enableVideoCaptureDevice(false))",
+    methods: { setDummyCaptureImagePath: N.RESOLVE_FALSE },
+  },
 ]);
 
 /** The answer of one not-offered method, as ZEGO shapes it. */
@@ -112,8 +138,30 @@ export function notOfferedAnswer(answer, method, feature) {
 /** The engine's not-offered methods, made from the table. */
 export class NotOfferedFeature {}
 
+/** Features whose static method has logged its warning (statics have no engine logger). */
+const staticsWarned = new Set();
+
+/** Puts the table's static methods on the engine class (`addEngineFeature` copies only the prototype). */
+export function addNotOfferedStatics(engineClass, logger = { warn: (...args) => console.warn("[huddle]", ...args) }) {
+  for (const { feature, why, statics } of NOT_OFFERED_FEATURES) {
+    for (const [method, answer] of Object.entries(statics || {})) {
+      Object.defineProperty(engineClass, method, {
+        configurable: true,
+        writable: true,
+        value: function () {
+          if (!staticsWarned.has(feature)) {
+            staticsWarned.add(feature);
+            logger.warn(`${method}: Huddle does not offer ${feature} (${why}).`);
+          }
+          return notOfferedAnswer(answer, method, feature);
+        },
+      });
+    }
+  }
+}
+
 for (const { feature, why, methods } of NOT_OFFERED_FEATURES) {
-  for (const [method, answer] of Object.entries(methods)) {
+  for (const [method, answer] of Object.entries(methods || {})) {
     Object.defineProperty(NotOfferedFeature.prototype, method, {
       configurable: true,
       writable: true,

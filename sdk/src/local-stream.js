@@ -15,7 +15,7 @@
 import { SdkError } from "./constants.js";
 import { sdkError, captureError, SUCCESS } from "./errors.js";
 import { Emitter } from "./emitter.js";
-import { ZegoStreamView, resolveElement } from "./view.js";
+import { ZegoStreamView, resolveElement, snapshotOf } from "./view.js";
 import { cameraVideoConstraints, microphoneConstraints, screenShareConstraints } from "./stream-options.js";
 
 /** Events of a ZegoLocalStream. */
@@ -433,14 +433,7 @@ export class ZegoLocalStream {
    * `quality` 0–1); "" before the first frame.
    */
   takeStreamSnapshot(option = {}) {
-    const video = this._videoView && this._videoView.videoElement;
-    if (!video || !video.videoWidth) return "";
-    const canvas = document.createElement("canvas");
-    canvas.width = video.videoWidth;
-    canvas.height = video.videoHeight;
-    canvas.getContext("2d").drawImage(video, 0, 0);
-    const type = /jpe?g/i.test(option.imageType || "") ? "image/jpeg" : "image/png";
-    return canvas.toDataURL(type, typeof option.quality === "number" ? option.quality : 1);
+    return snapshotOf(this._videoView && this._videoView.videoElement, option);
   }
 
   /** "monitor", "window" or "browser" for a screen capture; "unknown" otherwise. */

@@ -60,7 +60,8 @@ export class MediaController {
   /**
    * Lets a feature area follow the sessions: `observer.onNegotiated(session)` after each
    * (re)negotiation with the relay, `observer.onState(session, state)` after each state
-   * reported to the page. Either may be absent.
+   * reported to the page, `observer.onPlayerTrack(session, track)` when a played stream gets
+   * a new track. Any may be absent.
    */
   observe(observer) {
     this._observers.push(observer);
@@ -187,7 +188,14 @@ export class MediaController {
         const transceiver = pc.addTransceiver("video", { direction: "recvonly" });
         preferCodec(transceiver, session.options.videoCodec);
       }
-      pc.addEventListener("track", (event) => attachRemoteTrack(session.remoteStream, event.track));
+      pc.addEventListener("track", (event) => {
+        if (!attachRemoteTrack(session.remoteStream, event.track) || session.stopped) return;
+        // The page's MediaStream has a new track (first play, or played again after a
+        // reconnect): pages that render tracks themselves follow it with these events.
+        const kindEvent = event.track.kind === "video" ? EngineEvent.PLAYER_VIDEO_TRACK_UPDATE : EngineEvent.PLAYER_AUDIO_TRACK_UPDATE;
+        this.host.emit(kindEvent, session.streamID, event.track);
+        this._tell("onPlayerTrack", session, event.track);
+      });
     });
   }
 
@@ -343,10 +351,15 @@ export class MediaController {
   }
 }
 
-/** Swaps a new track into the stream the page already holds (so its `<video>` keeps going). */
+/**
+ * Swaps a new track into the stream the page already holds (so its `<video>` keeps going);
+ * true when `track` was not in it yet.
+ */
 function attachRemoteTrack(stream, track) {
   for (const old of stream.getTracks()) {
     if (old.kind === track.kind && old !== track) stream.removeTrack(old);
   }
-  if (!stream.getTracks().includes(track)) stream.addTrack(track);
+  if (stream.getTracks().includes(track)) return false;
+  stream.addTrack(track);
+  return true;
 }

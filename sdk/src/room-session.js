@@ -12,6 +12,7 @@
 //   onReconnected(relogged)            restore media after a reconnect
 //   onMediaState(kind, data)           publisherStateUpdate / playerStateUpdate from the relay
 //   onNetworkQuality(qualityList)      the room's network quality levels (`networkQuality`)
+//   onServerTime(sentAt, time, receivedAt)   a ping reply's server time (`getNetworkTimeInfo`)
 //   failover()                         the server could not be reached: use the next one
 //   serverCount                        how many servers a login may try
 
@@ -125,6 +126,8 @@ export class RoomSession {
     this.host.onLogined();
     this._emitState(RoomState.LOGINED, 0, "");
     this._sendToken();
+    // The server's time, at once rather than with the first heartbeat.
+    if (this.conn) this.conn.ping();
     return true;
   }
 
@@ -250,6 +253,7 @@ export class RoomSession {
       logger: this.host.logger,
       onEvent: (event, data) => this._onServerEvent(event, data),
       onClose: (code, reason, lastError) => this._onConnectionClosed(code, reason, lastError),
+      onServerTime: (sentAt, time, receivedAt) => this.host.onServerTime && this.host.onServerTime(sentAt, time, receivedAt),
     });
     this.conn = conn;
     return conn;

@@ -22,7 +22,7 @@ const MIN_HEARTBEAT_MS = 1000;
 export class SignalingConnection {
   /**
    * @param {string} url websocket URL (with ?v=1)
-   * @param {{onEvent: Function, onClose: Function, logger: Logger}} hooks
+   * @param {{onEvent: Function, onClose: Function, onServerTime?: Function, logger: Logger}} hooks
    */
   constructor(url, hooks) {
     this.url = url;
@@ -211,8 +211,16 @@ export class SignalingConnection {
         this._onClose(CloseCode.ABNORMAL, "heartbeat timeout (client side)");
         return;
       }
-      this.request(SignalingRequest.PING, {}, period * 2).catch(() => {});
+      this.ping(period * 2);
     }, period);
+  }
+
+  /** Sends a `ping`; its reply's server time goes to `hooks.onServerTime(sentAt, time, receivedAt)`. */
+  ping(timeoutMs = REQUEST_TIMEOUT_MS) {
+    const sentAt = now();
+    this.request(SignalingRequest.PING, {}, timeoutMs)
+      .then((reply) => this.hooks.onServerTime && this.hooks.onServerTime(sentAt, reply && reply.time, now()))
+      .catch(() => {});
   }
 
   _stopHeartbeat() {

@@ -19,7 +19,7 @@ export function volumeGain(volume) {
 
 const AudioContextClass = typeof AudioContext !== "undefined" ? AudioContext : null;
 
-function newAudioContext() {
+export function newAudioContext() {
   if (!AudioContextClass) return null;
   const context = new AudioContextClass();
   // Created outside a user gesture it may start suspended; a page capturing the microphone

@@ -19,6 +19,28 @@ export function resolveElement(container) {
   return element;
 }
 
+/**
+ * The frame a `<video>` shows now, as a data URI (ZEGO's `ZegoSnapshotOptions`: `imageType`
+ * "png" (default) or "jpeg", `quality` 0–1, default 1); "" before the first frame.
+ */
+export function snapshotOf(video, option) {
+  if (!video || !video.videoWidth) return "";
+  const canvas = document.createElement("canvas");
+  canvas.width = video.videoWidth;
+  canvas.height = video.videoHeight;
+  canvas.getContext("2d").drawImage(video, 0, 0);
+  const { type, quality } = snapshotFormat(option);
+  return canvas.toDataURL(type, quality);
+}
+
+/** The image type and quality `toDataURL` takes for ZEGO's snapshot options. */
+export function snapshotFormat(option) {
+  const o = option && typeof option === "object" ? option : {};
+  const type = /^(image\/)?jpe?g$/i.test(o.imageType || "") ? "image/jpeg" : "image/png";
+  const quality = typeof o.quality === "number" && o.quality >= 0 && o.quality <= 1 ? o.quality : 1;
+  return { type, quality };
+}
+
 /** A "click to play" button over `container`; `onClick` retries playback. */
 export function autoplayPrompt(container, onClick) {
   const prompt = document.createElement("button");
@@ -248,6 +270,11 @@ export class ZegoStreamView {
   /** Height of the decoded picture in pixels (0 before the first frame). */
   getVideoHeight() {
     return this._video ? this._video.videoHeight : 0;
+  }
+
+  /** The picture shown now as a data URI (`imageType` "png" or "jpeg", `quality` 0–1); "" before the first frame. */
+  takeStreamSnapshot(option = {}) {
+    return snapshotOf(this._video, option);
   }
 
   /** The `<video>` element (null before `play`). */

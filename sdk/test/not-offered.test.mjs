@@ -47,7 +47,7 @@ describe('not offered', () => {
     const zg = new HuddleExpressEngine(1, 'ws://127.0.0.1:1/ws');
     let count = 0;
     for (const { methods } of NOT_OFFERED_FEATURES) {
-      for (const [method, answer] of Object.entries(methods)) {
+      for (const [method, answer] of Object.entries(methods || {})) {
         assert.equal(typeof zg[method], 'function', method);
         const result = await answerOf(() => zg[method]({}, true));
         assert.ok(expected[answer](result, method), `${method} answers ${answer}: ${JSON.stringify(result)}`);
@@ -69,6 +69,36 @@ describe('not offered', () => {
     const other = new HuddleExpressEngine(1, 'ws://127.0.0.1:1/ws');
     await other.setAiDenoiseMode({}, 1);
     assert.equal(warnings.length, 3, 'once per engine');
+  });
+
+  test('each static answers its declared shape on the class, and logs once per feature', async () => {
+    let count = 0;
+    for (const { statics } of NOT_OFFERED_FEATURES) {
+      for (const [method, answer] of Object.entries(statics || {})) {
+        assert.equal(typeof HuddleExpressEngine[method], 'function', method);
+        assert.equal(answer, NotOffered.NOTHING, `${method}: ZEGO declares it void`);
+        assert.equal(HuddleExpressEngine[method]({}, []), undefined, method);
+        count++;
+      }
+    }
+    assert.equal(count, 5, 'use, setGeoFence, setEngineOptions, setCloudProxyConfig, setLocalProxyConfig');
+    HuddleExpressEngine.setGeoFence(1, [2]);
+    assert.equal(warnings.length, 2, warnings.join('\n'));
+    assert.match(warnings[0], /use: Huddle does not offer ZEGO plugin modules/);
+    assert.match(warnings[1], /setGeoFence: .*self-hosted/);
+  });
+
+  test('the newer not-offered members answer as ZEGO declares them', async () => {
+    const zg = new HuddleExpressEngine(1, 'ws://127.0.0.1:1/ws');
+    assert.equal(zg.enableMultiRoom(true), false);
+    const sent = await zg.sendTransparentMessage('r', { sendMode: 0, sendType: 0, content: new Uint8Array(1), recvUserList: [] });
+    assert.equal(sent.errorCode, 7011);
+    assert.match(sent.extendedData, /^sendTransparentMessage: Huddle does not offer transparent messages/);
+    await assert.rejects(zg.getElectronScreenSources(), (err) => err.code === 7011);
+    await assert.rejects(zg.callExperimentalAPI({ method: 'x' }), (err) => err.code === 7011);
+    assert.equal(await zg.setDummyCaptureImagePath('https://example.com/a.png', {}), false);
+    assert.equal(warnings.length, 5, warnings.join('\n'));
+    assert.match(warnings.join('\n'), /camera is off/);
   });
 
   test('simulcast is reserved: the names exist and answer not offered', async () => {
