@@ -522,9 +522,39 @@ export declare class ZegoStreamView {
   useAudioOutputDevice(deviceID: string): Promise<void>;
   getVideoWidth(): number;
   getVideoHeight(): number;
+  /** The picture shown now as a data URI (PNG by default); "" before the first frame. */
+  takeStreamSnapshot(option?: ZegoSnapshotOptions): string;
   readonly videoElement: HTMLVideoElement | null;
   on<K extends keyof StreamViewEvent>(event: K, callback: StreamViewEvent[K]): boolean;
   off<K extends keyof StreamViewEvent>(event: K, callback?: StreamViewEvent[K]): boolean;
+}
+
+/** `switchRoom`'s config: a token for the room switched to. */
+export interface ZegoSwitchRoomConfig {
+  token: string;
+  /** Accepted; Huddle caps rooms on the server (`loginRoom` ignores it too). */
+  maxMemberCount?: number;
+  /** `roomUserUpdate` in the new room (`loginRoom`'s `userUpdate`); default false. */
+  isUserStatusNotify?: boolean;
+}
+
+/** How `setAudioFrameCallback`/`setCaptureAudioFrameCallback` hand over PCM. */
+export interface AudioFrameOptions {
+  /** Samples per channel per callback, at the audio context's rate (default 4096). */
+  frameSize?: 256 | 512 | 1024 | 2048 | 4096 | 8192 | 16384;
+  /** Resampled to this rate (default: the audio context's). */
+  sampleRate?: 8000 | 16000 | 22050 | 24000 | 32000 | 44100 | 48000;
+  /** Mixed down to mono or up to stereo (default: as the source). */
+  channelCount?: 1 | 2;
+  /** 32: Float32Array samples (default); 16: Int16Array. */
+  bitDepth?: 32 | 16;
+}
+
+/** One block of PCM. */
+export interface ZegoAudioFrame {
+  channels: Float32Array[] | Int16Array[];
+  channelCount: number;
+  sampleRate: number;
 }
 
 /** Events and their listener signatures. */
@@ -577,6 +607,18 @@ export interface ZegoEvent {
   audioDeviceStateChanged: (updateType: "DELETE" | "ADD", deviceType: "Input" | "Output", deviceInfo: { deviceName: string; deviceID: string }) => void;
   /** A captured track ended without the page asking (unplugged, permission revoked). */
   deviceError: (errorCode: number, deviceName: string) => void;
+  /** A played stream's MediaStream got a new video track: first play, or played again (after a reconnect). */
+  playerVideoTrackUpdate: (streamID: string, track: MediaStreamTrack) => void;
+  /** A played stream's MediaStream got a new audio track: first play, or played again (after a reconnect). */
+  playerAudioTrackUpdate: (streamID: string, track: MediaStreamTrack) => void;
+  /** @zegoUnsupported Never raised: a publish keeps the codec it negotiated (the browser never switches it). */
+  publisherVideoEncoderChanged: (fromCodecID: number, toCodecID: number, streamID: string) => void;
+  /** @zegoUnsupported Never raised: ZEGO's experimental APIs are private to ZEGO's cloud. */
+  recvExperimentalAPI: (content: Record<string, unknown>) => void;
+  /** @zegoUnsupported Never raised: Huddle has no hall (lobby) connection apart from rooms. */
+  hallStateUpdate: (state: "DISCONNECTED" | "CONNECTING" | "CONNECTED", errorCode: number, extendedData: string) => void;
+  /** @zegoUnsupported Never raised: Huddle has no transparent messages (use `sendCustomCommand` / `IMRecvCustomCommand`). */
+  recvRoomTransparentMessage: (roomID: string, message: unknown) => void;
 }
 
 /** Codes the SDK raises itself (server codes are 1000–6999, listed in Huddle's README). */
@@ -619,6 +661,19 @@ export declare class HuddleExpressEngine {
   /** Every server, in the order they are tried. */
   readonly servers: string[];
 
+  /** The log config engines created afterwards start with; false for an unknown level. */
+  static presetLogConfig(config: ZegoLogConfig): boolean;
+  /** @zegoUnsupported ZEGO's plugin modules are its paid add-ons; Huddle's SDK has its features built in. */
+  static use(module: unknown): void;
+  /** @zegoUnsupported Huddle is self-hosted: there is no ZEGO cloud to fence by region. */
+  static setGeoFence(type: number, areaList: number[]): void;
+  /** @zegoUnsupported Options of ZEGO's cloud SDK; Huddle is self-hosted. */
+  static setEngineOptions(options: unknown): void;
+  /** @zegoUnsupported Huddle is self-hosted: no ZEGO cloud proxy (use `setTurnServer` for your own TURN servers). */
+  static setCloudProxyConfig(proxyList: unknown[], token: string, enable: boolean): void;
+  /** @zegoUnsupported Huddle is self-hosted: no ZEGO local proxy (use `setTurnServer` for your own TURN servers). */
+  static setLocalProxyConfig(proxyConfig: unknown, enable: boolean): void;
+
   getVersion(): string;
   /** Leaves the room, stops media and timers, drops all listeners. */
   destroyEngine(): void;
@@ -637,6 +692,17 @@ export declare class HuddleExpressEngine {
    * @zegoPartial Knows only `turnOnly` (media through TURN only); ZEGO's other keys are ignored.
    */
   setEngineConfig(config: { turnOnly?: boolean; [key: string]: unknown }): void;
+  /** Your own TURN/STUN servers, used next to Huddle's by publishes and plays started afterwards; `[]` removes them. */
+  setTurnServer(turnServerList: { url: string; username: string; credential: string }[]): void;
+  /**
+   * False for a value that is no scenario.
+   * @zegoPartial Accepted and changes nothing: Huddle's capture defaults and relay are the same in every scenario.
+   */
+  setRoomScenario(scenario: number): boolean;
+  /** @zegoPartial Accepted and changes nothing: the browser decides whether to encode in hardware. */
+  enableHardwareEncoder(enable: boolean): void;
+  /** The server's time (Unix ms) from the signaling connection's ping replies, and its error bound; `timestamp` 0 before the first login. */
+  getNetworkTimeInfo(): { timestamp: number; maxDeviation: number };
 
   /** All checks, or the one `checkType` names (a codec: that codec); `checkLevel` 1 checks codecs with a real offer. */
   checkSystemRequirements(checkType?: ZegoCheckSingleType, checkLevel?: 0 | 1): Promise<ZegoCapabilityDetection>;
@@ -650,6 +716,8 @@ export declare class HuddleExpressEngine {
   logoutRoom(roomID?: string): Promise<void>;
   renewToken(token: string, roomID?: string): boolean;
   getRoomState(roomID?: string): ZegoRoomStateChangedReason;
+  /** Leaves `fromRoomID` (its streams stop, as with `logoutRoom`) and logs in to `toRoomID` as the same user with `config.token`. */
+  switchRoom(fromRoomID: string, toRoomID: string, config: ZegoSwitchRoomConfig): Promise<boolean>;
 
   sendBroadcastMessage(roomID: string, message: string): Promise<ZegoServerResponse>;
   sendBarrageMessage(roomID: string, message: string): Promise<ZegoServerResponse>;
@@ -714,6 +782,10 @@ export declare class HuddleExpressEngine {
   muteAllPlayVideoStreams(mute: boolean): Promise<boolean>;
   /** Plays a media element's sound on a speaker (`getSpeakers`); false where the browser cannot. */
   useAudioOutputDevice(media: HTMLMediaElement, deviceID: string): Promise<boolean>;
+  /** PCM of a played stream's audio (after `startPlayingStream`), through Web Audio; `null` stops it. */
+  setAudioFrameCallback(streamID: string, callback: ((audioData: ZegoAudioFrame) => unknown) | null, options?: AudioFrameOptions): Promise<ZegoServerResponse>;
+  /** PCM of a local stream's microphone (what is sent), through Web Audio; `null` stops it. */
+  setCaptureAudioFrameCallback(stream: ZegoLocalStream | MediaStream, callback: ((audioData: ZegoAudioFrame) => unknown) | null, options?: AudioFrameOptions): Promise<ZegoServerResponse>;
 
   // ZEGO features Huddle does not offer: each answers as declared, with NOT_OFFERED (7011),
   // and its first call logs a warning naming the feature (README, "Not offered").
@@ -799,6 +871,16 @@ export declare class HuddleExpressEngine {
   setLowStreamParameter(...args: unknown[]): void;
   /** @zegoUnsupported Needs simulcast: Huddle's relay forwards one video layer per stream (resolves false). */
   setPlayStreamVideoType(streamID: string, streamType: number): Promise<boolean>;
+  /** @zegoUnsupported Huddle's SDK runs in browsers, not Electron (rejects with NOT_OFFERED). */
+  getElectronScreenSources(): Promise<unknown[]>;
+  /** @zegoUnsupported A Huddle engine is in one room at a time: create one engine per room (returns false). */
+  enableMultiRoom(enable: boolean): boolean;
+  /** @zegoUnsupported Huddle's server forwards no binary messages: use `sendCustomCommand` (resolves NOT_OFFERED). */
+  sendTransparentMessage(roomID: string, message: { sendMode: number; sendType: number; content: Uint8Array; recvUserList: ZegoUser[]; timeOut?: number }): Promise<ZegoServerResponse>;
+  /** @zegoUnsupported ZEGO's experimental APIs are private to ZEGO's cloud (rejects with NOT_OFFERED). */
+  callExperimentalAPI(params: Record<string, unknown>): Promise<unknown>;
+  /** @zegoUnsupported Huddle sends no video while the camera is off (`enableVideoCaptureDevice(false)`); resolves false. */
+  setDummyCaptureImagePath(filePath: string, localStream: MediaStream | ZegoLocalStream): Promise<boolean>;
 }
 
 /** The same class under the name pages written for ZEGO Express use. */

@@ -46,5 +46,27 @@ async function controls(local: MediaStream, streamID: string, video: HTMLVideoEl
   const low: boolean = await zg.setPlayStreamVideoType(streamID, 0);
   const sent: boolean = zg.sendSEI(streamID, new Uint8Array([1]));
   console.log(low, sent);
+
+  // The rest of ZEGO's surface, typed as ZEGO declares it.
+  ZegoExpressEngine.presetLogConfig({ logLevel: "warn" });
+  ZegoExpressEngine.use({});
+  ZegoExpressEngine.setGeoFence(1, [2]);
+  ZegoExpressEngine.setEngineOptions({});
+  ZegoExpressEngine.setCloudProxyConfig([], "", false);
+  ZegoExpressEngine.setLocalProxyConfig({}, false);
+  const switched: boolean = await zg.switchRoom("room-1", "room-2", { token: "t", isUserStatusNotify: true });
+  zg.setTurnServer([{ url: "turn:turn.example.com:3478", username: "u", credential: "c" }]);
+  const scenario: boolean = zg.setRoomScenario(3);
+  zg.enableHardwareEncoder(true);
+  const time: { timestamp: number; maxDeviation: number } = zg.getNetworkTimeInfo();
+  await zg.setAudioFrameCallback(streamID, (frame) => console.log(frame.channels[0].length, frame.sampleRate), { frameSize: 1024, bitDepth: 16 });
+  await zg.setCaptureAudioFrameCallback(local, null);
+  const picture: string = view.takeStreamSnapshot({ imageType: "jpeg", quality: 0.8 });
+  zg.on("playerVideoTrackUpdate", (id: string, track: MediaStreamTrack) => console.log(id, track.kind));
+  zg.on("playerAudioTrackUpdate", (id, track) => console.log(id, track.id));
+  const multi: boolean = zg.enableMultiRoom(true);
+  await zg.sendTransparentMessage("room-2", { sendMode: 0, sendType: 0, content: new Uint8Array([1]), recvUserList: [] });
+  const dummy: boolean = await zg.setDummyCaptureImagePath("https://example.com/away.png", local);
+  console.log(switched, scenario, time.timestamp, picture, multi, dummy);
 }
 void controls;
