@@ -55,7 +55,14 @@ export class CaptureGain {
   }
 }
 
-/** Reads the level of one audio track on demand. */
+/** How often a meter looks at its track: about one analyser window (2048 samples at 48 kHz). */
+const METER_SAMPLE_MS = 40;
+
+/**
+ * Reads the level of one audio track: the loudest window since the last read, so that a
+ * report every 500–3000 ms hears a short sound between two reads (one window read at report
+ * time would hear only the ~43 ms around it).
+ */
 export class LevelMeter {
   constructor(track) {
     this.track = track;
@@ -66,12 +73,23 @@ export class LevelMeter {
     this.analyser.fftSize = 2048;
     this.samples = new Float32Array(this.analyser.fftSize);
     this.input.connect(this.analyser);
+    this.peak = 0;
+    this.timer = setInterval(() => {
+      this.peak = Math.max(this.peak, this._windowLevel());
+    }, METER_SAMPLE_MS);
   }
 
-  level() {
+  _windowLevel() {
     if (this.track.readyState !== "live" || !this.track.enabled) return 0;
     this.analyser.getFloatTimeDomainData(this.samples);
     return soundLevel(this.samples);
+  }
+
+  /** The loudest level (0–100) since the previous call (or since the meter started). */
+  level() {
+    const level = Math.max(this.peak, this._windowLevel());
+    this.peak = 0;
+    return level;
   }
 
   /** True when the last samples are not all silence. */
@@ -82,6 +100,7 @@ export class LevelMeter {
   }
 
   dispose() {
+    clearInterval(this.timer);
     this.input.disconnect();
     this.context.close().catch(() => {});
   }
