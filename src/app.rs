@@ -67,6 +67,11 @@ pub enum StartError {
 }
 
 impl AppState {
+    /// Refuses new work while this worker drains (1010: connect again, to another worker).
+    pub fn refuse_if_draining(&self) -> Result<(), crate::error::ApiError> {
+        if self.signaling.drain.is_draining() { Err(crate::signaling::draining()) } else { Ok(()) }
+    }
+
     /// `http_addr` is the bound HTTP address (for the default public URL).
     pub async fn build(settings: &Settings, http_addr: std::net::SocketAddr) -> Result<AppState, StartError> {
         let store = Store::open(&settings.database_url)

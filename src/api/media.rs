@@ -41,9 +41,7 @@ async fn offer_answer(
     action: MediaAction,
 ) -> Result<HttpResponse, ApiError> {
     let node = node(&state)?;
-    if state.signaling.drain.is_draining() {
-        return Err(crate::signaling::draining());
-    }
+    state.refuse_if_draining()?;
     ids::validate_stream_id(&stream_id)?;
     let grant_text = bearer(&req)?;
     require_content_type(&req, "application/sdp")?;
