@@ -10,11 +10,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::api;
-use crate::api::media::RelayNode;
 use crate::auth::NonceStore;
 use crate::auth::turn::TurnConfig;
 use crate::config::Settings;
 use crate::config::{DevMode, Role};
+use crate::media::{MediaService, RoomsLink};
 use crate::relay::{Relay, RelayEvent};
 use crate::rooms::redis::{RedisRooms, RedisRoomsConfig};
 use crate::rooms::{Hub, RelayInfo, RoomError, RoomService};
@@ -33,7 +33,7 @@ pub struct AppState {
     pub dev: bool,
     pub signaling: Arc<SignalingContext>,
     /// The media relay of this node (absent on `--role signaling`).
-    pub relay: Option<Arc<RelayNode>>,
+    pub relay: Option<Arc<MediaService>>,
     pub role: Role,
     /// TURN servers whose credentials go out with media grants (`--turn-urls`).
     pub turn: Option<Arc<TurnConfig>>,
@@ -67,6 +67,11 @@ pub enum StartError {
 }
 
 impl AppState {
+    /// Refuses new work while this worker drains (1010: connect again, to another worker).
+    pub fn refuse_if_draining(&self) -> Result<(), crate::error::ApiError> {
+        if self.signaling.drain.is_draining() { Err(crate::signaling::draining()) } else { Ok(()) }
+    }
+
     /// `http_addr` is the bound HTTP address (for the default public URL).
     pub async fn build(settings: &Settings, http_addr: std::net::SocketAddr) -> Result<AppState, StartError> {
         let store = Store::open(&settings.database_url)
@@ -119,11 +124,6 @@ impl AppState {
             }
         };
         let node_id = rooms.worker_id().to_owned();
-        let relay = match settings.role {
-            Role::Signaling => None,
-            Role::All | Role::Relay => Some(start_relay(settings, http_addr)?),
-        };
-        let local_relay = relay.as_ref().map(|(node, _)| node.clone());
         let turn = settings.turn.clone().map(Arc::new);
         if let Some(turn) = &turn {
             tracing::info!(urls = ?turn.urls(), ttl_secs = turn.ttl_secs(), "TURN credentials go out with media grants");
@@ -138,16 +138,29 @@ impl AppState {
                 "usage records are off (--usage-records off): no session or stream is recorded, no webhook sent"
             );
         }
+        // The media service is wired once: the relay, its events, and what they update.
+        let relay = match settings.role {
+            Role::Signaling => None,
+            Role::All | Role::Relay => {
+                let link = RoomsLink { rooms: rooms.clone(), store: store.clone(), usage: usage.clone() };
+                Some(start_relay(settings, http_addr, link)?)
+            }
+        };
         let signaling = Arc::new(
-            SignalingContext::new(rooms, store.clone(), local_relay, settings.signaling.clone())
-                .with_turn(turn.clone())
-                .with_usage(usage),
+            SignalingContext::new(
+                rooms,
+                store.clone(),
+                relay.as_ref().map(|(node, _)| node.clone()),
+                settings.signaling.clone(),
+            )
+            .with_turn(turn.clone())
+            .with_usage(usage),
         );
         crate::signaling::quality::publish_changes(signaling.clone());
         let relay = match relay {
             Some((node, events)) => {
-                follow_relay(signaling.clone(), node.clone(), events);
-                crate::signaling::quality::publish_relay_levels(signaling.clone(), node.clone());
+                node.clone().follow(events);
+                node.clone().publish_link_levels();
                 // Announced before the node says it listens: a relay that is up can be chosen.
                 if let Err(err) = signaling.rooms.backend().announce_relay(relay_info(&node, &node_id)).await {
                     tracing::warn!(error = %err, "could not announce the relay");
@@ -165,7 +178,8 @@ impl AppState {
 fn start_relay(
     settings: &Settings,
     http_addr: std::net::SocketAddr,
-) -> Result<(Arc<RelayNode>, UnboundedReceiver<RelayEvent>), StartError> {
+    link: RoomsLink,
+) -> Result<(Arc<MediaService>, UnboundedReceiver<RelayEvent>), StartError> {
     let (events, received) = tokio::sync::mpsc::unbounded_channel();
     let relay = Relay::start(settings.relay.clone(), events).map_err(StartError::Relay)?;
     let public_url = settings.public_url.clone().unwrap_or_else(|| format!("http://{http_addr}"));
@@ -175,23 +189,13 @@ fn start_relay(
     } else {
         tracing::info!(udp = %relay.local_addr(), %public_url, "relay started");
     }
-    Ok((Arc::new(RelayNode::new(relay, public_url, follows_host)), received))
-}
-
-/// Applies the relay's reports to rooms (stream live → ADD, gone → DELETE) in their order.
-fn follow_relay(signaling: Arc<SignalingContext>, node: Arc<RelayNode>, mut events: UnboundedReceiver<RelayEvent>) {
-    tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            tracing::debug!(?event, "relay event");
-            crate::signaling::media::on_relay_event(&signaling, &node, &event).await;
-            node.on_event(&event);
-        }
-    });
+    let node = MediaService::new(Arc::new(relay), public_url, follows_host, link);
+    Ok((Arc::new(node), received))
 }
 
 /// Tells the rooms backend where this relay is and how busy, every few seconds, so that
 /// signaling nodes can send publishers to the least-loaded relay.
-fn announce_relay(signaling: Arc<SignalingContext>, node: Arc<RelayNode>, node_id: String) {
+fn announce_relay(signaling: Arc<SignalingContext>, node: Arc<MediaService>, node_id: String) {
     tokio::spawn(async move {
         let mut ticker = tokio::time::interval(std::time::Duration::from_secs(5));
         loop {
@@ -212,11 +216,11 @@ fn announce_relay(signaling: Arc<SignalingContext>, node: Arc<RelayNode>, node_i
 }
 
 /// What a relay announces: where it is and how busy.
-fn relay_info(node: &RelayNode, node_id: &str) -> RelayInfo {
-    let load = node.relay.load();
+fn relay_info(node: &MediaService, node_id: &str) -> RelayInfo {
+    let load = node.load();
     RelayInfo {
         id: node_id.to_owned(),
-        url: node.public_url.clone(),
+        url: node.public_url().to_owned(),
         peers: load.peers as u64,
         streams: load.streams as u64,
         updated_at: crate::rooms::unix_millis(),

@@ -10,9 +10,8 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use utoipa::ToSchema;
 
-use crate::api::media::RelayNode;
 use crate::ids::{self, IdError};
-use crate::relay::{RelayError, StreamKey};
+use crate::media::MediaService;
 use crate::rooms::{
     ClosedRoom, ImMessage, KickCause, RoomError, RoomEvent, RoomExtraInfo, RoomKey, RoomService, RoomSummary,
     StreamInfo, User, unix_millis,
@@ -221,7 +220,7 @@ fn user_batch(user_ids: &[String]) -> Result<(), AdminError> {
 /// Room administration for one node: the rooms (shared by every worker) and this node's relay.
 pub struct Admin<'a> {
     pub rooms: &'a RoomService,
-    pub relay: Option<&'a RelayNode>,
+    pub relay: Option<&'a MediaService>,
 }
 
 impl Admin<'_> {
@@ -397,7 +396,7 @@ impl Admin<'_> {
     /// Mutes (or unmutes) a stream's audio and/or video: the relay stops forwarding that
     /// media to players and the room hears `StreamMuted`. The relay that holds the stream
     /// applies it: this node's at once, any other when it hears the event (a relay listens to
-    /// the rooms of the streams it holds; see `signaling::media`).
+    /// the rooms of the streams it holds; see `media::events`).
     pub async fn mute(
         &self,
         app_id: u32,
@@ -416,7 +415,7 @@ impl Admin<'_> {
             other => other?,
         };
         if let Some(node) = self.relay {
-            apply_mute(node, app_id, &stream).await;
+            node.apply_mute(app_id, &stream).await;
         }
         crate::metrics::admin_call("mute");
         Ok(RoomStream::from(stream))
@@ -443,14 +442,4 @@ fn server_message(from: User, text: String) -> Result<ImMessage, AdminError> {
         send_time: unix_millis(),
         message_id: crate::signaling::session::next_message_id(),
     })
-}
-
-/// Applies a stream's mute flags to `node`'s relay if it holds the stream (else nothing).
-pub async fn apply_mute(node: &RelayNode, app_id: u32, stream: &StreamInfo) {
-    let key = StreamKey { app_id, stream_id: stream.stream_id.clone() };
-    match node.relay.mute(key, Some(stream.audio_muted), Some(stream.video_muted)).await {
-        Ok(()) => tracing::debug!(stream = %stream.stream_id, "applied a mute to the relay"),
-        Err(RelayError::UnknownStream(_)) => {}
-        Err(err) => tracing::warn!(stream = %stream.stream_id, error = %err, "could not apply a mute to the relay"),
-    }
 }

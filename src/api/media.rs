@@ -3,12 +3,12 @@
 //! (`Authorization: Bearer …`) and answer `201 Created` with the SDP answer and a `Location`;
 //! `DELETE` on that location ends the session. Standard WHIP clients (OBS, GStreamer
 //! `whipclientsink`) publish with a grant from `POST /v1/grants`.
-
-use std::collections::HashMap;
-use std::sync::Mutex;
+//!
+//! Only the HTTP side lives here (extractors, status codes, OpenAPI): sessions, grants and
+//! what the relay's reports change are [`crate::media`]'s.
 
 use actix_web::http::Method;
-use actix_web::http::header::{AUTHORIZATION, HOST, LOCATION};
+use actix_web::http::header::{AUTHORIZATION, LOCATION};
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -16,124 +16,13 @@ use utoipa::ToSchema;
 use super::extract::{SignatureHeaderParams, Signed, TtlSeconds, parse_json, read_body, require_content_type};
 use super::schema::{RoomId, StreamId, UserId};
 use crate::app::AppState;
-use crate::auth::grant::{self, GrantClaims, GrantSpec, MediaAction};
-use crate::auth::turn::{self, IceServer};
-use crate::auth::unix_now;
+use crate::auth::grant::{self, GrantSpec, MediaAction};
+use crate::auth::turn::IceServer;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::ids;
-use crate::relay::{PeerId, Relay, RelayEvent, StreamKey};
-use crate::store::{Store, StoreError};
+use crate::media::{MediaService, base_url_of, grants};
 
-/// A relay in this process plus the publish/play sessions it serves over HTTP.
-pub struct RelayNode {
-    pub relay: Relay,
-    /// Base URL clients reach this node's HTTP at (for the URLs handed out with grants, and
-    /// announced to other nodes): `--public-url`, else `http://` plus the bound address.
-    pub public_url: String,
-    /// No `--public-url` and no other node to tell (no Redis): each client is handed URLs on
-    /// the host it reached this node at, which works even when bound to `0.0.0.0`.
-    follows_host: bool,
-    /// Location id → the peer and the grant that opened it. The id is random, so knowing the
-    /// `Location` is what allows `DELETE` (as WHIP intends).
-    sessions: Mutex<HashMap<String, MediaSession>>,
-}
-
-#[derive(Debug, Clone)]
-pub struct MediaSession {
-    pub peer: PeerId,
-    pub grant: GrantClaims,
-}
-
-impl RelayNode {
-    pub fn new(relay: Relay, public_url: String, follows_host: bool) -> Self {
-        RelayNode { relay, public_url, follows_host, sessions: Mutex::default() }
-    }
-
-    pub fn follows_host(&self) -> bool {
-        self.follows_host
-    }
-
-    /// The base URL for a client whose request reached this node at `seen` (see [`base_url_of`]).
-    pub fn base_url<'a>(&'a self, seen: Option<&'a str>) -> &'a str {
-        match seen {
-            Some(seen) if self.follows_host => seen,
-            _ => &self.public_url,
-        }
-    }
-
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<String, MediaSession>> {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
-    }
-
-    fn register(&self, peer: PeerId, grant: GrantClaims) -> String {
-        let mut bytes = [0u8; 16];
-        rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
-        let id = hex::encode(bytes);
-        self.sessions().insert(id.clone(), MediaSession { peer, grant });
-        id
-    }
-
-    /// The grants of the live publish and play sessions.
-    pub fn grants(&self) -> Vec<GrantClaims> {
-        self.sessions().values().map(|s| s.grant.clone()).collect()
-    }
-
-    /// The grants of the live sessions by their peer.
-    pub fn grants_by_peer(&self) -> HashMap<PeerId, GrantClaims> {
-        self.sessions().values().map(|s| (s.peer, s.grant.clone())).collect()
-    }
-
-    /// The grant a live peer was opened with (for reporting its events to rooms).
-    pub fn session_of(&self, peer: PeerId) -> Option<MediaSession> {
-        self.sessions().values().find(|s| s.peer == peer).cloned()
-    }
-
-    /// Ends every relay peer whose grant matches `keep` (a session's peers, a stream's
-    /// publisher, ...). Peers already gone are skipped.
-    pub async fn close_where(&self, matches: impl Fn(&GrantClaims) -> bool) {
-        let peers: Vec<PeerId> = self.sessions().values().filter(|s| matches(&s.grant)).map(|s| s.peer).collect();
-        for peer in peers {
-            if let Err(err) = self.relay.close(peer).await {
-                tracing::debug!(peer, error = %err, "relay peer already gone");
-            }
-        }
-    }
-
-    /// Forgets the bookkeeping of peers the relay has ended.
-    pub fn on_event(&self, event: &RelayEvent) {
-        if let RelayEvent::StreamStopped { peer, .. } | RelayEvent::PlayerStopped { peer, .. } = event {
-            self.sessions().retain(|_, s| s.peer != *peer);
-        }
-    }
-
-    pub fn url_for(&self, action: MediaAction, stream_id: &str, seen: Option<&str>) -> String {
-        relay_endpoint(self.base_url(seen), action, stream_id)
-    }
-}
-
-/// `http://HOST` from a request's `Host` (`https://` when a proxy says `X-Forwarded-Proto:
-/// https`): the base URL the client reached this node at. `None` for a missing or odd `Host`.
-pub fn base_url_of(req: &HttpRequest) -> Option<String> {
-    let host = req.headers().get(HOST)?.to_str().ok()?;
-    let plain = |c: char| c.is_ascii_alphanumeric() || "-.:[]".contains(c);
-    if host.is_empty() || host.len() > 255 || !host.chars().all(plain) {
-        return None;
-    }
-    let forwarded = req.headers().get("x-forwarded-proto").and_then(|v| v.to_str().ok());
-    let scheme = if forwarded.is_some_and(|p| p.trim().eq_ignore_ascii_case("https")) { "https" } else { "http" };
-    Some(format!("{scheme}://{host}"))
-}
-
-/// The WHIP/WHEP endpoint for `action` on the relay at `base`.
-pub fn relay_endpoint(base: &str, action: MediaAction, stream_id: &str) -> String {
-    let action = match action {
-        MediaAction::Publish => "publish",
-        MediaAction::Play => "play",
-    };
-    format!("{}/relay/v1/{action}/{stream_id}", base.trim_end_matches('/'))
-}
-
-fn node(state: &AppState) -> Result<&RelayNode, ApiError> {
+fn node(state: &AppState) -> Result<&MediaService, ApiError> {
     state.relay.as_deref().ok_or_else(|| ApiError::new(ErrorCode::RelayUnavailable, "this node runs no relay"))
 }
 
@@ -144,23 +33,6 @@ fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
     Ok(token.trim())
 }
 
-/// Finds the grant's app and verifies the grant with its secret.
-async fn verify_grant(
-    store: &Store,
-    text: &str,
-    action: MediaAction,
-    stream_id: &str,
-) -> Result<GrantClaims, ApiError> {
-    let app_id = grant::app_id_of(text)?;
-    let app = store.active_app(app_id).await.map_err(|err| match err {
-        StoreError::AppNotFound(_) | StoreError::AppDisabled(_) => {
-            ApiError::new(ErrorCode::InvalidGrant, format!("media grant: {err}"))
-        }
-        other => other.into(),
-    })?;
-    Ok(grant::verify(text, app.app_id, app.server_secret.as_bytes(), action, stream_id, unix_now())?)
-}
-
 async fn offer_answer(
     req: HttpRequest,
     stream_id: String,
@@ -169,22 +41,15 @@ async fn offer_answer(
     action: MediaAction,
 ) -> Result<HttpResponse, ApiError> {
     let node = node(&state)?;
-    if state.signaling.drain.is_draining() {
-        return Err(crate::signaling::draining());
-    }
+    state.refuse_if_draining()?;
     ids::validate_stream_id(&stream_id)?;
     let grant_text = bearer(&req)?;
     require_content_type(&req, "application/sdp")?;
     let body = read_body(&req, payload.into_inner()).await?;
     let offer = String::from_utf8(body.to_vec())
         .map_err(|_| ApiError::new(ErrorCode::BadOffer, "the SDP offer is not UTF-8 text"))?;
-    let claims = verify_grant(&state.store, grant_text, action, &stream_id).await?;
-    let key = StreamKey { app_id: claims.app_id, stream_id };
-    let (peer, answer) = match action {
-        MediaAction::Publish => node.relay.publish(key, offer).await?,
-        MediaAction::Play => node.relay.play(key, offer).await?,
-    };
-    let resource = node.register(peer, claims);
+    let claims = grants::check(&state.store, grant_text, action, &stream_id).await?;
+    let (resource, answer) = node.open(claims, offer).await?;
     Ok(HttpResponse::Created()
         .content_type("application/sdp")
         .insert_header((LOCATION, format!("/relay/v1/sessions/{resource}")))
@@ -248,15 +113,8 @@ pub async fn play(
         (status = 503, description = "6010 no relay on this node", body = ErrorBody),
     ))]
 pub async fn end_session(path: web::Path<String>, state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    let node = node(&state)?;
-    // The entry stays until the relay reports the session ended, so that the report can still
-    // be tied to its grant (and the room told); a second DELETE finds the peer gone (6009).
-    let peer = node
-        .sessions()
-        .get(path.as_str())
-        .map(|session| session.peer)
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownMediaSession, "no such relay session"))?;
-    node.relay.close(peer).await?;
+    // A second DELETE finds the session gone (6009).
+    node(&state)?.end(path.as_str()).await?;
     Ok(HttpResponse::NoContent().finish())
 }
 
@@ -312,12 +170,7 @@ pub async fn mute_player(
             "name `audio` and/or `video` (true to mute, false to resume)",
         ));
     }
-    let peer = node
-        .sessions()
-        .get(path.as_str())
-        .map(|session| session.peer)
-        .ok_or_else(|| ApiError::new(ErrorCode::UnknownMediaSession, "no such relay session"))?;
-    let mute = node.relay.mute_player(peer, request.audio, request.video).await?;
+    let mute = node.mute_player(path.as_str(), request.audio, request.video).await?;
     crate::metrics::media_mute("player", request.audio, request.video);
     Ok(HttpResponse::Ok().json(PlayerMuteState { audio_muted: mute.audio, video_muted: mute.video }))
 }
@@ -387,11 +240,10 @@ pub async fn create_grant(
         extra_info: None,
         ttl_secs: ttl_secs.unwrap_or(grant::MAX_GRANT_TTL_SECS),
     };
-    let now = unix_now();
-    let (grant, claims) = grant::issue(request.app.app_id, request.app.server_secret.as_bytes(), spec, now)?;
-    let url = node.url_for(claims.action, &claims.stream_id, base_url_of(&req).as_deref());
-    let ice_servers = turn::ice_servers(state.turn.as_deref(), claims.app_id, &claims.user_id, now);
-    Ok(HttpResponse::Ok().json(GrantResponse { grant, expires_at: claims.exp, url, ice_servers }))
+    let issued = grants::issue(&request.app, spec, state.turn.as_deref())?;
+    let url = node.url_for(issued.claims.action, &issued.claims.stream_id, base_url_of(&req).as_deref());
+    let (grant, expires_at, ice_servers) = (issued.grant, issued.claims.exp, issued.ice_servers);
+    Ok(HttpResponse::Ok().json(GrantResponse { grant, expires_at, url, ice_servers }))
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

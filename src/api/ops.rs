@@ -39,9 +39,7 @@ pub async fn healthz() -> HttpResponse {
         (status = 503, description = "1007 store or Redis unreachable (or a room channel not subscribed), 1010 draining", body = ErrorBody),
     ))]
 pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
-    if state.signaling.drain.is_draining() {
-        return Err(crate::signaling::draining());
-    }
+    state.refuse_if_draining()?;
     let store_ok = state.store.ping().await.is_ok();
     let redis = match &state.redis {
         None => "absent",
@@ -64,7 +62,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if let Some(node) = &state.relay {
-        crate::metrics::relay_observed(node.relay.stats(), node.relay.load());
+        crate::metrics::relay_observed(node.stats(), node.load());
     }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(crate::metrics::render())
 }

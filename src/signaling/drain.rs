@@ -84,7 +84,7 @@ pub async fn run(ctx: &Arc<SignalingContext>, timeout: Duration, move_media: boo
     if move_media {
         super::media::ask_publishers_to_move(ctx).await;
     }
-    let relay_peers = || ctx.relay.as_ref().map_or(0, |node| node.relay.load().peers);
+    let relay_peers = || ctx.relay.as_ref().map_or(0, |node| node.load().peers);
     crate::metrics::draining(true);
     tracing::info!(
         connections = ctx.connections(),

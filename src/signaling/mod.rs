@@ -51,7 +51,7 @@ pub struct SignalingContext {
     pub rooms: RoomService,
     pub store: Store,
     /// The relay streams are published to and played from (this node's own, in `all` mode).
-    pub relay: Option<Arc<crate::api::media::RelayNode>>,
+    pub relay: Option<Arc<crate::media::MediaService>>,
     pub registry: registry::Registry,
     pub config: SignalingConfig,
     /// Serving, or leaving gracefully (see [`drain`]).
@@ -67,7 +67,7 @@ impl SignalingContext {
     pub fn new(
         rooms: RoomService,
         store: Store,
-        relay: Option<Arc<crate::api::media::RelayNode>>,
+        relay: Option<Arc<crate::media::MediaService>>,
         config: SignalingConfig,
     ) -> Self {
         let usage =
@@ -222,8 +222,8 @@ pub async fn websocket(
         .map_err(|e| ApiError::new(ErrorCode::MalformedFrame, format!("not a websocket upgrade: {e}")))?;
     let frames = frames::FrameReader::new(body.into_inner(), limits::MAX_FRAME_BYTES);
     // Kept per connection only where it is used: a lone node handing out Host-based relay URLs.
-    let follows_host = ctx.relay.as_deref().is_some_and(crate::api::media::RelayNode::follows_host);
-    let base_url = if follows_host { crate::api::media::base_url_of(&req) } else { None };
+    let follows_host = ctx.relay.as_deref().is_some_and(crate::media::MediaService::follows_host);
+    let base_url = if follows_host { crate::media::base_url_of(&req) } else { None };
     actix_web::rt::spawn(connection::run(ctx, session, frames, slot, base_url));
     Ok(response)
 }
