@@ -1,62 +1,61 @@
-//! An engine thread (one shard of the relay): owns its UDP socket and every session on it,
+//! One shard's relay engine, sans-IO like str0m itself: it owns every session of its shard,
 //! demultiplexes datagrams, drives str0m's timers, forwards RTP from publishers to players and
-//! runs session lifecycles. Shards share nothing on the packet path; they meet only in the
-//! stream directory (a mutex taken per publish, play and stream end) and the event channel.
+//! runs session lifecycles, but touches no socket, thread, channel or clock. Datagrams, time
+//! and commands go in (`handle_datagram`, `handle_timeout`, `publish`/`play`/`close`/…, each
+//! with the caller's `now`); datagrams and [`RelayEvent`]s come out of queues
+//! (`poll_transmit`, `poll_event`), and `poll_timeout` says when to call `handle_timeout`
+//! next. `shard.rs` runs it on a thread with a UDP socket; the virtual-clock tests
+//! (`tests/virtual_clock.rs` here) run it against in-memory str0m clients.
 //!
-//! Loop: take pending commands; fire due timers (a min-heap keyed by each session's requested
-//! time, stale entries skipped); once a second sweep for sessions that never connected; then
-//! `recv_from` with a read timeout of min(next timer, 10 ms) so commands wait at most ~10 ms.
-//! After every input the session is drained (`poll_output` until `Timeout`), and so is every
-//! session a forwarded packet or keyframe request touched.
+//! Shards share nothing on the packet path; they meet only in the stream directory (a mutex
+//! taken per publish, play and stream end) and in the load and traffic counters.
 //!
-//! Per packet the engine itself allocates nothing: the receive buffer and the scratch vectors
-//! are reused, an RTP payload is shared (`Arc<[u8]>`) with every player, and the timer heap is
+//! Timers: a min-heap keyed by each session's requested time, stale entries skipped; once a
+//! second a sweep for sessions that never connected. After every input the session is
+//! drained (`poll_output` until `Timeout`), and so is every session a forwarded packet or
+//! keyframe request touched.
+//!
+//! Per packet the engine itself allocates nothing: the scratch vectors and output queues are
+//! reused, an RTP payload is shared (`Arc<[u8]>`) with every player, and the timer heap is
 //! compacted in place. What str0m allocates remains: the decrypted payload of every incoming
 //! RTP packet, the send-buffer entry of every packet written to a player, and the encrypted
-//! datagram of every transmit.
+//! datagram of every transmit (queued as it is, not copied).
 //!
-//! Limits: one thread serves every session of its shard; building a session (DTLS
-//! certificate, SDP) runs on it too, so a burst of offers delays that shard's forwarding by a
-//! few milliseconds each. With several advertised IPs on a wildcard bind, the datagram's real
-//! destination is unknown (no `IP_PKTINFO`): the first advertised IP of the sender's family is
-//! assumed.
+//! Limits: building a session (DTLS certificate, SDP) runs on the shard's thread too, so a
+//! burst of offers delays that shard's forwarding by a few milliseconds each. With several
+//! advertised IPs on a wildcard bind, the datagram's real destination is unknown (no
+//! `IP_PKTINFO`): the first advertised IP of the sender's family is assumed.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
-use std::io::ErrorKind;
-use std::net::{SocketAddr, UdpSocket};
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use str0m::Input;
 use str0m::config::CryptoProvider;
 use str0m::ice::StunMessage;
 use str0m::media::{KeyframeRequestKind, MediaKind};
-use str0m::net::{DatagramRecv, Protocol, Receive};
+use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::rtp::RtpPacket;
-use tokio::sync::mpsc::UnboundedSender;
 
 use super::MediaBytes;
 use super::forward::{Forwarded, TrackOut};
-use super::peer::{self, Happening, Io, Peer, Player, Publisher, Role, TrackIn};
+use super::peer::{self, Happening, Peer, Player, Publisher, Role, TrackIn};
 use super::sdp;
-use super::{
-    Command, Directory, KEYFRAME_INTERVAL, PeerId, PlayerMute, RelayError, RelayEvent, ShardInfo, Shared, StreamKey,
-};
+use super::{Directory, KEYFRAME_INTERVAL, PeerId, PlayerMute, RelayError, RelayEvent, ShardInfo, Shared, StreamKey};
 
-/// Longest the loop blocks on the socket, so commands are noticed.
-const MAX_WAIT: Duration = Duration::from_millis(10);
 /// A remote may reach us from this many addresses (ICE candidate pairs) at most.
 const MAX_ADDRS_PER_PEER: usize = 16;
-const RECV_BUF: usize = 2048;
+/// How often sessions that never connected are looked for.
+const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 
 pub(crate) struct Engine {
-    socket: UdpSocket,
     /// Advertised host candidates (public IP, bound port).
     candidates: Vec<SocketAddr>,
-    events: UnboundedSender<RelayEvent>,
+    /// Load and forwarding counters for the handle (the socket's own counters are the caller's).
     shared: Arc<Shared>,
     crypto: Arc<CryptoProvider>,
     peers: HashMap<PeerId, Peer>,
@@ -64,40 +63,40 @@ pub(crate) struct Engine {
     by_ufrag: HashMap<String, PeerId>,
     streams: HashMap<StreamKey, PeerId>,
     timers: BinaryHeap<Reverse<(Instant, PeerId)>>,
+    last_sweep: Instant,
     /// This shard's index and the directory of which shard holds which stream.
     index: usize,
     directory: Arc<Directory>,
     /// Ids of this shard: `index + k * shards`, so the handle routes by `id % shards`.
     next_id: PeerId,
     id_step: PeerId,
-    read_timeout: Duration,
     /// Sessions not connected by then are dropped ([`super::CONNECT_TIMEOUT`] outside tests).
     connect_timeout: Duration,
+    /// Datagrams to send, in order (str0m's transmits, not copied).
+    transmits: VecDeque<Transmit>,
+    /// Events to report, in order.
+    events: VecDeque<RelayEvent>,
     /// Sessions to drain (scratch, reused).
     dirty: Vec<PeerId>,
     happenings: Vec<Happening>,
     closing: Vec<(PeerId, &'static str)>,
-    /// Whether the datagram being handled was forwarded to at least one player.
+    /// Whether a player was written to since [`Engine::take_forwarded`] was last called.
     forwarded_in_turn: bool,
 }
 
 impl Engine {
     pub fn new(
-        socket: UdpSocket,
         candidates: Vec<SocketAddr>,
-        events: UnboundedSender<RelayEvent>,
         shared: Arc<Shared>,
         shard: ShardInfo,
         connect_timeout: Duration,
+        now: Instant,
     ) -> Result<Engine, RelayError> {
         let id_step = shard.count.max(1) as PeerId;
-        socket.set_read_timeout(Some(MAX_WAIT)).map_err(|e| RelayError::Unavailable(e.to_string()))?;
         let crypto = catch_unwind(str0m::crypto::from_feature_flags)
             .map_err(|_| RelayError::Unavailable("no crypto provider for DTLS/SRTP".into()))?;
         Ok(Engine {
-            socket,
             candidates,
-            events,
             shared,
             crypto: Arc::new(crypto),
             peers: HashMap::new(),
@@ -105,12 +104,14 @@ impl Engine {
             by_ufrag: HashMap::new(),
             streams: HashMap::new(),
             timers: BinaryHeap::new(),
+            last_sweep: now,
             index: shard.index,
             directory: shard.directory,
             next_id: id_step + shard.index as PeerId,
             id_step,
-            read_timeout: MAX_WAIT,
             connect_timeout,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
             dirty: Vec::new(),
             happenings: Vec::new(),
             closing: Vec::new(),
@@ -118,106 +119,86 @@ impl Engine {
         })
     }
 
-    /// Runs until every [`super::Relay`] handle is dropped.
-    pub fn run(mut self, commands: mpsc::Receiver<Command>) {
-        let mut buf = vec![0u8; RECV_BUF];
-        let mut last_sweep = Instant::now();
-        loop {
-            loop {
-                match commands.try_recv() {
-                    Ok(command) => self.command(command),
-                    Err(mpsc::TryRecvError::Empty) => break,
-                    Err(mpsc::TryRecvError::Disconnected) => {
-                        self.shutdown();
-                        return;
-                    }
-                }
-            }
-            let now = Instant::now();
-            self.fire_timers(now);
-            if now.saturating_duration_since(last_sweep) >= Duration::from_secs(1) {
-                last_sweep = now;
-                self.sweep(now);
-            }
-            self.close_pending();
+    // ---- the sans-IO surface ----
 
-            let wait = match self.timers.peek() {
-                Some(Reverse((t, _))) => {
-                    t.saturating_duration_since(Instant::now()).clamp(Duration::from_millis(1), MAX_WAIT)
-                }
-                None => MAX_WAIT,
-            };
-            // Whole milliseconds: fewer setsockopt calls, and timers are not finer than that.
-            let wait = Duration::from_millis(wait.as_millis().max(1) as u64);
-            if wait != self.read_timeout && self.socket.set_read_timeout(Some(wait)).is_ok() {
-                self.read_timeout = wait;
-            }
-            match self.socket.recv_from(&mut buf) {
-                Ok((n, source)) => {
-                    if let Some(data) = buf.get(..n) {
-                        let received = Instant::now();
-                        self.forwarded_in_turn = false;
-                        self.datagram(data, source, received);
-                        if self.forwarded_in_turn {
-                            // From the datagram's arrival to its copies leaving for every player.
-                            crate::metrics::relay_forward_latency(received.elapsed());
-                        }
-                    }
-                    self.close_pending();
-                }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
-                Err(e) => {
-                    // E.g. ICMP port unreachable surfacing on Linux; nothing to do but go on.
-                    tracing::debug!(error = %e, "relay recv failed");
-                }
-            }
+    /// One datagram received from `source` at `now`.
+    pub fn handle_datagram(&mut self, now: Instant, source: SocketAddr, data: &[u8]) {
+        self.datagram(data, source, now);
+        self.close_pending();
+    }
+
+    /// Fires the session timers due at `now` and, once a second, drops sessions that never
+    /// connected. Early calls are harmless.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.fire_timers(now);
+        if now.saturating_duration_since(self.last_sweep) >= SWEEP_INTERVAL {
+            self.last_sweep = now;
+            self.sweep(now);
+        }
+        self.close_pending();
+    }
+
+    /// When `handle_timeout` is due next (may be in the past: then at once).
+    pub fn poll_timeout(&self) -> Instant {
+        let sweep = self.last_sweep + SWEEP_INTERVAL;
+        match self.timers.peek() {
+            Some(Reverse((t, _))) => sweep.min(*t),
+            None => sweep,
         }
     }
 
-    // ---- commands ----
-
-    fn command(&mut self, command: Command) {
-        let now = Instant::now();
-        match command {
-            Command::Publish { stream, offer, reply } => {
-                let result = self.publish(stream.clone(), &offer, now);
-                if result.is_err() {
-                    self.release(&stream);
-                }
-                let _ = reply.send(result);
-            }
-            Command::Play { stream, offer, reply } => {
-                let _ = reply.send(self.play(stream, &offer, now));
-            }
-            Command::Mute { stream, audio, video, reply } => {
-                let _ = reply.send(self.mute(&stream, audio, video, now));
-            }
-            Command::MutePlayer { peer, audio, video, reply } => {
-                let _ = reply.send(self.mute_player(peer, audio, video, now));
-            }
-            Command::LinkLevels { reply } => {
-                let levels = self.peers.values_mut().filter_map(|p| Some((p.id, p.worst_level.take()?))).collect();
-                let _ = reply.send(Ok(levels));
-            }
-            Command::Close { peer, reply } => {
-                let result = if self.peers.contains_key(&peer) {
-                    self.closing.push((peer, "closed by the API"));
-                    self.close_pending();
-                    Ok(())
-                } else {
-                    Err(RelayError::UnknownPeer)
-                };
-                let _ = reply.send(result);
-            }
-        }
+    /// The next datagram to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
     }
 
-    fn mute(
+    /// The next event to report.
+    pub fn poll_event(&mut self) -> Option<RelayEvent> {
+        self.events.pop_front()
+    }
+
+    /// Whether any packet was written to a player since the last call (for the forwarding
+    /// latency metric).
+    pub fn take_forwarded(&mut self) -> bool {
+        std::mem::take(&mut self.forwarded_in_turn)
+    }
+
+    /// Ends a publisher (with its players) or a player.
+    pub fn close(&mut self, peer: PeerId) -> Result<(), RelayError> {
+        if !self.peers.contains_key(&peer) {
+            return Err(RelayError::UnknownPeer);
+        }
+        self.closing.push((peer, "closed by the API"));
+        self.close_pending();
+        Ok(())
+    }
+
+    /// The worst quality level of each peer's link since the last call.
+    pub fn link_levels(&mut self) -> Vec<(PeerId, crate::quality::Level)> {
+        self.peers.values_mut().filter_map(|p| Some((p.id, p.worst_level.take()?))).collect()
+    }
+
+    /// Accepts a publisher's offer, or frees the stream's directory entry on failure.
+    pub fn publish(&mut self, now: Instant, stream: StreamKey, offer: &str) -> Result<(PeerId, String), RelayError> {
+        let result = self.publish_inner(stream.clone(), offer, now);
+        if result.is_err() {
+            self.release(&stream);
+        }
+        result
+    }
+
+    /// Accepts a player's offer for a stream this shard publishes.
+    pub fn play(&mut self, now: Instant, stream: StreamKey, offer: &str) -> Result<(PeerId, String), RelayError> {
+        self.play_inner(stream, offer, now)
+    }
+
+    /// Stops or resumes forwarding a stream's audio/video (see [`super::Relay::mute`]).
+    pub fn mute(
         &mut self,
+        now: Instant,
         stream: &StreamKey,
         audio: Option<bool>,
         video: Option<bool>,
-        now: Instant,
     ) -> Result<(), RelayError> {
         let publisher = *self.streams.get(stream).ok_or_else(|| RelayError::UnknownStream(stream.stream_id.clone()))?;
         let Some(Role::Publisher(source)) = self.peers.get_mut(&publisher).map(|p| &mut p.role) else {
@@ -232,12 +213,13 @@ impl Engine {
         Ok(())
     }
 
-    fn mute_player(
+    /// Stops or resumes what one player is sent (see [`super::Relay::mute_player`]).
+    pub fn mute_player(
         &mut self,
+        now: Instant,
         peer: PeerId,
         audio: Option<bool>,
         video: Option<bool>,
-        now: Instant,
     ) -> Result<PlayerMute, RelayError> {
         let role = &mut self.peers.get_mut(&peer).ok_or(RelayError::UnknownPeer)?.role;
         let Role::Player(player) = role else {
@@ -267,7 +249,7 @@ impl Engine {
         Ok(state)
     }
 
-    fn publish(&mut self, stream: StreamKey, offer: &str, now: Instant) -> Result<(PeerId, String), RelayError> {
+    fn publish_inner(&mut self, stream: StreamKey, offer: &str, now: Instant) -> Result<(PeerId, String), RelayError> {
         if self.streams.contains_key(&stream) {
             return Err(RelayError::AlreadyPublished(stream.stream_id));
         }
@@ -305,7 +287,7 @@ impl Engine {
         Ok((id, accepted.answer))
     }
 
-    fn play(&mut self, stream: StreamKey, offer: &str, now: Instant) -> Result<(PeerId, String), RelayError> {
+    fn play_inner(&mut self, stream: StreamKey, offer: &str, now: Instant) -> Result<(PeerId, String), RelayError> {
         let Some(&publisher) = self.streams.get(&stream) else {
             return Err(RelayError::UnknownStream(stream.stream_id));
         };
@@ -383,8 +365,6 @@ impl Engine {
     // ---- network and time ----
 
     fn datagram(&mut self, data: &[u8], source: SocketAddr, now: Instant) {
-        Shared::add(&self.shared.packets_in, 1);
-        Shared::add(&self.shared.bytes_in, data.len() as u64);
         // RFC 7983 demultiplexing: first byte 0..=3 is STUN. STUN is routed by our ufrag (a new
         // or peer-reflexive remote address is learned that way); everything else by address.
         let is_stun = data.first().is_some_and(|b| *b < 4);
@@ -477,8 +457,7 @@ impl Engine {
         while let Some(id) = self.dirty.pop() {
             let Some(peer) = self.peers.get_mut(&id) else { continue };
             let before = peer.next_timeout;
-            let io = Io { socket: &self.socket, shared: &self.shared };
-            if peer.drain(&io, &mut happenings)
+            if peer.drain(&mut self.transmits, &mut happenings)
                 && let Some(t) = peer.next_timeout
                 && peer.next_timeout != before
                 && peer.queued.is_none_or(|queued| t < queued)
@@ -512,7 +491,7 @@ impl Engine {
                 if let Role::Player(player) = &peer.role {
                     let publisher = player.publisher;
                     let event = RelayEvent::PlayerStarted { stream: peer.stream.clone(), peer: from };
-                    let _ = self.events.send(event);
+                    self.events.push_back(event);
                     self.want_keyframe(publisher, now);
                 }
             }
@@ -535,7 +514,7 @@ impl Engine {
         };
         if !source.live {
             source.live = true;
-            let _ = self.events.send(RelayEvent::StreamLive { stream: peer.stream.clone(), peer: from });
+            self.events.push_back(RelayEvent::StreamLive { stream: peer.stream.clone(), peer: from });
         }
         let Some(track) = source.track_of(&mut peer.rtc, packet.header.ssrc) else { return };
         let (mid, kind) = (source.tracks[track].mid, source.tracks[track].kind);
@@ -682,7 +661,7 @@ impl Engine {
         // Load first, so whoever reacts to the event already sees it.
         self.update_load();
         for event in ended {
-            let _ = self.events.send(event);
+            self.events.push_back(event);
         }
     }
 
@@ -692,8 +671,7 @@ impl Engine {
         // Tell the remote (RTCP BYE, DTLS close_notify) so it need not wait for an ICE timeout.
         let rtc = &mut peer.rtc;
         if let Ok(Ok(())) = catch_unwind(AssertUnwindSafe(|| rtc.close())) {
-            let io = Io { socket: &self.socket, shared: &self.shared };
-            peer.drain(&io, &mut Vec::new());
+            peer.drain(&mut self.transmits, &mut Vec::new());
         }
         peer.rtc.disconnect();
         for addr in &peer.addrs {
@@ -724,7 +702,8 @@ impl Engine {
         self.shared.streams.store(self.streams.len(), Ordering::Relaxed);
     }
 
-    fn shutdown(&mut self) {
+    /// Ends every session (the relay is stopping), reporting each.
+    pub fn shutdown(&mut self) {
         let publishers: Vec<PeerId> = self.peers.values().filter(|p| p.is_publisher()).map(|p| p.id).collect();
         for id in publishers {
             self.remove(id, "relay stopped");

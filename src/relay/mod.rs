@@ -38,7 +38,7 @@ use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
@@ -46,6 +46,7 @@ mod engine;
 mod forward;
 mod peer;
 mod sdp;
+mod shard;
 #[cfg(test)]
 mod tests;
 
@@ -302,12 +303,12 @@ impl Relay {
             let shared = Arc::new(Shared::default());
             let (commands, rx) = mpsc::channel();
             let shard = ShardInfo { index, count, directory: Arc::clone(&directory) };
-            let engine =
-                engine::Engine::new(socket, candidates, events.clone(), Arc::clone(&shared), shard, connect_timeout)?;
+            let engine = engine::Engine::new(candidates, Arc::clone(&shared), shard, connect_timeout, Instant::now())?;
+            let running = shard::Shard::new(engine, socket, events.clone(), Arc::clone(&shared))?;
             // On an error below, dropping `shards` stops the threads already started.
             std::thread::Builder::new()
                 .name(format!("huddle-relay-{index}"))
-                .spawn(move || engine.run(rx))
+                .spawn(move || running.run(rx))
                 .map_err(|e| RelayError::Unavailable(format!("cannot start relay thread {index}: {e}")))?;
             shards.push(Shard { commands, local_addr, shared });
         }

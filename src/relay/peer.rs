@@ -1,7 +1,8 @@
 //! One relay session: its `Rtc`, its role (publisher or player) and how it is set up from an
 //! SDP offer and drained after every input.
 
-use std::net::{SocketAddr, UdpSocket};
+use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
@@ -10,11 +11,12 @@ use str0m::change::SdpOffer;
 use str0m::config::CryptoProvider;
 use str0m::format::PayloadParams;
 use str0m::media::{MediaKind, Mid, Pt};
+use str0m::net::Transmit;
 use str0m::rtp::{RtpPacket, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Output, Rtc, RtcConfig};
 
 use super::forward::TrackOut;
-use super::{PeerId, RelayError, Shared, StreamKey};
+use super::{PeerId, RelayError, StreamKey};
 use crate::quality::{Level, LinkSample};
 
 /// A relay session.
@@ -40,7 +42,7 @@ pub(crate) struct Peer {
     pub nack_totals: NackTotals,
     /// The worst level of this peer's link measured since the engine last took it.
     pub worst_level: Option<crate::quality::Level>,
-    /// UDP payload bytes received from and sent to this peer (usage records).
+    /// UDP payload bytes received from and queued for this peer (usage records).
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -278,16 +280,10 @@ fn note_level(worst: &mut Option<Level>, level: Level) {
     }
 }
 
-/// Sends datagrams and counts them.
-pub(crate) struct Io<'a> {
-    pub socket: &'a UdpSocket,
-    pub shared: &'a Shared,
-}
-
 impl Peer {
-    /// Polls the session until it asks for a timeout; transmits on the way. Returns false if the
-    /// session is dead (also pushed as [`Happening::Gone`]).
-    pub fn drain(&mut self, io: &Io<'_>, out: &mut Vec<Happening>) -> bool {
+    /// Polls the session until it asks for a timeout, queueing its datagrams on `transmits`.
+    /// Returns false if the session is dead (also pushed as [`Happening::Gone`]).
+    pub fn drain(&mut self, transmits: &mut VecDeque<Transmit>, out: &mut Vec<Happening>) -> bool {
         let rtc = &mut self.rtc;
         let nacks = &mut self.nack_totals;
         let worst_level = &mut self.worst_level;
@@ -305,14 +301,8 @@ impl Peer {
                             last_dest = Some(t.destination);
                             out.push(Happening::Destination(t.destination));
                         }
-                        match io.socket.send_to(&t.contents, t.destination) {
-                            Ok(n) => {
-                                Shared::add(&io.shared.packets_out, 1);
-                                Shared::add(&io.shared.bytes_out, n as u64);
-                                *bytes_out += n as u64;
-                            }
-                            Err(e) => tracing::debug!(error = %e, dest = %t.destination, "relay send failed"),
-                        }
+                        *bytes_out += t.contents.len() as u64;
+                        transmits.push_back(t);
                     }
                     Ok(Output::Event(e)) => match e {
                         Event::Connected => out.push(Happening::Connected),
