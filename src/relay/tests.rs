@@ -15,6 +15,8 @@ use tokio::sync::mpsc::{UnboundedReceiver, unbounded_channel};
 
 use super::*;
 
+mod virtual_clock;
+
 const FRAME: Duration = Duration::from_millis(20);
 /// The publisher makes every KEY_EVERY-th frame a keyframe (and any frame after a PLI).
 const KEY_EVERY: u32 = 100;
