@@ -14,10 +14,12 @@
 //! ```
 //!
 //! Design:
-//! - The relay is sharded: [`RelayConfig::threads`] engine threads (`engine.rs`), each owning
-//!   its own UDP socket and every [`str0m::Rtc`] on it. The [`Relay`] handle talks to them by
-//!   messages (a command channel plus a oneshot reply), so the async methods never block their
-//!   runtime and no `Rtc` is ever shared behind a lock.
+//! - The relay is sharded: [`RelayConfig::threads`] engine threads (`shard.rs`), each owning
+//!   its own UDP socket and an engine (`engine.rs`) with every [`str0m::Rtc`] on it. The
+//!   engine is sans-IO like str0m: datagrams, time and commands in, datagrams and events out
+//!   of queues, so it is tested on a virtual clock (`tests/virtual_clock.rs`). The [`Relay`]
+//!   handle talks to the threads by messages (a command channel plus a oneshot reply), so the
+//!   async methods never block their runtime and no `Rtc` is ever shared behind a lock.
 //! - A stream lives entirely on one shard: its publisher goes to the shard with the fewest
 //!   peers, its players to the shard that holds it (a directory shared by the handle and the
 //!   engines), so forwarding never crosses threads. Peer ids are `k * shards + shard`, so
