@@ -389,6 +389,7 @@ pub fn relay_observed(stats: crate::relay::RelayStats, load: crate::relay::Relay
         ("bytes_out", stats.bytes_out, seen.bytes_out),
         ("forwarded", stats.forwarded, seen.forwarded),
         ("keyframe_requests", stats.keyframe_requests, seen.keyframe_requests),
+        ("handed_off", stats.handed_off, seen.handed_off),
     ] {
         c.relay_counters.with_label_values(&[what]).inc_by(now.saturating_sub(before));
     }

@@ -105,6 +105,9 @@ struct Report {
     server_cpu_us_per_forwarded: Option<f64>,
     /// The relay engine thread(s) alone.
     relay_thread_cpu_seconds: Option<f64>,
+    /// Each relay engine thread's share of that, in thread-name order (how evenly a sharded
+    /// relay spreads the load).
+    relay_threads_cpu_seconds: Vec<f64>,
     relay_thread_cpu_us_per_forwarded: Option<f64>,
     /// Split of the above: user space (str0m, SRTP, forwarding) and kernel (sendto/recvfrom;
     /// on loopback a send also runs the receiving socket's side of the stack).
@@ -363,6 +366,14 @@ pub async fn run(args: MediaLoadArgs) -> Result<(), String> {
         server_cpu_seconds: server_cpu,
         server_cpu_us_per_forwarded: per_forwarded(server_cpu),
         relay_thread_cpu_seconds: relay_cpu,
+        relay_threads_cpu_seconds: cpu_end
+            .relay_threads
+            .iter()
+            .map(|(name, end)| {
+                let start = cpu_start.relay_threads.get(name).copied().unwrap_or(0);
+                end.saturating_sub(start) as f64 / ticks
+            })
+            .collect(),
         relay_thread_cpu_us_per_forwarded: per_forwarded(relay_cpu),
         relay_thread_user_us_per_forwarded: per_forwarded(relay_split.map(|(user, _)| user)),
         relay_thread_system_us_per_forwarded: per_forwarded(relay_split.map(|(_, system)| system)),
@@ -453,31 +464,36 @@ fn parse_relay_totals(text: &str) -> HashMap<String, f64> {
 struct Cpu {
     process: Option<u64>,
     relay: Option<(u64, u64)>,
+    /// utime + stime of each relay thread, by thread name.
+    relay_threads: std::collections::BTreeMap<String, u64>,
     own: Option<u64>,
 }
 
 impl Cpu {
     fn read(server_pid: Option<u32>) -> Cpu {
         // Every relay engine thread (`huddle-relay…`; a sharded relay runs several).
-        let relay = server_pid.and_then(|pid| {
-            let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-            let ticks: Vec<(u64, u64)> = tasks
-                .filter_map(Result::ok)
-                .filter_map(|task| {
-                    let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
-                    if !comm.starts_with("huddle-relay") {
-                        return None;
-                    }
-                    stat_user_system(&std::fs::read_to_string(task.path().join("stat")).ok()?)
-                })
-                .collect();
-            (!ticks.is_empty()).then(|| ticks.iter().fold((0, 0), |(u, s), (du, ds)| (u + du, s + ds)))
-        });
+        let threads: Vec<(String, (u64, u64))> = server_pid
+            .and_then(|pid| std::fs::read_dir(format!("/proc/{pid}/task")).ok())
+            .into_iter()
+            .flatten()
+            .filter_map(Result::ok)
+            .filter_map(|task| {
+                let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+                if !comm.starts_with("huddle-relay") {
+                    return None;
+                }
+                let ticks = stat_user_system(&std::fs::read_to_string(task.path().join("stat")).ok()?)?;
+                Some((comm.trim().to_owned(), ticks))
+            })
+            .collect();
+        let relay =
+            (!threads.is_empty()).then(|| threads.iter().fold((0, 0), |(u, s), (_, (du, ds))| (u + du, s + ds)));
+        let relay_threads = threads.into_iter().map(|(name, (user, system))| (name, user + system)).collect();
         let process = server_pid
             .and_then(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
             .and_then(|s| stat_ticks(&s));
         let own = std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| stat_ticks(&s));
-        Cpu { process, relay, own }
+        Cpu { process, relay, relay_threads, own }
     }
 }
 

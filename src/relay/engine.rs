@@ -7,8 +7,10 @@
 //! next. `shard.rs` runs it on a thread with a UDP socket; the virtual-clock tests
 //! (`tests/virtual_clock.rs` here) run it against in-memory str0m clients.
 //!
-//! Shards share nothing on the packet path; they meet only in the stream directory (a mutex
-//! taken per publish, play and stream end) and in the load and traffic counters.
+//! Shards meet in the stream directory (a mutex taken per publish, play and stream end), in
+//! the load and traffic counters, and in crossings (`crossing.rs`): a stream whose players are
+//! on several shards is handed from its origin shard to each of the others once per packet.
+//! Crossings to send come out of `poll_crossing`; those received go in by `handle_crossing`.
 //!
 //! Timers: a min-heap keyed by each session's requested time, stale entries skipped; once a
 //! second a sweep for sessions that never connected. After every input the session is
@@ -41,11 +43,14 @@ use str0m::media::{KeyframeRequestKind, MediaKind};
 use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::rtp::RtpPacket;
 
-use super::MediaBytes;
+use super::crossing::{Crossing, Ending, MediaPacket, Mirror, shards_of};
 use super::forward::{Forwarded, TrackOut};
-use super::peer::{self, Happening, Peer, Player, Publisher, Role, TrackIn};
+use super::peer::{self, Happening, Peer, Player, Publisher, Role, Source, TrackIn};
 use super::sdp;
-use super::{Directory, KEYFRAME_INTERVAL, PeerId, PlayerMute, RelayError, RelayEvent, ShardInfo, Shared, StreamKey};
+use super::{
+    Directory, KEYFRAME_INTERVAL, MediaBytes, Origin, PeerId, PlayerMute, RelayError, RelayEvent, ShardInfo, Shared,
+    StreamEntry, StreamKey,
+};
 
 /// A remote may reach us from this many addresses (ICE candidate pairs) at most.
 const MAX_ADDRS_PER_PEER: usize = 16;
@@ -62,6 +67,10 @@ pub(crate) struct Engine {
     by_addr: HashMap<SocketAddr, PeerId>,
     by_ufrag: HashMap<String, PeerId>,
     streams: HashMap<StreamKey, PeerId>,
+    /// Streams published on another shard with players here, by publisher.
+    mirrors: HashMap<PeerId, Mirror>,
+    /// Publishers gone from here whose players on other shards are still being ended.
+    ending: HashMap<PeerId, Ending>,
     timers: BinaryHeap<Reverse<(Instant, PeerId)>>,
     last_sweep: Instant,
     /// This shard's index and the directory of which shard holds which stream.
@@ -76,6 +85,10 @@ pub(crate) struct Engine {
     transmits: VecDeque<Transmit>,
     /// Events to report, in order.
     events: VecDeque<RelayEvent>,
+    /// Messages to other shards (shard index, message), in order.
+    crossings: VecDeque<(usize, Crossing)>,
+    /// The relay is stopping: every shard ends its own sessions, nobody waits for another.
+    stopping: bool,
     /// Sessions to drain (scratch, reused).
     dirty: Vec<PeerId>,
     happenings: Vec<Happening>,
@@ -103,6 +116,8 @@ impl Engine {
             by_addr: HashMap::new(),
             by_ufrag: HashMap::new(),
             streams: HashMap::new(),
+            mirrors: HashMap::new(),
+            ending: HashMap::new(),
             timers: BinaryHeap::new(),
             last_sweep: now,
             index: shard.index,
@@ -112,6 +127,8 @@ impl Engine {
             connect_timeout,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
+            crossings: VecDeque::new(),
+            stopping: false,
             dirty: Vec::new(),
             happenings: Vec::new(),
             closing: Vec::new(),
@@ -157,6 +174,84 @@ impl Engine {
         self.events.pop_front()
     }
 
+    /// The next message for another shard: (its index, the message). Pass it on only after
+    /// the events polled before it have been reported.
+    pub fn poll_crossing(&mut self) -> Option<(usize, Crossing)> {
+        self.crossings.pop_front()
+    }
+
+    /// A message from another shard.
+    pub fn handle_crossing(&mut self, now: Instant, crossing: Crossing) {
+        match crossing {
+            Crossing::Subscribe { publisher, shard } => {
+                if let Some(p) = self.local_publisher(publisher)
+                    && !p.shards.contains(&shard)
+                {
+                    p.shards.push(shard);
+                }
+            }
+            Crossing::Unsubscribe { publisher, shard, bytes_out } => {
+                if let Some(p) = self.local_publisher(publisher) {
+                    p.shards.retain(|&s| s != shard);
+                    p.players_bytes_out += bytes_out;
+                } else if let Some(ending) = self.ending.get_mut(&publisher) {
+                    ending.bytes.bytes_out += bytes_out;
+                }
+            }
+            Crossing::Media { publisher, media } => {
+                let Some(mirror) = self.mirrors.get_mut(&publisher) else { return };
+                let players = std::mem::take(&mut mirror.players);
+                let need_keyframe = self.fan_out(&players, &media, now);
+                if let Some(mirror) = self.mirrors.get_mut(&publisher) {
+                    mirror.players = players;
+                }
+                if need_keyframe {
+                    self.want_keyframe(publisher, now);
+                }
+            }
+            Crossing::Keyframe { publisher } => self.want_keyframe(publisher, now),
+            Crossing::End { publisher } => {
+                let mut bytes_out = 0;
+                if let Some(mirror) = self.mirrors.remove(&publisher) {
+                    bytes_out = mirror.departed_bytes_out;
+                    for pid in mirror.players {
+                        if let Some(player) = self.unmap(pid) {
+                            bytes_out += player.bytes_out;
+                            self.events.push_back(RelayEvent::PlayerStopped { stream: player.stream, peer: pid });
+                        }
+                    }
+                    self.update_load();
+                }
+                let origin = self.shard_of(publisher);
+                self.crossings.push_back((origin, Crossing::Ended { publisher, shard: self.index, bytes_out }));
+            }
+            Crossing::Ended { publisher, shard, bytes_out } => {
+                let Some(ending) = self.ending.get_mut(&publisher) else { return };
+                ending.bytes.bytes_out += bytes_out;
+                ending.waiting &= !(1u64 << shard);
+                if ending.waiting == 0
+                    && let Some(ending) = self.ending.remove(&publisher)
+                {
+                    let event =
+                        RelayEvent::StreamStopped { stream: ending.stream, peer: publisher, bytes: ending.bytes };
+                    self.events.push_back(event);
+                }
+            }
+        }
+    }
+
+    fn local_publisher(&mut self, id: PeerId) -> Option<&mut Publisher> {
+        match self.peers.get_mut(&id).map(|p| &mut p.role) {
+            Some(Role::Publisher(p)) => Some(p),
+            _ => None,
+        }
+    }
+
+    /// The shard a session id belongs to.
+    fn shard_of(&self, id: PeerId) -> usize {
+        (id % self.id_step) as usize
+    }
+
     /// Whether any packet was written to a player since the last call (for the forwarding
     /// latency metric).
     pub fn take_forwarded(&mut self) -> bool {
@@ -182,14 +277,21 @@ impl Engine {
     pub fn publish(&mut self, now: Instant, stream: StreamKey, offer: &str) -> Result<(PeerId, String), RelayError> {
         let result = self.publish_inner(stream.clone(), offer, now);
         if result.is_err() {
-            self.release(&stream);
+            self.release(&stream, None);
         }
         result
     }
 
-    /// Accepts a player's offer for a stream this shard publishes.
-    pub fn play(&mut self, now: Instant, stream: StreamKey, offer: &str) -> Result<(PeerId, String), RelayError> {
-        self.play_inner(stream, offer, now)
+    /// Accepts a player's offer for a stream published here or, as a mirror, on another shard
+    /// (`origin` comes from the stream directory, see [`super::claim_player`]).
+    pub fn play(
+        &mut self,
+        now: Instant,
+        stream: StreamKey,
+        origin: Origin,
+        offer: &str,
+    ) -> Result<(PeerId, String), RelayError> {
+        self.play_inner(stream, origin, offer, now)
     }
 
     /// Stops or resumes forwarding a stream's audio/video (see [`super::Relay::mute`]).
@@ -201,7 +303,7 @@ impl Engine {
         video: Option<bool>,
     ) -> Result<(), RelayError> {
         let publisher = *self.streams.get(stream).ok_or_else(|| RelayError::UnknownStream(stream.stream_id.clone()))?;
-        let Some(Role::Publisher(source)) = self.peers.get_mut(&publisher).map(|p| &mut p.role) else {
+        let Some(source) = self.local_publisher(publisher) else {
             return Err(RelayError::UnknownStream(stream.stream_id.clone()));
         };
         source.audio_muted = audio.unwrap_or(source.audio_muted);
@@ -274,26 +376,33 @@ impl Engine {
             let usable = format!("the relay supports {codecs}");
             return Err(no_media(offer, &accepted.unmatched, usable));
         }
-        let id = self.insert(
-            accepted.rtc,
-            accepted.ufrag,
-            stream.clone(),
-            Role::Publisher(Publisher::new(tracks, params)),
-            now,
-        )?;
+        let source = Arc::new(Source { tracks, params });
+        let role = Role::Publisher(Publisher::new(Arc::clone(&source)));
+        let id = self.insert(accepted.rtc, accepted.ufrag, stream.clone(), role, now)?;
+        let origin = Origin { publisher: id, source };
+        super::lock(&self.directory)
+            .entry(stream.clone())
+            .or_insert_with(|| StreamEntry::reserved(self.index))
+            .origin = Some(origin);
         self.streams.insert(stream, id);
         self.update_load();
         self.pump(id, now);
         Ok((id, accepted.answer))
     }
 
-    fn play_inner(&mut self, stream: StreamKey, offer: &str, now: Instant) -> Result<(PeerId, String), RelayError> {
-        let Some(&publisher) = self.streams.get(&stream) else {
+    fn play_inner(
+        &mut self,
+        stream: StreamKey,
+        origin: Origin,
+        offer: &str,
+        now: Instant,
+    ) -> Result<(PeerId, String), RelayError> {
+        let publisher = origin.publisher;
+        let origin_shard = self.shard_of(publisher);
+        if origin_shard == self.index && self.local_publisher(publisher).is_none() {
             return Err(RelayError::UnknownStream(stream.stream_id));
-        };
-        let Some(Role::Publisher(source)) = self.peers.get(&publisher).map(|p| &p.role) else {
-            return Err(RelayError::UnknownStream(stream.stream_id));
-        };
+        }
+        let source = &*origin.source;
         let config = peer::config_with_codecs(&self.crypto, &source.params);
         let accepted = peer::accept(offer, config, &self.candidates, now)?;
 
@@ -320,8 +429,20 @@ impl Engine {
         }
         let role = Role::Player(Player { publisher, tracks, pt_map, mute: PlayerMute::default() });
         let id = self.insert(accepted.rtc, accepted.ufrag, stream, role, now)?;
-        if let Some(Role::Publisher(p)) = self.peers.get_mut(&publisher).map(|p| &mut p.role) {
+        if let Some(p) = self.local_publisher(publisher) {
             p.players.push(id);
+        } else {
+            let index = self.index;
+            let mirror = self.mirrors.entry(publisher).or_insert_with(|| Mirror {
+                origin: origin_shard,
+                players: Vec::new(),
+                departed_bytes_out: 0,
+                last_keyframe_ask: None,
+            });
+            if mirror.players.is_empty() {
+                self.crossings.push_back((origin_shard, Crossing::Subscribe { publisher, shard: index }));
+            }
+            mirror.players.push(id);
         }
         self.update_load();
         self.pump(id, now);
@@ -501,13 +622,15 @@ impl Engine {
                     self.want_keyframe(publisher, now);
                 }
             }
-            Happening::Rtp(packet) => self.forward(from, &packet, now),
+            Happening::Rtp(packet) => self.forward(from, packet, now),
         }
     }
 
     // ---- forwarding ----
 
-    fn forward(&mut self, from: PeerId, packet: &RtpPacket, now: Instant) {
+    /// A publisher's packet: checked and resolved once, written to the players here and handed
+    /// once to each other shard with players.
+    fn forward(&mut self, from: PeerId, packet: RtpPacket, now: Instant) {
         let Some(peer) = self.peers.get_mut(&from) else { return };
         let Role::Publisher(source) = &mut peer.role else {
             return; // a player sending media (sendrecv offer): not relayed
@@ -517,7 +640,7 @@ impl Engine {
             self.events.push_back(RelayEvent::StreamLive { stream: peer.stream.clone(), peer: from });
         }
         let Some(track) = source.track_of(&mut peer.rtc, packet.header.ssrc) else { return };
-        let (mid, kind) = (source.tracks[track].mid, source.tracks[track].kind);
+        let (mid, kind) = (source.source.tracks[track].mid, source.source.tracks[track].kind);
         let muted = match kind {
             MediaKind::Audio => source.audio_muted,
             MediaKind::Video => source.video_muted,
@@ -525,29 +648,55 @@ impl Engine {
         if muted {
             return;
         }
-        let pt_in = packet.header.payload_type;
-        let Some(codec) = source.params_of(pt_in).map(|p| p.spec().codec) else { return };
+        let pt = packet.header.payload_type;
+        let Some(codec) = source.params_of(pt).map(|p| p.spec().codec) else { return };
         let retry_keyframe = kind == MediaKind::Video && source.keyframe_wanted;
         let players = std::mem::take(&mut source.players);
+        let shards = std::mem::take(&mut source.shards);
 
+        let media = MediaPacket { packet, mid, kind, codec, pt };
+        let need_keyframe = self.fan_out(&players, &media, now);
+        if !shards.is_empty() {
+            // Shared by the receiving shards, not copied per shard or player.
+            let media = Arc::new(media);
+            for &shard in &shards {
+                self.crossings.push_back((shard, Crossing::Media { publisher: from, media: Arc::clone(&media) }));
+            }
+            Shared::add(&self.shared.handed_off, shards.len() as u64);
+        }
+        if let Some(source) = self.local_publisher(from) {
+            source.players = players;
+            source.shards = shards;
+        }
+        if need_keyframe {
+            self.want_keyframe(from, now);
+        } else if retry_keyframe {
+            self.try_keyframe(from, now);
+        }
+    }
+
+    /// Writes a publisher packet to `players` (sessions on this shard); returns whether one of
+    /// them waits for a keyframe.
+    fn fan_out(&mut self, players: &[PeerId], media: &MediaPacket, now: Instant) -> bool {
+        let MediaPacket { packet, mid, kind, codec, pt: pt_in } = media;
         let mut need_keyframe = false;
-        for &pid in &players {
+        for &pid in players {
             let Some(player_peer) = self.peers.get_mut(&pid) else { continue };
             if !player_peer.connected {
                 continue;
             }
             let Role::Player(player) = &mut player_peer.role else { continue };
-            if player.mute.muted(kind) {
+            if player.mute.muted(*kind) {
                 continue;
             }
-            let Some(&(_, pt_out)) = player.pt_map.iter().find(|(i, _)| *i == pt_in) else { continue };
+            let Some(&(_, pt_out)) = player.pt_map.iter().find(|(i, _)| i == pt_in) else { continue };
             let rtc = &mut player_peer.rtc;
             let tracks = &mut player.tracks;
             let written = catch_unwind(AssertUnwindSafe(|| {
                 let mut sent = 0u64;
                 let mut waiting = false;
-                for t in tracks.iter_mut().filter(|t| t.source == mid) {
-                    match t.forward(rtc, packet, pt_out, codec, now) {
+                for t in tracks.iter_mut().filter(|t| t.source == *mid) {
+                    match t.forward(rtc, packet, pt_out, *codec, now) {
                         Forwarded::Sent => sent += 1,
                         Forwarded::WaitingKeyframe => waiting = true,
                         Forwarded::Dropped => {}
@@ -567,20 +716,20 @@ impl Engine {
                 Err(_) => self.closing.push((pid, "panicked on write")),
             }
         }
-        if let Some(Role::Publisher(source)) = self.peers.get_mut(&from).map(|p| &mut p.role) {
-            source.players = players;
-        }
-        if need_keyframe {
-            self.want_keyframe(from, now);
-        } else if retry_keyframe {
-            self.try_keyframe(from, now);
-        }
+        need_keyframe
     }
 
+    /// A player of `publisher` needs a keyframe: asked of the publisher here, or of its origin
+    /// shard (at most once per [`KEYFRAME_INTERVAL`] from this shard).
     fn want_keyframe(&mut self, publisher: PeerId, now: Instant) {
-        if let Some(Role::Publisher(p)) = self.peers.get_mut(&publisher).map(|p| &mut p.role) {
+        if let Some(p) = self.local_publisher(publisher) {
             p.keyframe_wanted = true;
             self.try_keyframe(publisher, now);
+        } else if let Some(mirror) = self.mirrors.get_mut(&publisher)
+            && mirror.last_keyframe_ask.is_none_or(|t| now.saturating_duration_since(t) >= KEYFRAME_INTERVAL)
+        {
+            mirror.last_keyframe_ask = Some(now);
+            self.crossings.push_back((mirror.origin, Crossing::Keyframe { publisher }));
         }
     }
 
@@ -595,7 +744,7 @@ impl Engine {
         }
         let rtc = &mut peer.rtc;
         let mut sent = false;
-        for t in p.tracks.iter().filter(|t| t.kind == MediaKind::Video) {
+        for t in p.source.tracks.iter().filter(|t| t.kind == MediaKind::Video) {
             // No stream yet (no packet, no a=ssrc): stay wanted, retried on the next video packet.
             if let Some(rx) = rtc.direct_api().stream_rx_by_mid(t.mid, None) {
                 rx.request_keyframe(KeyframeRequestKind::Pli);
@@ -636,9 +785,10 @@ impl Engine {
         let mut ended = Vec::new();
         match peer.role {
             Role::Publisher(publisher) => {
+                let mut player_shards = 0;
                 if self.streams.get(&peer.stream) == Some(&id) {
                     self.streams.remove(&peer.stream);
-                    self.release(&peer.stream);
+                    player_shards = self.release(&peer.stream, Some(id));
                 }
                 let mut bytes_out = publisher.players_bytes_out;
                 for pid in publisher.players {
@@ -648,12 +798,32 @@ impl Engine {
                     }
                 }
                 let bytes = MediaBytes { bytes_in: peer.bytes_in, bytes_out };
-                ended.push(RelayEvent::StreamStopped { stream: peer.stream, peer: id, bytes });
+                if player_shards == 0 || self.stopping {
+                    ended.push(RelayEvent::StreamStopped { stream: peer.stream, peer: id, bytes });
+                } else {
+                    // Reported once every other shard has ended its players of the stream.
+                    for shard in shards_of(player_shards) {
+                        self.crossings.push_back((shard, Crossing::End { publisher: id }));
+                    }
+                    self.ending.insert(id, Ending { stream: peer.stream, bytes, waiting: player_shards });
+                }
             }
             Role::Player(player) => {
-                if let Some(Role::Publisher(p)) = self.peers.get_mut(&player.publisher).map(|p| &mut p.role) {
+                let publisher = player.publisher;
+                if let Some(p) = self.local_publisher(publisher) {
                     p.players.retain(|&x| x != id);
                     p.players_bytes_out += peer.bytes_out;
+                } else if let Some(mirror) = self.mirrors.get_mut(&publisher) {
+                    mirror.players.retain(|&x| x != id);
+                    mirror.departed_bytes_out += peer.bytes_out;
+                    if mirror.players.is_empty()
+                        && !self.stopping
+                        && let Some(mirror) = self.mirrors.remove(&publisher)
+                    {
+                        let bytes_out = mirror.departed_bytes_out;
+                        let unsubscribe = Crossing::Unsubscribe { publisher, shard: self.index, bytes_out };
+                        self.crossings.push_back((mirror.origin, unsubscribe));
+                    }
                 }
                 ended.push(RelayEvent::PlayerStopped { stream: peer.stream, peer: id });
             }
@@ -685,16 +855,21 @@ impl Engine {
         Some(peer)
     }
 
-    /// Frees `stream` in the directory if this shard holds (or was reserved) it but does not
-    /// publish it (a publish failed, or the stream ended).
-    fn release(&self, stream: &StreamKey) {
+    /// Frees `stream` in the directory if this shard holds it for `publisher` (which ended)
+    /// or reserved it for a publish that failed (`None`). Returns the other shards that were
+    /// given players of it.
+    fn release(&self, stream: &StreamKey, publisher: Option<PeerId>) -> u64 {
         if self.streams.contains_key(stream) {
-            return;
+            return 0;
         }
         let mut directory = super::lock(&self.directory);
-        if directory.get(stream) == Some(&self.index) {
-            directory.remove(stream);
+        let ours = directory
+            .get(stream)
+            .is_some_and(|entry| entry.shard == self.index && entry.origin.as_ref().map(|o| o.publisher) == publisher);
+        if !ours {
+            return 0;
         }
+        directory.remove(stream).map_or(0, |entry| entry.player_shards & !(1u64 << self.index))
     }
 
     fn update_load(&self) {
@@ -704,6 +879,7 @@ impl Engine {
 
     /// Ends every session (the relay is stopping), reporting each.
     pub fn shutdown(&mut self) {
+        self.stopping = true;
         let publishers: Vec<PeerId> = self.peers.values().filter(|p| p.is_publisher()).map(|p| p.id).collect();
         for id in publishers {
             self.remove(id, "relay stopped");

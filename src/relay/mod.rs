@@ -20,9 +20,12 @@
 //!   of queues, so it is tested on a virtual clock (`tests/virtual_clock.rs`). The [`Relay`]
 //!   handle talks to the threads by messages (a command channel plus a oneshot reply), so the
 //!   async methods never block their runtime and no `Rtc` is ever shared behind a lock.
-//! - A stream lives entirely on one shard: its publisher goes to the shard with the fewest
-//!   peers, its players to the shard that holds it (a directory shared by the handle and the
-//!   engines), so forwarding never crosses threads. Peer ids are `k * shards + shard`, so
+//! - A stream's publisher goes to the shard with the fewest peers (its origin); its players go
+//!   to the origin too until another shard has [`SPREAD_MARGIN`] fewer peers, then to the
+//!   least loaded shard. The origin hands each packet once to every other shard with players
+//!   of the stream (`crossing.rs`), so one stream's audience uses every core while a small
+//!   room's packets never cross threads. A directory shared by the handle and the engines
+//!   says which shard holds which stream. Peer ids are `k * shards + shard`, so
 //!   [`Relay::close`] knows the shard from the id alone.
 //! - ICE-lite on one advertised port per shard; datagrams are demultiplexed in O(1): by remote
 //!   address, and STUN from a new address by the ICE ufrag in its USERNAME (peer-reflexive
@@ -33,17 +36,18 @@
 //! - Keyframes are requested from the publisher when a player starts or asks (PLI/FIR), at most
 //!   one per [`KEYFRAME_INTERVAL`] per publisher; a new player's VP8/VP9 video starts on a keyframe.
 //!
-//! Limits: a shard is the unit of parallelism, so one stream (publisher plus all its players)
-//! is served by one core; many streams spread over the shards.
+//! Limits: a publisher's packets are received, decrypted and handed off by its one origin
+//! shard; what scales over the cores is the per-player work (rewrite, SRTP, send).
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, mpsc};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc::UnboundedSender, oneshot};
 
+mod crossing;
 mod engine;
 mod forward;
 mod peer;
@@ -56,8 +60,12 @@ mod tests;
 pub const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
 /// A peer that has not connected (ICE + DTLS) by then is dropped.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(15);
-/// Most engine threads (shards) one relay runs; `threads: 0` is capped at this too.
+/// Most engine threads (shards) one relay runs; `threads: 0` is capped at this too (a stream's
+/// shards are a 64-bit set).
 pub const MAX_THREADS: usize = 64;
+/// A new player joins its stream's origin shard unless another shard has at least this many
+/// fewer peers: small audiences stay on one thread (no hand-off), large ones spread evenly.
+pub const SPREAD_MARGIN: usize = 8;
 
 /// Where the relay listens, what it advertises and how many engine threads it runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,6 +161,9 @@ pub struct RelayStats {
     pub forwarded: u64,
     /// Keyframe requests sent to publishers.
     pub keyframe_requests: u64,
+    /// Publisher packets handed from their origin shard to another shard with players (one
+    /// per packet and receiving shard).
+    pub handed_off: u64,
 }
 
 /// Counters one engine writes and the handle reads (one per shard: no cache line is written by
@@ -167,6 +178,10 @@ pub(crate) struct Shared {
     bytes_out: AtomicU64,
     forwarded: AtomicU64,
     keyframe_requests: AtomicU64,
+    handed_off: AtomicU64,
+    /// A sibling shard has queued a crossing and woken this shard's socket since the shard
+    /// last emptied its channel: later senders need not wake it again.
+    wake_pending: AtomicBool,
 }
 
 impl Shared {
@@ -201,12 +216,54 @@ fn enlarge_buffers(socket: &UdpSocket, local_addr: SocketAddr) {
 }
 
 /// Which shard holds each published stream. The handle reserves an entry before it sends a
-/// publish to a shard (so two shards never take the same stream); the engine releases it when
-/// the publish fails or the stream ends.
-pub(crate) type Directory = Mutex<HashMap<StreamKey, usize>>;
+/// publish to a shard (so two shards never take the same stream); the engine fills in the
+/// publisher once it is accepted and removes the entry when the publish fails or the stream
+/// ends.
+pub(crate) type Directory = Mutex<HashMap<StreamKey, StreamEntry>>;
 
-pub(crate) fn lock(directory: &Directory) -> MutexGuard<'_, HashMap<StreamKey, usize>> {
+pub(crate) fn lock(directory: &Directory) -> MutexGuard<'_, HashMap<StreamKey, StreamEntry>> {
     directory.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// A stream in the [`Directory`].
+#[derive(Debug)]
+pub(crate) struct StreamEntry {
+    /// The origin: the shard its publisher is (or is being set up) on.
+    pub shard: usize,
+    /// The accepted publisher; None while its offer is being answered.
+    pub origin: Option<Origin>,
+    /// Shards other than the origin that were given a player of this stream (bit i: shard i).
+    /// Set before the play command is sent, never cleared: the origin tells each of them when
+    /// the stream ends.
+    pub player_shards: u64,
+}
+
+impl StreamEntry {
+    pub fn reserved(shard: usize) -> StreamEntry {
+        StreamEntry { shard, origin: None, player_shards: 0 }
+    }
+}
+
+/// A published stream as a player's shard needs it.
+#[derive(Debug, Clone)]
+pub(crate) struct Origin {
+    pub publisher: PeerId,
+    pub source: Arc<peer::Source>,
+}
+
+/// Marks `shard` as holding a player of `stream` and returns what the player is set up
+/// against; UnknownStream if nobody publishes it (yet).
+pub(crate) fn claim_player(
+    directory: &mut HashMap<StreamKey, StreamEntry>,
+    stream: &StreamKey,
+    shard: usize,
+) -> Result<Origin, RelayError> {
+    let entry = directory.get_mut(stream).ok_or_else(|| RelayError::UnknownStream(stream.stream_id.clone()))?;
+    let origin = entry.origin.clone().ok_or_else(|| RelayError::UnknownStream(stream.stream_id.clone()))?;
+    if shard != entry.shard {
+        entry.player_shards |= 1 << shard;
+    }
+    Ok(origin)
 }
 
 /// What an engine needs to know about its place among the shards.
@@ -221,12 +278,40 @@ pub(crate) type Reply<T> = oneshot::Sender<Result<T, RelayError>>;
 
 /// Messages from the handle to an engine thread.
 pub(crate) enum Command {
-    Publish { stream: StreamKey, offer: String, reply: Reply<(PeerId, String)> },
-    Play { stream: StreamKey, offer: String, reply: Reply<(PeerId, String)> },
-    Close { peer: PeerId, reply: Reply<()> },
-    Mute { stream: StreamKey, audio: Option<bool>, video: Option<bool>, reply: Reply<()> },
-    MutePlayer { peer: PeerId, audio: Option<bool>, video: Option<bool>, reply: Reply<PlayerMute> },
-    LinkLevels { reply: Reply<Vec<(PeerId, crate::quality::Level)>> },
+    Publish {
+        stream: StreamKey,
+        offer: String,
+        reply: Reply<(PeerId, String)>,
+    },
+    Play {
+        stream: StreamKey,
+        origin: Origin,
+        offer: String,
+        reply: Reply<(PeerId, String)>,
+    },
+    Close {
+        peer: PeerId,
+        reply: Reply<()>,
+    },
+    Mute {
+        stream: StreamKey,
+        audio: Option<bool>,
+        video: Option<bool>,
+        reply: Reply<()>,
+    },
+    MutePlayer {
+        peer: PeerId,
+        audio: Option<bool>,
+        video: Option<bool>,
+        reply: Reply<PlayerMute>,
+    },
+    LinkLevels {
+        reply: Reply<Vec<(PeerId, crate::quality::Level)>>,
+    },
+    /// From another shard's engine.
+    Cross(crossing::Crossing),
+    /// The last handle is gone: end every session and stop the thread.
+    Stop,
 }
 
 /// What a player has asked the relay not to send it (see [`Relay::mute_player`]).
@@ -246,12 +331,42 @@ struct Inner {
     /// Never empty.
     shards: Vec<Shard>,
     directory: Arc<Directory>,
+    spread_margin: AtomicUsize,
 }
 
 struct Shard {
     commands: mpsc::Sender<Command>,
     local_addr: SocketAddr,
     shared: Arc<Shared>,
+    /// Plays sent to this shard and not yet answered: counted as load, so a burst of players
+    /// spreads before the engines update their counts.
+    plays_pending: Arc<AtomicUsize>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The engines hold senders to each other's channels, so the channels never close on
+        // their own.
+        for shard in &self.shards {
+            let _ = shard.commands.send(Command::Stop);
+        }
+    }
+}
+
+/// Counts a play as pending on its shard until it is answered or abandoned.
+struct PendingPlay(Arc<AtomicUsize>);
+
+impl PendingPlay {
+    fn new(counter: &Arc<AtomicUsize>) -> PendingPlay {
+        counter.fetch_add(1, Ordering::Relaxed);
+        PendingPlay(Arc::clone(counter))
+    }
+}
+
+impl Drop for PendingPlay {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl std::fmt::Debug for Relay {
@@ -300,21 +415,39 @@ impl Relay {
             sockets.push((socket, local_addr, candidates));
         }
         let directory = Arc::new(Directory::default());
-        let mut shards = Vec::with_capacity(count);
-        for (index, (socket, local_addr, candidates)) in sockets.into_iter().enumerate() {
-            let shared = Arc::new(Shared::default());
+        let mut receivers = Vec::with_capacity(count);
+        let mut siblings = Vec::with_capacity(count);
+        for (_, local_addr, _) in &sockets {
             let (commands, rx) = mpsc::channel();
-            let shard = ShardInfo { index, count, directory: Arc::clone(&directory) };
-            let engine = engine::Engine::new(candidates, Arc::clone(&shared), shard, connect_timeout, Instant::now())?;
-            let running = shard::Shard::new(engine, socket, events.clone(), Arc::clone(&shared))?;
-            // On an error below, dropping `shards` stops the threads already started.
-            std::thread::Builder::new()
-                .name(format!("huddle-relay-{index}"))
-                .spawn(move || running.run(rx))
-                .map_err(|e| RelayError::Unavailable(format!("cannot start relay thread {index}: {e}")))?;
-            shards.push(Shard { commands, local_addr, shared });
+            receivers.push(rx);
+            siblings.push(shard::Sibling::new(commands, *local_addr, Arc::new(Shared::default())));
         }
-        Ok(Relay { inner: Arc::new(Inner { shards, directory }) })
+        let mut shards: Vec<Shard> = siblings
+            .iter()
+            .map(|s| Shard {
+                commands: s.commands.clone(),
+                local_addr: s.addr,
+                shared: Arc::clone(&s.shared),
+                plays_pending: Arc::default(),
+            })
+            .collect();
+        let siblings = Arc::new(siblings);
+        for (index, ((socket, _, candidates), rx)) in sockets.into_iter().zip(receivers).enumerate() {
+            let shared = Arc::clone(&shards[index].shared);
+            let shard = ShardInfo { index, count, directory: Arc::clone(&directory) };
+            let engine = engine::Engine::new(candidates, shared, shard, connect_timeout, Instant::now())?;
+            let running = shard::Shard::new(engine, socket, events.clone(), Arc::clone(&siblings), index)?;
+            let spawned =
+                std::thread::Builder::new().name(format!("huddle-relay-{index}")).spawn(move || running.run(rx));
+            if let Err(e) = spawned {
+                // Stop the threads already started.
+                shards.truncate(index);
+                drop(Inner { shards, directory, spread_margin: AtomicUsize::new(SPREAD_MARGIN) });
+                return Err(RelayError::Unavailable(format!("cannot start relay thread {index}: {e}")));
+            }
+        }
+        let inner = Inner { shards, directory, spread_margin: AtomicUsize::new(SPREAD_MARGIN) };
+        Ok(Relay { inner: Arc::new(inner) })
     }
 
     /// Accepts a publisher's SDP offer (sendonly or sendrecv audio/video); returns the peer id and the SDP answer.
@@ -329,7 +462,7 @@ impl Relay {
             // command, the engine releases it on failure, also if this future is dropped).
             if let Command::Publish { stream, .. } = command {
                 let mut directory = lock(&self.inner.directory);
-                if directory.get(&stream) == Some(&shard) {
+                if directory.get(&stream).is_some_and(|e| e.shard == shard && e.origin.is_none()) {
                     directory.remove(&stream);
                 }
             }
@@ -339,12 +472,44 @@ impl Relay {
     }
 
     /// Accepts a player's SDP offer (recvonly); fails with UnknownStream if nobody publishes `stream` here.
+    ///
+    /// The player goes to the stream's origin shard unless another has [`SPREAD_MARGIN`] fewer
+    /// peers (then to the least loaded).
     pub async fn play(&self, stream: StreamKey, offer: String) -> Result<(PeerId, String), RelayError> {
-        let shard = lock(&self.inner.directory).get(&stream).copied();
-        let Some(shard) = shard else {
-            return Err(RelayError::UnknownStream(stream.stream_id));
+        let (reply, answer) = oneshot::channel();
+        let pending = {
+            let mut directory = lock(&self.inner.directory);
+            let origin_shard = directory.get(&stream).map(|e| e.shard);
+            let Some(origin_shard) = origin_shard else {
+                return Err(RelayError::UnknownStream(stream.stream_id));
+            };
+            let index = self.player_shard(origin_shard);
+            let origin = claim_player(&mut directory, &stream, index)?;
+            let shard = &self.inner.shards[index];
+            let pending = PendingPlay::new(&shard.plays_pending);
+            // Sent under the directory lock: an `End` the origin sends once it has removed the
+            // stream from the directory comes after this command on the shard's channel.
+            shard.commands.send(Command::Play { stream, origin, offer, reply }).map_err(|_| stopped())?;
+            pending
         };
-        self.ask(shard, |reply| Command::Play { stream, offer, reply }).await
+        let result = answer.await.map_err(|_| stopped())?;
+        drop(pending);
+        result
+    }
+
+    /// The shard for a new player of a stream whose publisher is on `origin`.
+    fn player_shard(&self, origin: usize) -> usize {
+        let shards = &self.inner.shards;
+        let load = |i: usize| shards[i].load().peers + shards[i].plays_pending.load(Ordering::Relaxed);
+        let Some(least) = (0..shards.len()).min_by_key(|&i| (load(i), i != origin)) else { return origin };
+        let margin = self.inner.spread_margin.load(Ordering::Relaxed);
+        if load(origin) < load(least) + margin { origin } else { least }
+    }
+
+    /// Overrides [`SPREAD_MARGIN`] (tests spread small audiences with 0).
+    #[cfg(test)]
+    pub(crate) fn set_spread_margin(&self, margin: usize) {
+        self.inner.spread_margin.store(margin, Ordering::Relaxed);
     }
 
     /// Ends a publisher (which ends its players) or a player.
@@ -357,7 +522,7 @@ impl Relay {
     /// players (`None` leaves that kind as it is). The publisher keeps sending; a resumed
     /// video starts again on a keyframe asked for at once.
     pub async fn mute(&self, stream: StreamKey, audio: Option<bool>, video: Option<bool>) -> Result<(), RelayError> {
-        let shard = lock(&self.inner.directory).get(&stream).copied();
+        let shard = lock(&self.inner.directory).get(&stream).map(|e| e.shard);
         let Some(shard) = shard else {
             return Err(RelayError::UnknownStream(stream.stream_id));
         };
@@ -420,6 +585,7 @@ impl Relay {
             total.bytes_out += get(&s.bytes_out);
             total.forwarded += get(&s.forwarded);
             total.keyframe_requests += get(&s.keyframe_requests);
+            total.handed_off += get(&s.handed_off);
         }
         total
     }
@@ -434,13 +600,13 @@ impl Relay {
         // burst of publishes spreads before the engines report their load.
         let shards = &self.inner.shards;
         let mut streams = vec![0usize; shards.len()];
-        for &shard in directory.values() {
-            if let Some(n) = streams.get_mut(shard) {
+        for entry in directory.values() {
+            if let Some(n) = streams.get_mut(entry.shard) {
                 *n += 1;
             }
         }
         let shard = (0..shards.len()).min_by_key(|&i| (shards[i].load().peers, streams[i])).unwrap_or(0);
-        directory.insert(stream.clone(), shard);
+        directory.insert(stream.clone(), StreamEntry::reserved(shard));
         Ok(shard)
     }
 

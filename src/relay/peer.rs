@@ -73,14 +73,24 @@ pub(crate) enum Role {
     Player(Player),
 }
 
-/// A publisher's incoming media and its audience.
-pub(crate) struct Publisher {
+/// What a player is negotiated against: the publisher's tracks and codecs. Shared (in the
+/// stream directory) with the shards whose players watch the stream.
+#[derive(Debug)]
+pub(crate) struct Source {
     pub tracks: Vec<TrackIn>,
     /// The payload types negotiated with the publisher (our numbering for its packets).
     pub params: Vec<PayloadParams>,
+}
+
+/// A publisher's incoming media and its audience.
+pub(crate) struct Publisher {
+    pub source: Arc<Source>,
+    /// Players on this shard.
     pub players: Vec<PeerId>,
-    /// Bytes sent to players that already left (the stream's bytes out are these plus the
-    /// current players').
+    /// Other shards with players of this stream: each is handed every packet once.
+    pub shards: Vec<usize>,
+    /// Bytes sent to players that already left, on any shard (the stream's bytes out are these
+    /// plus the current players').
     pub players_bytes_out: u64,
     /// `StreamLive` was sent.
     pub live: bool,
@@ -95,6 +105,7 @@ pub(crate) struct Publisher {
 }
 
 /// One incoming m-line of a publisher.
+#[derive(Debug)]
 pub(crate) struct TrackIn {
     pub mid: Mid,
     pub kind: MediaKind,
@@ -233,11 +244,11 @@ pub(crate) fn accept(
 }
 
 impl Publisher {
-    pub fn new(tracks: Vec<TrackIn>, params: Vec<PayloadParams>) -> Self {
+    pub fn new(source: Arc<Source>) -> Self {
         Publisher {
-            tracks,
-            params,
+            source,
             players: Vec::new(),
+            shards: Vec::new(),
             players_bytes_out: 0,
             live: false,
             last_keyframe_request: None,
@@ -254,13 +265,13 @@ impl Publisher {
             return Some(*i);
         }
         let mid = rtc.direct_api().stream_rx(&ssrc)?.mid();
-        let i = self.tracks.iter().position(|t| t.mid == mid)?;
+        let i = self.source.tracks.iter().position(|t| t.mid == mid)?;
         self.ssrcs.push((ssrc, i));
         Some(i)
     }
 
     pub fn params_of(&self, pt: Pt) -> Option<&PayloadParams> {
-        self.params.iter().find(|p| p.pt() == pt)
+        self.source.params.iter().find(|p| p.pt() == pt)
     }
 }
 

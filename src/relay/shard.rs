@@ -5,11 +5,19 @@
 //! Loop: take pending commands (each answered after its outputs are flushed, so a caller sees
 //! the events a command caused before its reply); `handle_timeout`; then `recv_from` with a
 //! read timeout of min(the engine's next deadline, 10 ms) so commands wait at most ~10 ms.
-//! After every step the engine's queued datagrams go to the socket and its events to the
-//! channel. The socket's traffic counters are kept here, as datagrams pass the socket.
+//! After every step the engine's queued datagrams go to the socket, its events to the
+//! channel, and its crossings (`crossing.rs`) to the other shards' command channels — events
+//! first, so what a crossing answers for has been reported before it arrives. The socket's
+//! traffic counters are kept here, as datagrams pass the socket.
+//!
+//! Waking a sibling: a crossing is queued on the sibling's channel and, unless one is already
+//! pending, a one-byte datagram is sent to its socket so its `recv_from` returns at once. A
+//! one-byte datagram is nothing WebRTC sends (STUN, DTLS and RTP are longer), so it is never
+//! handed to the engine.
 
 use std::io::ErrorKind;
-use std::net::UdpSocket;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
@@ -22,11 +30,34 @@ use super::{Command, RelayError, RelayEvent, Shared};
 const MAX_WAIT: Duration = Duration::from_millis(10);
 const RECV_BUF: usize = 2048;
 
+/// How a shard reaches another (or itself): its channel, its socket, its counters.
+pub(crate) struct Sibling {
+    pub commands: mpsc::Sender<Command>,
+    /// The shard's bound socket address.
+    pub addr: SocketAddr,
+    /// Where a wake-up datagram is sent: `addr` with a wildcard IP made loopback.
+    wake_addr: SocketAddr,
+    pub shared: Arc<Shared>,
+}
+
+impl Sibling {
+    pub fn new(commands: mpsc::Sender<Command>, addr: SocketAddr, shared: Arc<Shared>) -> Sibling {
+        let ip = match addr.ip() {
+            IpAddr::V4(ip) if ip.is_unspecified() => IpAddr::V4(Ipv4Addr::LOCALHOST),
+            IpAddr::V6(ip) if ip.is_unspecified() => IpAddr::V6(Ipv6Addr::LOCALHOST),
+            ip => ip,
+        };
+        Sibling { commands, addr, wake_addr: SocketAddr::new(ip, addr.port()), shared }
+    }
+}
+
 pub(crate) struct Shard {
     engine: Engine,
     socket: UdpSocket,
     events: UnboundedSender<RelayEvent>,
-    shared: Arc<Shared>,
+    /// Every shard, this one at `index`.
+    siblings: Arc<Vec<Sibling>>,
+    index: usize,
     read_timeout: Duration,
 }
 
@@ -35,25 +66,35 @@ impl Shard {
         engine: Engine,
         socket: UdpSocket,
         events: UnboundedSender<RelayEvent>,
-        shared: Arc<Shared>,
+        siblings: Arc<Vec<Sibling>>,
+        index: usize,
     ) -> Result<Shard, RelayError> {
         socket.set_read_timeout(Some(MAX_WAIT)).map_err(|e| RelayError::Unavailable(e.to_string()))?;
-        Ok(Shard { engine, socket, events, shared, read_timeout: MAX_WAIT })
+        if index >= siblings.len() {
+            return Err(RelayError::Unavailable(format!("relay thread {index} is not among its siblings")));
+        }
+        Ok(Shard { engine, socket, events, siblings, index, read_timeout: MAX_WAIT })
     }
 
-    /// Runs until every [`super::Relay`] handle is dropped.
+    fn shared(&self) -> &Shared {
+        &self.siblings[self.index].shared
+    }
+
+    /// Runs until told to stop (the last [`super::Relay`] handle is dropped).
     pub fn run(mut self, commands: mpsc::Receiver<Command>) {
         let mut buf = vec![0u8; RECV_BUF];
         loop {
+            // Cleared before the channel is emptied: a crossing queued after this wakes us again.
+            self.shared().wake_pending.store(false, Ordering::Release);
             loop {
                 match commands.try_recv() {
-                    Ok(command) => self.command(command),
-                    Err(mpsc::TryRecvError::Empty) => break,
-                    Err(mpsc::TryRecvError::Disconnected) => {
+                    Ok(Command::Stop) | Err(mpsc::TryRecvError::Disconnected) => {
                         self.engine.shutdown();
                         self.flush();
                         return;
                     }
+                    Ok(command) => self.command(command),
+                    Err(mpsc::TryRecvError::Empty) => break,
                 }
             }
             self.engine.handle_timeout(Instant::now());
@@ -70,10 +111,12 @@ impl Shard {
                 self.read_timeout = wait;
             }
             match self.socket.recv_from(&mut buf) {
+                Ok((1, _)) => {} // a sibling's wake-up: its crossing is on the channel
                 Ok((n, source)) => {
                     if let Some(data) = buf.get(..n) {
-                        Shared::add(&self.shared.packets_in, 1);
-                        Shared::add(&self.shared.bytes_in, n as u64);
+                        let shared = self.shared();
+                        Shared::add(&shared.packets_in, 1);
+                        Shared::add(&shared.bytes_in, n as u64);
                         let received = Instant::now();
                         self.engine.take_forwarded();
                         self.engine.handle_datagram(received, source, data);
@@ -103,8 +146,8 @@ impl Shard {
                 self.flush();
                 let _ = reply.send(result);
             }
-            Command::Play { stream, offer, reply } => {
-                let result = engine.play(now, stream, &offer);
+            Command::Play { stream, origin, offer, reply } => {
+                let result = engine.play(now, stream, origin, &offer);
                 self.flush();
                 let _ = reply.send(result);
             }
@@ -126,22 +169,40 @@ impl Shard {
                 self.flush();
                 let _ = reply.send(result);
             }
+            Command::Cross(crossing) => {
+                engine.handle_crossing(now, crossing);
+                self.flush();
+            }
+            // Handled by the loop.
+            Command::Stop => {}
         }
     }
 
-    /// Sends the engine's queued datagrams and reports its queued events.
+    /// Sends the engine's queued datagrams, reports its queued events, then passes its
+    /// crossings on (waking each receiving shard once).
     fn flush(&mut self) {
+        let shared = &self.siblings[self.index].shared;
         while let Some(t) = self.engine.poll_transmit() {
             match self.socket.send_to(&t.contents, t.destination) {
                 Ok(n) => {
-                    Shared::add(&self.shared.packets_out, 1);
-                    Shared::add(&self.shared.bytes_out, n as u64);
+                    Shared::add(&shared.packets_out, 1);
+                    Shared::add(&shared.bytes_out, n as u64);
                 }
                 Err(e) => tracing::debug!(error = %e, dest = %t.destination, "relay send failed"),
             }
         }
         while let Some(event) = self.engine.poll_event() {
             let _ = self.events.send(event);
+        }
+        while let Some((to, crossing)) = self.engine.poll_crossing() {
+            let Some(sibling) = self.siblings.get(to) else { continue };
+            // A stopped sibling drops what is sent to it; the relay is going away then.
+            if sibling.commands.send(Command::Cross(crossing)).is_ok()
+                && !sibling.shared.wake_pending.swap(true, Ordering::AcqRel)
+                && let Err(e) = self.socket.send_to(&[0], sibling.wake_addr)
+            {
+                tracing::debug!(error = %e, shard = to, "relay shard wake-up failed");
+            }
         }
     }
 }

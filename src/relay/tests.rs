@@ -809,3 +809,60 @@ fn shard_ports_and_thread_limits() {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()).min(MAX_THREADS);
     assert_eq!(relay.local_addrs().len(), cores);
 }
+
+#[tokio::test(flavor = "current_thread")]
+async fn one_stream_over_two_shards() {
+    let (relay, mut events) = start();
+    relay.set_spread_margin(0);
+    let (pub_id, mut publisher) = publish(&relay, "wide", false).await;
+    assert!(matches!(next_event(&mut events).await, RelayEvent::StreamLive { .. }));
+    let mut players = Vec::new();
+    for _ in 0..4 {
+        players.push(play(&relay, "wide", RtcConfig::new(), false).await);
+    }
+    for _ in 0..4 {
+        assert!(matches!(next_event(&mut events).await, RelayEvent::PlayerStarted { .. }));
+    }
+    // Five peers on two shards, three and two (the origin wins a tie).
+    let on_origin = players.iter().filter(|(id, _)| id % 2 == pub_id % 2).count();
+    assert_eq!(on_origin, 2, "players spread: {:?}", players.iter().map(|p| p.0).collect::<Vec<_>>());
+    let enough = |ev: &[ClientEvent]| {
+        let n = |k| ev.iter().filter(|e| matches!(e, ClientEvent::Media { kind, .. } if *kind == k)).count();
+        n(MediaKind::Video) >= 30 && n(MediaKind::Audio) >= 30
+    };
+    for (id, player) in &mut players {
+        assert!(player.wait_for(Duration::from_secs(5), enough), "player {id} receives media");
+    }
+    for (id, player) in &mut players {
+        player.drain();
+        check_player(&format!("player {id}"), player);
+    }
+    let stats = relay.stats();
+    assert!(stats.handed_off > 0 && stats.handed_off < stats.forwarded / 2, "{stats:?}");
+
+    // The publisher hangs up (DTLS close): all four players stop, then the stream.
+    publisher.stop();
+    let mut stopped_players = Vec::new();
+    for _ in 0..4 {
+        match next_event(&mut events).await {
+            RelayEvent::PlayerStopped { peer, .. } => stopped_players.push(peer),
+            other => panic!("a player must stop before the stream: got {other:?}"),
+        }
+    }
+    stopped_players.sort_unstable();
+    let mut ids: Vec<PeerId> = players.iter().map(|p| p.0).collect();
+    ids.sort_unstable();
+    assert_eq!(stopped_players, ids);
+    match next_event_with_bytes(&mut events).await {
+        RelayEvent::StreamStopped { peer, bytes, .. } => {
+            assert_eq!(peer, pub_id);
+            // Two players per shard: more than the origin's two alone could have been sent.
+            assert!(bytes.bytes_out > 2 * bytes.bytes_in, "every player's bytes are counted: {bytes:?}");
+        }
+        other => panic!("expected the stream to stop, got {other:?}"),
+    }
+    assert_eq!(relay.load(), RelayLoad::default());
+    for (_, player) in &mut players {
+        assert!(player.wait_for(Duration::from_secs(2), closed), "player told of the end");
+    }
+}

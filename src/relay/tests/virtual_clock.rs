@@ -1,5 +1,6 @@
 //! The sans-IO engine against in-memory str0m clients on a virtual clock: no thread, socket or
-//! wall clock. A [`Sim`] moves datagrams between the engine and the clients with a fixed
+//! wall clock. A [`Sim`] runs one engine, or several sharing a stream directory and passing
+//! crossings as the shard threads do; it moves datagrams between engines and clients with a fixed
 //! one-way delay, drops a given fraction of a client's RTP packets by a seeded hash, and jumps
 //! time to the next deadline. Every scenario runs twice with the same seed and must give the
 //! same figures: what is asserted does not depend on the machine's speed or load.
@@ -12,8 +13,10 @@ use super::*;
 
 /// One-way delay of every datagram.
 const LATENCY: Duration = Duration::from_millis(10);
-/// Where the engine's sessions are told they are reachable.
-const RELAY_ADDR: &str = "10.0.0.100:3478";
+/// Where the engines' sessions are told they are reachable: engine i at .100+i.
+fn relay_addr(shard: usize) -> SocketAddr {
+    SocketAddr::from(([10, 0, 0, 100 + shard as u8], 3478))
+}
 
 /// SplitMix64: a seeded, portable sequence (the loss pattern is part of the test's input).
 struct Rng(u64);
@@ -174,12 +177,18 @@ impl SimClient {
     }
 }
 
-/// The engine, its clients and the network between them.
-struct Sim {
-    now: Instant,
+/// One engine (shard) of the simulated relay.
+struct SimEngine {
     engine: Engine,
     shared: Arc<Shared>,
-    relay: SocketAddr,
+    addr: SocketAddr,
+}
+
+/// The engines, their clients and the network between them.
+struct Sim {
+    now: Instant,
+    engines: Vec<SimEngine>,
+    directory: Arc<Directory>,
     clients: Vec<SimClient>,
     /// (arrival, from, to, datagram), in arrival order (one fixed delay keeps it sorted).
     in_flight: VecDeque<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
@@ -187,25 +196,37 @@ struct Sim {
     events: Vec<RelayEvent>,
     /// Datagrams the loss dropped.
     dropped: u64,
+    /// Crossings passed between engines.
+    crossings: u64,
 }
 
 impl Sim {
     fn new(seed: u64, connect_timeout: Duration) -> Sim {
+        Sim::sharded(seed, connect_timeout, 1)
+    }
+
+    fn sharded(seed: u64, connect_timeout: Duration, count: usize) -> Sim {
         let now = Instant::now();
-        let relay: SocketAddr = RELAY_ADDR.parse().unwrap();
-        let shared = Arc::new(Shared::default());
-        let shard = ShardInfo { index: 0, count: 1, directory: Arc::new(Directory::default()) };
-        let engine = Engine::new(vec![relay], Arc::clone(&shared), shard, connect_timeout, now).unwrap();
+        let directory = Arc::new(Directory::default());
+        let engines = (0..count)
+            .map(|index| {
+                let addr = relay_addr(index);
+                let shared = Arc::new(Shared::default());
+                let shard = ShardInfo { index, count, directory: Arc::clone(&directory) };
+                let engine = Engine::new(vec![addr], Arc::clone(&shared), shard, connect_timeout, now).unwrap();
+                SimEngine { engine, shared, addr }
+            })
+            .collect();
         Sim {
             now,
-            engine,
-            shared,
-            relay,
+            engines,
+            directory,
             clients: Vec::new(),
             in_flight: VecDeque::new(),
             seed,
             events: Vec::new(),
             dropped: 0,
+            crossings: 0,
         }
     }
 
@@ -214,7 +235,7 @@ impl Sim {
         let mut client = SimClient::new(name, self.clients.len() as u8, self.now);
         client.publish = true;
         let offer = client.offer(Direction::SendOnly);
-        let (peer, answer) = self.engine.publish(self.now, key(stream), &offer).expect("publish accepted");
+        let (peer, answer) = self.engines[0].engine.publish(self.now, key(stream), &offer).expect("publish accepted");
         client.accept(&answer);
         client.peer = peer;
         self.clients.push(client);
@@ -223,10 +244,17 @@ impl Sim {
 
     /// A player of `stream` whose leg loses `loss` of its media packets once connected.
     fn player(&mut self, name: &'static str, stream: &str, loss: f64) -> usize {
+        self.player_on(0, name, stream, loss)
+    }
+
+    /// A player on engine `shard`, routed as the relay handle does.
+    fn player_on(&mut self, shard: usize, name: &'static str, stream: &str, loss: f64) -> usize {
         let mut client = SimClient::new(name, self.clients.len() as u8, self.now);
         client.loss = loss;
         let offer = client.offer(Direction::RecvOnly);
-        let (peer, answer) = self.engine.play(self.now, key(stream), &offer).expect("play accepted");
+        let origin = claim_player(&mut lock(&self.directory), &key(stream), shard).expect("stream published");
+        let engine = &mut self.engines[shard].engine;
+        let (peer, answer) = engine.play(self.now, key(stream), origin, &offer).expect("play accepted");
         client.accept(&answer);
         client.peer = peer;
         self.clients.push(client);
@@ -265,20 +293,48 @@ impl Sim {
         self.clients.iter().position(|c| c.addr == addr)
     }
 
-    /// Collects every output of the engine and the clients, putting datagrams on the wire.
+    fn engine_at(&self, addr: SocketAddr) -> Option<usize> {
+        self.engines.iter().position(|e| e.addr == addr)
+    }
+
+    /// Passes crossings between the engines until none is left. Each engine's events are
+    /// taken before its crossings are delivered, as the shard loop does, so `events` keeps
+    /// the order the server would see.
+    fn settle(&mut self) {
+        loop {
+            let mut crossings = Vec::new();
+            for e in &mut self.engines {
+                while let Some(event) = e.engine.poll_event() {
+                    self.events.push(event);
+                }
+                while let Some(c) = e.engine.poll_crossing() {
+                    crossings.push(c);
+                }
+            }
+            if crossings.is_empty() {
+                return;
+            }
+            for (to, crossing) in crossings {
+                self.crossings += 1;
+                self.engines[to].engine.handle_crossing(self.now, crossing);
+            }
+        }
+    }
+
+    /// Collects every output of the engines and the clients, putting datagrams on the wire.
     fn collect(&mut self) {
         let mut out = Vec::new();
         for c in &mut self.clients {
             c.drain(self.now, &mut out);
         }
-        while let Some(t) = self.engine.poll_transmit() {
-            out.push((self.relay, t.destination, t.contents.to_vec()));
-        }
-        while let Some(e) = self.engine.poll_event() {
-            self.events.push(e);
+        self.settle();
+        for e in &mut self.engines {
+            while let Some(t) = e.engine.poll_transmit() {
+                out.push((e.addr, t.destination, t.contents.to_vec()));
+            }
         }
         for (from, to, data) in out {
-            let client = if from == self.relay { self.client_at(to) } else { self.client_at(from) };
+            let client = if self.engine_at(from).is_some() { self.client_at(to) } else { self.client_at(from) };
             let Some(client) = client else { continue };
             if self.lost(client, &data) {
                 self.dropped += 1;
@@ -292,7 +348,7 @@ impl Sim {
     fn run_until(&mut self, until: Instant) {
         loop {
             self.collect();
-            let mut next = self.engine.poll_timeout();
+            let mut next = self.engines.iter().map(|e| e.engine.poll_timeout()).min().expect("an engine");
             for c in self.clients.iter().filter(|c| !c.closed) {
                 next = next.min(c.timeout);
                 if c.publish && c.connected_at.is_some() {
@@ -312,8 +368,8 @@ impl Sim {
             let now = self.now;
             while self.in_flight.front().is_some_and(|(t, ..)| *t <= now) {
                 let Some((_, from, to, data)) = self.in_flight.pop_front() else { break };
-                if to == self.relay {
-                    self.engine.handle_datagram(now, from, &data);
+                if let Some(e) = self.engine_at(to) {
+                    self.engines[e].engine.handle_datagram(now, from, &data);
                 } else if let Some(c) = self.client_at(to).map(|i| &mut self.clients[i])
                     && !c.closed
                 {
@@ -323,8 +379,10 @@ impl Sim {
                     }
                 }
             }
-            if self.engine.poll_timeout() <= now {
-                self.engine.handle_timeout(now);
+            for e in &mut self.engines {
+                if e.engine.poll_timeout() <= now {
+                    e.engine.handle_timeout(now);
+                }
             }
             for c in self.clients.iter_mut().filter(|c| !c.closed) {
                 c.write_frames(now);
@@ -341,11 +399,15 @@ impl Sim {
     }
 
     fn forwarded(&self) -> u64 {
-        self.shared.forwarded.load(Ordering::Relaxed)
+        self.engines.iter().map(|e| e.shared.forwarded.load(Ordering::Relaxed)).sum()
     }
 
     fn keyframe_requests(&self) -> u64 {
-        self.shared.keyframe_requests.load(Ordering::Relaxed)
+        self.engines.iter().map(|e| e.shared.keyframe_requests.load(Ordering::Relaxed)).sum()
+    }
+
+    fn handed_off(&self) -> u64 {
+        self.engines.iter().map(|e| e.shared.handed_off.load(Ordering::Relaxed)).sum()
     }
 }
 
@@ -541,4 +603,80 @@ fn a_publisher_closing_ends_its_players() {
         ended.len()
     });
     println!("events at the end: {figures:?}");
+}
+
+#[test]
+fn one_stream_spreads_over_two_engines() {
+    let figures = twice(|seed| {
+        let mut sim = Sim::sharded(seed, CONNECT_TIMEOUT, 2);
+        let publisher = sim.publisher("publisher", "cam");
+        sim.clients[publisher].key_every = u32::MAX;
+        let local = sim.player_on(0, "local", "cam", 0.0);
+        let remote: Vec<usize> = ["r1", "r2"].into_iter().map(|name| sim.player_on(1, name, "cam", 0.0)).collect();
+        sim.run_for(Duration::from_secs(2));
+        let sent = sim.clients[publisher].frames_sent;
+        for &p in [local].iter().chain(&remote) {
+            let (video, audio, first) = contiguous(&sim.clients[p]);
+            assert_eq!(first, 0, "{}: every player starts on the first keyframe", sim.clients[p].name);
+            assert!(video + 3 >= sent as usize && audio + 3 >= sent as usize, "{video}/{audio} of {sent}");
+        }
+        // Engine 1 was handed each packet once, and wrote it to both of its players.
+        let handed = sim.handed_off();
+        let remote_forwarded = sim.engines[1].shared.forwarded.load(Ordering::Relaxed);
+        assert!(handed + 10 >= 2 * u64::from(sent), "handed off {handed} for {sent} frames");
+        assert!(remote_forwarded >= 2 * handed - 20 && remote_forwarded <= 2 * handed, "{remote_forwarded}");
+
+        // A late player on engine 1 starts on a keyframe asked of the publisher on engine 0.
+        let requests = sim.clients[publisher].keyframe_requests;
+        let late = sim.player_on(1, "late", "cam", 0.0);
+        sim.run_for(Duration::from_secs(2));
+        assert!(sim.clients[publisher].keyframe_requests > requests, "the origin asked for a keyframe");
+        let (late_video, _, late_first) = contiguous(&sim.clients[late]);
+        assert!(late_first >= sent && late_video >= 40, "late: {late_video} frames from {late_first}");
+
+        // The publisher hangs up: every player, on both engines, stops before the stream does.
+        let before = sim.events.len();
+        sim.clients[publisher].rtc.close().unwrap();
+        sim.run_for(Duration::from_secs(1));
+        let ended = &sim.events[before..];
+        let ids: Vec<PeerId> = [local, remote[0], remote[1], late].iter().map(|&p| sim.clients[p].peer).collect();
+        assert_eq!(ended.len(), 5, "{ended:?}");
+        for e in &ended[..4] {
+            assert!(matches!(e, RelayEvent::PlayerStopped { peer, .. } if ids.contains(peer)), "{ended:?}");
+        }
+        let RelayEvent::StreamStopped { peer, bytes, .. } = &ended[4] else { panic!("{ended:?}") };
+        assert_eq!(*peer, sim.clients[publisher].peer);
+        // Four players were sent the stream, three of them from engine 1.
+        assert!(bytes.bytes_out > 3 * bytes.bytes_in, "{bytes:?}");
+        for p in [local, remote[0], remote[1], late] {
+            assert!(sim.clients[p].closed, "{} was not closed", sim.clients[p].name);
+        }
+        assert!(lock(&sim.directory).is_empty(), "the stream left the directory");
+        (sent, late_first, late_video)
+    });
+    println!("frames sent before the late player, its first frame and frames: {figures:?}");
+}
+
+#[test]
+fn a_shard_whose_last_player_leaves_is_handed_nothing_more() {
+    let mut sim = Sim::sharded(3, CONNECT_TIMEOUT, 2);
+    sim.publisher("publisher", "cam");
+    let local = sim.player_on(0, "local", "cam", 0.0);
+    let remote = sim.player_on(1, "remote", "cam", 0.0);
+    sim.run_for(Duration::from_secs(1));
+    assert!(sim.handed_off() > 20);
+    let id = sim.clients[remote].peer;
+    sim.engines[1].engine.close(id).expect("close the remote player");
+    sim.run_for(Duration::from_millis(100));
+    let handed = sim.handed_off();
+    let bytes_before = sim.events.len();
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.handed_off(), handed, "packets still handed to a shard without players");
+    assert!(sim.clients[local].frames(MediaKind::Video).len() >= 40);
+    assert!(sim.events[bytes_before..].is_empty());
+    // The stream ends at once now: no other shard has players to wait for.
+    let publisher = sim.clients[0].peer;
+    sim.engines[0].engine.close(publisher).expect("close the publisher");
+    sim.run_for(Duration::from_millis(10));
+    assert!(matches!(sim.events.last(), Some(RelayEvent::StreamStopped { .. })), "{:?}", sim.events);
 }
