@@ -56,6 +56,9 @@ use super::{
 const MAX_ADDRS_PER_PEER: usize = 16;
 /// How often sessions that never connected are looked for.
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// A stream pulled from another relay is let go after this long without players here (found
+/// by the once-a-second sweep, so 2–3 s after the last one leaves).
+const PULL_IDLE: Duration = Duration::from_secs(2);
 
 pub(crate) struct Engine {
     /// Advertised host candidates (public IP, bound port).
@@ -377,8 +380,15 @@ impl Engine {
             return Err(no_media(offer, &accepted.unmatched, usable));
         }
         let source = Arc::new(Source { tracks, params });
-        let role = Role::Publisher(Publisher::new(Arc::clone(&source)));
+        let role = Role::Publisher(Publisher::new(Arc::clone(&source), false));
         let id = self.insert(accepted.rtc, accepted.ufrag, stream.clone(), role, now)?;
+        self.publish_here(stream, id, source);
+        self.pump(id, now);
+        Ok((id, accepted.answer))
+    }
+
+    /// Records an accepted publisher (a client's or a pull) as the stream's origin.
+    fn publish_here(&mut self, stream: StreamKey, id: PeerId, source: Arc<Source>) {
         let origin = Origin { publisher: id, source };
         super::lock(&self.directory)
             .entry(stream.clone())
@@ -386,8 +396,82 @@ impl Engine {
             .origin = Some(origin);
         self.streams.insert(stream, id);
         self.update_load();
+    }
+
+    /// Starts pulling `stream` from another relay (this relay becomes a cascade edge for it):
+    /// a session offering to receive its audio and video. Returns its id and the SDP offer to
+    /// play at the origin relay; [`Engine::pull_answer`] completes it. Frees the stream's
+    /// directory entry on failure.
+    pub fn pull_offer(&mut self, now: Instant, stream: StreamKey) -> Result<(PeerId, String), RelayError> {
+        let started = peer::pull_offer(peer::base_config(&self.crypto), &self.candidates, now).and_then(
+            |(rtc, ufrag, offer, pending)| {
+                let id = self.insert(rtc, ufrag, stream.clone(), Role::Pulling(Some(pending)), now)?;
+                Ok((id, offer))
+            },
+        );
+        match started {
+            Ok((id, offer)) => {
+                self.update_load();
+                self.pump(id, now);
+                Ok((id, offer))
+            }
+            Err(e) => {
+                self.release(&stream, None);
+                Err(e)
+            }
+        }
+    }
+
+    /// Completes a pull with the origin relay's SDP answer: the stream is then published here
+    /// and players can join it. A bad answer ends the pull.
+    pub fn pull_answer(&mut self, now: Instant, id: PeerId, answer: &str) -> Result<(), RelayError> {
+        let peer = self.peers.get_mut(&id).ok_or(RelayError::UnknownPeer)?;
+        let Role::Pulling(pending) = &mut peer.role else {
+            return Err(RelayError::UnknownPeer);
+        };
+        let pending = pending.take().ok_or(RelayError::UnknownPeer)?;
+        let accepted = str0m::change::SdpAnswer::from_sdp_string(answer)
+            .map_err(|e| RelayError::BadOffer(sdp::parse_error(answer, &e.to_string())))
+            .and_then(|parsed| {
+                let rtc = &mut peer.rtc;
+                match catch_unwind(AssertUnwindSafe(|| rtc.sdp_api().accept_answer(pending, parsed))) {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(RelayError::BadOffer(format!("the origin's answer was refused: {e}"))),
+                    Err(_) => Err(RelayError::BadOffer("the origin's answer was refused".into())),
+                }
+            });
+        if let Err(e) = accepted {
+            self.closing.push((id, "pull answer refused"));
+            self.close_pending();
+            return Err(e);
+        }
+        let (medias, _) = peer::negotiated_medias(&mut peer.rtc, answer);
+        let tracks: Vec<TrackIn> = medias
+            .iter()
+            .filter(|(_, _, dir)| dir.is_receiving())
+            .map(|&(mid, kind, _)| TrackIn { mid, kind })
+            .collect();
+        let rtc = &peer.rtc;
+        let params: Vec<_> = rtc
+            .codec_config()
+            .params()
+            .iter()
+            .filter(|p| tracks.iter().any(|t| rtc.media(t.mid).is_some_and(|m| m.remote_pts().contains(&p.pt()))))
+            .copied()
+            .collect();
+        if tracks.is_empty() || params.is_empty() {
+            self.closing.push((id, "pull answer has no media"));
+            self.close_pending();
+            return Err(RelayError::NoMedia);
+        }
+        let source = Arc::new(Source { tracks, params });
+        let mut publisher = Publisher::new(Arc::clone(&source), true);
+        publisher.idle_since = Some(now);
+        peer.role = Role::Publisher(publisher);
+        let stream = peer.stream.clone();
+        self.publish_here(stream, id, source);
         self.pump(id, now);
-        Ok((id, accepted.answer))
+        Ok(())
     }
 
     fn play_inner(
@@ -763,7 +847,19 @@ impl Engine {
 
     /// Drops sessions that never connected in time or that str0m closed.
     fn sweep(&mut self, now: Instant) {
-        for peer in self.peers.values() {
+        for peer in self.peers.values_mut() {
+            if let Role::Publisher(p) = &mut peer.role
+                && p.pulled
+            {
+                if !p.players.is_empty() || !p.shards.is_empty() {
+                    p.idle_since = None;
+                } else if p.idle_since.is_some_and(|t| now.saturating_duration_since(t) >= PULL_IDLE) {
+                    self.closing.push((peer.id, "pulled stream without players"));
+                    continue;
+                } else {
+                    p.idle_since.get_or_insert(now);
+                }
+            }
             if !peer.rtc.is_alive() {
                 self.closing.push((peer.id, "closed"));
             } else if !peer.connected && now.saturating_duration_since(peer.created) > self.connect_timeout {
@@ -807,6 +903,11 @@ impl Engine {
                     }
                     self.ending.insert(id, Ending { stream: peer.stream, bytes, waiting: player_shards });
                 }
+            }
+            Role::Pulling(_) => {
+                self.release(&peer.stream, None);
+                let bytes = MediaBytes { bytes_in: peer.bytes_in, bytes_out: 0 };
+                ended.push(RelayEvent::StreamStopped { stream: peer.stream, peer: id, bytes });
             }
             Role::Player(player) => {
                 let publisher = player.publisher;

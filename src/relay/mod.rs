@@ -283,6 +283,15 @@ pub(crate) enum Command {
         offer: String,
         reply: Reply<(PeerId, String)>,
     },
+    PullOffer {
+        stream: StreamKey,
+        reply: Reply<(PeerId, String)>,
+    },
+    PullAnswer {
+        peer: PeerId,
+        answer: String,
+        reply: Reply<()>,
+    },
     Play {
         stream: StreamKey,
         origin: Origin,
@@ -454,17 +463,41 @@ impl Relay {
     ///
     /// The stream goes to the shard with the fewest peers.
     pub async fn publish(&self, stream: StreamKey, offer: String) -> Result<(PeerId, String), RelayError> {
+        self.originate(stream, |stream, reply| Command::Publish { stream, offer, reply }).await
+    }
+
+    /// Starts pulling `stream` from another relay, making this relay a cascade edge for it:
+    /// returns this relay's session id and an SDP offer (recvonly audio and video) to play at
+    /// the origin relay (its WHEP-style play endpoint); give the origin's answer to
+    /// [`Relay::pull_answer`]. Once answered the stream is published here as if its publisher
+    /// were local: players join it, keyframe requests and NACKs go back to the origin, an end
+    /// at the origin ends it here, and it is let go 2–3 s after its last player here leaves
+    /// (reported like any stream: `StreamLive`, `StreamStopped`).
+    pub async fn pull_offer(&self, stream: StreamKey) -> Result<(PeerId, String), RelayError> {
+        self.originate(stream, |stream, reply| Command::PullOffer { stream, reply }).await
+    }
+
+    /// Completes [`Relay::pull_offer`] with the origin relay's SDP answer. A bad answer ends
+    /// the pull (BadOffer, or NoMedia if it carries nothing to receive).
+    pub async fn pull_answer(&self, peer: PeerId, answer: String) -> Result<(), RelayError> {
+        let shard = (peer % self.inner.shards.len() as u64) as usize;
+        self.ask(shard, |reply| Command::PullAnswer { peer, answer, reply }).await
+    }
+
+    /// Reserves `stream` on the idlest shard and sends it the command that publishes it there.
+    async fn originate(
+        &self,
+        stream: StreamKey,
+        command: impl FnOnce(StreamKey, Reply<(PeerId, String)>) -> Command,
+    ) -> Result<(PeerId, String), RelayError> {
         let shard = self.reserve(&stream)?;
         let (reply, answer) = oneshot::channel();
-        let command = Command::Publish { stream, offer, reply };
-        if let Err(mpsc::SendError(command)) = self.inner.shards[shard].commands.send(command) {
+        if self.inner.shards[shard].commands.send(command(stream.clone(), reply)).is_err() {
             // The engine is gone and cannot release the reservation itself (once it has the
             // command, the engine releases it on failure, also if this future is dropped).
-            if let Command::Publish { stream, .. } = command {
-                let mut directory = lock(&self.inner.directory);
-                if directory.get(&stream).is_some_and(|e| e.shard == shard && e.origin.is_none()) {
-                    directory.remove(&stream);
-                }
+            let mut directory = lock(&self.inner.directory);
+            if directory.get(&stream).is_some_and(|e| e.shard == shard && e.origin.is_none()) {
+                directory.remove(&stream);
             }
             return Err(stopped());
         }

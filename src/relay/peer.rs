@@ -71,6 +71,9 @@ impl NackTotals {
 pub(crate) enum Role {
     Publisher(Publisher),
     Player(Player),
+    /// A pull of a stream from another relay (this relay is a cascade edge) whose offer was
+    /// made and whose answer has not come yet. With the answer it becomes a `Publisher`.
+    Pulling(Option<str0m::change::SdpPendingOffer>),
 }
 
 /// What a player is negotiated against: the publisher's tracks and codecs. Shared (in the
@@ -100,6 +103,11 @@ pub(crate) struct Publisher {
     /// The business server muted this kind of media: it is not forwarded to players.
     pub audio_muted: bool,
     pub video_muted: bool,
+    /// Pulled from another relay (not a client's publisher): closed once it has had no
+    /// player for a while.
+    pub pulled: bool,
+    /// Since when it has had no player on any shard (None: it has players).
+    pub idle_since: Option<Instant>,
     /// Cache: incoming SSRC → index in `tracks`.
     ssrcs: Vec<(Ssrc, usize)>,
 }
@@ -225,9 +233,19 @@ pub(crate) fn accept(
     let (mut rtc, answer) = built.map_err(|_| not_negotiated(""))?;
     let answer = answer.map_err(|e| not_negotiated(&format!(": {}", super::sdp::without_addresses(&e.to_string()))))?;
     let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+    let (medias, unmatched) = negotiated_medias(&mut rtc, &answer);
+    Ok(Accepted { rtc, ufrag, answer, medias, unmatched })
+}
+
+/// (mid, kind, our direction) of every audio/video m-line an answer (`sdp`, ours or the
+/// remote's) enabled, and the kinds of those it disabled because no codec matched.
+pub(crate) fn negotiated_medias(
+    rtc: &mut Rtc,
+    sdp: &str,
+) -> (Vec<(Mid, MediaKind, str0m::media::Direction)>, Vec<MediaKind>) {
     let mut medias = Vec::new();
     let mut unmatched = Vec::new();
-    for mid in answer.lines().filter_map(|l| l.trim_end().strip_prefix("a=mid:")) {
+    for mid in sdp.lines().filter_map(|l| l.trim_end().strip_prefix("a=mid:")) {
         let Some(media) = rtc.media(Mid::from(mid)) else { continue };
         let kind = media.kind();
         if !matches!(kind, MediaKind::Audio | MediaKind::Video) {
@@ -240,12 +258,43 @@ pub(crate) fn accept(
             unmatched.push(kind);
         }
     }
-    Ok(Accepted { rtc, ufrag, answer, medias, unmatched })
+    (medias, unmatched)
+}
+
+/// A pull of a stream from another relay: a full-ICE session (the other relay is ICE-lite)
+/// offering to receive audio and video, advertising `candidates`. Returns the session, its
+/// ufrag, the SDP offer and what completes it.
+pub(crate) fn pull_offer(
+    config: RtcConfig,
+    candidates: &[SocketAddr],
+    now: Instant,
+) -> Result<(Rtc, String, String, str0m::change::SdpPendingOffer), RelayError> {
+    let built = catch_unwind(AssertUnwindSafe(move || {
+        let mut rtc = config.set_ice_lite(false).build(now);
+        for addr in candidates {
+            if let Ok(c) = Candidate::host(*addr, "udp") {
+                rtc.add_local_candidate(c);
+            }
+        }
+        let mut api = rtc.sdp_api();
+        for kind in [MediaKind::Audio, MediaKind::Video] {
+            api.add_media(kind, str0m::media::Direction::RecvOnly, None, None, None);
+        }
+        let offer = api.apply();
+        (rtc, offer)
+    }));
+    let unavailable = || RelayError::Unavailable("could not make an offer to pull the stream".into());
+    let (mut rtc, offer) = built.map_err(|_| unavailable())?;
+    let (offer, pending) = offer.ok_or_else(unavailable)?;
+    let ufrag = rtc.direct_api().local_ice_credentials().ufrag;
+    Ok((rtc, ufrag, offer.to_sdp_string(), pending))
 }
 
 impl Publisher {
-    pub fn new(source: Arc<Source>) -> Self {
+    pub fn new(source: Arc<Source>, pulled: bool) -> Self {
         Publisher {
+            pulled,
+            idle_since: None,
             source,
             players: Vec::new(),
             shards: Vec::new(),

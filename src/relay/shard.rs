@@ -146,6 +146,16 @@ impl Shard {
                 self.flush();
                 let _ = reply.send(result);
             }
+            Command::PullOffer { stream, reply } => {
+                let result = engine.pull_offer(now, stream);
+                self.flush();
+                let _ = reply.send(result);
+            }
+            Command::PullAnswer { peer, answer, reply } => {
+                let result = engine.pull_answer(now, peer, &answer);
+                self.flush();
+                let _ = reply.send(result);
+            }
             Command::Play { stream, origin, offer, reply } => {
                 let result = engine.play(now, stream, origin, &offer);
                 self.flush();

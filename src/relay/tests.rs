@@ -866,3 +866,116 @@ async fn one_stream_over_two_shards() {
         assert!(player.wait_for(Duration::from_secs(2), closed), "player told of the end");
     }
 }
+
+/// Makes `edge` pull `stream` from `origin` (the offer/answer a node sends over HTTP).
+async fn pull(edge: &Relay, origin: &Relay, stream: &str) -> (PeerId, PeerId) {
+    let (edge_id, offer) = edge.pull_offer(key(stream)).await.expect("pull offer");
+    let (origin_id, answer) = origin.play(key(stream), offer).await.expect("the origin plays it to the edge");
+    edge.pull_answer(edge_id, answer).await.expect("pull answer accepted");
+    (edge_id, origin_id)
+}
+
+/// Waits for the first event matching `pred`, skipping others.
+async fn event_where(rx: &mut UnboundedReceiver<RelayEvent>, pred: impl Fn(&RelayEvent) -> bool) -> RelayEvent {
+    loop {
+        let event = next_event_with_bytes(rx).await;
+        if pred(&event) {
+            return event;
+        }
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_stream_cascades_over_a_chain_of_relays() {
+    let (tx, mut origin_events) = unbounded_channel();
+    let origin = Relay::start(config(1), tx).expect("origin starts");
+    let (tx, mut edge1_events) = unbounded_channel();
+    let edge1 = Relay::start(config(2), tx).expect("edge 1 starts");
+    edge1.set_spread_margin(0);
+    let (tx, mut edge2_events) = unbounded_channel();
+    let edge2 = Relay::start(config(1), tx).expect("edge 2 starts");
+
+    let (pub_id, mut publisher) = publish(&origin, "casc", false).await;
+    assert!(matches!(next_event(&mut origin_events).await, RelayEvent::StreamLive { .. }));
+    // Edge 1 pulls from the origin, edge 2 from edge 1 (a chain).
+    let (edge1_pull, edge1_at_origin) = pull(&edge1, &origin, "casc").await;
+    let (edge2_pull, edge2_at_edge1) = pull(&edge2, &edge1, "casc").await;
+    let mut players = Vec::new();
+    for relay in [&edge1, &edge1, &edge2, &edge2] {
+        players.push(play(relay, "casc", RtcConfig::new(), false).await);
+    }
+    let enough = |ev: &[ClientEvent]| {
+        let n = |k| ev.iter().filter(|e| matches!(e, ClientEvent::Media { kind, .. } if *kind == k)).count();
+        n(MediaKind::Video) >= 30 && n(MediaKind::Audio) >= 30
+    };
+    for (id, player) in &mut players {
+        assert!(player.wait_for(Duration::from_secs(5), enough), "player {id} receives media");
+    }
+    for (i, (_, player)) in players.iter_mut().enumerate() {
+        player.drain();
+        // Every player starts on a keyframe, asked for through the chain.
+        check_player(&format!("player {i}"), player);
+    }
+    publisher.drain();
+    assert!(
+        publisher.seen.iter().any(|e| matches!(e, ClientEvent::KeyframeRequested)),
+        "keyframe requests travelled back to the publisher"
+    );
+    // The origin serves one session per edge: its publisher and edge 1, whatever the audience.
+    assert_eq!(origin.load(), RelayLoad { peers: 2, streams: 1 });
+    assert_eq!(edge1.load(), RelayLoad { peers: 4, streams: 1 }, "pull, two players, edge 2's pull");
+    let (origin_stats, edge1_stats) = (origin.stats(), edge1.stats());
+    assert!(
+        edge1_stats.forwarded >= 2 * origin_stats.forwarded,
+        "the origin sent each packet once ({origin_stats:?}), edge 1 to three sessions ({edge1_stats:?})"
+    );
+
+    // Edge 2's last player leaves: edge 2 lets the stream go, and edge 1 sees its player go.
+    for (id, _) in players.drain(2..) {
+        edge2.close(id).await.expect("close an edge 2 player");
+    }
+    let stopped_at_edge2 =
+        event_where(&mut edge2_events, |e| matches!(e, RelayEvent::StreamStopped { peer, .. } if *peer == edge2_pull));
+    tokio::time::timeout(Duration::from_secs(6), stopped_at_edge2).await.expect("edge 2 let the stream go");
+    let gone = event_where(
+        &mut edge1_events,
+        |e| matches!(e, RelayEvent::PlayerStopped { peer, .. } if *peer == edge2_at_edge1),
+    );
+    tokio::time::timeout(Duration::from_secs(3), gone).await.expect("edge 1 saw edge 2 leave");
+
+    // The publisher hangs up: the stream ends at the origin and at edge 1, players first.
+    publisher.stop();
+    let mut edge1_ended = Vec::new();
+    while edge1_ended.len() < 3 {
+        match next_event_with_bytes(&mut edge1_events).await {
+            e @ (RelayEvent::PlayerStopped { .. } | RelayEvent::StreamStopped { .. }) => edge1_ended.push(e),
+            _ => {}
+        }
+    }
+    assert!(matches!(edge1_ended[2], RelayEvent::StreamStopped { peer, .. } if peer == edge1_pull), "{edge1_ended:?}");
+    let at_origin =
+        event_where(&mut origin_events, |e| matches!(e, RelayEvent::StreamStopped { peer, .. } if *peer == pub_id));
+    at_origin.await;
+    for (id, player) in &mut players {
+        assert!(player.wait_for(Duration::from_secs(2), closed), "player {id} told of the end");
+    }
+    assert_eq!(edge1.load(), RelayLoad::default());
+    assert_eq!(origin.load(), RelayLoad::default());
+    let _ = edge1_at_origin;
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn a_bad_pull_answer_ends_the_pull() {
+    let (tx, mut events) = unbounded_channel();
+    let edge = Relay::start(config(1), tx).expect("edge starts");
+    let (id, _) = edge.pull_offer(key("p")).await.expect("pull offer");
+    assert!(matches!(edge.pull_offer(key("p")).await, Err(RelayError::AlreadyPublished(_))));
+    assert!(matches!(edge.pull_answer(id, "garbage".into()).await, Err(RelayError::BadOffer(_))));
+    assert_eq!(next_event(&mut events).await, stopped(key("p"), id));
+    assert_eq!(edge.load(), RelayLoad::default());
+    assert!(matches!(edge.pull_answer(id, "v=0".into()).await, Err(RelayError::UnknownPeer)));
+    // The stream is free again.
+    let (again, _) = edge.pull_offer(key("p")).await.expect("pull offer again");
+    edge.close(again).await.expect("close");
+    assert_eq!(next_event(&mut events).await, stopped(key("p"), again));
+}
