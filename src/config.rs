@@ -383,6 +383,11 @@ pub struct ServeArgs {
     /// --relay-udp-addr port P the relay binds P..P+threads-1.
     #[arg(long, env = "HUDDLE_RELAY_THREADS", default_value_t = 0)]
     pub relay_threads: usize,
+    /// Relay cascade: a player is sent to another relay node (which pulls the stream from the
+    /// stream's relay once and fans it out) when the stream's relay announces at least this
+    /// many peers and another relay announces fewer. 0: players always go to the stream's relay.
+    #[arg(long, env = "HUDDLE_RELAY_CASCADE_ABOVE", default_value_t = 400)]
+    pub relay_cascade_above: u64,
     /// Base URL clients reach this node's HTTP at (used in the relay URLs handed out with
     /// media grants). Default: `http://` plus the bound HTTP address.
     #[arg(long, env = "HUDDLE_PUBLIC_URL")]
@@ -596,6 +601,7 @@ impl ServeArgs {
             heartbeat_timeout: ms(self.ws_heartbeat_timeout_ms),
             reconnect_grace: ms(self.reconnect_grace_ms),
             max_connections: self.max_connections,
+            cascade_above: self.relay_cascade_above,
         };
         Ok(Settings {
             role: self.role,

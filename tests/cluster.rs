@@ -229,3 +229,117 @@ async fn signaling_sends_media_to_a_separate_relay_node() {
     drop((signaling_node, redis));
     db.cleanup().await;
 }
+
+/// Waits until the relay at `url` has announced at least `peers` peers (relays announce every
+/// few seconds; signaling places players by these announcements).
+async fn announced(redis: &PrivateRedis, url: &str, peers: u64) {
+    let client = redis::Client::open(redis.url()).expect("redis url");
+    let mut conn = client.get_multiplexed_async_connection().await.expect("redis");
+    let started = Instant::now();
+    loop {
+        let raw: Vec<String> = redis::AsyncCommands::hvals(&mut conn, "huddle:relays").await.expect("relays");
+        let relays: Vec<serde_json::Value> = raw.iter().filter_map(|r| serde_json::from_str(r).ok()).collect();
+        if relays.iter().any(|r| r["url"] == url && r["peers"].as_u64().is_some_and(|p| p >= peers)) {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(15), "{url} never announced {peers} peers: {relays:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The `huddle_relay_peers` gauge of a relay node.
+async fn relay_peers(node: &Server) -> u64 {
+    let metrics = node.metrics().await;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("huddle_relay_peers "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("huddle_relay_peers")
+}
+
+#[tokio::test]
+async fn a_busy_relay_s_players_are_sent_to_relays_that_pull_the_stream() {
+    let redis = PrivateRedis::start();
+    let db = TestDb::new(Db::Postgres).await;
+    let app = create_app(&db);
+    let node = |role: &str| {
+        let mut options = cluster_options(&redis.url());
+        options.extra_env.push(("HUDDLE_ROLE", role.to_owned()));
+        options.extra_env.push(("HUDDLE_RELAY_THREADS", "1".to_owned()));
+        // A relay with 3 peers is busy: the next players go to a less busy one.
+        options.extra_env.push(("HUDDLE_RELAY_CASCADE_ABOVE", "3".to_owned()));
+        Server::start_with(&db, options)
+    };
+    let relays = [node("relay"), node("relay"), node("relay")];
+    let signaling = node("signaling");
+    for relay in &relays {
+        announced(&redis, &relay.base, 0).await;
+    }
+
+    let (mut alice, _) = join(&signaling.base, &app, "room-1", "alice", false).await;
+    let camera = publish_media(&mut alice, "alice-cam", "").await;
+    let published_at = Instant::now();
+    let mut viewers = Vec::new();
+    let mut players = Vec::new();
+    let mut urls = Vec::new();
+    let play = async |viewers: &mut Vec<ws::WsClient>, name: &str| {
+        let (mut client, _) = join(&signaling.base, &app, "room-1", name, false).await;
+        let (player, grant) = play_media(&mut client, "alice-cam").await;
+        wait_for_video(&player, 10).await;
+        viewers.push(client);
+        (player, grant["url"].as_str().expect("url").to_owned())
+    };
+    // The first two players go to the stream's relay.
+    for name in ["p1", "p2"] {
+        let (player, url) = play(&mut viewers, name).await;
+        players.push(player);
+        urls.push(url);
+    }
+    let origin = relays.iter().position(|r| urls[0].starts_with(&r.base)).expect("the origin is a relay node");
+    assert!(urls[1].starts_with(&relays[origin].base), "{urls:?}");
+    // Once the origin announces 3 peers, the next player goes to the idlest relay, which
+    // pulls the stream from the origin; once that one has announced its player, the next goes
+    // to the third.
+    announced(&redis, &relays[origin].base, 3).await;
+    let (player, url) = play(&mut viewers, "p3").await;
+    players.push(player);
+    let edge1 = relays.iter().position(|r| url.starts_with(&r.base)).expect("a relay node");
+    assert_ne!(edge1, origin, "p3 went to another relay: {url}");
+    announced(&redis, &relays[edge1].base, 2).await;
+    let (player, url) = play(&mut viewers, "p4").await;
+    players.push(player);
+    let edge2 = relays.iter().position(|r| url.starts_with(&r.base)).expect("a relay node");
+    assert!(edge2 != origin && edge2 != edge1, "p4 went to the third relay: {url}");
+
+    // The origin serves its publisher, two players and one pull per edge, not the edges' players.
+    assert_eq!(relay_peers(&relays[origin]).await, 5);
+    assert_eq!(relay_peers(&relays[edge1]).await, 2, "its pull and its player");
+    assert_eq!(relay_peers(&relays[edge2]).await, 2, "its pull and its player");
+    for player in &players {
+        let before = player.stats().video_frames;
+        wait_for_video(player, before + 20).await;
+    }
+
+    // The stream outlives the workers' periodic repair (every four 2 s leases), though the
+    // relay node that holds it has no session of its publisher.
+    tokio::time::sleep(Duration::from_secs(9).saturating_sub(published_at.elapsed())).await;
+    let (_late, reply) = join(&signaling.base, &app, "room-1", "late", false).await;
+    assert_eq!(reply["room"]["streamList"][0]["streamID"], "alice-cam", "{reply}");
+
+    // The publisher hangs up: its players end on every relay, and each viewer hears of it.
+    drop(camera);
+    for viewer in &mut viewers {
+        media_state(viewer, "playerStateUpdate", "alice-cam", "NO_PLAY").await;
+    }
+    let removed = viewers[0].event("roomStreamUpdate").await;
+    assert_eq!(removed["updateType"], "DELETE");
+    for relay in &relays {
+        let started = Instant::now();
+        while relay_peers(relay).await > 0 {
+            assert!(started.elapsed() < Duration::from_secs(5), "{} still has peers", relay.base);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+    drop((players, viewers, relays, signaling, redis));
+    db.cleanup().await;
+}

@@ -66,6 +66,10 @@ pub struct GrantClaims {
     pub user_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub extra_info: Option<String>,
+    /// A play grant a relay minted for itself to pull the stream as a cascade edge: its session
+    /// is relay-to-relay transport, not a viewer the room hears of.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub edge: bool,
     pub iat: i64,
     pub exp: i64,
     pub jti: String,
@@ -118,6 +122,7 @@ pub fn issue(app_id: u32, secret: &[u8], spec: GrantSpec, now: i64) -> Result<(S
         session_id: spec.session_id,
         user_name: spec.user_name,
         extra_info: spec.extra_info,
+        edge: false,
         iat: now,
         exp: now + spec.ttl_secs as i64,
         jti: uuid::Uuid::new_v4().simple().to_string(),
@@ -125,6 +130,34 @@ pub fn issue(app_id: u32, secret: &[u8], spec: GrantSpec, now: i64) -> Result<(S
     let grant = jwt::encode(app_id, secret, &claims).map_err(GrantError::Signing)?;
     Ok((grant, claims))
 }
+
+/// A play grant for a relay pulling `stream_id` of room `room_id` as a cascade edge (see
+/// [`GrantClaims::edge`]).
+pub fn issue_edge(
+    app_id: u32,
+    secret: &[u8],
+    room_id: &str,
+    stream_id: &str,
+    now: i64,
+) -> Result<(String, GrantClaims), GrantError> {
+    let spec = GrantSpec {
+        room_id: room_id.to_owned(),
+        user_id: EDGE_USER.to_owned(),
+        stream_id: stream_id.to_owned(),
+        action: MediaAction::Play,
+        session_id: None,
+        user_name: None,
+        extra_info: None,
+        ttl_secs: 30,
+    };
+    let (_, mut claims) = issue(app_id, secret, spec, now)?;
+    claims.edge = true;
+    let grant = jwt::encode(app_id, secret, &claims).map_err(GrantError::Signing)?;
+    Ok((grant, claims))
+}
+
+/// The user id of edge grants (what usage records and logs show for a relay-to-relay leg).
+pub const EDGE_USER: &str = "huddle:relay-edge";
 
 /// The app id a grant names (to find its secret); nothing in it is trusted yet.
 pub fn app_id_of(grant: &str) -> Result<u32, GrantError> {

@@ -51,6 +51,10 @@ impl MediaService {
         };
         let Some(session) = session else { return };
         let (peer, grant) = (session.peer, session.grant);
+        if grant.edge {
+            // Another relay pulling the stream (cascade): transport, not a viewer.
+            return;
+        }
         let room = RoomKey::new(grant.app_id, grant.room_id.clone());
         let result = match event {
             RelayEvent::StreamLive { .. } if grant.action == MediaAction::Publish => {

@@ -96,6 +96,14 @@ impl RelayPort for FakeRelay {
         Ok(self.open(stream, false))
     }
 
+    async fn pull_offer(&self, stream: StreamKey) -> Result<(PeerId, String), RelayError> {
+        self.publish(stream, String::new()).await.map(|(peer, _)| (peer, format!("pull offer {peer}")))
+    }
+
+    async fn pull_answer(&self, peer: PeerId, _answer: String) -> Result<(), RelayError> {
+        self.lock().peers.get(&peer).map(|_| ()).ok_or(RelayError::UnknownPeer)
+    }
+
     async fn close(&self, peer: PeerId) -> Result<(), RelayError> {
         let mut state = self.lock();
         let (stream, publishes) = state.peers.remove(&peer).ok_or(RelayError::UnknownPeer)?;

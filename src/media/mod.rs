@@ -34,6 +34,10 @@ pub trait RelayPort: Send + Sync + 'static {
     async fn publish(&self, stream: StreamKey, offer: String) -> Result<(PeerId, String), RelayError>;
     /// Opens a player of `stream` (published on this relay): its peer id and the SDP answer.
     async fn play(&self, stream: StreamKey, offer: String) -> Result<(PeerId, String), RelayError>;
+    /// Starts pulling `stream` from another relay (cascade edge): the session and its offer.
+    async fn pull_offer(&self, stream: StreamKey) -> Result<(PeerId, String), RelayError>;
+    /// Completes a pull with the origin relay's answer.
+    async fn pull_answer(&self, peer: PeerId, answer: String) -> Result<(), RelayError>;
     /// Ends a peer (a publisher takes its players along); its end is reported as an event.
     async fn close(&self, peer: PeerId) -> Result<(), RelayError>;
     /// Stops or resumes forwarding a stream's audio/video to all of its players.
@@ -58,6 +62,12 @@ impl RelayPort for Relay {
     }
     async fn play(&self, stream: StreamKey, offer: String) -> Result<(PeerId, String), RelayError> {
         Relay::play(self, stream, offer).await
+    }
+    async fn pull_offer(&self, stream: StreamKey) -> Result<(PeerId, String), RelayError> {
+        Relay::pull_offer(self, stream).await
+    }
+    async fn pull_answer(&self, peer: PeerId, answer: String) -> Result<(), RelayError> {
+        Relay::pull_answer(self, peer, answer).await
     }
     async fn close(&self, peer: PeerId) -> Result<(), RelayError> {
         Relay::close(self, peer).await
@@ -104,11 +114,27 @@ pub struct MediaService {
     follows_host: bool,
     sessions: Registry,
     link: RoomsLink,
+    /// Pulls from other relays (cascade), one at a time: a burst of players of a stream this
+    /// relay does not hold yet starts one pull, and the rest join it.
+    pulls: tokio::sync::Mutex<()>,
+    /// For offering pulls to origin relays.
+    http: reqwest::Client,
 }
+
+/// Longest wait for an origin relay to answer a pull.
+const PULL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl MediaService {
     pub fn new(relay: Arc<dyn RelayPort>, public_url: String, follows_host: bool, link: RoomsLink) -> Self {
-        MediaService { relay, public_url, follows_host, sessions: Registry::default(), link }
+        MediaService {
+            relay,
+            public_url,
+            follows_host,
+            sessions: Registry::default(),
+            link,
+            pulls: tokio::sync::Mutex::new(()),
+            http: reqwest::Client::builder().timeout(PULL_TIMEOUT).build().unwrap_or_default(),
+        }
     }
 
     pub fn public_url(&self) -> &str {
@@ -140,15 +166,96 @@ impl MediaService {
     }
 
     /// Opens a publish or play session for a checked grant: its `Location` id and the SDP
-    /// answer. Playing a stream that is not published on this relay is refused
-    /// ([`RelayError::UnknownStream`]).
+    /// answer. A stream to play that this relay does not hold is pulled from the relay that
+    /// holds it (the room's record of the stream says which) — this relay becomes a cascade
+    /// edge for it; a stream no relay holds is refused ([`RelayError::UnknownStream`]).
     pub async fn open(&self, claims: GrantClaims, offer: String) -> Result<(String, String), RelayError> {
         let key = StreamKey { app_id: claims.app_id, stream_id: claims.stream_id.clone() };
         let (peer, answer) = match claims.action {
             MediaAction::Publish => self.relay.publish(key, offer).await?,
-            MediaAction::Play => self.relay.play(key, offer).await?,
+            MediaAction::Play => match self.relay.play(key.clone(), offer.clone()).await {
+                Err(RelayError::UnknownStream(_)) if !claims.edge => {
+                    self.pull(&key).await?;
+                    self.relay.play(key, offer).await?
+                }
+                other => other?,
+            },
         };
         Ok((self.sessions.insert(peer, claims), answer))
+    }
+
+    /// Makes this relay a cascade edge for `key`: offers to play it at the relay that holds it
+    /// (with a grant this relay mints from the app's secret) and completes the pull with the
+    /// answer. Done when the stream is already held here. Edge grants are never pulled for
+    /// (see `open`), so two relays cannot pull a stream from each other in a loop.
+    async fn pull(&self, key: &StreamKey) -> Result<(), RelayError> {
+        let _one_at_a_time = self.pulls.lock().await;
+        let unknown = || RelayError::UnknownStream(key.stream_id.clone());
+        let unavailable = |why: String| RelayError::Unavailable(format!("cannot pull the stream: {why}"));
+        let found = self.link.rooms.backend().find_stream(key.app_id, &key.stream_id).await;
+        let (room, origin) = match found {
+            Ok(Some((room, stream))) => (room, stream.relay_url.ok_or_else(unknown)?),
+            Ok(None) => return Err(unknown()),
+            Err(err) => return Err(unavailable(err.to_string())),
+        };
+        if origin.trim_end_matches('/') == self.public_url.trim_end_matches('/') {
+            return Err(unknown());
+        }
+        let app = self.link.store.active_app(key.app_id).await.map_err(|e| unavailable(e.to_string()))?;
+        let (peer, offer) = match self.relay.pull_offer(key.clone()).await {
+            // Pulled (or published) here meanwhile.
+            Err(RelayError::AlreadyPublished(_)) => return Ok(()),
+            other => other?,
+        };
+        let now = crate::auth::unix_now();
+        let answer = match crate::auth::grant::issue_edge(
+            key.app_id,
+            app.server_secret.as_bytes(),
+            &room.room_id,
+            &key.stream_id,
+            now,
+        ) {
+            Ok((grant, _)) => self.offer_to_origin(&origin, &key.stream_id, &grant, offer).await,
+            Err(err) => Err(err.to_string()),
+        };
+        let answered = match answer {
+            Ok(answer) => self.relay.pull_answer(peer, answer).await,
+            Err(why) => Err(unavailable(why)),
+        };
+        if let Err(err) = answered {
+            tracing::warn!(stream = %key.stream_id, %origin, error = %err, "relay cascade pull failed");
+            let _ = self.relay.close(peer).await;
+            return Err(err);
+        }
+        tracing::info!(stream = %key.stream_id, %origin, "pulling a stream from its relay (cascade edge)");
+        Ok(())
+    }
+
+    /// POSTs a pull's offer to the origin relay's play endpoint; its SDP answer.
+    async fn offer_to_origin(
+        &self,
+        origin: &str,
+        stream_id: &str,
+        grant: &str,
+        offer: String,
+    ) -> Result<String, String> {
+        let url = relay_endpoint(origin, MediaAction::Play, stream_id);
+        let response = self
+            .http
+            .post(&url)
+            .bearer_auth(grant)
+            .header(reqwest::header::CONTENT_TYPE, "application/sdp")
+            .body(offer)
+            .send()
+            .await
+            .map_err(|e| format!("the origin relay is unreachable: {e}"))?;
+        let status = response.status();
+        let body = response.text().await.map_err(|e| format!("the origin relay's answer was cut: {e}"))?;
+        if !status.is_success() {
+            let excerpt: String = body.chars().take(200).collect();
+            return Err(format!("the origin relay refused ({status}): {excerpt}"));
+        }
+        Ok(body)
     }
 
     /// Ends the session behind a `Location` id. Its entry stays until the relay reports the

@@ -145,6 +145,7 @@ mod tests {
             session_id: session_id.map(str::to_owned),
             user_name: None,
             extra_info: None,
+            edge: false,
             iat: 0,
             exp: 0,
             jti: "j".into(),

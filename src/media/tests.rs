@@ -102,6 +102,7 @@ impl Harness {
             session_id: session.map(|s| s.id.clone()),
             user_name: None,
             extra_info: Some(format!("extra of {stream_id}")),
+            edge: false,
             iat: 0,
             exp: 0,
             jti: format!("jti-{user_id}-{stream_id}"),

@@ -947,9 +947,9 @@ async fn a_stream_cascades_over_a_chain_of_relays() {
     publisher.stop();
     let mut edge1_ended = Vec::new();
     while edge1_ended.len() < 3 {
-        match next_event_with_bytes(&mut edge1_events).await {
-            e @ (RelayEvent::PlayerStopped { .. } | RelayEvent::StreamStopped { .. }) => edge1_ended.push(e),
-            _ => {}
+        let event = next_event_with_bytes(&mut edge1_events).await;
+        if matches!(event, RelayEvent::PlayerStopped { .. } | RelayEvent::StreamStopped { .. }) {
+            edge1_ended.push(event);
         }
     }
     assert!(matches!(edge1_ended[2], RelayEvent::StreamStopped { peer, .. } if peer == edge1_pull), "{edge1_ended:?}");

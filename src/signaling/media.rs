@@ -97,14 +97,49 @@ pub async fn play(ctx: &SignalingContext, state: &SessionState, request: StreamR
         Some((room, stream)) if room == state.room => stream,
         _ => return Err(RoomError::StreamNotFound(request.stream_id).into()),
     };
-    // Players go to the relay that holds the stream: this node's own when it is the only one
-    // (then reached the way this client reached signaling).
+    // Players go to the relay that holds the stream (this node's own when it is the only one,
+    // then reached the way this client reached signaling), or to a less busy one that pulls
+    // the stream from it.
     let only_node = ctx.relay.as_deref().is_some_and(MediaService::follows_host);
     let relay_url = match stream.relay_url {
-        Some(url) if !only_node => url,
+        Some(url) if !only_node => relay_for_play(ctx, url).await,
         _ => relay(ctx)?.base_url(state.base_url.as_deref()).to_owned(),
     };
     grant_reply(ctx, state, request.stream_id, MediaAction::Play, None, relay_url).await
+}
+
+/// The relay a new player of a stream held by the relay at `origin` is sent to: the origin
+/// until it announces `cascade_above` peers, then the relay announcing the fewest peers if it
+/// has fewer than the origin (it pulls the stream from the origin; see
+/// [`crate::media::MediaService::open`]). The origin when the announcements cannot be read.
+async fn relay_for_play(ctx: &SignalingContext, origin: String) -> String {
+    let threshold = ctx.config.cascade_above;
+    if threshold == 0 {
+        return origin;
+    }
+    let relays = match ctx.rooms.backend().relays().await {
+        Ok(relays) => relays,
+        Err(err) => {
+            tracing::debug!(error = %err, "relay announcements unreadable; the player goes to the stream's relay");
+            return origin;
+        }
+    };
+    pick_play_relay(&relays, origin, threshold)
+}
+
+fn pick_play_relay(relays: &[crate::rooms::RelayInfo], origin: String, threshold: u64) -> String {
+    let Some(origin_load) = relays.iter().find(|r| r.url == origin).map(|r| r.peers) else {
+        return origin;
+    };
+    if origin_load < threshold {
+        return origin;
+    }
+    // Ties (announcements lag behind a burst of players) go to one relay, by URL: one pull,
+    // not one per idle relay.
+    match relays.iter().min_by_key(|r| (r.peers, r.streams, &r.url)) {
+        Some(least) if least.peers < origin_load => least.url.clone(),
+        _ => origin,
+    }
 }
 
 /// `stopPublishingStream`: the stream leaves the room at once; its relay peer is ended.
@@ -137,5 +172,25 @@ pub async fn end_session_media(ctx: &SignalingContext, session_id: &str) {
 pub async fn ask_publishers_to_move(ctx: &SignalingContext) {
     if let Some(node) = ctx.relay.as_deref() {
         node.ask_publishers_to_move().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pick_play_relay;
+    use crate::rooms::RelayInfo;
+
+    fn relay(url: &str, peers: u64) -> RelayInfo {
+        RelayInfo { id: url.into(), url: url.into(), peers, streams: 1, updated_at: 0 }
+    }
+
+    #[test]
+    fn players_leave_the_streams_relay_only_when_it_is_busy_and_another_is_not() {
+        let relays = [relay("a", 500), relay("b", 20), relay("c", 10)];
+        assert_eq!(pick_play_relay(&relays, "a".into(), 400), "c");
+        assert_eq!(pick_play_relay(&relays, "a".into(), 501), "a", "below the threshold");
+        assert_eq!(pick_play_relay(&relays, "c".into(), 5), "c", "the origin is the least busy");
+        assert_eq!(pick_play_relay(&relays, "gone".into(), 1), "gone", "an origin not announced");
+        assert_eq!(pick_play_relay(&[relay("a", 9)], "a".into(), 1), "a", "no other relay");
     }
 }

@@ -33,6 +33,9 @@ pub struct SignalingConfig {
     pub reconnect_grace: Duration,
     /// Websocket connections this process accepts at once.
     pub max_connections: usize,
+    /// Players go to another relay (a cascade edge) once the stream's relay announces this
+    /// many peers and another announces fewer (0: never).
+    pub cascade_above: u64,
 }
 
 impl Default for SignalingConfig {
@@ -42,6 +45,7 @@ impl Default for SignalingConfig {
             heartbeat_timeout: Duration::from_secs(30),
             reconnect_grace: Duration::from_secs(30),
             max_connections: 100_000,
+            cascade_above: 400,
         }
     }
 }

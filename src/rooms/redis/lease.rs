@@ -272,9 +272,11 @@ impl RedisRooms {
                     }
                     WorkerEntry::Stream { user_id, stream_id, .. } => {
                         let room = entry.room();
-                        !local.sessions.values().any(|s| {
+                        let of_local_session = local.sessions.values().any(|s| {
                             s.room == room && s.member.user.user_id == *user_id && s.streams.contains_key(stream_id)
-                        })
+                        });
+                        let remote = (room, user_id.clone(), stream_id.clone());
+                        !of_local_session && !local.remote_streams.contains(&remote)
                     }
                 })
                 .collect()

@@ -89,6 +89,10 @@ struct LocalState {
     joining: HashSet<String>,
     /// Latest room extra info seen per watched room.
     extra: HashMap<RoomKey, BTreeMap<String, RoomExtraInfo>>,
+    /// Streams this worker added for a session held by another worker: a relay-only node's
+    /// streams of publishers whose websocket is on a signaling node. (room, user id, stream id)
+    /// — held here all the same (repair must not take them for ghosts).
+    remote_streams: HashSet<(RoomKey, String, String)>,
 }
 
 pub struct RedisRooms {
@@ -202,6 +206,17 @@ impl RedisRooms {
 
     fn conn(&self) -> ConnectionManager {
         self.commands.clone()
+    }
+
+    /// This worker no longer holds a stream (of a local session, or a remote one's).
+    fn forget_local_stream(&self, room: &RoomKey, user_id: &str, stream_id: &str) {
+        let mut local = self.local();
+        for session in local.sessions.values_mut() {
+            if session.member.user.user_id == user_id && session.room == *room {
+                session.streams.remove(stream_id);
+            }
+        }
+        local.remote_streams.remove(&(room.clone(), user_id.to_owned(), stream_id.to_owned()));
     }
 
     /// A failed call: Redis may now hold something this worker does not know of (a script
@@ -623,33 +638,40 @@ impl RoomBackend for RedisRooms {
     async fn add_stream(&self, room: &RoomKey, session_id: &str, stream: StreamInfo) -> Result<(), RoomError> {
         // Held locally before the script runs, so that a repair running meanwhile does not
         // take the new entry for a ghost; dropped again if the script fails.
-        if let Some(session) = self.local().sessions.get_mut(session_id) {
-            session.streams.insert(stream.stream_id.clone(), stream.clone());
+        let held = (room.clone(), stream.user.user_id.clone(), stream.stream_id.clone());
+        {
+            let mut local = self.local();
+            match local.sessions.get_mut(session_id) {
+                Some(session) => {
+                    session.streams.insert(stream.stream_id.clone(), stream.clone());
+                }
+                None => {
+                    local.remote_streams.insert(held.clone());
+                }
+            }
         }
         let added = self.run_add_stream(room, session_id, &stream, "publish", self.deadline()).await;
-        if added.is_err()
-            && let Some(session) = self.local().sessions.get_mut(session_id)
-        {
-            session.streams.remove(&stream.stream_id);
+        if added.is_err() {
+            let mut local = self.local();
+            match local.sessions.get_mut(session_id) {
+                Some(session) => {
+                    session.streams.remove(&stream.stream_id);
+                }
+                None => {
+                    local.remote_streams.remove(&held);
+                }
+            }
         }
         added
     }
 
     async fn remove_stream(&self, room: &RoomKey, user_id: &str, stream_id: &str) -> Result<(), RoomError> {
-        for session in self.local().sessions.values_mut() {
-            if session.member.user.user_id == user_id && session.room == *room {
-                session.streams.remove(stream_id);
-            }
-        }
+        self.forget_local_stream(room, user_id, stream_id);
         self.run_remove_stream(room, user_id, stream_id, "", &self.own_entries_key()).await
     }
 
     async fn remove_stream_held_here(&self, room: &RoomKey, user_id: &str, stream_id: &str) -> Result<(), RoomError> {
-        for session in self.local().sessions.values_mut() {
-            if session.member.user.user_id == user_id && session.room == *room {
-                session.streams.remove(stream_id);
-            }
-        }
+        self.forget_local_stream(room, user_id, stream_id);
         self.run_remove_stream(room, user_id, stream_id, &self.worker_id, &self.own_entries_key()).await
     }
 
