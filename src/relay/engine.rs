@@ -45,7 +45,7 @@ use str0m::rtp::RtpPacket;
 
 use super::crossing::{Crossing, Ending, MediaPacket, Mirror, shards_of};
 use super::forward::{Forwarded, TrackOut};
-use super::peer::{self, Happening, Peer, Player, Publisher, Role, Source, TrackIn};
+use super::peer::{self, Happening, Peer, Player, Publisher, Role, Source};
 use super::sdp;
 use super::{
     Directory, KEYFRAME_INTERVAL, MediaBytes, Origin, PeerId, PlayerMute, RelayError, RelayEvent, ShardInfo, Shared,
@@ -358,28 +358,14 @@ impl Engine {
         if self.streams.contains_key(&stream) {
             return Err(RelayError::AlreadyPublished(stream.stream_id));
         }
-        let mut accepted = peer::accept(offer, peer::base_config(&self.crypto), &self.candidates, now)?;
-        let tracks: Vec<TrackIn> = accepted
-            .medias
-            .iter()
-            .filter(|(_, _, dir)| dir.is_receiving())
-            .map(|&(mid, kind, _)| TrackIn { mid, kind })
-            .collect();
-        let rtc = &mut accepted.rtc;
-        let params: Vec<_> = rtc
-            .codec_config()
-            .params()
-            .iter()
-            .filter(|p| tracks.iter().any(|t| rtc.media(t.mid).is_some_and(|m| m.remote_pts().contains(&p.pt()))))
-            .copied()
-            .collect();
-        if tracks.is_empty() || params.is_empty() {
+        let accepted = peer::accept(offer, peer::base_config(&self.crypto), &self.candidates, now)?;
+        let Some(source) = peer::received_source(&accepted.rtc, &accepted.medias) else {
             let mut relay = peer::base_config(&self.crypto);
             let codecs = sdp::codec_list(relay.codec_config().params().iter().map(|p| p.spec().codec));
             let usable = format!("the relay supports {codecs}");
             return Err(no_media(offer, &accepted.unmatched, usable));
-        }
-        let source = Arc::new(Source { tracks, params });
+        };
+        let source = Arc::new(source);
         let role = Role::Publisher(Publisher::new(Arc::clone(&source), false));
         let id = self.insert(accepted.rtc, accepted.ufrag, stream.clone(), role, now)?;
         self.publish_here(stream, id, source);
@@ -446,25 +432,12 @@ impl Engine {
             return Err(e);
         }
         let (medias, _) = peer::negotiated_medias(&mut peer.rtc, answer);
-        let tracks: Vec<TrackIn> = medias
-            .iter()
-            .filter(|(_, _, dir)| dir.is_receiving())
-            .map(|&(mid, kind, _)| TrackIn { mid, kind })
-            .collect();
-        let rtc = &peer.rtc;
-        let params: Vec<_> = rtc
-            .codec_config()
-            .params()
-            .iter()
-            .filter(|p| tracks.iter().any(|t| rtc.media(t.mid).is_some_and(|m| m.remote_pts().contains(&p.pt()))))
-            .copied()
-            .collect();
-        if tracks.is_empty() || params.is_empty() {
+        let Some(source) = peer::received_source(&peer.rtc, &medias) else {
             self.closing.push((id, "pull answer has no media"));
             self.close_pending();
             return Err(RelayError::NoMedia);
-        }
-        let source = Arc::new(Source { tracks, params });
+        };
+        let source = Arc::new(source);
         let mut publisher = Publisher::new(Arc::clone(&source), true);
         publisher.idle_since = Some(now);
         peer.role = Role::Publisher(publisher);

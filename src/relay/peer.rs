@@ -261,6 +261,21 @@ pub(crate) fn negotiated_medias(
     (medias, unmatched)
 }
 
+/// What a session receives (a publisher's, or a pull's): its receiving audio/video m-lines of
+/// `medias` and the negotiated codecs the remote uses on them. None if either is empty.
+pub(crate) fn received_source(rtc: &Rtc, medias: &[(Mid, MediaKind, str0m::media::Direction)]) -> Option<Source> {
+    let tracks: Vec<TrackIn> =
+        medias.iter().filter(|(_, _, dir)| dir.is_receiving()).map(|&(mid, kind, _)| TrackIn { mid, kind }).collect();
+    let params: Vec<PayloadParams> = rtc
+        .codec_config()
+        .params()
+        .iter()
+        .filter(|p| tracks.iter().any(|t| rtc.media(t.mid).is_some_and(|m| m.remote_pts().contains(&p.pt()))))
+        .copied()
+        .collect();
+    (!tracks.is_empty() && !params.is_empty()).then_some(Source { tracks, params })
+}
+
 /// A pull of a stream from another relay: a full-ICE session (the other relay is ICE-lite)
 /// offering to receive audio and video, advertising `candidates`. Returns the session, its
 /// ufrag, the SDP offer and what completes it.
