@@ -63,6 +63,11 @@ pub struct MediaLoadArgs {
     /// Prefix of stream and user ids, so that runs do not collide. Default: random.
     #[arg(long)]
     pub prefix: Option<String>,
+    /// Send players to these relay base URLs (comma-separated, round-robin) instead of the
+    /// relay their grant names, as signaling places players on cascade edges: each pulls the
+    /// stream from the origin. Default: the URL in the grant.
+    #[arg(long, value_delimiter = ',')]
+    pub play_at: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -132,6 +137,8 @@ struct Target {
     nonces: AtomicU64,
     ip: IpAddr,
     options: PeerOptions,
+    /// Relay base URLs players are sent to (see `--play-at`).
+    play_at: Vec<String>,
 }
 
 /// A running peer and what is known of its sockets.
@@ -178,10 +185,15 @@ impl Target {
         }
     }
 
-    /// Grant, offer, answer, connect: one running peer.
-    async fn open(&self, role: Role, stream_id: String, user_id: String) -> Result<Opened, String> {
+    /// Grant, offer, answer, connect: one running peer (`player` numbers players for
+    /// `--play-at`).
+    async fn open(&self, role: Role, stream_id: String, user_id: String, player: usize) -> Result<Opened, String> {
         let action = if role == Role::Publish { "publish" } else { "play" };
-        let (grant, url) = self.grant(&stream_id, &user_id, action).await?;
+        let (grant, mut url) = self.grant(&stream_id, &user_id, action).await?;
+        if role == Role::Play && !self.play_at.is_empty() {
+            let base = &self.play_at[player % self.play_at.len()];
+            url = crate::media::relay_endpoint(base, crate::auth::grant::MediaAction::Play, &stream_id);
+        }
         let (ip, options) = (self.ip, self.options);
         let (pending, offer) = tokio::task::spawn_blocking(move || PendingPeer::offer_with(role, ip, options))
             .await
@@ -236,6 +248,7 @@ pub async fn run(args: MediaLoadArgs) -> Result<(), String> {
         nonces: AtomicU64::new(0),
         ip: args.ip,
         options,
+        play_at: args.play_at.clone(),
     };
     let connect_timeout = Duration::from_secs(args.connect_timeout);
     let mut failures = Failures::default();
@@ -421,7 +434,7 @@ async fn open_many(
                 Role::Publish => format!("{}-pub{i}", target.prefix),
                 Role::Play => format!("{}-p{i}x{j}", target.prefix),
             };
-            ((role, i, j), target.open(role, stream_id, user_id).await)
+            ((role, i, j), target.open(role, stream_id, user_id, j as usize).await)
         })
         .buffer_unordered(concurrency as usize)
         .collect()
