@@ -120,7 +120,7 @@ error_codes! {
     StreamAlreadyPublished = 6007, CONFLICT, "Relay: this stream id already has a publisher.";
     StreamNotPublished = 6008, NOT_FOUND, "Relay: nobody publishes this stream on this relay.";
     UnknownMediaSession = 6009, NOT_FOUND, "Relay: no such publish/play session (already ended?).";
-    RelayUnavailable = 6010, SERVICE_UNAVAILABLE, "Relay: the media engine is not running on this node.";
+    RelayUnavailable = 6010, SERVICE_UNAVAILABLE, "Relay: the media engine is not running on this node, or this relay could not pull the stream from the relay that holds it (cascade).";
     NoSupportedCodec = 6011, BAD_REQUEST, "Relay: the SDP offer's audio/video names no codec the relay forwards (Opus, VP8, H.264, VP9) or, to play, none the stream is sent in; the message lists both sides.";
     NotAPlaySession = 6012, CONFLICT, "Relay: a player-side mute names a publish session; only a play session can stop what the relay sends it.";
     AdminTooManyUsers = 8001, BAD_REQUEST, "Admin API: `userIds` is empty or names more than 100 users.";

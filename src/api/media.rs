@@ -90,10 +90,10 @@ pub async fn publish(
         (status = 400, description = "6005 bad offer, 6006 no media, 6011 no supported codec, 3003 invalid streamId", body = ErrorBody),
         (status = 401, description = "6001 missing grant, 6002 invalid grant, 6003 grant expired", body = ErrorBody),
         (status = 403, description = "6004 grant for another stream or action", body = ErrorBody),
-        (status = 404, description = "6008 nobody publishes this stream here", body = ErrorBody),
+        (status = 404, description = "6008 no relay publishes this stream", body = ErrorBody),
         (status = 413, description = "1004 body larger than 64 KiB", body = ErrorBody),
         (status = 415, description = "1003 content type is not application/sdp", body = ErrorBody),
-        (status = 503, description = "1010 draining, 6010 no relay on this node", body = ErrorBody),
+        (status = 503, description = "1010 draining, 6010 no relay on this node, or the stream could not be pulled from the relay holding it", body = ErrorBody),
     ))]
 pub async fn play(
     req: HttpRequest,

@@ -11,6 +11,7 @@ pub mod grants;
 pub mod levels;
 pub mod registry;
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use actix_web::HttpRequest;
@@ -114,9 +115,10 @@ pub struct MediaService {
     follows_host: bool,
     sessions: Registry,
     link: RoomsLink,
-    /// Pulls from other relays (cascade), one at a time: a burst of players of a stream this
-    /// relay does not hold yet starts one pull, and the rest join it.
-    pulls: tokio::sync::Mutex<()>,
+    /// Pulls from other relays (cascade), one at a time per stream: a burst of players of a
+    /// stream this relay does not hold yet starts one pull, and the rest wait for it. Pulls of
+    /// other streams do not wait.
+    pulls: std::sync::Mutex<HashMap<StreamKey, Arc<tokio::sync::Mutex<()>>>>,
     /// For offering pulls to origin relays.
     http: reqwest::Client,
 }
@@ -132,7 +134,7 @@ impl MediaService {
             follows_host,
             sessions: Registry::default(),
             link,
-            pulls: tokio::sync::Mutex::new(()),
+            pulls: Default::default(),
             http: reqwest::Client::builder().timeout(PULL_TIMEOUT).build().unwrap_or_default(),
         }
     }
@@ -189,7 +191,13 @@ impl MediaService {
     /// answer. Done when the stream is already held here. Edge grants are never pulled for
     /// (see `open`), so two relays cannot pull a stream from each other in a loop.
     async fn pull(&self, key: &StreamKey) -> Result<(), RelayError> {
-        let _one_at_a_time = self.pulls.lock().await;
+        let gate = {
+            let mut pulls = self.pulls.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            // Entries nobody waits on any more go; what is left is streams being pulled now.
+            pulls.retain(|_, gate| Arc::strong_count(gate) > 1);
+            Arc::clone(pulls.entry(key.clone()).or_default())
+        };
+        let _one_at_a_time = gate.lock().await;
         let unknown = || RelayError::UnknownStream(key.stream_id.clone());
         let unavailable = |why: String| RelayError::Unavailable(format!("cannot pull the stream: {why}"));
         let found = self.link.rooms.backend().find_stream(key.app_id, &key.stream_id).await;
@@ -248,9 +256,10 @@ impl MediaService {
             .body(offer)
             .send()
             .await
-            .map_err(|e| format!("the origin relay is unreachable: {e}"))?;
+            .map_err(|e| format!("the origin relay is unreachable: {}", e.without_url()))?;
         let status = response.status();
-        let body = response.text().await.map_err(|e| format!("the origin relay's answer was cut: {e}"))?;
+        let body =
+            response.text().await.map_err(|e| format!("the origin relay's answer was cut: {}", e.without_url()))?;
         if !status.is_success() {
             let excerpt: String = body.chars().take(200).collect();
             return Err(format!("the origin relay refused ({status}): {excerpt}"));
