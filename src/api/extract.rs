@@ -158,6 +158,12 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     serde_json::from_slice(body).map_err(|err| {
         let code = match err.classify() {
             serde_json::error::Category::Data => ErrorCode::InvalidBody,
+            // serde_json reports some type errors as syntax ("expected value" for a number where
+            // an enum's string goes): a body that is valid JSON is well-formed, only not what
+            // the route takes.
+            serde_json::error::Category::Syntax if serde_json::from_slice::<serde::de::IgnoredAny>(body).is_ok() => {
+                ErrorCode::InvalidBody
+            }
             _ => ErrorCode::MalformedJson,
         };
         ApiError::new(code, format!("body: {err}"))
@@ -220,4 +226,38 @@ pub struct SignatureHeaderParams {
     /// keyed with the server secret (upper case hex is accepted too).
     #[param(rename = "X-Huddle-Signature", min_length = 64, max_length = 64, pattern = "^[0-9a-fA-F]+$")]
     signature: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Layer {
+        Low,
+    }
+
+    #[derive(Debug, Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        #[allow(dead_code)]
+        video: Layer,
+    }
+
+    fn code_of(body: &str) -> Option<ErrorCode> {
+        parse_json::<Body>(body.as_bytes()).err().map(|e| e.code)
+    }
+
+    #[test]
+    fn well_formed_json_of_the_wrong_shape_is_an_invalid_body_not_malformed_json() {
+        assert_eq!(code_of(r#"{"video": "low"}"#), None);
+        for malformed in ["{", "[", r#"{"video": }"#, "", "low"] {
+            assert_eq!(code_of(malformed), Some(ErrorCode::MalformedJson), "{malformed}");
+        }
+        // A number where an enum's string goes is one serde_json calls a syntax error.
+        for invalid in [r#"{"video": 0}"#, r#"{"video": "mid"}"#, "{}", r#"{"video": "low", "x": 1}"#, "[]", "7"] {
+            assert_eq!(code_of(invalid), Some(ErrorCode::InvalidBody), "{invalid}");
+        }
+    }
 }
