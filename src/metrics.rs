@@ -49,6 +49,7 @@ struct Collectors {
     admin_calls: IntCounterVec,
     admin_users_removed: IntCounterVec,
     media_mutes: IntCounterVec,
+    media_layer_choices: IntCounterVec,
     quality_reports: IntCounterVec,
     quality_batches: IntCounterVec,
 }
@@ -216,6 +217,16 @@ static COLLECTORS: LazyLock<Collectors> = LazyLock::new(|| {
                 &["who", "kind", "change"],
             ),
         ),
+        media_layer_choices: register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "media_layer_choices_total",
+                    "Simulcast layer choices players made (setPlayStreamVideoType): low, high, auto",
+                ),
+                &["video"],
+            ),
+        ),
         quality_reports: register(
             r,
             IntCounterVec::new(
@@ -272,6 +283,16 @@ pub fn media_mute(who: &'static str, audio: Option<bool>, video: Option<bool>) {
             COLLECTORS.media_mutes.with_label_values(&[who, kind, change]).inc();
         }
     }
+}
+
+/// A player chose which simulcast layer it is sent.
+pub fn media_layer_choice(choice: crate::relay::LayerChoice) {
+    let label = match choice {
+        crate::relay::LayerChoice::Low => "low",
+        crate::relay::LayerChoice::High => "high",
+        crate::relay::LayerChoice::Auto => "auto",
+    };
+    COLLECTORS.media_layer_choices.with_label_values(&[label]).inc();
 }
 
 /// A network quality input: `client` (a reportQuality) or `relay` (a user's measured levels).
@@ -390,6 +411,7 @@ pub fn relay_observed(stats: crate::relay::RelayStats, load: crate::relay::Relay
         ("forwarded", stats.forwarded, seen.forwarded),
         ("keyframe_requests", stats.keyframe_requests, seen.keyframe_requests),
         ("handed_off", stats.handed_off, seen.handed_off),
+        ("layer_switches", stats.layer_switches, seen.layer_switches),
     ] {
         c.relay_counters.with_label_values(&[what]).inc_by(now.saturating_sub(before));
     }

@@ -34,8 +34,13 @@ async fn play_with_session(client: &mut ws::WsClient, stream_id: &str) -> (Media
 
 /// `POST {session}/mute` with a JSON body; the status and the JSON answer.
 async fn mute_player(session: &str, content_type: &str, body: &str) -> (u16, Value) {
+    control(session, "mute", content_type, body).await
+}
+
+/// `POST {session}/{what}` (`mute`, `layer`) with a JSON body; the status and the JSON answer.
+async fn control(session: &str, what: &str, content_type: &str, body: &str) -> (u16, Value) {
     let response = reqwest::Client::new()
-        .post(format!("{session}/mute"))
+        .post(format!("{session}/{what}"))
         .header("content-type", content_type)
         .body(body.to_owned())
         .send()
@@ -193,6 +198,25 @@ async fn a_player_stops_what_its_relay_session_sends_it_and_no_one_else() {
     let (audio, video) = received_in(&bob_player, WINDOW).await;
     assert!(audio > 20 && video > 15, "a refused mute changed something: {audio} audio, {video} video");
 
+    // A layer choice on a stream sent as one encoding is taken and changes nothing; bad ones
+    // are refused.
+    let (status, state) = control(&bob_session, "layer", "application/json", r#"{"video": "low"}"#).await;
+    assert_eq!((status, state), (200, json!({"video": "low", "layers": 0})));
+    for (content_type, body, status, code) in [
+        ("application/json", "{}", 400, 1006),
+        ("application/json", r#"{"video": "medium"}"#, 400, 1006),
+        ("application/json", r#"{"video": 0}"#, 400, 1006),
+        ("application/json", "[", 400, 1005),
+        ("text/plain", r#"{"video": "high"}"#, 415, 1003),
+    ] {
+        let (got, reply) = control(&bob_session, "layer", content_type, body).await;
+        assert_eq!((got, reply["code"].as_u64()), (status, Some(code)), "{content_type} {body}: {reply}");
+    }
+    let (status, reply) = control(&unknown, "layer", "application/json", r#"{"video": "high"}"#).await;
+    assert_eq!((status, reply["code"].as_u64()), (404, Some(6009)));
+    let (audio, video) = received_in(&bob_player, WINDOW).await;
+    assert!(audio > 20 && video > 15, "a layer choice changed what bob gets: {audio} audio, {video} video");
+
     // A publish session cannot be muted this way (the server's mute is the admin API's).
     let grant = alice.ok("publishStream", json!({"streamID": "alice-screen"})).await;
     let (pending, offer) = PendingPeer::offer(Role::Publish, "127.0.0.1".parse().unwrap()).unwrap();
@@ -210,6 +234,9 @@ async fn a_player_stops_what_its_relay_session_sends_it_and_no_one_else() {
     let (status, reply) =
         mute_player(url.join(&location).unwrap().as_str(), "application/json", r#"{"video": true}"#).await;
     assert_eq!((status, reply["code"].as_u64()), (409, Some(6012)));
+    let (status, reply) =
+        control(url.join(&location).unwrap().as_str(), "layer", "application/json", r#"{"video": "low"}"#).await;
+    assert_eq!((status, reply["code"].as_u64()), (409, Some(6012)));
 
     // Ended sessions are gone.
     let deleted = reqwest::Client::new().delete(&bob_session).send().await.unwrap();
@@ -219,6 +246,7 @@ async fn a_player_stops_what_its_relay_session_sends_it_and_no_one_else() {
     assert_eq!((status, reply["code"].as_u64()), (404, Some(6009)));
     let metrics = server.metrics().await;
     assert!(metrics.contains(r#"huddle_media_mutes_total{change="mute",kind="video",who="player"} 1"#), "{metrics}");
+    assert!(metrics.contains(r#"huddle_media_layer_choices_total{video="low"} 1"#), "{metrics}");
     drop(server);
     db.cleanup().await;
 }

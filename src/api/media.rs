@@ -21,9 +21,22 @@ use crate::auth::turn::IceServer;
 use crate::error::{ApiError, ErrorBody, ErrorCode};
 use crate::ids;
 use crate::media::{MediaService, base_url_of, grants};
+use crate::relay::LayerChoice;
 
 fn node(state: &AppState) -> Result<&MediaService, ApiError> {
     state.relay.as_deref().ok_or_else(|| ApiError::new(ErrorCode::RelayUnavailable, "this node runs no relay"))
+}
+
+/// The relay and the JSON body of a player's control of its own session (`/mute`, `/layer`).
+async fn player_control<'a, T: serde::de::DeserializeOwned>(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &'a AppState,
+) -> Result<(&'a MediaService, T), ApiError> {
+    let node = node(state)?;
+    require_content_type(req, "application/json")?;
+    let body = read_body(req, payload.into_inner()).await?;
+    Ok((node, parse_json(&body)?))
 }
 
 fn bearer(req: &HttpRequest) -> Result<&str, ApiError> {
@@ -160,10 +173,7 @@ pub async fn mute_player(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let node = node(&state)?;
-    require_content_type(&req, "application/json")?;
-    let body = read_body(&req, payload.into_inner()).await?;
-    let request: PlayerMuteRequest = parse_json(&body)?;
+    let (node, request) = player_control::<PlayerMuteRequest>(&req, payload, &state).await?;
     if request.audio.is_none() && request.video.is_none() {
         return Err(ApiError::new(
             ErrorCode::InvalidBody,
@@ -173,6 +183,50 @@ pub async fn mute_player(
     let mute = node.mute_player(path.as_str(), request.audio, request.video).await?;
     crate::metrics::media_mute("player", request.audio, request.video);
     Ok(HttpResponse::Ok().json(PlayerMuteState { audio_muted: mute.audio, video_muted: mute.video }))
+}
+
+/// Choose which simulcast layer of the stream's video the relay sends one player (its
+/// `Location`): ZEGO's `setPlayStreamVideoType`. `low` and `high` fix the layer; `auto` (the
+/// default) follows the relay's bandwidth estimate towards the player. The change happens at the
+/// new layer's next keyframe, which the relay asks of the publisher at once.
+#[utoipa::path(post, path = "/relay/v1/sessions/{sessionId}/layer", tag = "relay",
+    params(("sessionId" = String, Path, description = "From the Location of the play session's 201 answer")),
+    request_body = PlayerLayerRequest,
+    responses(
+        (status = 200, description = "The choice, and how many layers the stream sends", body = PlayerLayerState),
+        (status = 400, description = "1005 malformed JSON, 1006 invalid body", body = ErrorBody),
+        (status = 404, description = "6009 no such session", body = ErrorBody),
+        (status = 409, description = "6012 the session publishes; only a play session chooses a layer", body = ErrorBody),
+        (status = 413, description = "1004 body larger than 64 KiB", body = ErrorBody),
+        (status = 415, description = "1003 content type is not application/json", body = ErrorBody),
+        (status = 503, description = "6010 no relay on this node", body = ErrorBody),
+    ))]
+pub async fn set_player_layer(
+    req: HttpRequest,
+    path: web::Path<String>,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let (node, request) = player_control::<PlayerLayerRequest>(&req, payload, &state).await?;
+    let layers = node.set_player_layer(path.as_str(), request.video).await?;
+    crate::metrics::media_layer_choice(request.video);
+    Ok(HttpResponse::Ok().json(PlayerLayerState { video: request.video, layers }))
+}
+
+/// Which simulcast layer a player wants.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlayerLayerRequest {
+    pub video: LayerChoice,
+}
+
+/// A player's layer choice as the relay holds it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct PlayerLayerState {
+    pub video: LayerChoice,
+    /// Simulcast layers the stream's video has; 0 when it is sent as one encoding (then every
+    /// choice gets that one).
+    pub layers: u8,
 }
 
 /// What a business server asks for: usually a publish grant for a WHIP encoder.
@@ -251,5 +305,6 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(super::resource("/relay/v1/publish/{stream_id}", [(Method::POST, web::to(publish))]))
         .service(super::resource("/relay/v1/play/{stream_id}", [(Method::POST, web::to(play))]))
         .service(super::resource("/relay/v1/sessions/{session_id}", [(Method::DELETE, web::to(end_session))]))
-        .service(super::resource("/relay/v1/sessions/{session_id}/mute", [(Method::POST, web::to(mute_player))]));
+        .service(super::resource("/relay/v1/sessions/{session_id}/mute", [(Method::POST, web::to(mute_player))]))
+        .service(super::resource("/relay/v1/sessions/{session_id}/layer", [(Method::POST, web::to(set_player_layer))]));
 }

@@ -11,7 +11,9 @@ use async_trait::async_trait;
 
 use super::RelayPort;
 use crate::quality::Level;
-use crate::relay::{MediaBytes, PeerId, PlayerMute, RelayError, RelayEvent, RelayLoad, RelayStats, StreamKey};
+use crate::relay::{
+    LayerChoice, MediaBytes, PeerId, PlayerMute, RelayError, RelayEvent, RelayLoad, RelayStats, StreamKey,
+};
 
 #[derive(Default)]
 pub struct FakeRelay {
@@ -25,6 +27,7 @@ struct State {
     peers: HashMap<PeerId, (StreamKey, bool)>,
     publishers: HashMap<StreamKey, PeerId>,
     player_mutes: HashMap<PeerId, PlayerMute>,
+    pub player_layers: HashMap<PeerId, LayerChoice>,
     pub closed: Vec<PeerId>,
     pub mutes: Vec<(StreamKey, Option<bool>, Option<bool>)>,
     events: Vec<RelayEvent>,
@@ -143,6 +146,18 @@ impl RelayPort for FakeRelay {
         mute.audio = audio.unwrap_or(mute.audio);
         mute.video = video.unwrap_or(mute.video);
         Ok(*mute)
+    }
+
+    /// Records the choice; the fake's streams have no simulcast layers.
+    async fn set_player_layer(&self, peer: PeerId, choice: LayerChoice) -> Result<u8, RelayError> {
+        let mut state = self.lock();
+        match state.peers.get(&peer) {
+            None => return Err(RelayError::UnknownPeer),
+            Some((_, true)) => return Err(RelayError::NotAPlayer),
+            Some((_, false)) => {}
+        }
+        state.player_layers.insert(peer, choice);
+        Ok(0)
     }
 
     async fn link_levels(&self) -> Result<Vec<(PeerId, Level)>, RelayError> {

@@ -20,7 +20,7 @@ use async_trait::async_trait;
 
 use crate::auth::grant::{GrantClaims, MediaAction};
 use crate::quality::Level;
-use crate::relay::{PeerId, PlayerMute, Relay, RelayError, RelayLoad, RelayStats, StreamKey};
+use crate::relay::{LayerChoice, PeerId, PlayerMute, Relay, RelayError, RelayLoad, RelayStats, StreamKey};
 use crate::rooms::RoomService;
 use crate::store::Store;
 use crate::usage::Usage;
@@ -50,6 +50,8 @@ pub trait RelayPort: Send + Sync + 'static {
         audio: Option<bool>,
         video: Option<bool>,
     ) -> Result<PlayerMute, RelayError>;
+    /// Chooses which simulcast layer one player receives; returns the stream's layer count.
+    async fn set_player_layer(&self, peer: PeerId, choice: LayerChoice) -> Result<u8, RelayError>;
     /// The link quality the relay measured for each live peer.
     async fn link_levels(&self) -> Result<Vec<(PeerId, Level)>, RelayError>;
     fn load(&self) -> RelayLoad;
@@ -83,6 +85,9 @@ impl RelayPort for Relay {
         video: Option<bool>,
     ) -> Result<PlayerMute, RelayError> {
         Relay::mute_player(self, peer, audio, video).await
+    }
+    async fn set_player_layer(&self, peer: PeerId, choice: LayerChoice) -> Result<u8, RelayError> {
+        Relay::set_player_layer(self, peer, choice).await
     }
     async fn link_levels(&self) -> Result<Vec<(PeerId, Level)>, RelayError> {
         Relay::link_levels(self).await
@@ -284,6 +289,12 @@ impl MediaService {
     ) -> Result<PlayerMute, RelayError> {
         let peer = self.sessions.peer_of(id).ok_or(RelayError::UnknownPeer)?;
         self.relay.mute_player(peer, audio, video).await
+    }
+
+    /// Chooses the simulcast layer the relay sends the player behind a `Location` id.
+    pub async fn set_player_layer(&self, id: &str, choice: LayerChoice) -> Result<u8, RelayError> {
+        let peer = self.sessions.peer_of(id).ok_or(RelayError::UnknownPeer)?;
+        self.relay.set_player_layer(peer, choice).await
     }
 
     /// Ends a stream's publisher here (its players end with it).

@@ -34,8 +34,9 @@ pub(crate) enum Crossing {
     Unsubscribe { publisher: PeerId, shard: usize, bytes_out: u64 },
     /// One publisher packet, already checked and resolved by the origin.
     Media { publisher: PeerId, media: Arc<MediaPacket> },
-    /// A player on the sending shard needs a keyframe.
-    Keyframe { publisher: PeerId },
+    /// A player on the sending shard needs a keyframe of these simulcast layers (bit per layer;
+    /// bit 0 without simulcast).
+    Keyframe { publisher: PeerId, layers: u8 },
     /// The publisher has ended: end its players here and answer `Ended`.
     End { publisher: PeerId },
     /// Shard `shard` ended its players of the stream; they were sent `bytes_out` since the
@@ -53,6 +54,8 @@ pub(crate) struct MediaPacket {
     pub codec: Codec,
     /// The publisher's payload type (players map it to theirs).
     pub pt: Pt,
+    /// Its simulcast layer (0 without simulcast).
+    pub layer: u8,
 }
 
 /// A stream's players on a shard other than its origin.
@@ -62,9 +65,9 @@ pub(crate) struct Mirror {
     pub players: Vec<PeerId>,
     /// Bytes sent to players here that already left.
     pub departed_bytes_out: u64,
-    /// When a keyframe was last asked of the origin (at most one per
-    /// [`super::KEYFRAME_INTERVAL`]; the origin keeps wanting one until it can ask).
-    pub last_keyframe_ask: Option<Instant>,
+    /// When keyframes were last asked of the origin, and of which layers since (each layer at
+    /// most once per [`super::KEYFRAME_INTERVAL`]; the origin keeps wanting one until it can ask).
+    pub last_keyframe_ask: Option<(Instant, u8)>,
 }
 
 /// A publisher that has ended while other shards still end its players.

@@ -37,9 +37,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use str0m::Input;
+use str0m::bwe::Bitrate;
 use str0m::config::CryptoProvider;
 use str0m::ice::StunMessage;
-use str0m::media::{KeyframeRequestKind, MediaKind};
+use str0m::media::{KeyframeRequestKind, MediaKind, Rid};
 use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::rtp::RtpPacket;
 
@@ -47,6 +48,7 @@ use super::crossing::{Crossing, Ending, MediaPacket, Mirror, shards_of};
 use super::forward::{Forwarded, TrackOut};
 use super::peer::{self, Happening, Peer, Player, Publisher, Role, Source};
 use super::sdp;
+use super::simulcast::{LayerChoice, MAX_LAYERS};
 use super::{
     Directory, KEYFRAME_INTERVAL, MediaBytes, Origin, PeerId, PlayerMute, RelayError, RelayEvent, ShardInfo, Shared,
     StreamEntry, StreamKey,
@@ -59,6 +61,11 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// A stream pulled from another relay is let go after this long without players here (found
 /// by the once-a-second sweep, so 2–3 s after the last one leaves).
 const PULL_IDLE: Duration = Duration::from_secs(2);
+/// Every simulcast layer (a stream-wide video resume wants a keyframe of each).
+const ALL_LAYERS: u8 = u8::MAX;
+/// What a simulcast player's bandwidth estimate starts at, bits per second: its first layer is
+/// the best that fits this, and probing finds out whether a higher one does.
+const INITIAL_ESTIMATE: u64 = 1_000_000;
 
 pub(crate) struct Engine {
     /// Advertised host candidates (public IP, bound port).
@@ -204,15 +211,15 @@ impl Engine {
             Crossing::Media { publisher, media } => {
                 let Some(mirror) = self.mirrors.get_mut(&publisher) else { return };
                 let players = std::mem::take(&mut mirror.players);
-                let need_keyframe = self.fan_out(&players, &media, now);
+                let awaited = self.fan_out(&players, &media, now);
                 if let Some(mirror) = self.mirrors.get_mut(&publisher) {
                     mirror.players = players;
                 }
-                if need_keyframe {
-                    self.want_keyframe(publisher, now);
+                if awaited != 0 {
+                    self.want_keyframe(publisher, awaited, now);
                 }
             }
-            Crossing::Keyframe { publisher } => self.want_keyframe(publisher, now),
+            Crossing::Keyframe { publisher, layers } => self.want_keyframe(publisher, layers, now),
             Crossing::End { publisher } => {
                 let mut bytes_out = 0;
                 if let Some(mirror) = self.mirrors.remove(&publisher) {
@@ -313,7 +320,7 @@ impl Engine {
         let video_resumed = source.video_muted && video == Some(false);
         source.video_muted = video.unwrap_or(source.video_muted);
         if video_resumed {
-            self.want_keyframe(publisher, now);
+            self.want_keyframe(publisher, ALL_LAYERS, now);
         }
         Ok(())
     }
@@ -348,10 +355,39 @@ impl Engine {
             *flag = muted;
         }
         let (state, publisher) = (player.mute, player.publisher);
-        if video_resumed {
-            self.want_keyframe(publisher, now);
+        let awaited = player.choose_layers();
+        if video_resumed && awaited != 0 {
+            self.want_keyframe(publisher, awaited, now);
         }
         Ok(state)
+    }
+
+    /// Sets which simulcast layer a player is sent (see [`super::Relay::set_player_layer`]);
+    /// returns how many layers the stream's video has (0: one encoding).
+    pub fn set_player_layer(&mut self, now: Instant, peer: PeerId, choice: LayerChoice) -> Result<u8, RelayError> {
+        let role = &mut self.peers.get_mut(&peer).ok_or(RelayError::UnknownPeer)?.role;
+        let Role::Player(player) = role else {
+            return Err(RelayError::NotAPlayer);
+        };
+        player.choice = choice;
+        let awaited = player.choose_layers();
+        let layers = player.source.tracks.iter().map(|t| t.layers.len()).max().unwrap_or(0) as u8;
+        let publisher = player.publisher;
+        self.update_probing(peer);
+        if awaited != 0 {
+            self.want_keyframe(publisher, awaited, now);
+        }
+        Ok(layers)
+    }
+
+    /// Points a player's BWE at the rate of its next simulcast layer up.
+    fn update_probing(&mut self, peer: PeerId) {
+        let Some(p) = self.peers.get_mut(&peer) else { return };
+        let Role::Player(player) = &p.role else { return };
+        let (minimum, desired) = player.probe_rates().unwrap_or((0, 0));
+        if desired > 0 || player.estimate.is_some() {
+            p.rtc.bwe().set_bitrate(Bitrate::bps(minimum), Bitrate::bps(desired));
+        }
     }
 
     fn publish_inner(&mut self, stream: StreamKey, offer: &str, now: Instant) -> Result<(PeerId, String), RelayError> {
@@ -460,7 +496,12 @@ impl Engine {
             return Err(RelayError::UnknownStream(stream.stream_id));
         }
         let source = &*origin.source;
-        let config = peer::config_with_codecs(&self.crypto, &source.params);
+        let simulcast = source.tracks.iter().any(|t| t.layers.len() > 1);
+        let mut config = peer::config_with_codecs(&self.crypto, &source.params);
+        if simulcast {
+            // The estimate chooses the player's layer (`LayerChoice::Auto`).
+            config = config.enable_bwe(Some(Bitrate::bps(INITIAL_ESTIMATE)));
+        }
         let accepted = peer::accept(offer, config, &self.candidates, now)?;
 
         let mut tracks = Vec::new();
@@ -468,7 +509,7 @@ impl Engine {
         for &(mid, kind, _) in accepted.medias.iter().filter(|(_, _, dir)| dir.is_sending()) {
             if let Some(src) = source.tracks.iter().find(|t| t.kind == kind && !used.contains(&t.mid)) {
                 used.push(src.mid);
-                tracks.push(TrackOut::new(mid, kind, src.mid));
+                tracks.push(TrackOut::new(mid, kind, src.mid, src.layers.len() as u8, 0));
             }
         }
         let rtc = &accepted.rtc;
@@ -484,8 +525,18 @@ impl Engine {
             let usable = format!("stream {} is sent as {codecs}", stream.stream_id);
             return Err(no_media(offer, &accepted.unmatched, usable));
         }
-        let role = Role::Player(Player { publisher, tracks, pt_map, mute: PlayerMute::default() });
-        let id = self.insert(accepted.rtc, accepted.ufrag, stream, role, now)?;
+        let mut player = Player {
+            publisher,
+            tracks,
+            pt_map,
+            mute: PlayerMute::default(),
+            source: Arc::clone(&origin.source),
+            choice: LayerChoice::Auto,
+            estimate: simulcast.then_some(INITIAL_ESTIMATE),
+        };
+        player.choose_layers();
+        let id = self.insert(accepted.rtc, accepted.ufrag, stream, Role::Player(player), now)?;
+        self.update_probing(id);
         if let Some(p) = self.local_publisher(publisher) {
             p.players.push(id);
         } else {
@@ -666,17 +717,35 @@ impl Engine {
             Happening::Connected => {
                 let Some(peer) = self.peers.get_mut(&from) else { return };
                 peer.connected = true;
-                if let Role::Player(player) = &peer.role {
-                    let publisher = player.publisher;
+                if let Role::Player(player) = &mut peer.role {
+                    let (publisher, awaited) = (player.publisher, player.choose_layers());
                     let event = RelayEvent::PlayerStarted { stream: peer.stream.clone(), peer: from };
                     self.events.push_back(event);
-                    self.want_keyframe(publisher, now);
+                    if awaited != 0 {
+                        self.want_keyframe(publisher, awaited, now);
+                    }
                 }
             }
             Happening::KeyframeRequest => {
                 if let Some(Role::Player(player)) = self.peers.get(&from).map(|p| &p.role) {
                     let publisher = player.publisher;
-                    self.want_keyframe(publisher, now);
+                    // The layers it is sent now, and any it waits to switch to.
+                    let layers = player
+                        .tracks
+                        .iter()
+                        .flat_map(|t| [t.current_layer(), t.awaited_keyframe()])
+                        .flatten()
+                        .fold(0u8, |bits, layer| bits | 1 << layer);
+                    self.want_keyframe(publisher, layers.max(1), now);
+                }
+            }
+            Happening::Estimate(bps) => {
+                let Some(Role::Player(player)) = self.peers.get_mut(&from).map(|p| &mut p.role) else { return };
+                player.estimate = Some(bps);
+                let (publisher, awaited) = (player.publisher, player.choose_layers());
+                self.update_probing(from);
+                if awaited != 0 {
+                    self.want_keyframe(publisher, awaited, now);
                 }
             }
             Happening::Rtp(packet) => self.forward(from, packet, now),
@@ -696,7 +765,8 @@ impl Engine {
             source.live = true;
             self.events.push_back(RelayEvent::StreamLive { stream: peer.stream.clone(), peer: from });
         }
-        let Some(track) = source.track_of(&mut peer.rtc, packet.header.ssrc) else { return };
+        let Some((track, layer)) = source.track_of(&mut peer.rtc, packet.header.ssrc) else { return };
+        source.count_layer_bytes(track, layer, packet.payload.len(), now);
         let (mid, kind) = (source.source.tracks[track].mid, source.source.tracks[track].kind);
         let muted = match kind {
             MediaKind::Audio => source.audio_muted,
@@ -707,12 +777,12 @@ impl Engine {
         }
         let pt = packet.header.payload_type;
         let Some(codec) = source.params_of(pt).map(|p| p.spec().codec) else { return };
-        let retry_keyframe = kind == MediaKind::Video && source.keyframe_wanted;
+        let retry_keyframe = kind == MediaKind::Video && source.keyframe_wanted != 0;
         let players = std::mem::take(&mut source.players);
         let shards = std::mem::take(&mut source.shards);
 
-        let media = MediaPacket { packet, mid, kind, codec, pt };
-        let need_keyframe = self.fan_out(&players, &media, now);
+        let media = MediaPacket { packet, mid, kind, codec, pt, layer };
+        let awaited = self.fan_out(&players, &media, now);
         if !shards.is_empty() {
             // Shared by the receiving shards, not copied per shard or player.
             let media = Arc::new(media);
@@ -725,18 +795,18 @@ impl Engine {
             source.players = players;
             source.shards = shards;
         }
-        if need_keyframe {
-            self.want_keyframe(from, now);
+        if awaited != 0 {
+            self.want_keyframe(from, awaited, now);
         } else if retry_keyframe {
             self.try_keyframe(from, now);
         }
     }
 
-    /// Writes a publisher packet to `players` (sessions on this shard); returns whether one of
-    /// them waits for a keyframe.
-    fn fan_out(&mut self, players: &[PeerId], media: &MediaPacket, now: Instant) -> bool {
-        let MediaPacket { packet, mid, kind, codec, pt: pt_in } = media;
-        let mut need_keyframe = false;
+    /// Writes a publisher packet to `players` (sessions on this shard); returns the layers whose
+    /// keyframes some of them wait for (bit per layer; bit 0 without simulcast).
+    fn fan_out(&mut self, players: &[PeerId], media: &MediaPacket, now: Instant) -> u8 {
+        let MediaPacket { packet, mid, kind, codec, pt: pt_in, layer } = media;
+        let mut awaited = 0u8;
         for &pid in players {
             let Some(player_peer) = self.peers.get_mut(&pid) else { continue };
             if !player_peer.connected {
@@ -750,20 +820,27 @@ impl Engine {
             let rtc = &mut player_peer.rtc;
             let tracks = &mut player.tracks;
             let written = catch_unwind(AssertUnwindSafe(|| {
-                let mut sent = 0u64;
-                let mut waiting = false;
+                let (mut sent, mut waiting, mut switched) = (0u64, 0u8, 0u64);
                 for t in tracks.iter_mut().filter(|t| t.source == *mid) {
-                    match t.forward(rtc, packet, pt_out, *codec, now) {
-                        Forwarded::Sent => sent += 1,
-                        Forwarded::WaitingKeyframe => waiting = true,
-                        Forwarded::Dropped => {}
+                    let before = t.current_layer();
+                    if t.forward(rtc, packet, *layer, pt_out, *codec, now) == Forwarded::Sent {
+                        sent += 1;
+                        if t.is_simulcast() && before.is_some_and(|b| Some(b) != t.current_layer()) {
+                            switched += 1;
+                        }
+                    }
+                    if let Some(l) = t.awaited_keyframe() {
+                        waiting |= 1 << l;
                     }
                 }
-                (sent, waiting)
+                (sent, waiting, switched)
             }));
             match written {
-                Ok((sent, waiting)) => {
-                    need_keyframe |= waiting;
+                Ok((sent, waiting, switched)) => {
+                    awaited |= waiting;
+                    if switched > 0 {
+                        Shared::add(&self.shared.layer_switches, switched);
+                    }
                     if sent > 0 {
                         self.forwarded_in_turn = true;
                         Shared::add(&self.shared.forwarded, sent);
@@ -773,43 +850,60 @@ impl Engine {
                 Err(_) => self.closing.push((pid, "panicked on write")),
             }
         }
-        need_keyframe
+        awaited
     }
 
-    /// A player of `publisher` needs a keyframe: asked of the publisher here, or of its origin
-    /// shard (at most once per [`KEYFRAME_INTERVAL`] from this shard).
-    fn want_keyframe(&mut self, publisher: PeerId, now: Instant) {
+    /// A player of `publisher` needs a keyframe of `layers` (bit per simulcast layer): asked of
+    /// the publisher here, or of its origin shard (at most once per [`KEYFRAME_INTERVAL`] and
+    /// layer from this shard).
+    fn want_keyframe(&mut self, publisher: PeerId, layers: u8, now: Instant) {
         if let Some(p) = self.local_publisher(publisher) {
-            p.keyframe_wanted = true;
+            p.keyframe_wanted |= layers;
             self.try_keyframe(publisher, now);
-        } else if let Some(mirror) = self.mirrors.get_mut(&publisher)
-            && mirror.last_keyframe_ask.is_none_or(|t| now.saturating_duration_since(t) >= KEYFRAME_INTERVAL)
-        {
-            mirror.last_keyframe_ask = Some(now);
-            self.crossings.push_back((mirror.origin, Crossing::Keyframe { publisher }));
+        } else if let Some(mirror) = self.mirrors.get_mut(&publisher) {
+            let asked = match mirror.last_keyframe_ask {
+                Some((at, asked)) if now.saturating_duration_since(at) < KEYFRAME_INTERVAL => asked,
+                _ => 0,
+            };
+            if layers & !asked == 0 {
+                return;
+            }
+            let at = mirror.last_keyframe_ask.filter(|_| asked != 0).map_or(now, |(at, _)| at);
+            mirror.last_keyframe_ask = Some((at, asked | layers));
+            self.crossings.push_back((mirror.origin, Crossing::Keyframe { publisher, layers }));
         }
     }
 
-    /// Sends a PLI on the publisher's video if one is wanted and the rate limit allows.
+    /// Sends a PLI for the publisher's wanted video layers if the rate limit allows.
     fn try_keyframe(&mut self, publisher: PeerId, now: Instant) {
         let Some(peer) = self.peers.get_mut(&publisher) else { return };
         let Role::Publisher(p) = &mut peer.role else { return };
-        if !p.keyframe_wanted
+        if p.keyframe_wanted == 0
             || p.last_keyframe_request.is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_INTERVAL)
         {
             return;
         }
+        // Only layers the video has (a stream-wide resume asks for all of them).
+        let existing = p.source.tracks.iter().fold(0u8, |bits, t| bits | layer_bits(t.layers.len()));
+        p.keyframe_wanted &= existing;
         let rtc = &mut peer.rtc;
-        let mut sent = false;
+        let mut asked = 0u8;
         for t in p.source.tracks.iter().filter(|t| t.kind == MediaKind::Video) {
-            // No stream yet (no packet, no a=ssrc): stay wanted, retried on the next video packet.
-            if let Some(rx) = rtc.direct_api().stream_rx_by_mid(t.mid, None) {
-                rx.request_keyframe(KeyframeRequestKind::Pli);
-                sent = true;
+            let rids: Vec<(u8, Option<Rid>)> = if t.layers.is_empty() {
+                vec![(0, None)]
+            } else {
+                t.layers.iter().enumerate().map(|(i, l)| (i as u8, Some(l.rid))).collect()
+            };
+            for (layer, rid) in rids.into_iter().filter(|(layer, _)| p.keyframe_wanted & 1 << layer != 0) {
+                // No stream yet (no packet, no a=ssrc): stay wanted, retried on the next video packet.
+                if let Some(rx) = rtc.direct_api().stream_rx_by_mid(t.mid, rid) {
+                    rx.request_keyframe(KeyframeRequestKind::Pli);
+                    asked |= 1 << layer;
+                }
             }
         }
-        if sent {
-            p.keyframe_wanted = false;
+        if asked != 0 {
+            p.keyframe_wanted &= !asked;
             p.last_keyframe_request = Some(now);
             Shared::add(&self.shared.keyframe_requests, 1);
             self.dirty.push(publisher);
@@ -820,7 +914,17 @@ impl Engine {
 
     /// Drops sessions that never connected in time or that str0m closed.
     fn sweep(&mut self, now: Instant) {
+        let mut rechosen = Vec::new();
         for peer in self.peers.values_mut() {
+            match &mut peer.role {
+                Role::Publisher(p) => p.measure_layers(now),
+                // Layers come and go with the publisher's uplink: choose again.
+                Role::Player(player) if player.tracks.iter().any(|t| t.is_simulcast()) => {
+                    let awaited = player.choose_layers();
+                    rechosen.push((peer.id, player.publisher, awaited));
+                }
+                _ => {}
+            }
             if let Role::Publisher(p) = &mut peer.role
                 && p.pulled
             {
@@ -837,6 +941,12 @@ impl Engine {
                 self.closing.push((peer.id, "closed"));
             } else if !peer.connected && now.saturating_duration_since(peer.created) > self.connect_timeout {
                 self.closing.push((peer.id, "never connected"));
+            }
+        }
+        for (id, publisher, awaited) in rechosen {
+            self.update_probing(id);
+            if awaited != 0 {
+                self.want_keyframe(publisher, awaited, now);
             }
         }
     }
@@ -967,6 +1077,14 @@ impl Engine {
 
 /// Why an accepted offer gives nothing to forward: its audio/video named no codec we use
 /// (`unmatched` sections; `usable` says what would do), or it has none in the needed direction.
+/// The bits of `count` simulcast layers (bit 0 alone for an unlayered track).
+fn layer_bits(count: usize) -> u8 {
+    match count {
+        0 | 1 => 1,
+        n => ((1u16 << n.min(MAX_LAYERS)) - 1) as u8,
+    }
+}
+
 fn no_media(offer: &str, unmatched: &[MediaKind], usable: String) -> RelayError {
     if unmatched.is_empty() {
         return RelayError::NoMedia;

@@ -53,6 +53,7 @@ mod forward;
 mod peer;
 mod sdp;
 mod shard;
+mod simulcast;
 #[cfg(test)]
 mod tests;
 
@@ -164,6 +165,8 @@ pub struct RelayStats {
     /// Publisher packets handed from their origin shard to another shard with players (one
     /// per packet and receiving shard).
     pub handed_off: u64,
+    /// Players moved from one simulcast layer to another (at a keyframe of the new one).
+    pub layer_switches: u64,
 }
 
 /// Counters one engine writes and the handle reads (one per shard: no cache line is written by
@@ -179,6 +182,7 @@ pub(crate) struct Shared {
     forwarded: AtomicU64,
     keyframe_requests: AtomicU64,
     handed_off: AtomicU64,
+    layer_switches: AtomicU64,
     /// A sibling shard has queued a crossing and woken this shard's socket since the shard
     /// last emptied its channel: later senders need not wake it again.
     wake_pending: AtomicBool,
@@ -314,6 +318,11 @@ pub(crate) enum Command {
         video: Option<bool>,
         reply: Reply<PlayerMute>,
     },
+    SetPlayerLayer {
+        peer: PeerId,
+        choice: LayerChoice,
+        reply: Reply<u8>,
+    },
     LinkLevels {
         reply: Reply<Vec<(PeerId, crate::quality::Level)>>,
     },
@@ -322,6 +331,8 @@ pub(crate) enum Command {
     /// The last handle is gone: end every session and stop the thread.
     Stop,
 }
+
+pub use simulcast::LayerChoice;
 
 /// What a player has asked the relay not to send it (see [`Relay::mute_player`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -576,6 +587,16 @@ impl Relay {
         self.ask(shard, |reply| Command::MutePlayer { peer, audio, video, reply }).await
     }
 
+    /// Chooses which simulcast layer of its stream's video a player is sent: the lowest, the
+    /// highest, or (`Auto`, the default) the best that fits the relay's bandwidth estimate
+    /// towards it. The switch happens at the new layer's next keyframe, asked of the publisher
+    /// at once. Returns how many layers the stream's video has (0: one encoding, the choice
+    /// then has no effect until none).
+    pub async fn set_player_layer(&self, peer: PeerId, choice: LayerChoice) -> Result<u8, RelayError> {
+        let shard = (peer % self.inner.shards.len() as u64) as usize;
+        self.ask(shard, |reply| Command::SetPlayerLayer { peer, choice, reply }).await
+    }
+
     /// The worst quality level measured on each peer's link since the last call (peers with no
     /// measurement are left out): a publisher's from what the relay receives (loss, jitter), a
     /// player's from its RTCP receiver reports (loss, round trip, jitter). See [`crate::quality`].
@@ -619,6 +640,7 @@ impl Relay {
             total.forwarded += get(&s.forwarded);
             total.keyframe_requests += get(&s.keyframe_requests);
             total.handed_off += get(&s.handed_off);
+            total.layer_switches += get(&s.layer_switches);
         }
         total
     }

@@ -7,15 +7,17 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Instant;
 
+use str0m::bwe::BweKind;
 use str0m::change::SdpOffer;
 use str0m::config::CryptoProvider;
 use str0m::format::PayloadParams;
-use str0m::media::{MediaKind, Mid, Pt};
+use str0m::media::{MediaKind, Mid, Pt, Rids};
 use str0m::net::Transmit;
 use str0m::rtp::{RtpPacket, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Output, Rtc, RtcConfig};
 
 use super::forward::TrackOut;
+use super::simulcast::{Layer, LayerChoice, MAX_LAYERS, choose_layer, probe_rates};
 use super::{PeerId, RelayError, StreamKey};
 use crate::quality::{Level, LinkSample};
 
@@ -98,8 +100,9 @@ pub(crate) struct Publisher {
     /// `StreamLive` was sent.
     pub live: bool,
     pub last_keyframe_request: Option<Instant>,
-    /// A keyframe was asked for but not yet requested (rate limit, or no video stream yet).
-    pub keyframe_wanted: bool,
+    /// Layers (bit per simulcast layer; bit 0 without) whose keyframe was asked for but not yet
+    /// requested (rate limit, or no video stream yet).
+    pub keyframe_wanted: u8,
     /// The business server muted this kind of media: it is not forwarded to players.
     pub audio_muted: bool,
     pub video_muted: bool,
@@ -108,8 +111,11 @@ pub(crate) struct Publisher {
     pub pulled: bool,
     /// Since when it has had no player on any shard (None: it has players).
     pub idle_since: Option<Instant>,
-    /// Cache: incoming SSRC → index in `tracks`.
-    ssrcs: Vec<(Ssrc, usize)>,
+    /// Cache: incoming SSRC → (index in `tracks`, layer).
+    ssrcs: Vec<(Ssrc, usize, u8)>,
+    /// Payload bytes received per track and layer since `measured_at` (simulcast tracks only).
+    layer_bytes: Vec<[u64; MAX_LAYERS]>,
+    measured_at: Option<Instant>,
 }
 
 /// One incoming m-line of a publisher.
@@ -117,6 +123,8 @@ pub(crate) struct Publisher {
 pub(crate) struct TrackIn {
     pub mid: Mid,
     pub kind: MediaKind,
+    /// Its simulcast layers, in the order the publisher's SDP lists them (empty: one encoding).
+    pub layers: Vec<Layer>,
 }
 
 /// A player: which publisher it watches and its outgoing m-lines.
@@ -127,6 +135,36 @@ pub(crate) struct Player {
     pub pt_map: Vec<(Pt, Pt)>,
     /// What the player asked not to be sent.
     pub mute: super::PlayerMute,
+    /// What it watches (its simulcast layers' rates are read from here).
+    pub source: Arc<Source>,
+    /// Which simulcast layer it asked for.
+    pub choice: LayerChoice,
+    /// The relay's bandwidth estimate towards it, bits per second (simulcast streams only).
+    pub estimate: Option<u64>,
+}
+
+impl Player {
+    /// Points every simulcast m-line at the layer the player's choice and estimate call for;
+    /// returns the layers whose keyframes its video now awaits, to start or to switch (bit per
+    /// layer; bit 0 without simulcast).
+    pub fn choose_layers(&mut self) -> u8 {
+        for t in self.tracks.iter_mut().filter(|t| t.is_simulcast()) {
+            let Some(track) = self.source.tracks.iter().find(|s| s.mid == t.source) else { continue };
+            t.set_target(choose_layer(&track.layers, self.choice, self.estimate, t.current_layer()));
+        }
+        self.tracks.iter().filter_map(TrackOut::awaited_keyframe).fold(0, |bits, layer| bits | 1 << layer)
+    }
+
+    /// (minimum, desired) bits per second for the BWE to probe for: enough for the next layer
+    /// up. None without simulcast, or when the player asked for a fixed layer.
+    pub fn probe_rates(&self) -> Option<(u64, u64)> {
+        if self.choice != LayerChoice::Auto {
+            return None;
+        }
+        let t = self.tracks.iter().find(|t| t.is_simulcast())?;
+        let track = self.source.tracks.iter().find(|s| s.mid == t.source)?;
+        probe_rates(&track.layers, t.current_layer())
+    }
 }
 
 /// What draining a peer's outputs produced that the engine must act on.
@@ -137,6 +175,8 @@ pub(crate) enum Happening {
     Rtp(RtpPacket),
     /// The remote asked for a keyframe on media we send it (players).
     KeyframeRequest,
+    /// A new estimate of the bandwidth towards the remote, bits per second (players with BWE).
+    Estimate(u64),
     /// str0m transmits to a remote address the engine may not map yet.
     Destination(SocketAddr),
     /// Disconnected, closed, failed or panicked: remove it.
@@ -264,8 +304,11 @@ pub(crate) fn negotiated_medias(
 /// What a session receives (a publisher's, or a pull's): its receiving audio/video m-lines of
 /// `medias` and the negotiated codecs the remote uses on them. None if either is empty.
 pub(crate) fn received_source(rtc: &Rtc, medias: &[(Mid, MediaKind, str0m::media::Direction)]) -> Option<Source> {
-    let tracks: Vec<TrackIn> =
-        medias.iter().filter(|(_, _, dir)| dir.is_receiving()).map(|&(mid, kind, _)| TrackIn { mid, kind }).collect();
+    let tracks: Vec<TrackIn> = medias
+        .iter()
+        .filter(|(_, _, dir)| dir.is_receiving())
+        .map(|&(mid, kind, _)| TrackIn { mid, kind, layers: simulcast_layers(rtc, mid) })
+        .collect();
     let params: Vec<PayloadParams> = rtc
         .codec_config()
         .params()
@@ -274,6 +317,17 @@ pub(crate) fn received_source(rtc: &Rtc, medias: &[(Mid, MediaKind, str0m::media
         .copied()
         .collect();
     (!tracks.is_empty() && !params.is_empty()).then_some(Source { tracks, params })
+}
+
+/// The simulcast layers the remote sends on `mid`, if it sends more than one (at most
+/// [`MAX_LAYERS`]; further ones are never forwarded).
+fn simulcast_layers(rtc: &Rtc, mid: Mid) -> Vec<Layer> {
+    match rtc.media(mid).map(|m| m.rids_rx()) {
+        Some(Rids::Specific(rids)) if rids.len() > 1 => {
+            rids.iter().take(MAX_LAYERS).map(|rid| Layer::new(*rid)).collect()
+        }
+        _ => Vec::new(),
+    }
 }
 
 /// A pull of a stream from another relay: a full-ICE session (the other relay is ICE-lite)
@@ -316,22 +370,57 @@ impl Publisher {
             players_bytes_out: 0,
             live: false,
             last_keyframe_request: None,
-            keyframe_wanted: false,
+            keyframe_wanted: 0,
             audio_muted: false,
             video_muted: false,
+            layer_bytes: Vec::new(),
+            measured_at: None,
             ssrcs: Vec::new(),
         }
     }
 
-    /// The incoming track an RTP packet belongs to (asks str0m once per new SSRC).
-    pub fn track_of(&mut self, rtc: &mut Rtc, ssrc: Ssrc) -> Option<usize> {
-        if let Some((_, i)) = self.ssrcs.iter().find(|(s, _)| *s == ssrc) {
-            return Some(*i);
+    /// The incoming track and simulcast layer (0 without simulcast) an RTP packet belongs to
+    /// (asks str0m once per new SSRC). None for a layer the track does not list.
+    pub fn track_of(&mut self, rtc: &mut Rtc, ssrc: Ssrc) -> Option<(usize, u8)> {
+        if let Some(&(_, i, layer)) = self.ssrcs.iter().find(|(s, _, _)| *s == ssrc) {
+            return Some((i, layer));
         }
-        let mid = rtc.direct_api().stream_rx(&ssrc)?.mid();
+        let mut api = rtc.direct_api();
+        let rx = api.stream_rx(&ssrc)?;
+        let (mid, rid) = (rx.mid(), rx.rid());
         let i = self.source.tracks.iter().position(|t| t.mid == mid)?;
-        self.ssrcs.push((ssrc, i));
-        Some(i)
+        let layers = &self.source.tracks[i].layers;
+        let layer = if layers.is_empty() { 0 } else { layers.iter().position(|l| Some(l.rid) == rid)? as u8 };
+        self.ssrcs.push((ssrc, i, layer));
+        Some((i, layer))
+    }
+
+    /// Counts a received packet towards its layer's rate (simulcast tracks only).
+    pub fn count_layer_bytes(&mut self, track: usize, layer: u8, bytes: usize, now: Instant) {
+        if self.source.tracks[track].layers.is_empty() {
+            return;
+        }
+        if self.layer_bytes.len() < self.source.tracks.len() {
+            self.layer_bytes.resize(self.source.tracks.len(), [0; MAX_LAYERS]);
+            self.measured_at.get_or_insert(now);
+        }
+        self.layer_bytes[track][layer as usize] += bytes as u64;
+    }
+
+    /// Publishes each layer's rate since the last call (the engine calls it about once a second).
+    pub fn measure_layers(&mut self, now: Instant) {
+        let Some(since) = self.measured_at else { return };
+        let seconds = now.saturating_duration_since(since).as_secs_f64();
+        if seconds < 0.5 {
+            return;
+        }
+        for (track, bytes) in self.source.tracks.iter().zip(self.layer_bytes.iter_mut()) {
+            for (layer, count) in track.layers.iter().zip(bytes.iter_mut()) {
+                layer.set_bitrate((*count as f64 * 8.0 / seconds) as u64);
+                *count = 0;
+            }
+        }
+        self.measured_at = Some(now);
     }
 
     pub fn params_of(&self, pt: Pt) -> Option<&PayloadParams> {
@@ -383,6 +472,9 @@ impl Peer {
                         Event::Connected => out.push(Happening::Connected),
                         Event::RtpPacket(p) => out.push(Happening::Rtp(p)),
                         Event::KeyframeRequest(_) => out.push(Happening::KeyframeRequest),
+                        Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                            out.push(Happening::Estimate(estimate.as_u64()))
+                        }
                         // A player's track: NACKs it sent us, and the loss it reports.
                         Event::MediaEgressStats(stats) => {
                             let new = nacks.delta(stats.mid, true, stats.nacks);

@@ -171,6 +171,11 @@ impl Shard {
                 self.flush();
                 let _ = reply.send(result);
             }
+            Command::SetPlayerLayer { peer, choice, reply } => {
+                let result = engine.set_player_layer(now, peer, choice);
+                self.flush();
+                let _ = reply.send(result);
+            }
             Command::LinkLevels { reply } => {
                 let _ = reply.send(Ok(engine.link_levels()));
             }

@@ -8,11 +8,16 @@
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
+use str0m::media::{Rid, Simulcast, SimulcastLayer};
+
 use super::super::engine::Engine;
+use super::super::simulcast::LayerChoice;
 use super::*;
 
 /// One-way delay of every datagram.
 const LATENCY: Duration = Duration::from_millis(10);
+/// A rate-limited downlink drops what would wait longer than this in its queue.
+const QUEUE_LIMIT: Duration = Duration::from_millis(250);
 /// Where the engines' sessions are told they are reachable: engine i at .100+i.
 fn relay_addr(shard: usize) -> SocketAddr {
     SocketAddr::from(([10, 0, 0, 100 + shard as u8], 3478))
@@ -54,6 +59,11 @@ struct SimClient {
     loss: f64,
     /// Every datagram to and from it is lost (it has gone away without a word).
     silent: bool,
+    /// Its downlink carries this many bits per second at most (None: no limit): datagrams to it
+    /// queue behind each other, and are lost once the queue holds more than `QUEUE_LIMIT`.
+    downlink: Option<u64>,
+    /// When its downlink has sent everything queued on it.
+    downlink_free: Instant,
     timeout: Instant,
     connected_at: Option<Instant>,
     closed: bool,
@@ -61,6 +71,14 @@ struct SimClient {
     frames_sent: u32,
     force_key: bool,
     keyframe_requests: u32,
+    /// Simulcast publishers: the rids of the layers it sends, low to high (empty: one encoding);
+    /// a keyframe is forced per layer (bit per layer) after a request for it.
+    layers: Vec<&'static str>,
+    force_layer_keys: u8,
+    /// Keyframe requests per layer.
+    layer_requests: Vec<u32>,
+    /// Video frames received from a simulcast publisher: (frame number, layer, keyframe).
+    layered: Vec<(u32, u8, bool)>,
     /// Frames received: (kind, frame number, keyframe).
     received: Vec<(MediaKind, u32, bool)>,
 }
@@ -82,6 +100,8 @@ impl SimClient {
             key_every: KEY_EVERY,
             loss: 0.0,
             silent: false,
+            downlink: None,
+            downlink_free: now,
             timeout: now,
             connected_at: None,
             closed: false,
@@ -89,14 +109,22 @@ impl SimClient {
             frames_sent: 0,
             force_key: true,
             keyframe_requests: 0,
+            layers: Vec::new(),
+            force_layer_keys: 0,
+            layer_requests: Vec::new(),
+            layered: Vec::new(),
             received: Vec::new(),
         }
     }
 
     fn offer(&mut self, dir: Direction) -> String {
+        let simulcast = (!self.layers.is_empty()).then(|| Simulcast {
+            send: self.layers.iter().map(|rid| SimulcastLayer::new(rid)).collect(),
+            recv: Vec::new(),
+        });
         let mut api = self.rtc.sdp_api();
         self.audio = Some(api.add_media(MediaKind::Audio, dir, None, None, None));
-        self.video = Some(api.add_media(MediaKind::Video, dir, None, None, None));
+        self.video = Some(api.add_media(MediaKind::Video, dir, None, None, simulcast));
         let (offer, pending) = api.apply().unwrap();
         self.pending = Some(pending);
         offer.to_sdp_string()
@@ -117,7 +145,15 @@ impl SimClient {
             let keyframe = self.force_key || n.is_multiple_of(self.key_every);
             self.force_key = false;
             let at = self.next_frame;
-            if let Some(w) = self.video.and_then(|mid| self.rtc.writer(mid)) {
+            for (i, rid) in self.layers.clone().into_iter().enumerate() {
+                let keyframe = keyframe || self.force_layer_keys & 1 << i != 0;
+                let Some(w) = self.video.and_then(|mid| self.rtc.writer(mid)) else { break };
+                let pt = w.payload_params().find(|p| p.spec().codec == Codec::Vp8).map(|p| p.pt()).unwrap();
+                let t = MediaTime::new(n as u64 * 1800, Frequency::NINETY_KHZ);
+                w.rid(rid.into()).write(pt, at, t, layered_frame(n, keyframe, i as u8)).unwrap();
+            }
+            self.force_layer_keys = 0;
+            if let Some(w) = self.video.filter(|_| self.layers.is_empty()).and_then(|mid| self.rtc.writer(mid)) {
                 let pt = w.payload_params().find(|p| p.spec().codec == Codec::Vp8).map(|p| p.pt()).unwrap();
                 let t = MediaTime::new(n as u64 * 1800, Frequency::NINETY_KHZ);
                 w.write(pt, at, t, video_frame(n, keyframe)).unwrap();
@@ -157,10 +193,23 @@ impl SimClient {
                             _ => m.data.get(1..5).and_then(|b| b.try_into().ok()).map(u32::from_be_bytes),
                         };
                         self.received.push((kind, n.expect("one of our frames"), m.is_keyframe()));
+                        if kind == MediaKind::Video
+                            && let Some((n, key)) = frame_number(&m.data)
+                            && let Some(&layer) = m.data.get(if key { 14 } else { 7 })
+                        {
+                            self.layered.push((n, layer, key));
+                        }
                     }
-                    Event::KeyframeRequest(_) => {
-                        self.force_key = true;
+                    Event::KeyframeRequest(request) => {
                         self.keyframe_requests += 1;
+                        match request.rid.and_then(|rid| self.layers.iter().position(|l| rid == Rid::from(*l))) {
+                            Some(i) => {
+                                self.force_layer_keys |= 1 << i;
+                                self.layer_requests.resize(self.layers.len(), 0);
+                                self.layer_requests[i] += 1;
+                            }
+                            None => self.force_key = true,
+                        }
                     }
                     Event::Closed | Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
                         self.closed = true;
@@ -190,7 +239,7 @@ struct Sim {
     engines: Vec<SimEngine>,
     directory: Arc<Directory>,
     clients: Vec<SimClient>,
-    /// (arrival, from, to, datagram), in arrival order (one fixed delay keeps it sorted).
+    /// (arrival, from, to, datagram), in arrival order.
     in_flight: VecDeque<(Instant, SocketAddr, SocketAddr, Vec<u8>)>,
     seed: u64,
     events: Vec<RelayEvent>,
@@ -232,14 +281,29 @@ impl Sim {
 
     /// A publisher of `stream`; returns its index among the clients.
     fn publisher(&mut self, name: &'static str, stream: &str) -> usize {
+        self.simulcast_publisher(name, stream, &[])
+    }
+
+    /// A publisher of `stream` sending the simulcast layers `rids` (low to high; none: one
+    /// encoding); returns its index among the clients.
+    fn simulcast_publisher(&mut self, name: &'static str, stream: &str, rids: &[&'static str]) -> usize {
         let mut client = SimClient::new(name, self.clients.len() as u8, self.now);
         client.publish = true;
+        client.layers = rids.to_vec();
         let offer = client.offer(Direction::SendOnly);
         let (peer, answer) = self.engines[0].engine.publish(self.now, key(stream), &offer).expect("publish accepted");
         client.accept(&answer);
         client.peer = peer;
         self.clients.push(client);
         self.clients.len() - 1
+    }
+
+    /// Sets a player's simulcast layer choice at its engine.
+    fn choose(&mut self, client: usize, choice: LayerChoice) -> u8 {
+        let peer = self.clients[client].peer;
+        // Peer ids are `k * engines + engine`.
+        let shard = (peer % self.engines.len() as PeerId) as usize;
+        self.engines[shard].engine.set_player_layer(self.now, peer, choice).expect("a player")
     }
 
     /// A player of `stream` whose leg loses `loss` of its media packets once connected.
@@ -340,7 +404,22 @@ impl Sim {
                 self.dropped += 1;
                 continue;
             }
-            self.in_flight.push_back((self.now + LATENCY, from, to, data));
+            let mut arrival = self.now + LATENCY;
+            let c = &mut self.clients[client];
+            if let Some(bps) = c.downlink
+                && c.addr == to
+            {
+                let start = c.downlink_free.max(self.now);
+                if start.saturating_duration_since(self.now) > QUEUE_LIMIT {
+                    self.dropped += 1;
+                    continue;
+                }
+                c.downlink_free = start + Duration::from_secs_f64(data.len() as f64 * 8.0 / bps as f64);
+                arrival = c.downlink_free + LATENCY;
+            }
+            // Queued datagrams arrive later than others sent at the same time: keep the order.
+            let at = self.in_flight.partition_point(|(t, ..)| *t <= arrival);
+            self.in_flight.insert(at, (arrival, from, to, data));
         }
     }
 
@@ -679,4 +758,118 @@ fn a_shard_whose_last_player_leaves_is_handed_nothing_more() {
     sim.engines[0].engine.close(publisher).expect("close the publisher");
     sim.run_for(Duration::from_millis(10));
     assert!(matches!(sim.events.last(), Some(RelayEvent::StreamStopped { .. })), "{:?}", sim.events);
+}
+
+/// A simulcast frame: [`video_frame`]'s layout with the layer after the frame number; higher
+/// layers are bigger (l ≈ 40, m ≈ 160, h ≈ 480 kbit/s at 50 frames/s).
+fn layered_frame(n: u32, keyframe: bool, layer: u8) -> Vec<u8> {
+    let mut v = video_frame(n, keyframe);
+    let at = if keyframe { 14 } else { 7 };
+    v[at] = layer;
+    let len = [100, 400, 1200][layer as usize % 3] * if keyframe { 3 } else { 1 };
+    v.resize(len, layer);
+    v
+}
+
+/// Asserts a simulcast player's video plays on: it starts on a keyframe, frame numbers never go
+/// back (a frame may come twice, once per layer, at a switch up), and it changes layer only on a
+/// keyframe. Returns the layers it played, in order, and how many frames it missed.
+fn layers_played(client: &SimClient) -> (Vec<u8>, u32) {
+    let name = client.name;
+    let frames = &client.layered;
+    assert!(!frames.is_empty(), "{name}: no video");
+    assert!(frames[0].2, "{name}: video must start on a keyframe");
+    let mut played = vec![frames[0].1];
+    let mut missed = 0;
+    for pair in frames.windows(2) {
+        let ((n0, l0, _), (n1, l1, key1)) = (pair[0], pair[1]);
+        assert!(n1 > n0 || (n1 == n0 && l1 != l0), "{name}: frame {n1} after {n0}");
+        missed += n1.saturating_sub(n0 + 1);
+        if l1 != l0 {
+            assert!(key1, "{name}: switched from layer {l0} to {l1} on a delta frame {n1}");
+            played.push(l1);
+        }
+    }
+    (played, missed)
+}
+
+#[test]
+fn players_get_the_simulcast_layer_they_ask_for_and_switch_on_keyframes() {
+    let figures = twice(|seed| {
+        let mut sim = Sim::sharded(seed, CONNECT_TIMEOUT, 2);
+        let publisher = sim.simulcast_publisher("publisher", "cam", &["l", "m", "h"]);
+        sim.clients[publisher].key_every = u32::MAX;
+        sim.run_for(Duration::from_secs(2));
+        // One player on the publisher's engine, one handed the stream by it.
+        let local = sim.player_on(0, "local", "cam", 0.0);
+        let remote = sim.player_on(1, "remote", "cam", 0.0);
+        sim.run_for(Duration::from_secs(2));
+        for p in [local, remote] {
+            assert_eq!(
+                layers_played(&sim.clients[p]),
+                (vec![2], 0),
+                "{}: unconstrained, the top layer",
+                sim.clients[p].name
+            );
+        }
+
+        assert_eq!(sim.choose(local, LayerChoice::Low), 3, "three layers");
+        assert_eq!(sim.choose(remote, LayerChoice::Low), 3);
+        sim.run_for(Duration::from_secs(2));
+        assert_eq!(layers_played(&sim.clients[local]), (vec![2, 0], 0));
+        assert_eq!(layers_played(&sim.clients[remote]), (vec![2, 0], 0));
+
+        sim.choose(remote, LayerChoice::High);
+        sim.run_for(Duration::from_secs(2));
+        assert_eq!(layers_played(&sim.clients[local]), (vec![2, 0], 0), "the other player is not moved");
+        assert_eq!(layers_played(&sim.clients[remote]), (vec![2, 0, 2], 0), "no frame missed");
+
+        // Keyframes were asked of the layers switched to, and never of the middle one.
+        let requests = sim.clients[publisher].layer_requests.clone();
+        assert!(requests[0] >= 1 && requests[2] >= 2 && requests[1] == 0, "{requests:?}");
+        let switches: u64 = sim.engines.iter().map(|e| e.shared.layer_switches.load(Ordering::Relaxed)).sum();
+        assert_eq!(switches, 3);
+        let frames = |p: usize| sim.clients[p].layered.len();
+        assert!(frames(local) >= 290 && frames(remote) >= 290, "{} {}", frames(local), frames(remote));
+        requests
+    });
+    println!("keyframe requests per layer: {figures:?}");
+}
+
+#[test]
+fn an_auto_player_follows_its_bandwidth_down_and_back_up() {
+    let figures = twice(|seed| {
+        let mut sim = Sim::new(seed, CONNECT_TIMEOUT);
+        let publisher = sim.simulcast_publisher("publisher", "cam", &["l", "m", "h"]);
+        sim.clients[publisher].key_every = u32::MAX;
+        sim.run_for(Duration::from_secs(2));
+        let player = sim.player("player", "cam", 0.0);
+        sim.run_for(Duration::from_secs(3));
+        assert_eq!(layers_played(&sim.clients[player]), (vec![2], 0));
+        let started = sim.clients[publisher].connected_at.expect("publisher connected");
+        // When frame n was sent, relative to `t`, in milliseconds.
+        let sent_after = |n: u32, t: Instant| (started + FRAME * n).saturating_duration_since(t).as_millis();
+
+        // The path narrows below the top layer's rate (about 500 kbit/s with headers)...
+        let narrowed = sim.now;
+        sim.clients[player].downlink = Some(350_000);
+        sim.run_for(Duration::from_secs(10));
+        let (played, missed_narrowing) = layers_played(&sim.clients[player]);
+        assert_eq!(played, vec![2, 1], "the middle layer fits 350 kbit/s");
+        let frames = sim.clients[player].layered.clone();
+        let down = frames.iter().find(|f| f.1 == 1).map(|f| sent_after(f.0, narrowed));
+
+        // ...then widens again: probing finds the room and the player goes back up.
+        let widened = sim.now;
+        sim.clients[player].downlink = None;
+        sim.run_for(Duration::from_secs(20));
+        let (played, missed) = layers_played(&sim.clients[player]);
+        assert_eq!(played, vec![2, 1, 2], "back on the top layer");
+        assert_eq!(missed, missed_narrowing, "no frame is missed going up");
+        assert!(missed < 50, "{missed} frames missed while the path narrowed");
+        let frames = &sim.clients[player].layered;
+        let up = frames.iter().rev().take_while(|f| f.1 == 2).last().map(|f| sent_after(f.0, widened));
+        (down, up, missed)
+    });
+    println!("switch down, switch up (ms after the change), frames missed: {figures:?}");
 }
