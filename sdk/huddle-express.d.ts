@@ -265,6 +265,8 @@ export interface ZegoWebPlayOption {
   video?: boolean;
   audio?: boolean;
   videoCodec?: "VP8" | "H264" | "VP9";
+  /** The layer of a dual stream to receive: 0 small, 1 big, 2 (default) by bandwidth. */
+  streamType?: 0 | 1 | 2;
 }
 
 export interface ZegoStreamViewOptions {
@@ -772,6 +774,12 @@ export declare class HuddleExpressEngine {
   /** The last quality record of a published stream (as in `publishQualityUpdate`). */
   getPublishingStreamQuality(streamID: string): ZegoPublishStats | null;
 
+  /** Sends the stream's video as two simulcast layers, big and small (before publishing it). */
+  enableDualStream(localStream: MediaStream | ZegoLocalStream): void;
+  /** The small layer of a dual stream (enables it); `bitRate` in kbit/s. Default 320 wide, 15 fps, 150 kbit/s. */
+  setLowStreamParameter(localStream: MediaStream | ZegoLocalStream, param: { width: number; height: number; frameRate: number; bitRate: number }): void;
+  /** Which layer of a dual stream the relay sends this page: 0 small, 1 big, 2 by bandwidth (the default); false when not playing it. */
+  setPlayStreamVideoType(streamID: string, streamType: number): Promise<boolean>;
   /** The relay stops (or resumes) sending this page a played stream's video; false when not playing it. */
   mutePlayStreamVideo(streamID: string, mute: boolean): Promise<boolean>;
   /** The relay stops (or resumes) sending this page a played stream's audio; false when not playing it. */
@@ -865,12 +873,6 @@ export declare class HuddleExpressEngine {
   createStreamCompositor(): never;
   /** @zegoUnsupported Huddle's SDK logs to the console only. */
   uploadLog(): Promise<{ errorCode: number; extendedData: string }>;
-  /** @zegoUnsupported Needs simulcast: Huddle's relay forwards one video layer per stream. */
-  enableDualStream(...args: unknown[]): void;
-  /** @zegoUnsupported Needs simulcast: Huddle's relay forwards one video layer per stream. */
-  setLowStreamParameter(...args: unknown[]): void;
-  /** @zegoUnsupported Needs simulcast: Huddle's relay forwards one video layer per stream (resolves false). */
-  setPlayStreamVideoType(streamID: string, streamType: number): Promise<boolean>;
   /** @zegoUnsupported Huddle's SDK runs in browsers, not Electron (rejects with NOT_OFFERED). */
   getElectronScreenSources(): Promise<unknown[]>;
   /** @zegoUnsupported A Huddle engine is in one room at a time: create one engine per room (returns false). */

@@ -58,6 +58,7 @@ export class HuddleExpressEngine {
       rtcConfiguration: (reply) => this._rtcConfiguration(reply),
       room: () => this._room,
       streamSettings: (localStream) => this._streamSettings(localStream),
+      dualStream: (localStream) => this._dualStreamOf(localStream),
       emit: (event, ...args) => this._emitter.emit(event, ...args),
       logger: this._logger,
     });

@@ -140,12 +140,14 @@ export class StreamsFeature {
    * relay) for `createRemoteStreamView` or a `<video>`'s `srcObject`. The same MediaStream
    * keeps playing across reconnects. State comes as `playerStateUpdate`.
    * @param {string} streamID
-   * @param {{video?: boolean, audio?: boolean, videoCodec?: string}} [playOption]
+   * `streamType` picks the layer of a dual stream: 0 small, 1 big, 2 (default) by bandwidth.
+   * @param {{video?: boolean, audio?: boolean, videoCodec?: string, streamType?: 0|1|2}} [playOption]
    * @returns {Promise<MediaStream>}
    */
   async startPlayingStream(streamID, playOption = {}) {
     if (!isNonEmptyString(streamID)) throw sdkError(SdkError.INVALID_ARGUMENT, "startPlayingStream needs a streamID");
     if (!this._room) throw sdkError(SdkError.NOT_LOGGED_IN, "startPlayingStream: not logged in");
+    if (playOption.streamType !== undefined) this._choosePlayLayer(streamID, playOption.streamType);
     return this._media.play(streamID, {
       video: playOption.video !== false,
       audio: playOption.audio !== false,

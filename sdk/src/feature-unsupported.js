@@ -1,7 +1,6 @@
 // Engine feature area: ZEGO features Huddle does not offer — paid add-ons of ZEGO's cloud
 // (AI noise suppression, voice changer, reverb, beauty, background processing, copyrighted
-// music, range audio, CDN relay, SEI, mixing, …) and simulcast, which needs a relay that
-// forwards layers. Their methods exist so that a page written for ZEGO does not crash on
+// music, range audio, CDN relay, SEI, mixing, …). Their methods exist so that a page written for ZEGO does not crash on
 // them; each answers in the shape ZEGO declares for it, saying "not offered" (code 7011,
 // NOT_OFFERED), and the first call of each feature logs a warning naming it (per engine; a
 // static method once per page). Also ZEGO's cloud-only settings (geofencing, proxies, plugin
@@ -28,7 +27,6 @@ export const NotOffered = Object.freeze({
 });
 
 const N = NotOffered;
-const SIMULCAST_WHY = "Huddle's relay forwards one video layer per stream (simulcast is not built yet)";
 const ADD_ON_WHY = "a paid add-on of ZEGO's cloud that Huddle does not provide";
 const SELF_HOSTED_WHY = "Huddle is self-hosted: there is no ZEGO cloud to route, fence or proxy";
 
@@ -86,11 +84,6 @@ export const NOT_OFFERED_FEATURES = Object.freeze([
   },
   { feature: "stream compositor", why: ADD_ON_WHY, methods: { createStreamCompositor: N.THROW } },
   { feature: "log upload", why: "Huddle's SDK logs to the console only", methods: { uploadLog: N.RESPONSE } },
-  {
-    feature: "dual streams (simulcast)",
-    why: SIMULCAST_WHY,
-    methods: { enableDualStream: N.NOTHING, setLowStreamParameter: N.NOTHING, setPlayStreamVideoType: N.RESOLVE_FALSE },
-  },
   { feature: "ZEGO plugin modules", why: "ZEGO's plugin modules are its paid add-ons; Huddle's SDK has every offered feature built in", statics: { use: N.NOTHING } },
   {
     feature: "ZEGO cloud routing",

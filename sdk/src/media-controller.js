@@ -8,6 +8,7 @@
 //   rtcConfiguration(reply)          RTCPeerConnection settings for a signaling reply
 //   room() → RoomSession|null        the current room (reconnecting? knows a stream?)
 //   streamSettings(localStream)      bitrates of a captured stream
+//   dualStream(localStream)          the small layer's parameters if it is sent as two layers
 //   emit(event, ...args), logger
 
 import {
@@ -24,6 +25,7 @@ import {
 } from "./constants.js";
 import { sdkError, isTransientSignalingError } from "./errors.js";
 import { MediaSession, preferCodec, limitBitrate } from "./media-session.js";
+import { dualStreamEncodings } from "./feature-simulcast.js";
 import { now } from "./util.js";
 
 /** Per kind: the state names and event of its sessions. */
@@ -109,10 +111,14 @@ export class MediaController {
       data: { streamID: session.streamID, extraInfo: session.options.extraInfo },
     };
     // PUBLISHING comes from the server once the relay sees the media.
+    const low = this.host.dualStream(session.localStream);
     return this._negotiate(session, request, (pc) => {
       const stream = session.localStream;
       for (const track of stream.getTracks()) {
-        const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+        const init = { direction: "sendonly", streams: [stream] };
+        // A dual stream's video goes as two simulcast layers, small and big.
+        if (track.kind === "video" && low) init.sendEncodings = dualStreamEncodings(track, low, settings.bitrate);
+        const transceiver = pc.addTransceiver(track, init);
         if (track.kind === "video") {
           preferCodec(transceiver, session.options.videoCodec);
           limitBitrate(transceiver.sender, settings.bitrate);

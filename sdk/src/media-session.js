@@ -73,7 +73,8 @@ export function limitBitrate(sender, kbps) {
   const apply = () => {
     const params = sender.getParameters();
     if (!params.encodings || !params.encodings.length) params.encodings = [{}];
-    params.encodings[0].maxBitrate = kbps * 1000;
+    // The last encoding: the only one, or a simulcast stream's biggest layer.
+    params.encodings[params.encodings.length - 1].maxBitrate = kbps * 1000;
     return sender.setParameters(params);
   };
   Promise.resolve()

@@ -100,15 +100,6 @@ describe('not offered', () => {
     assert.equal(warnings.length, 5, warnings.join('\n'));
     assert.match(warnings.join('\n'), /camera is off/);
   });
-
-  test('simulcast is reserved: the names exist and answer not offered', async () => {
-    const zg = new HuddleExpressEngine(1, 'ws://127.0.0.1:1/ws');
-    assert.equal(zg.enableDualStream({}), undefined);
-    assert.equal(zg.setLowStreamParameter({}, { width: 160, height: 120, frameRate: 15, bitRate: 100 }), undefined);
-    assert.equal(await zg.setPlayStreamVideoType('s', 0), false);
-    assert.equal(warnings.length, 1);
-    assert.match(warnings[0], /simulcast/);
-  });
 });
 
 describe('engine options', () => {
