@@ -61,6 +61,9 @@ const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// A stream pulled from another relay is let go after this long without players here (found
 /// by the once-a-second sweep, so 2–3 s after the last one leaves).
 const PULL_IDLE: Duration = Duration::from_secs(2);
+/// A BWE player's session clock is moved to the present before a write once it is this far
+/// behind (see `fan_out`): packets of one frame arriving together cost one clock update.
+const CLOCK_SLACK: Duration = Duration::from_millis(1);
 /// Every simulcast layer (a stream-wide video resume wants a keyframe of each).
 const ALL_LAYERS: u8 = u8::MAX;
 /// What a simulcast player's bandwidth estimate starts at, bits per second: its first layer is
@@ -373,20 +376,19 @@ impl Engine {
         let awaited = player.choose_layers();
         let layers = player.source.tracks.iter().map(|t| t.layers.len()).max().unwrap_or(0) as u8;
         let publisher = player.publisher;
-        self.update_probing(peer);
+        self.update_probing(peer, now);
         if awaited != 0 {
             self.want_keyframe(publisher, awaited, now);
         }
         Ok(layers)
     }
 
-    /// Points a player's BWE at the rate of its next simulcast layer up.
-    fn update_probing(&mut self, peer: PeerId) {
+    /// Points a player's BWE at what its top simulcast layer needs (see [`Player::probe_target`]).
+    fn update_probing(&mut self, peer: PeerId, now: Instant) {
         let Some(p) = self.peers.get_mut(&peer) else { return };
-        let Role::Player(player) = &p.role else { return };
-        let (minimum, desired) = player.probe_rates().unwrap_or((0, 0));
-        if desired > 0 || player.estimate.is_some() {
-            p.rtc.bwe().set_bitrate(Bitrate::bps(minimum), Bitrate::bps(desired));
+        let Role::Player(player) = &mut p.role else { return };
+        if let Some(desired) = player.probe_target(now) {
+            p.rtc.bwe().set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
         }
     }
 
@@ -533,10 +535,11 @@ impl Engine {
             source: Arc::clone(&origin.source),
             choice: LayerChoice::Auto,
             estimate: simulcast.then_some(INITIAL_ESTIMATE),
+            last_probe: None,
         };
         player.choose_layers();
         let id = self.insert(accepted.rtc, accepted.ufrag, stream, Role::Player(player), now)?;
-        self.update_probing(id);
+        self.update_probing(id, now);
         if let Some(p) = self.local_publisher(publisher) {
             p.players.push(id);
         } else {
@@ -586,6 +589,7 @@ impl Engine {
             worst_level: None,
             bytes_in: 0,
             bytes_out: 0,
+            last_input: now,
         };
         self.peers.insert(id, peer);
         Ok(id)
@@ -743,7 +747,8 @@ impl Engine {
                 let Some(Role::Player(player)) = self.peers.get_mut(&from).map(|p| &mut p.role) else { return };
                 player.estimate = Some(bps);
                 let (publisher, awaited) = (player.publisher, player.choose_layers());
-                self.update_probing(from);
+                tracing::debug!(peer = from, bps, awaited, "player bandwidth estimate");
+                self.update_probing(from, now);
                 if awaited != 0 {
                     self.want_keyframe(publisher, awaited, now);
                 }
@@ -817,6 +822,18 @@ impl Engine {
                 continue;
             }
             let Some(&(_, pt_out)) = player.pt_map.iter().find(|(i, _)| i == pt_in) else { continue };
+            if player.estimate.is_some() && now.saturating_duration_since(player_peer.last_input) >= CLOCK_SLACK {
+                // The session's clock is its last input: a packet its pacer sends from this
+                // write would be stamped with that older time, and the bandwidth estimate
+                // (which compares send and arrival spacing) would read the gap as queueing.
+                let rtc = &mut player_peer.rtc;
+                if catch_unwind(AssertUnwindSafe(|| rtc.handle_input(Input::Timeout(now)))).is_err() {
+                    self.closing.push((pid, "panicked on timeout"));
+                    continue;
+                }
+                player_peer.last_input = now;
+                self.dirty.push(pid);
+            }
             let rtc = &mut player_peer.rtc;
             let tracks = &mut player.tracks;
             let written = catch_unwind(AssertUnwindSafe(|| {
@@ -944,7 +961,7 @@ impl Engine {
             }
         }
         for (id, publisher, awaited) in rechosen {
-            self.update_probing(id);
+            self.update_probing(id, now);
             if awaited != 0 {
                 self.want_keyframe(publisher, awaited, now);
             }

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use str0m::bwe::BweKind;
 use str0m::change::SdpOffer;
@@ -17,7 +17,7 @@ use str0m::rtp::{RtpPacket, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Output, Rtc, RtcConfig};
 
 use super::forward::TrackOut;
-use super::simulcast::{Layer, LayerChoice, MAX_LAYERS, choose_layer, probe_rates};
+use super::simulcast::{Layer, LayerChoice, MAX_LAYERS, choose_layer, probe_target};
 use super::{PeerId, RelayError, StreamKey};
 use crate::quality::{Level, LinkSample};
 
@@ -47,6 +47,8 @@ pub(crate) struct Peer {
     /// UDP payload bytes received from and queued for this peer (usage records).
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// The time of its last input: the session's clock (str0m stamps what it sends with it).
+    pub last_input: Instant,
 }
 
 /// Cumulative NACK counts per (track, direction); str0m's stats are totals since start.
@@ -86,6 +88,9 @@ pub(crate) struct Source {
     /// The payload types negotiated with the publisher (our numbering for its packets).
     pub params: Vec<PayloadParams>,
 }
+
+/// A player below the top simulcast layer has its bandwidth probed again this often.
+const PROBE_EVERY: Duration = Duration::from_secs(3);
 
 /// A publisher's incoming media and its audience.
 pub(crate) struct Publisher {
@@ -141,6 +146,8 @@ pub(crate) struct Player {
     pub choice: LayerChoice,
     /// The relay's bandwidth estimate towards it, bits per second (simulcast streams only).
     pub estimate: Option<u64>,
+    /// When it last asked for a probe of its bandwidth.
+    pub last_probe: Option<Instant>,
 }
 
 impl Player {
@@ -155,15 +162,22 @@ impl Player {
         self.tracks.iter().filter_map(TrackOut::awaited_keyframe).fold(0, |bits, layer| bits | 1 << layer)
     }
 
-    /// (minimum, desired) bits per second for the BWE to probe for: enough for the next layer
-    /// up. None without simulcast, or when the player asked for a fixed layer.
-    pub fn probe_rates(&self) -> Option<(u64, u64)> {
+    /// The bitrate to ask str0m's BWE to discover (`desired`): what the top layer needs, raised
+    /// a little once per [`PROBE_EVERY`] while the player is below the top layer, which asks
+    /// str0m for another probe (it probes when the desired rate goes up). None without
+    /// simulcast, or when the player asked for a fixed layer.
+    pub fn probe_target(&mut self, now: Instant) -> Option<u64> {
         if self.choice != LayerChoice::Auto {
             return None;
         }
         let t = self.tracks.iter().find(|t| t.is_simulcast())?;
         let track = self.source.tracks.iter().find(|s| s.mid == t.source)?;
-        probe_rates(&track.layers, t.current_layer())
+        let (desired, below_top) = probe_target(&track.layers, t.current_layer())?;
+        if below_top && self.last_probe.is_none_or(|at| now.saturating_duration_since(at) >= PROBE_EVERY) {
+            self.last_probe = Some(now);
+            return Some(desired + desired / 50);
+        }
+        Some(desired)
     }
 }
 
@@ -416,8 +430,12 @@ impl Publisher {
         }
         for (track, bytes) in self.source.tracks.iter().zip(self.layer_bytes.iter_mut()) {
             for (layer, count) in track.layers.iter().zip(bytes.iter_mut()) {
-                layer.set_bitrate((*count as f64 * 8.0 / seconds) as u64);
+                layer.measured((*count as f64 * 8.0 / seconds) as u64);
                 *count = 0;
+            }
+            if !track.layers.is_empty() {
+                let rates: Vec<u64> = track.layers.iter().map(Layer::bitrate).collect();
+                tracing::debug!(mid = %track.mid, ?rates, "simulcast layer rates");
             }
         }
         self.measured_at = Some(now);
@@ -533,6 +551,8 @@ impl Peer {
 
     /// Feeds one input; false (and the session disconnected) if str0m failed or panicked.
     pub fn input(&mut self, input: str0m::Input<'_>) -> bool {
+        let (str0m::Input::Timeout(now) | str0m::Input::Receive(now, _)) = &input;
+        self.last_input = self.last_input.max(*now);
         let rtc = &mut self.rtc;
         match catch_unwind(AssertUnwindSafe(|| rtc.handle_input(input))) {
             Ok(Ok(())) => true,

@@ -40,8 +40,17 @@ impl Layer {
         self.bitrate.load(Ordering::Relaxed)
     }
 
-    pub fn set_bitrate(&self, bps: u64) {
+    fn set_bitrate(&self, bps: u64) {
         self.bitrate.store(bps, Ordering::Relaxed);
+    }
+
+    /// Takes one second's measured rate: rises at once (a layer must fit at its busiest to be
+    /// chosen), falls smoothly (an encoder's rate swings by a third from one second to the
+    /// next), and drops to 0 at once when nothing came (the layer stopped).
+    pub fn measured(&self, bps: u64) {
+        let before = self.bitrate();
+        let smoothed = if bps == 0 || bps >= before { bps } else { (before as f64 * 0.7 + bps as f64 * 0.3) as u64 };
+        self.set_bitrate(smoothed);
     }
 }
 
@@ -92,10 +101,16 @@ pub(crate) fn choose_layer(layers: &[Layer], choice: LayerChoice, estimate: Opti
     }
 }
 
-/// The bandwidth a player needs probed for it, as (minimum, desired) bits per second: enough to
-/// reach the next layer up from `current`, and the top layer's rate. None if there is nothing
-/// to probe for (one layer, or nothing measured).
-pub(crate) fn probe_rates(layers: &[Layer], current: Option<u8>) -> Option<(u64, u64)> {
+/// What a player's bandwidth estimate should be probed up to, in bits per second: what the top
+/// layer needs to be chosen. `below_top`: the player is not on the top layer, so the estimate
+/// should be probed again from time to time (a path that widened is found only by a probe; the
+/// relay sends the player less than the estimate, and an estimate grows only slowly above what
+/// is sent). None if there is nothing to probe for (one layer, or nothing measured).
+///
+/// No padding is asked for (`minimum` of str0m's `set_bitrate`): padding towards the next layer
+/// kept the estimate towards Chromium at the media rate, even on an open path, where allocation
+/// probes found the room (tests/browser/simulcast-bandwidth.test.mjs, docs/BENCHMARKS.md).
+pub(crate) fn probe_target(layers: &[Layer], current: Option<u8>) -> Option<(u64, bool)> {
     let mut rates: Vec<u64> = layers.iter().map(Layer::bitrate).filter(|&bps| bps > 0).collect();
     rates.sort_unstable();
     let top = *rates.last()?;
@@ -103,10 +118,7 @@ pub(crate) fn probe_rates(layers: &[Layer], current: Option<u8>) -> Option<(u64,
         return None;
     }
     let now = current.and_then(|c| layers.get(c as usize)).map_or(0, Layer::bitrate);
-    let next = rates.iter().copied().find(|&bps| bps > now).unwrap_or(top);
-    // Padding up to the next layer's rate over the fit margin, so that the estimate can show it fits.
-    let minimum = ((next as f64 / FITS_TO_GO_UP) as u64).min(top * 2);
-    Some((minimum, (top as f64 / FITS_TO_GO_UP) as u64))
+    Some(((top as f64 / FITS_TO_GO_UP) as u64, now < top))
 }
 
 /// Rewrites the VP8 payload descriptor's picture id and TL0PICIDX so that they continue across
@@ -259,11 +271,26 @@ mod tests {
     }
 
     #[test]
-    fn probing_aims_at_the_next_layer_up() {
+    fn a_layer_s_rate_rises_at_once_and_falls_smoothly() {
+        let layer = Layer::new(Rid::from("h"));
+        layer.measured(1_000_000);
+        assert_eq!(layer.bitrate(), 1_000_000);
+        layer.measured(500_000);
+        assert_eq!(layer.bitrate(), 850_000);
+        layer.measured(1_200_000);
+        assert_eq!(layer.bitrate(), 1_200_000);
+        layer.measured(0);
+        assert_eq!(layer.bitrate(), 0, "stopped");
+    }
+
+    #[test]
+    fn probing_aims_at_what_the_top_layer_needs() {
         let l = layers(&[150_000, 600_000, 1_500_000]);
-        assert_eq!(probe_rates(&l, Some(0)), Some((800_000, 2_000_000)));
-        assert_eq!(probe_rates(&l, Some(2)), Some((2_000_000, 2_000_000)));
-        assert_eq!(probe_rates(&layers(&[150_000]), Some(0)), None);
+        assert_eq!(probe_target(&l, Some(0)), Some((2_000_000, true)));
+        assert_eq!(probe_target(&l, None), Some((2_000_000, true)));
+        assert_eq!(probe_target(&l, Some(2)), Some((2_000_000, false)), "on the top layer");
+        assert_eq!(probe_target(&layers(&[150_000]), Some(0)), None);
+        assert_eq!(probe_target(&layers(&[150_000, 0, 0]), Some(0)), None, "one layer received");
     }
 
     /// Rewrites `payload` as the relay sends it.

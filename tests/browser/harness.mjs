@@ -6,13 +6,14 @@
 // (browser contexts) and they are closed after the test, so at most a handful run at once.
 //
 // HUDDLE_BIN overrides the server binary (default target/debug/huddle);
-// HUDDLE_E2E_DEBUG=1 streams the pages' console and the server's log to stderr;
+// HUDDLE_E2E_DEBUG=1 streams the pages' console and the server's log to stderr (HUDDLE_E2E_LOG
+// sets the server's log filter, default `warn`);
 // HUDDLE_E2E_SDK_FILE=sdk/huddle-express.js answers the pages' requests for Huddle's
 // /sdk/huddle-express.js with that file instead (to try SDK edits without rebuilding).
 
 import { spawn, execFile, execFileSync } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
@@ -90,7 +91,7 @@ export function signToken({ appId, secret, userId, roomId, iat, exp, publish = t
  * Before it starts, an extra app with a known secret is created through the CLI
  * (`huddle.testApp`), so tests can sign tokens of their own (expired, other room…).
  */
-export async function startHuddle({ args = [], env = {} } = {}) {
+export async function startHuddle({ args = [], env = {}, httpAddr = '127.0.0.1:0' } = {}) {
   if (!existsSync(huddleBin)) throw new Error(`${huddleBin} is missing: run cargo build first`);
   const dir = mkdtempSync(path.join(tmpdir(), 'huddle-e2e-'));
   const databaseUrl = `sqlite://${dir}/huddle.db`;
@@ -109,7 +110,7 @@ export async function startHuddle({ args = [], env = {} } = {}) {
   /** Spawns `huddle serve` on `httpAddr`; resolves with the child and its base URL once it listens. */
   async function spawnServer(httpAddr) {
     const child = spawn(huddleBin, ['serve', '--http-addr', httpAddr, '--http-workers', '2', '--dev',
-      '--database-url', databaseUrl, '--log', 'warn', ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
+      '--database-url', databaseUrl, '--log', process.env.HUDDLE_E2E_LOG || 'warn', ...args], { env: childEnv, stdio: ['ignore', 'pipe', 'pipe'] });
     const killOnExit = () => child.kill('SIGKILL');
     process.on('exit', killOnExit);
     child.once('exit', () => process.off('exit', killOnExit));
@@ -120,7 +121,8 @@ export async function startHuddle({ args = [], env = {} } = {}) {
       child.once('exit', (code) => { clearTimeout(timer); reject(new Error(`huddle exited (${code}) before listening:\n${log.join('\n')}`)); });
       lines.on('line', (line) => {
         const match = /^huddle listening on (http:\/\/\S+)/.exec(line);
-        if (match) { clearTimeout(timer); resolve(match[1].replace(/\/$/, '')); } else remember(line);
+        // Bound to every interface: this machine's pages use the loopback address.
+        if (match) { clearTimeout(timer); resolve(match[1].replace(/\/$/, '').replace('//0.0.0.0:', '//127.0.0.1:')); } else remember(line);
       });
     });
     return { child, base };
@@ -133,7 +135,7 @@ export async function startHuddle({ args = [], env = {} } = {}) {
     await exited;
     clearTimeout(timer);
   }
-  let { child, base } = await spawnServer('127.0.0.1:0');
+  let { child, base } = await spawnServer(httpAddr);
   const port = Number(new URL(base).port);
 
   return {
@@ -314,9 +316,18 @@ export function chromiumPath() {
   throw new Error('Chromium is missing: run scripts/browser-deps');
 }
 
-/** One Chromium with the flags above plus `extraArgs` (e.g. an autoplay policy). */
-export function launchBrowser(extraArgs = []) {
-  return chromium.launch({ executablePath: chromiumPath(), headless: false, args: [...CHROMIUM_ARGS, ...extraArgs] });
+/**
+ * One Chromium with the flags above plus `extraArgs` (e.g. an autoplay policy); with `netns`,
+ * run inside that network namespace (`ip netns exec`, root needed).
+ */
+export function launchBrowser(extraArgs = [], { netns } = {}) {
+  const args = [...CHROMIUM_ARGS, ...extraArgs];
+  if (!netns) return chromium.launch({ executablePath: chromiumPath(), headless: false, args });
+  // playwright talks to Chromium over inherited pipes, which `ip netns exec` passes on.
+  const dir = mkdtempSync(path.join(tmpdir(), 'huddle-netns-chromium-'));
+  const wrapper = path.join(dir, 'chromium');
+  writeFileSync(wrapper, `#!/bin/sh\nexec ip netns exec ${netns} ${chromiumPath()} "$@"\n`, { mode: 0o755 });
+  return chromium.launch({ executablePath: wrapper, headless: false, args });
 }
 
 // Runs in every page before any of its scripts: records peer connections and offers helpers
@@ -563,8 +574,8 @@ export class Env {
    * `allowOtherOrigin`: start Huddle with `--allowed-origins` naming only the static server's
    * 127.0.0.1 origin (its localhost origin then stays refused).
    */
-  constructor({ serverArgs = [], serverEnv = {}, proxy = false, allowOtherOrigin = false, browserArgs = [] } = {}) {
-    this.options = { serverArgs, serverEnv, proxy, allowOtherOrigin, browserArgs };
+  constructor({ serverArgs = [], serverEnv = {}, proxy = false, allowOtherOrigin = false, browserArgs = [], httpAddr } = {}) {
+    this.options = { serverArgs, serverEnv, proxy, allowOtherOrigin, browserArgs, httpAddr };
     this.users = [];
   }
 
@@ -572,7 +583,7 @@ export class Env {
     this.other = await startStaticServer();
     const args = [...this.options.serverArgs];
     if (this.options.allowOtherOrigin) args.push('--allowed-origins', this.other.origin);
-    this.huddle = await startHuddle({ args, env: this.options.serverEnv });
+    this.huddle = await startHuddle({ args, env: this.options.serverEnv, httpAddr: this.options.httpAddr });
     this.other.huddleBase = this.huddle.base;
     if (this.options.proxy) this.proxy = await startProxy(this.huddle.port);
     this.browser = await launchBrowser(this.options.browserArgs);
@@ -582,9 +593,12 @@ export class Env {
    * Opens a page with the SDK and an engine. `origin`: 'huddle' (a blank page on Huddle's own
    * origin), 'other' (the static server's 127.0.0.1 origin) or 'stranger' (its localhost one).
    * `server`: the SDK's websocket URL (default Huddle's; `env.proxy.wsUrl` to go through the proxy).
+   * `browser` and `base`: another Chromium (one in a network namespace) and the URL it reaches
+   * Huddle at (then `server` defaults to that base's websocket).
    */
-  async openUser(name, { origin = 'huddle', server = this.huddle.wsUrl, appID = this.huddle.devAppId } = {}) {
-    const context = await this.#newContext();
+  async openUser(name, { origin = 'huddle', base = this.huddle.base, server, appID = this.huddle.devAppId, browser = this.browser } = {}) {
+    server ??= base === this.huddle.base ? this.huddle.wsUrl : `${base.replace(/^http/, 'ws')}/ws`;
+    const context = await this.#newContext(browser, base);
     const page = await context.newPage();
     const user = new User(this, context, page, name);
     this.users.push(user);
@@ -594,8 +608,8 @@ export class Env {
       // origin and Chromium counts it as a loopback page (a document made up by request
       // interception counts as public, and Local Network Access then blocks 127.0.0.1);
       // then the blank page is written into it.
-      await page.goto(`${this.huddle.base}/__e2e/blank.html`);
-      await page.setContent(blankPage(this.huddle.base, 'e2e'), { waitUntil: 'load' });
+      await page.goto(`${base}/__e2e/blank.html`);
+      await page.setContent(blankPage(base, 'e2e'), { waitUntil: 'load' });
     } else {
       await page.goto(`${origin === 'stranger' ? this.other.strangerOrigin : this.other.origin}/blank.html`);
     }
@@ -616,10 +630,10 @@ export class Env {
     return user;
   }
 
-  async #newContext() {
-    const context = await this.browser.newContext();
+  async #newContext(browser = this.browser, base = this.huddle.base) {
+    const context = await browser.newContext();
     if (sdkFile) {
-      await context.route(`${this.huddle.base}/sdk/huddle-express.js`, (route) => route.fulfill({
+      await context.route(`${base}/sdk/huddle-express.js`, (route) => route.fulfill({
         status: 200, contentType: 'text/javascript; charset=utf-8', body: readFileSync(sdkFile, 'utf8'),
         headers: { 'access-control-allow-origin': '*' },
       }));

@@ -766,7 +766,9 @@ fn layered_frame(n: u32, keyframe: bool, layer: u8) -> Vec<u8> {
     let mut v = video_frame(n, keyframe);
     let at = if keyframe { 14 } else { 7 };
     v[at] = layer;
-    let len = [100, 400, 1200][layer as usize % 3] * if keyframe { 3 } else { 1 };
+    let len = [100, 400, 1200][layer as usize % 3]
+        * std::env::var("SIM_SCALE").ok().and_then(|s| s.parse::<usize>().ok()).unwrap_or(1)
+        * if keyframe { 3 } else { 1 };
     v.resize(len, layer);
     v
 }
