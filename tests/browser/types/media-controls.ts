@@ -36,14 +36,17 @@ async function controls(local: MediaStream, streamID: string, video: HTMLVideoEl
   view.playAudio({ enableAutoplayDialog: true });
   view.stopAudio();
 
+  // Dual streams (simulcast).
+  zg.enableDualStream(local);
+  zg.setLowStreamParameter(local, { width: 320, height: 180, frameRate: 15, bitRate: 200 });
+  const low: boolean = await zg.setPlayStreamVideoType(streamID, 0);
+  await zg.startPlayingStream(streamID, { streamType: 2 });
+
   // Not offered: typed as ZEGO declares them, answering NOT_OFFERED.
   const denoise = await zg.enableAiDenoise(local, true);
   if (denoise.errorCode !== 0) console.log(denoise.extendedData);
   await zg.addPublishCdnUrl(streamID, "rtmp://cdn.example.com/live");
   await zg.startMixerTask({ taskID: "t", inputList: [], outputList: [] });
-  zg.enableDualStream(local);
-  zg.setLowStreamParameter(local, { width: 320, height: 180, frameRate: 15, bitRate: 200 });
-  const low: boolean = await zg.setPlayStreamVideoType(streamID, 0);
   const sent: boolean = zg.sendSEI(streamID, new Uint8Array([1]));
   console.log(low, sent);
 
