@@ -3,8 +3,9 @@
 //! the server.
 //!
 //! Loop: take pending commands (each answered after its outputs are flushed, so a caller sees
-//! the events a command caused before its reply); `handle_timeout`; then `recv_from` with a
-//! read timeout of min(the engine's next deadline, 10 ms) so commands wait at most ~10 ms.
+//! the events a command caused before its reply); `handle_timeout`; then wait for the socket
+//! (`ppoll`) until min(the engine's next deadline, 10 ms), so commands wait at most ~10 ms, and
+//! read it without blocking.
 //! After every step the engine's queued datagrams go to the socket, its events to the
 //! channel, and its crossings (`crossing.rs`) to the other shards' command channels — events
 //! first, so what a crossing answers for has been reported before it arrives. The socket's
@@ -21,6 +22,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use rustix::event::{PollFd, PollFlags, Timespec, poll};
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::engine::Engine;
@@ -28,6 +30,8 @@ use super::{Command, RelayError, RelayEvent, Shared};
 
 /// Longest the loop blocks on the socket, so commands are noticed.
 const MAX_WAIT: Duration = Duration::from_millis(10);
+/// Shortest wait: a deadline already due is handled at the next turn, not spun on.
+const MIN_WAIT: Duration = Duration::from_micros(200);
 const RECV_BUF: usize = 2048;
 
 /// How a shard reaches another (or itself): its channel, its socket, its counters.
@@ -58,7 +62,6 @@ pub(crate) struct Shard {
     /// Every shard, this one at `index`.
     siblings: Arc<Vec<Sibling>>,
     index: usize,
-    read_timeout: Duration,
 }
 
 impl Shard {
@@ -69,11 +72,23 @@ impl Shard {
         siblings: Arc<Vec<Sibling>>,
         index: usize,
     ) -> Result<Shard, RelayError> {
-        socket.set_read_timeout(Some(MAX_WAIT)).map_err(|e| RelayError::Unavailable(e.to_string()))?;
+        socket.set_nonblocking(true).map_err(|e| RelayError::Unavailable(e.to_string()))?;
         if index >= siblings.len() {
             return Err(RelayError::Unavailable(format!("relay thread {index} is not among its siblings")));
         }
-        Ok(Shard { engine, socket, events, siblings, index, read_timeout: MAX_WAIT })
+        Ok(Shard { engine, socket, events, siblings, index })
+    }
+
+    /// Blocks until the socket has a datagram or `wait` has passed. `ppoll` keeps the engine's
+    /// timers (str0m's pacer, its bandwidth probes) to a fraction of a millisecond, where a
+    /// socket read timeout (SO_RCVTIMEO) is rounded up to the kernel's tick: a 1 ms timeout
+    /// slept 8 ms on this project's VM, which stretched every probe and kept the bandwidth
+    /// estimates low.
+    fn wait_readable(&self, wait: Duration) {
+        let mut fds = [PollFd::new(&self.socket, PollFlags::IN)];
+        let timeout = Timespec { tv_sec: wait.as_secs() as i64, tv_nsec: i64::from(wait.subsec_nanos()) };
+        // An error (EINTR) only ends the wait early; the non-blocking read then finds nothing.
+        let _ = poll(&mut fds, Some(&timeout));
     }
 
     fn shared(&self) -> &Shared {
@@ -100,16 +115,8 @@ impl Shard {
             self.engine.handle_timeout(Instant::now());
             self.flush();
 
-            let wait = self
-                .engine
-                .poll_timeout()
-                .saturating_duration_since(Instant::now())
-                .clamp(Duration::from_millis(1), MAX_WAIT);
-            // Whole milliseconds: fewer setsockopt calls, and timers are not finer than that.
-            let wait = Duration::from_millis(wait.as_millis().max(1) as u64);
-            if wait != self.read_timeout && self.socket.set_read_timeout(Some(wait)).is_ok() {
-                self.read_timeout = wait;
-            }
+            let wait = self.engine.poll_timeout().saturating_duration_since(Instant::now()).clamp(MIN_WAIT, MAX_WAIT);
+            self.wait_readable(wait);
             match self.socket.recv_from(&mut buf) {
                 Ok((1, _)) => {} // a sibling's wake-up: its crossing is on the channel
                 Ok((n, source)) => {
