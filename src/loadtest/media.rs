@@ -105,6 +105,9 @@ struct Report {
     relay_packets_out_per_second: f64,
     relay_mbit_out_per_second: f64,
     relay_keyframe_requests: f64,
+    /// Mean time from a datagram's arrival at the relay to its copies leaving for every player
+    /// (`huddle_relay_forward_duration_seconds` over the window), microseconds.
+    relay_forward_mean_us: Option<f64>,
     /// Server process CPU (all threads) in the window; with --server-pid.
     server_cpu_seconds: Option<f64>,
     server_cpu_us_per_forwarded: Option<f64>,
@@ -376,6 +379,7 @@ pub async fn run(args: MediaLoadArgs) -> Result<(), String> {
         relay_packets_out_per_second: rate("packets_out"),
         relay_mbit_out_per_second: rate("bytes_out") * 8.0 / 1e6,
         relay_keyframe_requests: rate("keyframe_requests") * elapsed,
+        relay_forward_mean_us: (rate(FORWARD_COUNT) > 0.0).then(|| rate(FORWARD_SUM) / rate(FORWARD_COUNT) * 1e6),
         server_cpu_seconds: server_cpu,
         server_cpu_us_per_forwarded: per_forwarded(server_cpu),
         relay_thread_cpu_seconds: relay_cpu,
@@ -463,9 +467,18 @@ async fn scrape(target: &Target) -> HashMap<String, f64> {
     parse_relay_totals(&text)
 }
 
+/// The forwarding-latency histogram's sum and count, kept with the relay totals.
+const FORWARD_SUM: &str = "huddle_relay_forward_duration_seconds_sum";
+const FORWARD_COUNT: &str = "huddle_relay_forward_duration_seconds_count";
+
 fn parse_relay_totals(text: &str) -> HashMap<String, f64> {
     text.lines()
         .filter_map(|line| {
+            if let Some((name, value)) = line.split_once(' ')
+                && (name == FORWARD_SUM || name == FORWARD_COUNT)
+            {
+                return Some((name.to_owned(), value.trim().parse().ok()?));
+            }
             let rest = line.strip_prefix("huddle_relay_total{what=\"")?;
             let (what, rest) = rest.split_once("\"}")?;
             Some((what.to_owned(), rest.trim().parse().ok()?))
@@ -555,10 +568,11 @@ mod tests {
         let udp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
             12: 0100007F:1F90 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 17\n";
         assert_eq!(parse_udp_drops(udp), vec![(8080, 17)]);
-        let metrics =
-            "# HELP x\nhuddle_relay_total{what=\"forwarded\"} 1234\nhuddle_relay_total{what=\"packets_in\"} 5\n";
+        let metrics = "# HELP x\nhuddle_relay_total{what=\"forwarded\"} 1234\nhuddle_relay_total{what=\"packets_in\"} 5\n\
+            huddle_relay_forward_duration_seconds_sum 0.5\nhuddle_relay_forward_duration_seconds_count 7\n";
         let totals = parse_relay_totals(metrics);
         assert_eq!((totals.get("forwarded"), totals.get("packets_in")), (Some(&1234.0), Some(&5.0)));
+        assert_eq!((totals.get(FORWARD_SUM), totals.get(FORWARD_COUNT)), (Some(&0.5), Some(&7.0)));
         let answer = "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 40001 typ host\r\n";
         assert_eq!(relay_candidate(answer), Some("127.0.0.1:40001".parse().unwrap()));
     }

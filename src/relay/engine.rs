@@ -14,8 +14,12 @@
 //!
 //! Timers: a min-heap keyed by each session's requested time, stale entries skipped; once a
 //! second a sweep for sessions that never connected. After every input the session is
-//! drained (`poll_output` until `Timeout`), and so is every session a forwarded packet or
-//! keyframe request touched.
+//! drained (`poll_output` until `Timeout`), and so is every session a keyframe request
+//! touched. Packets written to a player are different: str0m sends what was written only at
+//! the session's next timeout, so the engine lists the players written to and gives each one
+//! timeout at the next `handle_timeout` (`poll_timeout` is then due at once). A burst of
+//! packets read together (a video frame's packets, crossings from another shard) costs each
+//! player one str0m timeout and one drain, not one per packet, and no timer-heap entry.
 //!
 //! Per packet the engine itself allocates nothing: the scratch vectors and output queues are
 //! reused, an RTP payload is shared (`Arc<[u8]>`) with every player, and the timer heap is
@@ -108,6 +112,10 @@ pub(crate) struct Engine {
     closing: Vec<(PeerId, &'static str)>,
     /// Whether a player was written to since [`Engine::take_forwarded`] was last called.
     forwarded_in_turn: bool,
+    /// Players written to whose packets go out at the next `handle_timeout`, each once (its
+    /// `write_pending` flag), and when the first of them was written.
+    written: Vec<PeerId>,
+    written_at: Option<Instant>,
 }
 
 impl Engine {
@@ -146,6 +154,8 @@ impl Engine {
             happenings: Vec::new(),
             closing: Vec::new(),
             forwarded_in_turn: false,
+            written: Vec::new(),
+            written_at: None,
         })
     }
 
@@ -157,9 +167,10 @@ impl Engine {
         self.close_pending();
     }
 
-    /// Fires the session timers due at `now` and, once a second, drops sessions that never
-    /// connected. Early calls are harmless.
+    /// Sends what was written to players, fires the session timers due at `now` and, once a
+    /// second, drops sessions that never connected. Early calls are harmless.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.send_written(now);
         self.fire_timers(now);
         if now.saturating_duration_since(self.last_sweep) >= SWEEP_INTERVAL {
             self.last_sweep = now;
@@ -171,10 +182,11 @@ impl Engine {
     /// When `handle_timeout` is due next (may be in the past: then at once).
     pub fn poll_timeout(&self) -> Instant {
         let sweep = self.last_sweep + SWEEP_INTERVAL;
-        match self.timers.peek() {
+        let next = match self.timers.peek() {
             Some(Reverse((t, _))) => sweep.min(*t),
             None => sweep,
-        }
+        };
+        self.written_at.map_or(next, |t| next.min(t))
     }
 
     /// The next datagram to send.
@@ -590,6 +602,7 @@ impl Engine {
             bytes_in: 0,
             bytes_out: 0,
             last_input: now,
+            write_pending: false,
         };
         self.peers.insert(id, peer);
         Ok(id)
@@ -680,6 +693,21 @@ impl Engine {
                     self.timers.push(Reverse((t, peer.id)));
                 }
             }
+        }
+    }
+
+    /// Gives every player written to since the last call its timeout, in which str0m sends
+    /// the packets, and drains it.
+    fn send_written(&mut self, now: Instant) {
+        self.written_at = None;
+        while let Some(id) = self.written.pop() {
+            let Some(peer) = self.peers.get_mut(&id) else { continue };
+            peer.write_pending = false;
+            if !peer.input(Input::Timeout(now)) {
+                self.closing.push((id, "failed on timeout"));
+                continue;
+            }
+            self.pump(id, now);
         }
     }
 
@@ -861,7 +889,11 @@ impl Engine {
                     if sent > 0 {
                         self.forwarded_in_turn = true;
                         Shared::add(&self.shared.forwarded, sent);
-                        self.dirty.push(pid);
+                        if !player_peer.write_pending {
+                            player_peer.write_pending = true;
+                            self.written.push(pid);
+                            self.written_at.get_or_insert(now);
+                        }
                     }
                 }
                 Err(_) => self.closing.push((pid, "panicked on write")),
@@ -931,10 +963,16 @@ impl Engine {
 
     /// Drops sessions that never connected in time or that str0m closed.
     fn sweep(&mut self, now: Instant) {
+        // Every publisher's layer rates first, then the players' choices from them (one pass in
+        // the map's order would let a player choose from its publisher's rates of a second ago).
+        for peer in self.peers.values_mut() {
+            if let Role::Publisher(p) = &mut peer.role {
+                p.measure_layers(now);
+            }
+        }
         let mut rechosen = Vec::new();
         for peer in self.peers.values_mut() {
             match &mut peer.role {
-                Role::Publisher(p) => p.measure_layers(now),
                 // Layers come and go with the publisher's uplink: choose again.
                 Role::Player(player) if player.tracks.iter().any(|t| t.is_simulcast()) => {
                     let awaited = player.choose_layers();

@@ -49,6 +49,9 @@ pub(crate) struct Peer {
     pub bytes_out: u64,
     /// The time of its last input: the session's clock (str0m stamps what it sends with it).
     pub last_input: Instant,
+    /// Packets were written to it that str0m sends at its next timeout (the engine's
+    /// `written` list holds it once).
+    pub write_pending: bool,
 }
 
 /// Cumulative NACK counts per (track, direction); str0m's stats are totals since start.

@@ -3,9 +3,10 @@
 //! the server.
 //!
 //! Loop: take pending commands (each answered after its outputs are flushed, so a caller sees
-//! the events a command caused before its reply); `handle_timeout`; then wait for the socket
-//! (`ppoll`) until min(the engine's next deadline, 10 ms), so commands wait at most ~10 ms, and
-//! read it without blocking.
+//! the events a command caused before its reply); read every datagram waiting (up to
+//! `RECV_BATCH`) without blocking; `handle_timeout`, which sends what the batch forwarded; then
+//! wait for the socket (`ppoll`) until min(the engine's next deadline, 10 ms), so commands wait
+//! at most ~10 ms.
 //! After every step the engine's queued datagrams go to the socket, its events to the
 //! channel, and its crossings (`crossing.rs`) to the other shards' command channels — events
 //! first, so what a crossing answers for has been reported before it arrives. The socket's
@@ -33,6 +34,8 @@ const MAX_WAIT: Duration = Duration::from_millis(10);
 /// Shortest wait: a deadline already due is handled at the next turn, not spun on.
 const MIN_WAIT: Duration = Duration::from_micros(200);
 const RECV_BUF: usize = 2048;
+/// Datagrams read per loop turn at most, so commands and timers are not starved under load.
+const RECV_BATCH: usize = 32;
 
 /// How a shard reaches another (or itself): its channel, its socket, its counters.
 pub(crate) struct Sibling {
@@ -112,33 +115,45 @@ impl Shard {
                     Err(mpsc::TryRecvError::Empty) => break,
                 }
             }
-            self.engine.handle_timeout(Instant::now());
-            self.flush();
-
-            let wait = self.engine.poll_timeout().saturating_duration_since(Instant::now()).clamp(MIN_WAIT, MAX_WAIT);
-            self.wait_readable(wait);
-            match self.socket.recv_from(&mut buf) {
-                Ok((1, _)) => {} // a sibling's wake-up: its crossing is on the channel
-                Ok((n, source)) => {
-                    if let Some(data) = buf.get(..n) {
-                        let shared = self.shared();
+            // Every datagram waiting, up to a budget, before the timeout below: what they made
+            // the engine write to players leaves in that timeout, one str0m timeout per player
+            // for the whole batch (a video frame's packets arrive back to back).
+            self.engine.take_forwarded();
+            let (mut first_arrival, mut woken) = (None, false);
+            for _ in 0..RECV_BATCH {
+                match self.socket.recv_from(&mut buf) {
+                    // A sibling's wake-up: its crossing is on the channel, taken at the next turn.
+                    Ok((1, _)) => woken = true,
+                    Ok((n, source)) => {
+                        let Some(data) = buf.get(..n) else { continue };
+                        let shared = &self.siblings[self.index].shared;
                         Shared::add(&shared.packets_in, 1);
                         Shared::add(&shared.bytes_in, n as u64);
                         let received = Instant::now();
-                        self.engine.take_forwarded();
+                        first_arrival.get_or_insert(received);
                         self.engine.handle_datagram(received, source, data);
-                        self.flush();
-                        if self.engine.take_forwarded() {
-                            // From the datagram's arrival to its copies leaving for every player.
-                            crate::metrics::relay_forward_latency(received.elapsed());
-                        }
+                    }
+                    Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => break,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                    Err(e) => {
+                        // E.g. ICMP port unreachable surfacing on Linux; nothing to do but go on.
+                        tracing::debug!(error = %e, "relay recv failed");
                     }
                 }
-                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut | ErrorKind::Interrupted) => {}
-                Err(e) => {
-                    // E.g. ICMP port unreachable surfacing on Linux; nothing to do but go on.
-                    tracing::debug!(error = %e, "relay recv failed");
-                }
+            }
+            self.engine.handle_timeout(Instant::now());
+            self.flush();
+            if let Some(received) = first_arrival
+                && self.engine.take_forwarded()
+            {
+                // From the batch's first datagram's arrival to its copies leaving for every player.
+                crate::metrics::relay_forward_latency(received.elapsed());
+            }
+
+            if !woken {
+                let wait =
+                    self.engine.poll_timeout().saturating_duration_since(Instant::now()).clamp(MIN_WAIT, MAX_WAIT);
+                self.wait_readable(wait);
             }
         }
     }

@@ -840,38 +840,44 @@ fn players_get_the_simulcast_layer_they_ask_for_and_switch_on_keyframes() {
 
 #[test]
 fn an_auto_player_follows_its_bandwidth_down_and_back_up() {
-    let figures = twice(|seed| {
-        let mut sim = Sim::new(seed, CONNECT_TIMEOUT);
-        let publisher = sim.simulcast_publisher("publisher", "cam", &["l", "m", "h"]);
-        sim.clients[publisher].key_every = u32::MAX;
-        sim.run_for(Duration::from_secs(2));
-        let player = sim.player("player", "cam", 0.0);
-        sim.run_for(Duration::from_secs(3));
-        assert_eq!(layers_played(&sim.clients[player]), (vec![2], 0));
-        let started = sim.clients[publisher].connected_at.expect("publisher connected");
-        // When frame n was sent, relative to `t`, in milliseconds.
-        let sent_after = |n: u32, t: Instant| (started + FRAME * n).saturating_duration_since(t).as_millis();
+    // Not `twice`: the bandwidth estimate reacts to the exact order of datagrams, which follows
+    // str0m's random SSRCs (its maps are keyed by them), so the same seed can move a switch by
+    // a few tens of milliseconds. Every run must still hold what is asserted below.
+    let figures: Vec<_> = [7, 8]
+        .into_iter()
+        .map(|seed| {
+            let mut sim = Sim::new(seed, CONNECT_TIMEOUT);
+            let publisher = sim.simulcast_publisher("publisher", "cam", &["l", "m", "h"]);
+            sim.clients[publisher].key_every = u32::MAX;
+            sim.run_for(Duration::from_secs(2));
+            let player = sim.player("player", "cam", 0.0);
+            sim.run_for(Duration::from_secs(3));
+            assert_eq!(layers_played(&sim.clients[player]), (vec![2], 0));
+            let started = sim.clients[publisher].connected_at.expect("publisher connected");
+            // When frame n was sent, relative to `t`, in milliseconds.
+            let sent_after = |n: u32, t: Instant| (started + FRAME * n).saturating_duration_since(t).as_millis();
 
-        // The path narrows below the top layer's rate (about 500 kbit/s with headers)...
-        let narrowed = sim.now;
-        sim.clients[player].downlink = Some(350_000);
-        sim.run_for(Duration::from_secs(10));
-        let (played, missed_narrowing) = layers_played(&sim.clients[player]);
-        assert_eq!(played, vec![2, 1], "the middle layer fits 350 kbit/s");
-        let frames = sim.clients[player].layered.clone();
-        let down = frames.iter().find(|f| f.1 == 1).map(|f| sent_after(f.0, narrowed));
+            // The path narrows below the top layer's rate (about 500 kbit/s with headers)...
+            let narrowed = sim.now;
+            sim.clients[player].downlink = Some(350_000);
+            sim.run_for(Duration::from_secs(10));
+            let (played, missed_narrowing) = layers_played(&sim.clients[player]);
+            assert_eq!(played, vec![2, 1], "the middle layer fits 350 kbit/s");
+            let frames = sim.clients[player].layered.clone();
+            let down = frames.iter().find(|f| f.1 == 1).map(|f| sent_after(f.0, narrowed));
 
-        // ...then widens again: probing finds the room and the player goes back up.
-        let widened = sim.now;
-        sim.clients[player].downlink = None;
-        sim.run_for(Duration::from_secs(20));
-        let (played, missed) = layers_played(&sim.clients[player]);
-        assert_eq!(played, vec![2, 1, 2], "back on the top layer");
-        assert_eq!(missed, missed_narrowing, "no frame is missed going up");
-        assert!(missed < 50, "{missed} frames missed while the path narrowed");
-        let frames = &sim.clients[player].layered;
-        let up = frames.iter().rev().take_while(|f| f.1 == 2).last().map(|f| sent_after(f.0, widened));
-        (down, up, missed)
-    });
-    println!("switch down, switch up (ms after the change), frames missed: {figures:?}");
+            // ...then widens again: probing finds the room and the player goes back up.
+            let widened = sim.now;
+            sim.clients[player].downlink = None;
+            sim.run_for(Duration::from_secs(20));
+            let (played, missed) = layers_played(&sim.clients[player]);
+            assert_eq!(played, vec![2, 1, 2], "back on the top layer");
+            assert_eq!(missed, missed_narrowing, "no frame is missed going up");
+            assert!(missed < 50, "{missed} frames missed while the path narrowed");
+            let frames = &sim.clients[player].layered;
+            let up = frames.iter().rev().take_while(|f| f.1 == 2).last().map(|f| sent_after(f.0, widened));
+            (down, up, missed)
+        })
+        .collect();
+    println!("switch down, switch up (ms after the change), frames missed, seeds 7 and 8: {figures:?}");
 }
