@@ -9,6 +9,12 @@ use huddle::config::{AppCommand, Cli, Command, ConfigError, LogFormat, ServeArgs
 use huddle::store::{NewApp, Store};
 use huddle::{api, app, auth};
 
+/// mimalloc instead of glibc's malloc: the relay allocates and frees per forwarded packet and
+/// player (str0m's send-queue entry and encrypted datagram), where glibc's arenas cost
+/// measurably more (docs/BENCHMARKS.md, "Allocator").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // `serve` runs on actix's system runtime (its HTTP workers are threads of their own).
