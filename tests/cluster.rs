@@ -257,33 +257,45 @@ async fn relay_peers(node: &Server) -> u64 {
         .expect("huddle_relay_peers")
 }
 
-#[tokio::test]
-async fn a_busy_relay_s_players_are_sent_to_relays_that_pull_the_stream() {
-    let redis = PrivateRedis::start();
-    let db = TestDb::new(Db::Postgres).await;
-    let app = create_app(&db);
+/// Three relay nodes and a signaling node; alice publishes on one relay (the origin), p1 and
+/// p2 play there, and once it is busy p3 and p4 are sent to the two others (the edges), each
+/// of which pulls the stream from the origin.
+struct Cascade {
+    relays: [Server; 3],
+    signaling: Server,
+    alice: ws::WsClient,
+    camera: huddle::loadtest::peer::MediaPeer,
+    published_at: Instant,
+    /// p1..p4's websockets and players, in that order.
+    viewers: Vec<ws::WsClient>,
+    players: Vec<huddle::loadtest::peer::MediaPeer>,
+    origin: usize,
+    edges: [usize; 2],
+}
+
+async fn cascade(redis: &PrivateRedis, db: &TestDb, app: &TestApp) -> Cascade {
     let node = |role: &str| {
         let mut options = cluster_options(&redis.url());
         options.extra_env.push(("HUDDLE_ROLE", role.to_owned()));
         options.extra_env.push(("HUDDLE_RELAY_THREADS", "1".to_owned()));
         // A relay with 3 peers is busy: the next players go to a less busy one.
         options.extra_env.push(("HUDDLE_RELAY_CASCADE_ABOVE", "3".to_owned()));
-        Server::start_with(&db, options)
+        Server::start_with(db, options)
     };
     let relays = [node("relay"), node("relay"), node("relay")];
     let signaling = node("signaling");
     for relay in &relays {
-        announced(&redis, &relay.base, 0).await;
+        announced(redis, &relay.base, 0).await;
     }
 
-    let (mut alice, _) = join(&signaling.base, &app, "room-1", "alice", false).await;
+    let (mut alice, _) = join(&signaling.base, app, "room-1", "alice", false).await;
     let camera = publish_media(&mut alice, "alice-cam", "").await;
     let published_at = Instant::now();
     let mut viewers = Vec::new();
     let mut players = Vec::new();
     let mut urls = Vec::new();
     let play = async |viewers: &mut Vec<ws::WsClient>, name: &str| {
-        let (mut client, _) = join(&signaling.base, &app, "room-1", name, false).await;
+        let (mut client, _) = join(&signaling.base, app, "room-1", name, false).await;
         let (player, grant) = play_media(&mut client, "alice-cam").await;
         wait_for_video(&player, 10).await;
         viewers.push(client);
@@ -300,21 +312,41 @@ async fn a_busy_relay_s_players_are_sent_to_relays_that_pull_the_stream() {
     // Once the origin announces 3 peers, the next player goes to the idlest relay, which
     // pulls the stream from the origin; once that one has announced its player, the next goes
     // to the third.
-    announced(&redis, &relays[origin].base, 3).await;
+    announced(redis, &relays[origin].base, 3).await;
     let (player, url) = play(&mut viewers, "p3").await;
     players.push(player);
     let edge1 = relays.iter().position(|r| url.starts_with(&r.base)).expect("a relay node");
     assert_ne!(edge1, origin, "p3 went to another relay: {url}");
-    announced(&redis, &relays[edge1].base, 2).await;
+    announced(redis, &relays[edge1].base, 2).await;
     let (player, url) = play(&mut viewers, "p4").await;
     players.push(player);
     let edge2 = relays.iter().position(|r| url.starts_with(&r.base)).expect("a relay node");
     assert!(edge2 != origin && edge2 != edge1, "p4 went to the third relay: {url}");
+    Cascade { relays, signaling, alice, camera, published_at, viewers, players, origin, edges: [edge1, edge2] }
+}
+
+/// Waits until a relay node holds no session (its players and pulls have ended).
+async fn emptied(relay: &Server, within: Duration) {
+    let started = Instant::now();
+    while relay_peers(relay).await > 0 {
+        assert!(started.elapsed() < within, "{} still has peers after {within:?}", relay.base);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_busy_relay_s_players_are_sent_to_relays_that_pull_the_stream() {
+    let redis = PrivateRedis::start();
+    let db = TestDb::new(Db::Postgres).await;
+    let app = create_app(&db);
+    let Cascade { relays, signaling, alice: _alice, camera, published_at, mut viewers, players, origin, edges } =
+        cascade(&redis, &db, &app).await;
 
     // The origin serves its publisher, two players and one pull per edge, not the edges' players.
     assert_eq!(relay_peers(&relays[origin]).await, 5);
-    assert_eq!(relay_peers(&relays[edge1]).await, 2, "its pull and its player");
-    assert_eq!(relay_peers(&relays[edge2]).await, 2, "its pull and its player");
+    for edge in edges {
+        assert_eq!(relay_peers(&relays[edge]).await, 2, "its pull and its player");
+    }
     for player in &players {
         let before = player.stats().video_frames;
         wait_for_video(player, before + 20).await;
@@ -334,12 +366,45 @@ async fn a_busy_relay_s_players_are_sent_to_relays_that_pull_the_stream() {
     let removed = viewers[0].event("roomStreamUpdate").await;
     assert_eq!(removed["updateType"], "DELETE");
     for relay in &relays {
-        let started = Instant::now();
-        while relay_peers(relay).await > 0 {
-            assert!(started.elapsed() < Duration::from_secs(5), "{} still has peers", relay.base);
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        emptied(relay, Duration::from_secs(5)).await;
     }
     drop((players, viewers, relays, signaling, redis));
+    db.cleanup().await;
+}
+
+#[tokio::test]
+async fn an_origin_relay_killed_mid_stream_ends_the_stream_on_its_edges_and_in_the_room() {
+    let redis = PrivateRedis::start();
+    let db = TestDb::new(Db::Postgres).await;
+    let app = create_app(&db);
+    let Cascade { mut relays, signaling, alice: _alice, camera, mut viewers, players, origin, edges, .. } =
+        cascade(&redis, &db, &app).await;
+
+    // kill -9 of the origin: no goodbye to the publisher, the pulls or the room.
+    relays[origin].kill();
+    let killed_at = Instant::now();
+    // The edges' pulls lose the origin (ICE consent): their players end, and p3 and p4 hear so.
+    for viewer in &mut viewers[2..] {
+        media_state(viewer, "playerStateUpdate", "alice-cam", "NO_PLAY").await;
+    }
+    let players_ended = killed_at.elapsed();
+    for edge in edges {
+        emptied(&relays[edge], Duration::from_secs(5)).await;
+    }
+    // The origin's lease lapses: the stream leaves the room for everyone still in it.
+    let removed = viewers[0].event("roomStreamUpdate").await;
+    assert_eq!(
+        (removed["updateType"].as_str(), removed["streamList"][0]["streamID"].as_str()),
+        (Some("DELETE"), Some("alice-cam"))
+    );
+    let stream_removed = killed_at.elapsed();
+    println!("origin killed: edge players ended after {players_ended:?}, stream removed after {stream_removed:?}");
+    // A stream that is gone is not playable anywhere.
+    let (mut late, reply) = join(&signaling.base, &app, "room-1", "late", false).await;
+    let listed = reply["room"]["streamList"].as_array().is_some_and(|l| l.iter().any(|s| s["streamID"] == "alice-cam"));
+    assert!(!listed, "{reply}");
+    let code = late.fails("playStream", json!({"streamID": "alice-cam"})).await;
+    println!("playing the gone stream: {code}");
+    drop((camera, players, viewers, relays, signaling, redis));
     db.cleanup().await;
 }

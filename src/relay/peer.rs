@@ -350,13 +350,24 @@ fn simulcast_layers(rtc: &Rtc, mid: Mid) -> Vec<Layer> {
 /// A pull of a stream from another relay: a full-ICE session (the other relay is ICE-lite)
 /// offering to receive audio and video, advertising `candidates`. Returns the session, its
 /// ufrag, the SDP offer and what completes it.
+/// STUN retransmission cap and count of a pull: the pull's ICE gives up on an origin that
+/// has not answered for about 2.5 s (4 × 500 ms + 500 ms after the 250 ms first retry).
+const PULL_MAX_STUN_RTO: std::time::Duration = std::time::Duration::from_millis(500);
+const PULL_MAX_STUN_RETRANSMITS: usize = 5;
+
 pub(crate) fn pull_offer(
     config: RtcConfig,
     candidates: &[SocketAddr],
     now: Instant,
 ) -> Result<(Rtc, String, String, str0m::change::SdpPendingOffer), RelayError> {
     let built = catch_unwind(AssertUnwindSafe(move || {
-        let mut rtc = config.set_ice_lite(false).build(now);
+        let mut config = config.set_ice_lite(false);
+        // An origin that dies is noticed when its STUN answers stop: str0m's default (up to
+        // ~20 s, sized for browsers on lossy paths) would leave the edges' players frozen that
+        // long; between relay nodes ~2.5 s of silence means the origin is gone.
+        config.set_max_stun_rto(PULL_MAX_STUN_RTO);
+        config.set_max_stun_retransmits(PULL_MAX_STUN_RETRANSMITS);
+        let mut rtc = config.build(now);
         for addr in candidates {
             if let Ok(c) = Candidate::host(*addr, "udp") {
                 rtc.add_local_candidate(c);
