@@ -17,13 +17,15 @@
 //! one-byte datagram is nothing WebRTC sends (STUN, DTLS and RTP are longer), so it is never
 //! handed to the engine.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, IoSlice};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
+use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, sendmmsg};
+use str0m::net::Transmit;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::engine::Engine;
@@ -36,6 +38,8 @@ const MIN_WAIT: Duration = Duration::from_micros(200);
 const RECV_BUF: usize = 2048;
 /// Datagrams read per loop turn at most, so commands and timers are not starved under load.
 const RECV_BATCH: usize = 32;
+/// Datagrams per `sendmmsg` call at most.
+const SEND_BATCH: usize = 64;
 
 /// How a shard reaches another (or itself): its channel, its socket, its counters.
 pub(crate) struct Sibling {
@@ -65,6 +69,8 @@ pub(crate) struct Shard {
     /// Every shard, this one at `index`.
     siblings: Arc<Vec<Sibling>>,
     index: usize,
+    /// The datagrams of one `sendmmsg` (scratch, reused).
+    send_batch: Vec<Transmit>,
 }
 
 impl Shard {
@@ -79,7 +85,7 @@ impl Shard {
         if index >= siblings.len() {
             return Err(RelayError::Unavailable(format!("relay thread {index} is not among its siblings")));
         }
-        Ok(Shard { engine, socket, events, siblings, index })
+        Ok(Shard { engine, socket, events, siblings, index, send_batch: Vec::with_capacity(SEND_BATCH) })
     }
 
     /// Blocks until the socket has a datagram or `wait` has passed. `ppoll` keeps the engine's
@@ -215,19 +221,56 @@ impl Shard {
         }
     }
 
+    /// Sends `batch` with as few `sendmmsg` calls as the kernel takes; a datagram the kernel
+    /// refuses (a full send buffer, an unreachable destination) is dropped, as with `sendto`.
+    fn send(&self, batch: &[Transmit]) {
+        let shared = &self.siblings[self.index].shared;
+        let addrs: Vec<SocketAddrAny> = batch.iter().map(|t| SocketAddrAny::from(t.destination)).collect();
+        let iovs: Vec<[IoSlice<'_>; 1]> = batch.iter().map(|t| [IoSlice::new(&t.contents)]).collect();
+        let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = batch.iter().map(|_| Default::default()).collect();
+        let mut messages: Vec<MMsgHdr<'_>> = addrs
+            .iter()
+            .zip(&iovs)
+            .zip(controls.iter_mut())
+            .map(|((addr, iov), control)| MMsgHdr::new_with_addr(addr, iov, control))
+            .collect();
+        let mut next = 0;
+        while next < messages.len() {
+            match sendmmsg(&self.socket, &mut messages[next..], SendFlags::empty()) {
+                Ok(0) => break,
+                Ok(sent) => {
+                    let sent = sent.min(batch.len() - next);
+                    let bytes: usize = batch[next..next + sent].iter().map(|t| t.contents.len()).sum();
+                    Shared::add(&shared.packets_out, sent as u64);
+                    Shared::add(&shared.bytes_out, bytes as u64);
+                    next += sent;
+                }
+                Err(e) => {
+                    // The first datagram failed: skip it, send the rest.
+                    tracing::debug!(error = %e, dest = %batch[next].destination, "relay send failed");
+                    next += 1;
+                }
+            }
+        }
+    }
+
     /// Sends the engine's queued datagrams, reports its queued events, then passes its
     /// crossings on (waking each receiving shard once).
     fn flush(&mut self) {
-        let shared = &self.siblings[self.index].shared;
-        while let Some(t) = self.engine.poll_transmit() {
-            match self.socket.send_to(&t.contents, t.destination) {
-                Ok(n) => {
-                    Shared::add(&shared.packets_out, 1);
-                    Shared::add(&shared.bytes_out, n as u64);
-                }
-                Err(e) => tracing::debug!(error = %e, dest = %t.destination, "relay send failed"),
+        let mut batch = std::mem::take(&mut self.send_batch);
+        loop {
+            batch.clear();
+            while batch.len() < SEND_BATCH
+                && let Some(t) = self.engine.poll_transmit()
+            {
+                batch.push(t);
             }
+            if batch.is_empty() {
+                break;
+            }
+            self.send(&batch);
         }
+        self.send_batch = batch;
         while let Some(event) = self.engine.poll_event() {
             let _ = self.events.send(event);
         }
