@@ -125,6 +125,15 @@ impl Client {
         }
     }
 
+    /// Takes the events already queued, without waiting.
+    fn take_queued(&mut self) -> Vec<RoomEvent> {
+        let mut queued = Vec::new();
+        while let Ok(delivery) = self.events.try_recv() {
+            queued.push(delivery.event.clone());
+        }
+        queued
+    }
+
     async fn silent(&mut self) {
         if let Ok(Some(delivery)) = tokio::time::timeout(Duration::from_millis(300), self.events.recv()).await {
             panic!("{} expected silence, got {:?}", self.user.user_id, delivery.event);
@@ -181,6 +190,15 @@ async fn a_second_login_kicks_the_first_without_user_churn(backend: Backend) {
     assert!(matches!(observer.next().await, RoomEvent::UserAdded { .. }));
     first.publish("alice-cam").await.unwrap();
     assert!(matches!(observer.next().await, RoomEvent::StreamAdded { .. }));
+    // Listening starts just before the join, so `first` may also hear the observer's join,
+    // published before its own but delivered after it (on Redis, pub/sub lags the join's
+    // reply; docs/PROTOCOL.md section 5). A worker hands out a room's events in order, so
+    // with the stream seen, any such event is queued by now.
+    let before_join = first.take_queued();
+    assert!(
+        before_join.iter().all(|e| matches!(e, RoomEvent::UserAdded { user: u, .. } if *u == user("observer"))),
+        "only events from before alice's join: {before_join:?}"
+    );
 
     let (mut second, outcome) = Client::join(&w2, &room, "alice", 100).await.unwrap();
     assert_eq!(outcome.replaced_session.as_deref(), Some(first.session.as_str()));
@@ -271,6 +289,13 @@ async fn extra_info_and_messages_fan_out(backend: Backend) {
         assert!(matches!(alice.next().await, RoomEvent::UserAdded { .. }));
     }
     assert!(matches!(bob.next().await, RoomEvent::UserAdded { .. }));
+    // Carol, on bob's worker, may also hear bob's join delivered after her own (see
+    // `a_second_login_kicks_the_first_without_user_churn`); bob has heard hers, so it is queued.
+    let before_join = carol.take_queued();
+    assert!(
+        before_join.iter().all(|e| matches!(e, RoomEvent::UserAdded { user: u, .. } if *u == user("bob"))),
+        "only events from before carol's join: {before_join:?}"
+    );
 
     let extra =
         RoomExtraInfo { key: "topic".into(), value: "hello".into(), update_user: user("alice"), update_time: 1 };
