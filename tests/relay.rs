@@ -297,6 +297,56 @@ async fn published_media_reaches_every_player_in_order() {
     assert_eq!(response.status(), 404, "a session ends once");
 }
 
+/// `huddle loadtest media --light`: light players (many per thread, frames counted from RTP
+/// headers) and the full players kept among them measure the same stream alike, and close
+/// cleanly when the run ends.
+#[tokio::test]
+async fn the_media_load_generator_measures_light_and_full_players() {
+    let db = TestDb::new(Db::Sqlite).await;
+    let app = create_app(&db);
+    let server = Server::start(&db);
+    let (base, app_id) = (server.base.clone(), app.app_id.to_string());
+    let args = [
+        "loadtest",
+        "media",
+        "--url",
+        &base,
+        "--app-id",
+        &app_id,
+        "--secret",
+        &app.secret,
+        "--players",
+        "6",
+        "--light",
+        "--light-threads",
+        "2",
+        "--full-every",
+        "3",
+        "--bitrate-kbps",
+        "300",
+        "--seconds",
+        "2",
+        "--warmup",
+        "1",
+    ]
+    .map(str::to_owned);
+    let run = move || std::process::Command::new(BIN).args(args).env_clear().output();
+    let output = tokio::task::spawn_blocking(run).await.unwrap().expect("run huddle loadtest");
+    assert!(output.status.success(), "loadtest failed: {}", String::from_utf8_lossy(&output.stderr));
+    let report: Value = serde_json::from_slice(&output.stdout).expect("one JSON report");
+    assert_eq!((report["playersReceiving"].as_u64(), report["lightPlayers"].as_u64()), (Some(6), Some(4)), "{report}");
+    let expected = report["videoFramesExpected"].as_u64().unwrap();
+    assert!(expected >= 6 * 30, "two seconds of 30 fps to six players: {report}");
+    assert_eq!(report["videoFramesReceived"].as_u64(), Some(expected), "no frame lost on loopback: {report}");
+    // Light players say goodbye as full ones do: the relay ends their sessions at once rather
+    // than after ICE's timeout.
+    let started = Instant::now();
+    while !server.metrics().await.contains("huddle_relay_peers 0") {
+        assert!(started.elapsed() < Duration::from_secs(5), "sessions left at the relay after the run");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn one_publisher_per_stream_and_no_play_without_one() {
     let db = TestDb::new(Db::Sqlite).await;

@@ -13,7 +13,7 @@
 //! - UDP datagrams the kernel dropped at the players' sockets (the generator not keeping up)
 //!   and at the relay's socket, from `/proc/net/udp` (same machine only).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -23,6 +23,7 @@ use futures_util::StreamExt;
 use serde::Serialize;
 
 use super::Percentiles;
+use super::light::LightHub;
 use super::peer::{MediaPeer, PeerOptions, PeerStats, PendingPeer, Role, SEQUENCE_CAP};
 use crate::auth::{signature, unix_now};
 
@@ -33,9 +34,22 @@ pub struct MediaLoadArgs {
     /// Streams published at once.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub publishers: u32,
-    /// Players of each stream (every player is a thread of this process).
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=2000))]
+    /// Players of each stream (every full player is a thread of this process; see `--light`).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(0..=5000))]
     pub players: u32,
+    /// Light players: str0m peers driven many to a thread over epoll that count frames from the
+    /// clear RTP headers (sequence numbers, timestamps, markers) instead of decrypting them, so
+    /// that the generator costs a fraction of the relay it measures. `--full-every` keeps some
+    /// full players among them.
+    #[arg(long)]
+    pub light: bool,
+    /// Threads driving the light players.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub light_threads: u32,
+    /// With `--light`, every Nth player of a stream (the first, the N+1th, ...) is a full player
+    /// that decrypts and checks each frame's payload; 0: none.
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u32).range(0..=5000))]
+    pub full_every: u32,
     /// Video bitrate of each publisher, kbit/s (30 fps; audio adds ~35 kbit/s).
     #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(8..=20_000))]
     pub bitrate_kbps: u32,
@@ -81,6 +95,8 @@ struct Report {
     players_connected: u32,
     /// Received video before the window (the players measured).
     players_receiving: u32,
+    /// Of the players asked for, light ones (`--light`).
+    light_players: u32,
     /// Offers or grants that failed, and the first reason.
     failures: u32,
     first_failure: Option<String>,
@@ -142,6 +158,9 @@ struct Target {
     options: PeerOptions,
     /// Relay base URLs players are sent to (see `--play-at`).
     play_at: Vec<String>,
+    /// Threads of light players (empty without `--light`).
+    hubs: Vec<LightHub>,
+    full_every: u32,
 }
 
 /// A running peer and what is known of its sockets.
@@ -188,6 +207,12 @@ impl Target {
         }
     }
 
+    /// The thread that drives player `player` if it is a light one.
+    fn hub_for(&self, role: Role, player: usize) -> Option<&LightHub> {
+        let full = self.full_every > 0 && player.is_multiple_of(self.full_every as usize);
+        (role == Role::Play && !self.hubs.is_empty() && !full).then(|| &self.hubs[player % self.hubs.len()])
+    }
+
     /// Grant, offer, answer, connect: one running peer (`player` numbers players for
     /// `--play-at`).
     async fn open(&self, role: Role, stream_id: String, user_id: String, player: usize) -> Result<Opened, String> {
@@ -217,7 +242,10 @@ impl Target {
             return Err(format!("{action}: {status} {}", answer.chars().take(200).collect::<String>()));
         }
         let relay = relay_candidate(&answer);
-        let peer = pending.connect(&answer)?;
+        let peer = match self.hub_for(role, player) {
+            Some(hub) => pending.connect_light(&answer, hub)?,
+            None => pending.connect(&answer)?,
+        };
         Ok(Opened { peer, local, relay })
     }
 }
@@ -252,6 +280,12 @@ pub async fn run(args: MediaLoadArgs) -> Result<(), String> {
         ip: args.ip,
         options,
         play_at: args.play_at.clone(),
+        hubs: if args.light {
+            (0..args.light_threads).map(|i| LightHub::start(&format!("huddle-light{i}"))).collect::<Result<_, _>>()?
+        } else {
+            Vec::new()
+        },
+        full_every: args.full_every,
     };
     let connect_timeout = Duration::from_secs(args.connect_timeout);
     let mut failures = Failures::default();
@@ -315,14 +349,28 @@ pub async fn run(args: MediaLoadArgs) -> Result<(), String> {
     // Frames sent just before the end are still on their way.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let player_stats: Vec<PeerStats> = players.iter().map(|(_, p)| p.peer.stats()).collect();
+    // The RTP timestamps of each publisher's frames of the window, for the light players.
+    let window_timestamps: HashMap<u32, HashSet<u32>> = publishers
+        .iter()
+        .map(|(i, p)| {
+            let (from, to) = (sent_start.get(i).copied().unwrap_or(0), sent_end.get(i).copied().unwrap_or(0));
+            let sent = p.peer.stats().video_timestamps;
+            (*i, sent.get(from as usize..(to as usize).min(sent.len())).unwrap_or_default().iter().copied().collect())
+        })
+        .collect();
 
-    // Loss per measured player, by sequence number.
+    // Loss per measured player: by the frame sequence numbers in the payload (full players) or
+    // by the RTP timestamps of intact frames (light players).
     let (mut expected, mut received, mut with_loss, mut worst) = (0u64, 0u64, 0u32, 0f64);
     for (((publisher, _), stats), _) in players.iter().zip(&player_stats).zip(&measured).filter(|(_, m)| **m) {
         let (from, to) =
             (sent_start.get(publisher).copied().unwrap_or(0), sent_end.get(publisher).copied().unwrap_or(0));
         let want = to.saturating_sub(from);
-        let got = frames_in(stats, from, to);
+        let got = if stats.light {
+            window_timestamps.get(publisher).map_or(0, |window| intact_frames_in(stats, window))
+        } else {
+            frames_in(stats, from, to)
+        };
         expected += want;
         received += got;
         if got < want {
@@ -359,6 +407,7 @@ pub async fn run(args: MediaLoadArgs) -> Result<(), String> {
         players: args.publishers * args.players,
         players_connected: player_stats.iter().filter(|s| s.connected).count() as u32,
         players_receiving: measured.iter().filter(|m| **m).count() as u32,
+        light_players: player_stats.iter().filter(|s| s.light).count() as u32,
         failures: failures.count,
         first_failure: failures.first,
         bitrate_kbps: args.bitrate_kbps,
@@ -443,6 +492,14 @@ async fn open_many(
         .buffer_unordered(concurrency as usize)
         .collect()
         .await
+}
+
+/// Distinct frames of `window` (RTP timestamps) a light player received intact.
+fn intact_frames_in(stats: &PeerStats, window: &HashSet<u32>) -> u64 {
+    let mut seen: Vec<u32> = stats.video_timestamps.iter().copied().filter(|t| window.contains(t)).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    seen.len() as u64
 }
 
 /// Distinct video frames with sequence numbers in `from..to` a player received. A player whose

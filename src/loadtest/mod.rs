@@ -2,6 +2,7 @@
 //! Every run is bounded in time and request count and stops by itself.
 
 mod http;
+mod light;
 mod media;
 pub mod peer;
 mod signaling;

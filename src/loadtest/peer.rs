@@ -21,6 +21,8 @@ use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
+use super::light::LightHub;
+
 /// What a peer does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
@@ -32,17 +34,22 @@ pub enum Role {
 
 /// Counters a peer keeps; read them with [`MediaPeer::stats`].
 #[derive(Debug, Default)]
-struct Counters {
-    connected: AtomicBool,
-    closed: AtomicBool,
-    video_frames: AtomicU64,
-    audio_frames: AtomicU64,
+pub(super) struct Counters {
+    pub(super) connected: AtomicBool,
+    pub(super) closed: AtomicBool,
+    pub(super) video_frames: AtomicU64,
+    pub(super) audio_frames: AtomicU64,
     keyframes: AtomicU64,
-    bytes: AtomicU64,
+    pub(super) bytes: AtomicU64,
     /// Sequence numbers of received (player) or sent (publisher) video frames, in order;
     /// capped so long runs do not grow without bound.
     video_sequence: Mutex<Vec<u32>>,
+    /// RTP timestamps of the same frames (publisher: of each frame sent, at the index of its
+    /// sequence number; light player: of each complete frame received), capped alike.
+    pub(super) video_timestamps: Mutex<Vec<u32>>,
     first_keyframe_after_connect: Mutex<Option<Duration>>,
+    /// A light player: it counts frames from the RTP headers (see [`super::light`]).
+    pub(super) light: AtomicBool,
 }
 
 /// A copy of a peer's counters.
@@ -55,8 +62,12 @@ pub struct PeerStats {
     pub keyframes: u64,
     pub bytes: u64,
     pub video_sequence: Vec<u32>,
-    /// From ICE+DTLS connected to the first keyframe received (players).
+    /// RTP timestamps of the frames sent (publisher) or received complete (light player).
+    pub video_timestamps: Vec<u32>,
+    /// From ICE+DTLS connected to the first keyframe received (full players).
     pub first_keyframe_after_connect: Option<Duration>,
+    /// A light player (frames counted from RTP headers, by timestamp, not decrypted).
+    pub light: bool,
 }
 
 /// At most this many sequence numbers are kept per peer ([`PeerStats::video_sequence`]).
@@ -165,6 +176,21 @@ impl PendingPeer {
     }
 }
 
+impl PendingPeer {
+    /// Applies the answer and hands the peer to `hub`, which drives it as a light player
+    /// together with many others on one thread (see [`super::light`]); `answer` names the
+    /// payload types it counts.
+    pub(super) fn connect_light(mut self, answer: &str, hub: &LightHub) -> Result<MediaPeer, String> {
+        let sdp = SdpAnswer::from_sdp_string(answer).map_err(|e| format!("answer: {e}"))?;
+        self.rtc.sdp_api().accept_answer(self.pending, sdp).map_err(|e| format!("accept answer: {e}"))?;
+        let counters = Arc::new(Counters::default());
+        counters.light.store(true, Ordering::Relaxed);
+        let stop = Arc::new(AtomicBool::new(false));
+        hub.join(self.rtc, self.socket, answer, counters.clone(), stop.clone())?;
+        Ok(MediaPeer { counters, stop, thread: None })
+    }
+}
+
 /// A running peer; stops when dropped.
 pub struct MediaPeer {
     counters: Arc<Counters>,
@@ -183,7 +209,9 @@ impl MediaPeer {
             keyframes: c.keyframes.load(Ordering::Relaxed),
             bytes: c.bytes.load(Ordering::Relaxed),
             video_sequence: c.video_sequence.lock().map(|v| v.clone()).unwrap_or_default(),
+            video_timestamps: c.video_timestamps.lock().map(|v| v.clone()).unwrap_or_default(),
             first_keyframe_after_connect: c.first_keyframe_after_connect.lock().ok().and_then(|v| *v),
+            light: c.light.load(Ordering::Relaxed),
         }
     }
 
@@ -334,10 +362,14 @@ fn drive(
                         let rtp_time = MediaTime::new(ticks, Frequency::NINETY_KHZ);
                         if writer.write(pt, now, rtp_time, vp8_frame(video_sequence, keyframe, frame_bytes)).is_ok() {
                             counters.video_frames.fetch_add(1, Ordering::Relaxed);
-                            if let Ok(mut sent) = counters.video_sequence.lock()
+                            if let (Ok(mut sent), Ok(mut timestamps)) =
+                                (counters.video_sequence.lock(), counters.video_timestamps.lock())
                                 && sent.len() < SEQUENCE_CAP
                             {
                                 sent.push(video_sequence);
+                                // str0m sends the RTP time as given, modulo 2^32; one-layer
+                                // streams keep it through the relay.
+                                timestamps.push(ticks as u32);
                             }
                             video_sequence += 1;
                         }
