@@ -1,11 +1,13 @@
 //! Media load: P publishers, each played by N players, all of them str0m peers on real UDP
-//! sockets (one thread each) talking to the relay through its WHIP/WHEP-style endpoints, with
+//! sockets (one thread each, or with `--light` most players many to a thread: see
+//! [`super::light`]) talking to the relay through its WHIP/WHEP-style endpoints, with
 //! grants minted by signed `POST /v1/grants` as a business server would.
 //!
 //! Publishers send synthetic VP8 at 30 fps (frames sized for `--bitrate-kbps`) plus Opus at
 //! 50/s. After every player receives media and a warm-up, a window of `--seconds` is measured:
 //! - loss: per player, the publisher's video frames sent in the window whose sequence number
-//!   never arrived (checked after a short grace for frames in flight). Frames, not packets: a
+//!   never arrived (checked after a short grace for frames in flight); a light player matches
+//!   the RTP timestamps of the frames it received intact instead. Frames, not packets: a
 //!   frame is lost when any of its RTP packets is, so packet loss is lower than this figure.
 //! - relay rates: `huddle_relay_total{what=…}` scraped from `/metrics` at both ends.
 //! - with `--server-pid`: the server process's CPU time (utime + stime from `/proc`) and its
