@@ -35,7 +35,7 @@ const POLL_INTERVAL: Duration = Duration::from_millis(1);
 const MAX_WAIT: Duration = Duration::from_millis(5);
 /// How long a closing player may take to send its goodbye (RTCP BYE, DTLS close_notify).
 const CLOSE_GRACE: Duration = Duration::from_millis(200);
-/// Readiness events taken per `epoll_wait`.
+/// Room for readiness events per `epoll_wait` at least (grown to the number of players).
 const EVENTS: usize = 256;
 
 /// A thread that drives light players; stops them all (cleanly) when dropped.
@@ -67,6 +67,7 @@ impl LightHub {
         answer: &str,
         counters: Arc<Counters>,
         stop: Arc<AtomicBool>,
+        publisher_epoch: Option<Instant>,
     ) -> Result<(), String> {
         let video_pts = payload_types(answer, "vp8");
         if video_pts.is_empty() {
@@ -83,6 +84,7 @@ impl LightHub {
             video_pts,
             audio_pts: payload_types(answer, "opus"),
             frames: FrameCounter::default(),
+            publisher_epoch,
             deadline: Instant::now(),
             connected: false,
             closing_since: None,
@@ -141,23 +143,21 @@ impl Hub {
             // here): the relay's own cost would then depend on how the generator waits.
             let wait = self.next_scan.saturating_duration_since(Instant::now()).min(POLL_INTERVAL);
             std::thread::sleep(wait);
-            loop {
-                events.clear();
-                let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
-                match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), Some(&zero)) {
-                    Ok(_) | Err(rustix::io::Errno::INTR) => {}
-                    Err(err) => {
-                        tracing::warn!(error = %err, "light hub: epoll_wait failed");
-                        return;
-                    }
+            // One look at every socket per turn (room for all of them), so that a stream of
+            // datagrams cannot keep the hub from its timeouts and its players' closes.
+            events.clear();
+            events.reserve(self.players.len().max(EVENTS));
+            let zero = Timespec { tv_sec: 0, tv_nsec: 0 };
+            match epoll::wait(&self.epoll, rustix::buffer::spare_capacity(&mut events), Some(&zero)) {
+                Ok(_) | Err(rustix::io::Errno::INTR) => {}
+                Err(err) => {
+                    tracing::warn!(error = %err, "light hub: epoll_wait failed");
+                    return;
                 }
-                for event in &events {
-                    if let Some(Some(player)) = self.players.get_mut(event.data.u64() as usize) {
-                        player.read_all(&mut buffer);
-                    }
-                }
-                if events.len() < EVENTS {
-                    break;
+            }
+            for event in &events {
+                if let Some(Some(player)) = self.players.get_mut(event.data.u64() as usize) {
+                    player.read_all(&mut buffer);
                 }
             }
             let now = Instant::now();
@@ -202,7 +202,9 @@ impl Hub {
             }
             next = next.min(player.deadline);
         }
-        self.next_scan = next;
+        // Not sooner than the next look at the sockets: a player's str0m timers (consent
+        // checks, RTCP) need no finer grain, and a timeout already due cannot make the hub spin.
+        self.next_scan = next.max(now + POLL_INTERVAL);
     }
 }
 
@@ -215,6 +217,8 @@ struct LightPlayer {
     video_pts: Vec<u8>,
     audio_pts: Vec<u8>,
     frames: FrameCounter,
+    /// The publisher's RTP time origin, to time frames (see [`super::peer::MediaPeer::epoch`]).
+    publisher_epoch: Option<Instant>,
     /// str0m's next timeout.
     deadline: Instant,
     /// ICE+DTLS connected: RTP from now on is counted here, not handed to str0m.
@@ -244,10 +248,13 @@ impl LightPlayer {
             if self.video_pts.contains(&rtp.payload_type) {
                 if self.frames.packet(rtp.sequence, rtp.timestamp, rtp.marker) {
                     self.counters.video_frames.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut seen) = self.counters.video_timestamps.lock()
+                    let latency = self.publisher_epoch.map_or(0, |epoch| frame_latency_us(epoch, rtp.timestamp));
+                    if let (Ok(mut seen), Ok(mut latencies)) =
+                        (self.counters.video_timestamps.lock(), self.counters.frame_latency_us.lock())
                         && seen.len() < SEQUENCE_CAP
                     {
                         seen.push(rtp.timestamp);
+                        latencies.push(latency);
                     }
                 }
             } else if self.audio_pts.contains(&rtp.payload_type) {
@@ -324,6 +331,13 @@ impl LightPlayer {
             self.done = true;
         }
     }
+}
+
+/// Microseconds from the write of the frame with RTP time `timestamp` (90 kHz, counted from
+/// `epoch`; a generator's run is far shorter than the 13 h the 32 bits last) to now.
+fn frame_latency_us(epoch: Instant, timestamp: u32) -> u32 {
+    let written = epoch + Duration::from_micros(u64::from(timestamp) * 1000 / 90);
+    Instant::now().saturating_duration_since(written).as_micros().min(u128::from(u32::MAX)) as u32
 }
 
 /// The clear part of an RTP header that a light player reads (RFC 3550 §5.1; SRTP encrypts

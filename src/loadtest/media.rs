@@ -118,6 +118,10 @@ struct Report {
     worst_player_loss: f64,
     /// From a player's ICE+DTLS connected to its first keyframe.
     first_keyframe: Percentiles,
+    /// Light players, frames of the window: from the publisher's write of a frame to its last
+    /// packet read by the player (which looks at its sockets every millisecond: up to 1 ms of
+    /// this is the generator's).
+    frame_latency: Percentiles,
     relay_forwarded_per_second: f64,
     relay_packets_in_per_second: f64,
     relay_packets_out_per_second: f64,
@@ -217,7 +221,15 @@ impl Target {
 
     /// Grant, offer, answer, connect: one running peer (`player` numbers players for
     /// `--play-at`).
-    async fn open(&self, role: Role, stream_id: String, user_id: String, player: usize) -> Result<Opened, String> {
+    /// `publisher_epoch`: the publisher's RTP time origin, for light players to time frames.
+    async fn open(
+        &self,
+        role: Role,
+        stream_id: String,
+        user_id: String,
+        player: usize,
+        publisher_epoch: Option<Instant>,
+    ) -> Result<Opened, String> {
         let action = if role == Role::Publish { "publish" } else { "play" };
         let (grant, mut url) = self.grant(&stream_id, &user_id, action).await?;
         if role == Role::Play && !self.play_at.is_empty() {
@@ -245,7 +257,7 @@ impl Target {
         }
         let relay = relay_candidate(&answer);
         let peer = match self.hub_for(role, player) {
-            Some(hub) => pending.connect_light(&answer, hub)?,
+            Some(hub) => pending.connect_light(&answer, hub, publisher_epoch)?,
             None => pending.connect(&answer)?,
         };
         Ok(Opened { peer, local, relay })
@@ -293,7 +305,9 @@ pub async fn run(args: MediaLoadArgs) -> Result<(), String> {
     let mut failures = Failures::default();
 
     // Publishers, then wait until each sends video (ICE+DTLS connected).
-    let opened = open_many(&target, args.concurrency, (0..args.publishers).map(|i| (Role::Publish, i, 0))).await;
+    let opened =
+        open_many(&target, args.concurrency, &HashMap::new(), (0..args.publishers).map(|i| (Role::Publish, i, 0)))
+            .await;
     let mut publishers: Vec<(u32, Opened)> = Vec::new();
     for ((_, i, _), result) in opened {
         match result {
@@ -312,7 +326,8 @@ pub async fn run(args: MediaLoadArgs) -> Result<(), String> {
 
     // Players of every live publisher, then wait until each receives video.
     let wanted = publishers.iter().flat_map(|(i, _)| (0..args.players).map(move |j| (Role::Play, *i, j)));
-    let opened = open_many(&target, args.concurrency, wanted).await;
+    let epochs: HashMap<u32, Instant> = publishers.iter().filter_map(|(i, p)| Some((*i, p.peer.epoch()?))).collect();
+    let opened = open_many(&target, args.concurrency, &epochs, wanted).await;
     let mut players: Vec<(u32, Opened)> = Vec::new();
     for ((_, i, _), result) in opened {
         match result {
@@ -380,6 +395,21 @@ pub async fn run(args: MediaLoadArgs) -> Result<(), String> {
             worst = worst.max(1.0 - got as f64 / want as f64);
         }
     }
+    let mut frame_latency: Vec<u64> = players
+        .iter()
+        .zip(&player_stats)
+        .zip(&measured)
+        .filter(|((_, stats), m)| **m && stats.light)
+        .flat_map(|(((publisher, _), stats), _)| {
+            let window = window_timestamps.get(publisher);
+            stats
+                .video_timestamps
+                .iter()
+                .zip(&stats.frame_latency_us)
+                .filter(move |(t, _)| window.is_some_and(|w| w.contains(t)))
+                .map(|(_, us)| u64::from(*us))
+        })
+        .collect();
     let mut first_keyframe: Vec<u64> =
         player_stats.iter().filter_map(|s| s.first_keyframe_after_connect).map(|d| d.as_micros() as u64).collect();
     let rate = |what: &str| -> f64 {
@@ -425,6 +455,7 @@ pub async fn run(args: MediaLoadArgs) -> Result<(), String> {
         players_with_loss: with_loss,
         worst_player_loss: worst,
         first_keyframe: Percentiles::of(&mut first_keyframe),
+        frame_latency: Percentiles::of(&mut frame_latency),
         relay_forwarded_per_second: rate("forwarded"),
         relay_packets_in_per_second: rate("packets_in"),
         relay_packets_out_per_second: rate("packets_out"),
@@ -480,6 +511,7 @@ impl Failures {
 async fn open_many(
     target: &Target,
     concurrency: u32,
+    epochs: &HashMap<u32, Instant>,
     wanted: impl Iterator<Item = (Role, u32, u32)>,
 ) -> Vec<((Role, u32, u32), Result<Opened, String>)> {
     futures_util::stream::iter(wanted)
@@ -489,7 +521,7 @@ async fn open_many(
                 Role::Publish => format!("{}-pub{i}", target.prefix),
                 Role::Play => format!("{}-p{i}x{j}", target.prefix),
             };
-            ((role, i, j), target.open(role, stream_id, user_id, j as usize).await)
+            ((role, i, j), target.open(role, stream_id, user_id, j as usize, epochs.get(&i).copied()).await)
         })
         .buffer_unordered(concurrency as usize)
         .collect()

@@ -47,6 +47,11 @@ pub(super) struct Counters {
     /// RTP timestamps of the same frames (publisher: of each frame sent, at the index of its
     /// sequence number; light player: of each complete frame received), capped alike.
     pub(super) video_timestamps: Mutex<Vec<u32>>,
+    /// Light player: for each entry of `video_timestamps`, microseconds from the publisher's
+    /// write of the frame to its last packet read here.
+    pub(super) frame_latency_us: Mutex<Vec<u32>>,
+    /// Publisher: the instant its RTP times count from (RTP time = elapsed since then).
+    epoch: Mutex<Option<Instant>>,
     first_keyframe_after_connect: Mutex<Option<Duration>>,
     /// A light player: it counts frames from the RTP headers (see [`super::light`]).
     pub(super) light: AtomicBool,
@@ -64,6 +69,9 @@ pub struct PeerStats {
     pub video_sequence: Vec<u32>,
     /// RTP timestamps of the frames sent (publisher) or received complete (light player).
     pub video_timestamps: Vec<u32>,
+    /// Light player: per entry of `video_timestamps`, µs from the publisher's write of the
+    /// frame to its last packet read.
+    pub frame_latency_us: Vec<u32>,
     /// From ICE+DTLS connected to the first keyframe received (full players).
     pub first_keyframe_after_connect: Option<Duration>,
     /// A light player (frames counted from RTP headers, by timestamp, not decrypted).
@@ -180,13 +188,19 @@ impl PendingPeer {
     /// Applies the answer and hands the peer to `hub`, which drives it as a light player
     /// together with many others on one thread (see [`super::light`]); `answer` names the
     /// payload types it counts.
-    pub(super) fn connect_light(mut self, answer: &str, hub: &LightHub) -> Result<MediaPeer, String> {
+    /// `publisher_epoch` (the publisher's [`MediaPeer::epoch`]) lets it time each frame.
+    pub(super) fn connect_light(
+        mut self,
+        answer: &str,
+        hub: &LightHub,
+        publisher_epoch: Option<Instant>,
+    ) -> Result<MediaPeer, String> {
         let sdp = SdpAnswer::from_sdp_string(answer).map_err(|e| format!("answer: {e}"))?;
         self.rtc.sdp_api().accept_answer(self.pending, sdp).map_err(|e| format!("accept answer: {e}"))?;
         let counters = Arc::new(Counters::default());
         counters.light.store(true, Ordering::Relaxed);
         let stop = Arc::new(AtomicBool::new(false));
-        hub.join(self.rtc, self.socket, answer, counters.clone(), stop.clone())?;
+        hub.join(self.rtc, self.socket, answer, counters.clone(), stop.clone(), publisher_epoch)?;
         Ok(MediaPeer { counters, stop, thread: None })
     }
 }
@@ -210,9 +224,16 @@ impl MediaPeer {
             bytes: c.bytes.load(Ordering::Relaxed),
             video_sequence: c.video_sequence.lock().map(|v| v.clone()).unwrap_or_default(),
             video_timestamps: c.video_timestamps.lock().map(|v| v.clone()).unwrap_or_default(),
+            frame_latency_us: c.frame_latency_us.lock().map(|v| v.clone()).unwrap_or_default(),
             first_keyframe_after_connect: c.first_keyframe_after_connect.lock().ok().and_then(|v| *v),
             light: c.light.load(Ordering::Relaxed),
         }
+    }
+
+    /// A publisher's RTP time origin: a frame with RTP time `t` (90 kHz) was written at
+    /// `epoch + t / 90 000 s`. `None` until its thread runs, and for players.
+    pub fn epoch(&self) -> Option<Instant> {
+        self.counters.epoch.lock().ok().and_then(|e| *e)
     }
 
     /// Asks the peer's thread to close without waiting for it (then [`MediaPeer::stop`] or drop
@@ -285,6 +306,11 @@ fn drive(
     let mut buffer = vec![0u8; 2000];
     let mut connected_at: Option<Instant> = None;
     let started = Instant::now();
+    if role == Role::Publish
+        && let Ok(mut epoch) = counters.epoch.lock()
+    {
+        *epoch = Some(started);
+    }
     let (mut next_video, mut next_audio) = (Instant::now(), Instant::now());
     let mut video_sequence = 0u32;
     let mut keyframe_requested = false;
