@@ -377,6 +377,7 @@ fn drive(
             Output::Timeout(at) => at,
         };
         let now = Instant::now();
+        let mut wrote = false;
         if role == Role::Publish && connected_at.is_some() {
             if now >= next_video {
                 let mid = video_mid;
@@ -387,6 +388,7 @@ fn drive(
                         let ticks = (now - started).as_micros() as u64 * 90 / 1000;
                         let rtp_time = MediaTime::new(ticks, Frequency::NINETY_KHZ);
                         if writer.write(pt, now, rtp_time, vp8_frame(video_sequence, keyframe, frame_bytes)).is_ok() {
+                            wrote = true;
                             counters.video_frames.fetch_add(1, Ordering::Relaxed);
                             if let (Ok(mut sent), Ok(mut timestamps)) =
                                 (counters.video_sequence.lock(), counters.video_timestamps.lock())
@@ -413,12 +415,19 @@ fn drive(
                         let mut frame = audio_sequence.to_be_bytes().to_vec();
                         frame.resize(80, 0x11);
                         if writer.write(pt, now, rtp_time, frame).is_ok() {
+                            wrote = true;
                             counters.audio_frames.fetch_add(1, Ordering::Relaxed);
                             audio_sequence += 1;
                         }
                     }
                 }
                 next_audio = next_tick(next_audio, AUDIO_FRAME_INTERVAL, now);
+            }
+            if wrote {
+                // Out now, as an encoder's frame would be: str0m sends what was written at its
+                // next timeout, and the deadline above was taken before the write.
+                rtc.handle_input(Input::Timeout(now)).map_err(|e| e.to_string())?;
+                continue;
             }
         }
         let mut wake = deadline.min(now + Duration::from_millis(10));
