@@ -39,6 +39,7 @@ struct Collectors {
     pubsub_disconnects: IntCounter,
     redis_repairs: IntCounterVec,
     relay_peers: IntGauge,
+    relay_thread_peers: IntGaugeVec,
     relay_streams: IntGauge,
     relay_counters: IntCounterVec,
     relay_nacks: IntCounterVec,
@@ -156,6 +157,16 @@ static COLLECTORS: LazyLock<Collectors> = LazyLock::new(|| {
             ),
         ),
         relay_peers: register(r, IntGauge::new("relay_peers", "Relay sessions (publishers and players)")),
+        relay_thread_peers: register(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "relay_thread_peers",
+                    "Relay sessions per engine thread: how evenly new sessions and large audiences spread",
+                ),
+                &["thread"],
+            ),
+        ),
         relay_streams: register(r, IntGauge::new("relay_streams", "Streams with a publisher on this relay")),
         relay_counters: register(
             r,
@@ -397,10 +408,18 @@ pub fn relay_receiver_loss(fraction: f32) {
     COLLECTORS.relay_receiver_loss.observe(f64::from(fraction));
 }
 
-/// Brings the relay's figures up to date (called when metrics are scraped).
-pub fn relay_observed(stats: crate::relay::RelayStats, load: crate::relay::RelayLoad) {
+/// Brings the relay's figures up to date (called when metrics are scraped); `threads` is the
+/// load of each engine thread.
+pub fn relay_observed(
+    stats: crate::relay::RelayStats,
+    load: crate::relay::RelayLoad,
+    threads: &[crate::relay::RelayLoad],
+) {
     let c = &*COLLECTORS;
     c.relay_peers.set(load.peers as i64);
+    for (index, thread) in threads.iter().enumerate() {
+        c.relay_thread_peers.with_label_values(&[&index.to_string()]).set(thread.peers as i64);
+    }
     c.relay_streams.set(load.streams as i64);
     let mut seen = c.relay_seen.lock().unwrap_or_else(|p| p.into_inner());
     for (what, now, before) in [

@@ -339,6 +339,9 @@ async fn the_media_load_generator_measures_light_and_full_players() {
     assert!(expected >= 6 * 30, "two seconds of 30 fps to six players: {report}");
     assert_eq!(report["videoFramesReceived"].as_u64(), Some(expected), "no frame lost on loopback: {report}");
     assert!(report["frameLatency"]["p50_us"].as_u64().unwrap() > 0, "light players time their frames: {report}");
+    let per_thread: Vec<u64> =
+        report["relayThreadPeers"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect();
+    assert_eq!(per_thread.iter().sum::<u64>(), 7, "the publisher and six players, by relay thread: {report}");
     // Light players say goodbye as full ones do: the relay ends their sessions at once rather
     // than after ICE's timeout.
     let started = Instant::now();

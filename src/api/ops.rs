@@ -62,7 +62,7 @@ pub async fn readyz(state: web::Data<AppState>) -> Result<HttpResponse, ApiError
     responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String)))]
 pub async fn metrics(state: web::Data<AppState>) -> HttpResponse {
     if let Some(node) = &state.relay {
-        crate::metrics::relay_observed(node.stats(), node.load());
+        crate::metrics::relay_observed(node.stats(), node.load(), &node.thread_loads());
     }
     HttpResponse::Ok().content_type("text/plain; version=0.0.4").body(crate::metrics::render())
 }

@@ -138,6 +138,8 @@ struct Report {
     /// Each relay engine thread's share of that, in thread-name order (how evenly a sharded
     /// relay spreads the load).
     relay_threads_cpu_seconds: Vec<f64>,
+    /// Sessions on each relay thread at the window's end (`huddle_relay_thread_peers`).
+    relay_thread_peers: Vec<u64>,
     relay_thread_cpu_us_per_forwarded: Option<f64>,
     /// Split of the above: user space (str0m, SRTP, forwarding) and kernel (sendto/recvfrom;
     /// on loopback a send also runs the receiving socket's side of the stack).
@@ -473,6 +475,7 @@ pub async fn run(args: MediaLoadArgs) -> Result<(), String> {
                 end.saturating_sub(start) as f64 / ticks
             })
             .collect(),
+        relay_thread_peers: thread_peers(&metrics_end),
         relay_thread_cpu_us_per_forwarded: per_forwarded(relay_cpu),
         relay_thread_user_us_per_forwarded: per_forwarded(relay_split.map(|(user, _)| user)),
         relay_thread_system_us_per_forwarded: per_forwarded(relay_split.map(|(_, system)| system)),
@@ -561,6 +564,18 @@ async fn scrape(target: &Target) -> HashMap<String, f64> {
 /// The forwarding-latency histogram's sum and count, kept with the relay totals.
 const FORWARD_SUM: &str = "huddle_relay_forward_duration_seconds_sum";
 const FORWARD_COUNT: &str = "huddle_relay_forward_duration_seconds_count";
+/// Prefix of the per-thread session counts (`huddle_relay_thread_peers`), kept the same way.
+const THREAD_PEERS: &str = "thread_peers:";
+
+/// Sessions on each relay thread, in thread order, from a scrape.
+fn thread_peers(totals: &HashMap<String, f64>) -> Vec<u64> {
+    let mut threads: Vec<(u32, u64)> = totals
+        .iter()
+        .filter_map(|(key, value)| Some((key.strip_prefix(THREAD_PEERS)?.parse().ok()?, *value as u64)))
+        .collect();
+    threads.sort_unstable();
+    threads.into_iter().map(|(_, peers)| peers).collect()
+}
 
 fn parse_relay_totals(text: &str) -> HashMap<String, f64> {
     text.lines()
@@ -569,6 +584,10 @@ fn parse_relay_totals(text: &str) -> HashMap<String, f64> {
                 && (name == FORWARD_SUM || name == FORWARD_COUNT)
             {
                 return Some((name.to_owned(), value.trim().parse().ok()?));
+            }
+            if let Some(rest) = line.strip_prefix("huddle_relay_thread_peers{thread=\"") {
+                let (thread, value) = rest.split_once("\"}")?;
+                return Some((format!("{THREAD_PEERS}{thread}"), value.trim().parse().ok()?));
             }
             let rest = line.strip_prefix("huddle_relay_total{what=\"")?;
             let (what, rest) = rest.split_once("\"}")?;
@@ -660,10 +679,12 @@ mod tests {
             12: 0100007F:1F90 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 17\n";
         assert_eq!(parse_udp_drops(udp), vec![(8080, 17)]);
         let metrics = "# HELP x\nhuddle_relay_total{what=\"forwarded\"} 1234\nhuddle_relay_total{what=\"packets_in\"} 5\n\
-            huddle_relay_forward_duration_seconds_sum 0.5\nhuddle_relay_forward_duration_seconds_count 7\n";
+            huddle_relay_forward_duration_seconds_sum 0.5\nhuddle_relay_forward_duration_seconds_count 7\n\
+            huddle_relay_thread_peers{thread=\"1\"} 9\nhuddle_relay_thread_peers{thread=\"0\"} 12\n";
         let totals = parse_relay_totals(metrics);
         assert_eq!((totals.get("forwarded"), totals.get("packets_in")), (Some(&1234.0), Some(&5.0)));
         assert_eq!((totals.get(FORWARD_SUM), totals.get(FORWARD_COUNT)), (Some(&0.5), Some(&7.0)));
+        assert_eq!(thread_peers(&totals), vec![12, 9]);
         let answer = "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 40001 typ host\r\n";
         assert_eq!(relay_candidate(answer), Some("127.0.0.1:40001".parse().unwrap()));
     }

@@ -55,6 +55,10 @@ pub trait RelayPort: Send + Sync + 'static {
     /// The link quality the relay measured for each live peer.
     async fn link_levels(&self) -> Result<Vec<(PeerId, Level)>, RelayError>;
     fn load(&self) -> RelayLoad;
+    /// The load of each engine thread; a relay without threads of its own is one.
+    fn thread_loads(&self) -> Vec<RelayLoad> {
+        vec![self.load()]
+    }
     fn stats(&self) -> RelayStats;
 }
 
@@ -94,6 +98,9 @@ impl RelayPort for Relay {
     }
     fn load(&self) -> RelayLoad {
         Relay::load(self)
+    }
+    fn thread_loads(&self) -> Vec<RelayLoad> {
+        Relay::thread_loads(self)
     }
     fn stats(&self) -> RelayStats {
         Relay::stats(self)
@@ -166,6 +173,11 @@ impl MediaService {
 
     pub fn load(&self) -> RelayLoad {
         self.relay.load()
+    }
+
+    /// The load of each engine thread.
+    pub fn thread_loads(&self) -> Vec<RelayLoad> {
+        self.relay.thread_loads()
     }
 
     pub fn stats(&self) -> RelayStats {

@@ -627,6 +627,11 @@ impl Relay {
             .fold(RelayLoad::default(), |a, b| RelayLoad { peers: a.peers + b.peers, streams: a.streams + b.streams })
     }
 
+    /// Peers and published streams of each shard (engine thread), in thread order.
+    pub fn thread_loads(&self) -> Vec<RelayLoad> {
+        self.inner.shards.iter().map(|s| s.load()).collect()
+    }
+
     /// Traffic counters since start, over all shards.
     pub fn stats(&self) -> RelayStats {
         let mut total = RelayStats::default();
