@@ -260,6 +260,12 @@ impl RedisRooms {
     /// told to resync.
     pub(super) async fn repair(&self) -> Result<(), RoomError> {
         self.dirty.store(false, Ordering::Release);
+        // A restarted Redis has no script cached: the first call of each script would pay
+        // NOSCRIPT and a load inside its request's deadline (the first broadcast after a
+        // restart was refused with 1007 on a busy machine). Loaded here, before the requests.
+        for (_, script) in self.scripts.all() {
+            let _: String = script.prepare_invoke().load_async(&mut self.conn()).await.map_err(|e| self.failed(e))?;
+        }
         let own = self.own_entries_key();
         let raw: Vec<String> = self.conn().smembers(&own).await.map_err(|e| self.failed(e))?;
         let ghosts: Vec<WorkerEntry> = {

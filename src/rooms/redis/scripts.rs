@@ -43,7 +43,6 @@ impl Scripts {
         }
     }
 
-    #[cfg(test)]
     pub fn all(&self) -> [(&'static str, &Script); 13] {
         [
             ("join", &self.join),
