@@ -31,6 +31,7 @@ struct Collectors {
     sessions: IntGauge,
     local_rooms: IntGauge,
     ws_messages: IntCounterVec,
+    resync_reads: IntCounterVec,
     login_latency: Histogram,
     events_fanned_out: IntCounterVec,
     events_dropped: IntCounter,
@@ -123,6 +124,16 @@ static COLLECTORS: LazyLock<Collectors> = LazyLock::new(|| {
         ws_messages: register(
             r,
             IntCounterVec::new(Opts::new("ws_messages_total", "Websocket requests received by type"), &["type"]),
+        ),
+        resync_reads: register(
+            r,
+            IntCounterVec::new(
+                Opts::new(
+                    "resync_snapshots_total",
+                    "Room snapshots sessions asked for to resync: `read` from the backend, or `shared` (a read of the same room under way)",
+                ),
+                &["source"],
+            ),
         ),
         login_latency: register(r, histogram("login_duration_seconds", "Time from login request to reply")),
         events_fanned_out: register(
@@ -364,6 +375,11 @@ pub fn local_room_closed() {
 
 pub fn ws_message(kind: &'static str) {
     COLLECTORS.ws_messages.with_label_values(&[kind]).inc();
+}
+
+/// A session's resync snapshot: read from the backend, or shared with a read already under way.
+pub fn resync_snapshot(shared: bool) {
+    COLLECTORS.resync_reads.with_label_values(&[if shared { "shared" } else { "read" }]).inc();
 }
 
 pub fn login_completed(elapsed: Duration) {

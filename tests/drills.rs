@@ -606,6 +606,13 @@ async fn redis_outage(cluster: &mut Cluster, outage: Duration) {
     problems.extend(closed_sessions(&crowd, &label));
     let resyncs = crowd.sessions.iter().filter(|s| s.count_since(killed_at, |e| e.event == "resync") > 0).count();
     println!("{label}: {resyncs} of {} crowd members got a resync", crowd.len());
+    // How many room reads those resyncs cost (a worker reads a room once for its members there).
+    for worker in cluster.alive() {
+        let Some(server) = &cluster.workers[worker] else { continue };
+        let metrics = server.metrics().await;
+        let reads: Vec<&str> = metrics.lines().filter(|l| l.starts_with("huddle_resync_snapshots_total")).collect();
+        println!("worker {worker}: {reads:?}");
+    }
     assert!(problems.is_empty(), "Redis down for {}, restarted empty:\n  {}", secs(outage), problems.join("\n  "));
 }
 

@@ -22,12 +22,14 @@ const SHARDS: usize = 16;
 pub struct Delivery {
     pub room: RoomKey,
     pub event: RoomEvent,
+    /// When it was dispatched here (a `Resync`'s members may share a room read started since).
+    pub dispatched_at: std::time::Instant,
     encoded: OnceLock<Arc<dyn Any + Send + Sync>>,
 }
 
 impl Delivery {
     pub fn new(room: RoomKey, event: RoomEvent) -> Self {
-        Delivery { room, event, encoded: OnceLock::new() }
+        Delivery { room, event, dispatched_at: std::time::Instant::now(), encoded: OnceLock::new() }
     }
 
     /// The wire form, computed by the first recipient and shared with the rest. The type is

@@ -12,8 +12,10 @@ pub mod memory;
 pub mod model;
 pub mod quality;
 pub mod redis;
+pub mod snapshots;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use async_trait::async_trait;
 use thiserror::Error;
@@ -185,11 +187,12 @@ pub struct RoomService {
     backend: Arc<dyn RoomBackend>,
     hub: Arc<Hub>,
     worker_id: Arc<str>,
+    snapshots: Arc<snapshots::SnapshotReads>,
 }
 
 impl RoomService {
     pub fn new(backend: Arc<dyn RoomBackend>, hub: Arc<Hub>, worker_id: impl Into<Arc<str>>) -> Self {
-        RoomService { backend, hub, worker_id: worker_id.into() }
+        RoomService { backend, hub, worker_id: worker_id.into(), snapshots: Arc::default() }
     }
 
     /// In-memory rooms for a single process.
@@ -209,6 +212,14 @@ impl RoomService {
 
     pub fn hub(&self) -> &Arc<Hub> {
         &self.hub
+    }
+
+    /// The room's state for a member that must resync, read at or after `not_before` (when
+    /// it learned it must): members resyncing together share one read of their room.
+    pub async fn snapshot_since(&self, room: &RoomKey, not_before: Instant) -> Result<Arc<Snapshot>, RoomError> {
+        let backend = self.backend.clone();
+        let key = room.clone();
+        self.snapshots.read(room, not_before, async move { backend.snapshot(&key).await }).await
     }
 
     /// Joins `member` to `room` and registers `local` for its events. Listening starts before

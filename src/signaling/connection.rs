@@ -355,14 +355,15 @@ impl Connection {
         None
     }
 
-    /// Reads the room for a `resync` event, as a job (the room may live in Redis).
-    fn start_resync(&mut self) {
+    /// Reads the room for a `resync` event, as a job (the room may live in Redis): as read at
+    /// or after `asked` (when what calls for the resync happened here).
+    fn start_resync(&mut self, asked: std::time::Instant) {
         let Some(state) = self.session.take() else {
             return;
         };
         let ctx = self.ctx.clone();
         self.job = Some(Box::pin(async move {
-            let snapshot = state.resync(&ctx).await;
+            let snapshot = state.resync(&ctx, asked).await;
             Done { session: Some(state), work: Finished::Resync(snapshot) }
         }));
     }
@@ -417,7 +418,8 @@ impl Connection {
             }
             RoomEvent::Kickout { .. } => return None,
             RoomEvent::Resync => {
-                self.start_resync();
+                // Every member here was told at once: they share a read started since.
+                self.start_resync(delivery.dispatched_at);
                 return None;
             }
             _ => {}
@@ -443,7 +445,8 @@ impl Connection {
         if let Some(exit) = self.send_all(messages).await {
             return Some(exit);
         }
-        self.start_resync();
+        // Events were dropped before now.
+        self.start_resync(std::time::Instant::now());
         None
     }
 

@@ -477,9 +477,10 @@ impl SessionState {
         frames
     }
 
-    /// The current room as a `resync` event, for clients that may have missed events.
-    pub async fn resync(&self, ctx: &SignalingContext) -> Result<ByteString, ApiError> {
-        let snapshot = ctx.rooms.backend().snapshot(&self.room).await?;
+    /// The room as read at or after `asked` (when the session learned it must resync), as a
+    /// `resync` event, for clients that may have missed events.
+    pub async fn resync(&self, ctx: &SignalingContext, asked: std::time::Instant) -> Result<ByteString, ApiError> {
+        let snapshot = ctx.rooms.snapshot_since(&self.room, asked).await?;
         let view = RoomView::of(&self.room, &snapshot, &self.user.user_id, self.user_update);
         Ok(protocol::event("resync", serde_json::to_value(&view).unwrap_or_default()))
     }
