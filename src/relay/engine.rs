@@ -44,7 +44,7 @@ use str0m::Input;
 use str0m::bwe::Bitrate;
 use str0m::config::CryptoProvider;
 use str0m::ice::StunMessage;
-use str0m::media::{KeyframeRequestKind, MediaKind, Rid};
+use str0m::media::{KeyframeRequestKind, MediaKind, Rid, Rids};
 use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::rtp::RtpPacket;
 
@@ -510,20 +510,32 @@ impl Engine {
             return Err(RelayError::UnknownStream(stream.stream_id));
         }
         let source = &*origin.source;
-        let simulcast = source.tracks.iter().any(|t| t.layers.len() > 1);
+        let video_layers = source.tracks.iter().filter(|t| t.kind == MediaKind::Video).map(|t| t.layers.len()).max();
+        // A session that receives simulcast itself (a cascade edge) is sent every layer, each
+        // on its own rid, and chooses for its own players: the offer is cut to the layers
+        // there are.
+        let (offer, takes_every_layer) = sdp::fit_simulcast_recv(offer, video_layers.unwrap_or(0));
+        let simulcast = source.tracks.iter().any(|t| t.layers.len() > 1) && !takes_every_layer;
         let mut config = peer::config_with_codecs(&self.crypto, &source.params);
         if simulcast {
             // The estimate chooses the player's layer (`LayerChoice::Auto`).
             config = config.enable_bwe(Some(Bitrate::bps(INITIAL_ESTIMATE)));
         }
-        let accepted = peer::accept(offer, config, &self.candidates, now)?;
+        let accepted = peer::accept(&offer, config, &self.candidates, now)?;
 
         let mut tracks = Vec::new();
         let mut used = Vec::new();
         for &(mid, kind, _) in accepted.medias.iter().filter(|(_, _, dir)| dir.is_sending()) {
-            if let Some(src) = source.tracks.iter().find(|t| t.kind == kind && !used.contains(&t.mid)) {
-                used.push(src.mid);
-                tracks.push(TrackOut::new(mid, kind, src.mid, src.layers.len() as u8, 0));
+            let Some(src) = source.tracks.iter().find(|t| t.kind == kind && !used.contains(&t.mid)) else { continue };
+            used.push(src.mid);
+            match accepted.rtc.media(mid).map(|m| m.rids_tx()) {
+                Some(Rids::Specific(rids)) if !rids.is_empty() => {
+                    let layers = src.layers.len().max(1);
+                    for (layer, rid) in rids.iter().take(layers).enumerate() {
+                        tracks.push(TrackOut::for_layer(mid, *rid, kind, src.mid, layer as u8));
+                    }
+                }
+                _ => tracks.push(TrackOut::new(mid, kind, src.mid, src.layers.len() as u8, 0)),
             }
         }
         let rtc = &accepted.rtc;
@@ -537,7 +549,7 @@ impl Engine {
         if tracks.is_empty() || pt_map.is_empty() {
             let codecs = sdp::codec_list(source.params.iter().map(|p| p.spec().codec));
             let usable = format!("stream {} is sent as {codecs}", stream.stream_id);
-            return Err(no_media(offer, &accepted.unmatched, usable));
+            return Err(no_media(&offer, &accepted.unmatched, usable));
         }
         let mut player = Player {
             publisher,
@@ -758,13 +770,16 @@ impl Engine {
                     }
                 }
             }
-            Happening::KeyframeRequest => {
+            Happening::KeyframeRequest(mid, rid) => {
                 if let Some(Role::Player(player)) = self.peers.get(&from).map(|p| &p.role) {
                     let publisher = player.publisher;
-                    // The layers it is sent now, and any it waits to switch to.
+                    // The layers it is sent now on that stream (all of its streams if it named
+                    // none of them), and any it waits to switch to.
+                    let named = player.tracks.iter().any(|t| t.mid == mid && t.rid == rid);
                     let layers = player
                         .tracks
                         .iter()
+                        .filter(|t| !named || (t.mid == mid && t.rid == rid))
                         .flat_map(|t| [t.current_layer(), t.awaited_keyframe()])
                         .flatten()
                         .fold(0u8, |bits, layer| bits | 1 << layer);

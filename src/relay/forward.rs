@@ -1,12 +1,13 @@
-//! Per-player forwarding state of one outgoing m-line: which publisher track (and simulcast
+//! Per-player forwarding state of one outgoing stream: which publisher track (and simulcast
 //! layer) feeds it, the sequence-number and timestamp rebase, and the wait for a keyframe before
-//! video starts or changes layer.
+//! video starts or changes layer. A player's m-line carries one such stream, or, for a session
+//! that receives simulcast itself (a cascade edge), one per layer, each on its own rid.
 
 use std::time::{Duration, Instant};
 
 use str0m::Rtc;
 use str0m::format::{Codec, detect_vp8_keyframe, detect_vp9_keyframe};
-use str0m::media::{MediaKind, Mid, Pt};
+use str0m::media::{MediaKind, Mid, Pt, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite, Ssrc};
 
 use super::simulcast::Vp8Ids;
@@ -16,10 +17,15 @@ const KEYFRAME_WAIT: Duration = Duration::from_secs(3);
 /// First outgoing sequence number; leaves room below for packets reordered before the first one.
 const FIRST_SEQ: i64 = 1000;
 
-/// One outgoing m-line of a player.
+/// One outgoing stream of a player.
 pub(crate) struct TrackOut {
     /// The player's mid.
     pub mid: Mid,
+    /// The rid it is sent on, when the player receives simulcast (one `TrackOut` per layer).
+    pub rid: Option<Rid>,
+    /// The one publisher layer it carries, when the player receives simulcast: forwarded as an
+    /// unlayered stream, whatever its rate.
+    only_layer: Option<u8>,
     pub kind: MediaKind,
     /// The publisher's mid that feeds it.
     pub source: Mid,
@@ -64,6 +70,8 @@ impl TrackOut {
     pub fn new(mid: Mid, kind: MediaKind, source: Mid, layers: u8, target: u8) -> Self {
         TrackOut {
             mid,
+            rid: None,
+            only_layer: None,
             kind,
             source,
             seq_delta: None,
@@ -78,6 +86,12 @@ impl TrackOut {
             last_ts_out: None,
             vp8_ids: (layers > 1).then(Vp8Ids::default),
         }
+    }
+
+    /// A stream of a player that receives simulcast: carries the publisher's `layer` of the
+    /// source track `source` on the player's `rid`.
+    pub fn for_layer(mid: Mid, rid: Rid, kind: MediaKind, source: Mid, layer: u8) -> Self {
+        TrackOut { rid: Some(rid), only_layer: Some(layer), ..TrackOut::new(mid, kind, source, 0, 0) }
     }
 
     /// Starts over after a pause (the player muted this kind): the next packet continues after
@@ -95,7 +109,7 @@ impl TrackOut {
 
     /// The layer sent now, if any.
     pub fn current_layer(&self) -> Option<u8> {
-        if self.is_simulcast() { self.current } else { self.started.then_some(0) }
+        if self.is_simulcast() { self.current } else { self.started.then_some(self.only_layer.unwrap_or(0)) }
     }
 
     /// Asks for `layer` from its next keyframe on (simulcast only).
@@ -110,7 +124,7 @@ impl TrackOut {
         if self.is_simulcast() {
             (self.current != Some(self.target)).then_some(self.target)
         } else {
-            (!self.started && self.kind == MediaKind::Video).then_some(0)
+            (!self.started && self.kind == MediaKind::Video).then_some(self.only_layer.unwrap_or(0))
         }
     }
 
@@ -125,6 +139,9 @@ impl TrackOut {
         codec: Codec,
         now: Instant,
     ) -> Forwarded {
+        if self.only_layer.is_some_and(|only| only != layer) {
+            return Forwarded::OtherLayer;
+        }
         if self.is_simulcast() {
             if self.current != Some(layer) {
                 if layer != self.target {
@@ -160,7 +177,7 @@ impl TrackOut {
         }
         self.last_out = self.last_out.max(seq_out);
         let mut api = rtc.direct_api();
-        let Some(stream) = api.stream_tx_by_mid(self.mid, None) else {
+        let Some(stream) = api.stream_tx_by_mid(self.mid, self.rid) else {
             return Forwarded::Dropped;
         };
         let ext = &pkt.header.ext_vals;

@@ -11,7 +11,7 @@ use str0m::bwe::BweKind;
 use str0m::change::SdpOffer;
 use str0m::config::CryptoProvider;
 use str0m::format::PayloadParams;
-use str0m::media::{MediaKind, Mid, Pt, Rids};
+use str0m::media::{MediaKind, Mid, Pt, Rid, Rids, Simulcast, SimulcastLayer};
 use str0m::net::Transmit;
 use str0m::rtp::{RtpPacket, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Output, Rtc, RtcConfig};
@@ -190,8 +190,8 @@ impl Player {
 pub(crate) enum Happening {
     Connected,
     Rtp(RtpPacket),
-    /// The remote asked for a keyframe on media we send it (players).
-    KeyframeRequest,
+    /// The remote asked for a keyframe on media we send it (players): on this m-line and rid.
+    KeyframeRequest(Mid, Option<Rid>),
     /// A new estimate of the bandwidth towards the remote, bits per second (players with BWE).
     Estimate(u64),
     /// str0m transmits to a remote address the engine may not map yet.
@@ -347,14 +347,14 @@ fn simulcast_layers(rtc: &Rtc, mid: Mid) -> Vec<Layer> {
     }
 }
 
-/// A pull of a stream from another relay: a full-ICE session (the other relay is ICE-lite)
-/// offering to receive audio and video, advertising `candidates`. Returns the session, its
-/// ufrag, the SDP offer and what completes it.
 /// STUN retransmission cap and count of a pull: the pull's ICE gives up on an origin that
 /// has not answered for about 2.5 s (4 × 500 ms + 500 ms after the 250 ms first retry).
 const PULL_MAX_STUN_RTO: std::time::Duration = std::time::Duration::from_millis(500);
 const PULL_MAX_STUN_RETRANSMITS: usize = 5;
 
+/// A pull of a stream from another relay: a full-ICE session (the other relay is ICE-lite)
+/// offering to receive audio and every simulcast layer of the video, advertising
+/// `candidates`. Returns the session, its ufrag, the SDP offer and what completes it.
 pub(crate) fn pull_offer(
     config: RtcConfig,
     candidates: &[SocketAddr],
@@ -374,9 +374,12 @@ pub(crate) fn pull_offer(
             }
         }
         let mut api = rtc.sdp_api();
-        for kind in [MediaKind::Audio, MediaKind::Video] {
-            api.add_media(kind, str0m::media::Direction::RecvOnly, None, None, None);
-        }
+        api.add_media(MediaKind::Audio, str0m::media::Direction::RecvOnly, None, None, None);
+        // Every simulcast layer of the stream, so that players here get the one that suits
+        // each (the origin cuts the list to the layers it has; one encoding comes on `l0`).
+        let layers = (0..MAX_LAYERS).map(|i| SimulcastLayer::new(&format!("l{i}"))).collect();
+        let simulcast = Simulcast { send: Vec::new(), recv: layers };
+        api.add_media(MediaKind::Video, str0m::media::Direction::RecvOnly, None, None, Some(simulcast));
         let offer = api.apply();
         (rtc, offer)
     }));
@@ -503,7 +506,9 @@ impl Peer {
                     Ok(Output::Event(e)) => match e {
                         Event::Connected => out.push(Happening::Connected),
                         Event::RtpPacket(p) => out.push(Happening::Rtp(p)),
-                        Event::KeyframeRequest(_) => out.push(Happening::KeyframeRequest),
+                        Event::KeyframeRequest(request) => {
+                            out.push(Happening::KeyframeRequest(request.mid, request.rid))
+                        }
                         Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                             out.push(Happening::Estimate(estimate.as_u64()))
                         }

@@ -1,6 +1,7 @@
-//! What the relay tells a client about an offer it refuses: where a malformed offer stopped
-//! parsing (never the parser's internal position, a memory address), and which codecs an
-//! offer's audio/video sections name.
+//! SDP text the relay reads or adjusts before str0m sees it: what it tells a client about an
+//! offer it refuses (where a malformed offer stopped parsing, never the parser's internal
+//! position, a memory address; which codecs an offer's audio/video sections name), and an offer
+//! to receive simulcast cut down to the layers the stream has.
 
 use str0m::format::Codec;
 
@@ -105,6 +106,67 @@ pub(crate) fn offered_codecs(offer: &str) -> Vec<String> {
     names
 }
 
+/// An offer to *receive* simulcast (`a=simulcast:recv`, as a cascade edge pulling every layer
+/// of a stream sends) cut down to its first `layers` rids, at least one: the answer then names
+/// exactly the layers the stream has, each sent on its own SSRC. Returns the offer and whether
+/// any of its m-lines asks to receive simulcast; an offer that does not is returned unchanged.
+pub(crate) fn fit_simulcast_recv(offer: &str, layers: usize) -> (String, bool) {
+    let keep = layers.max(1);
+    let mut fitted = String::with_capacity(offer.len());
+    let mut asked = false;
+    // Per m-section: a section's lines up to the next `m=` line.
+    let mut sections: Vec<Vec<&str>> = vec![Vec::new()];
+    for line in offer.split_inclusive('\n') {
+        if line.starts_with("m=") {
+            sections.push(Vec::new());
+        }
+        if let Some(section) = sections.last_mut() {
+            section.push(line);
+        }
+    }
+    for section in sections {
+        let simulcast = section.iter().find_map(|l| l.trim_end().strip_prefix("a=simulcast:"));
+        let Some((recv, rewritten)) = simulcast.and_then(|value| cut_simulcast_recv(value, keep)) else {
+            section.iter().for_each(|l| fitted.push_str(l));
+            continue;
+        };
+        asked = true;
+        for line in section {
+            let text = line.trim_end();
+            let ending = &line[text.len()..];
+            if text.starts_with("a=simulcast:") {
+                fitted.push_str("a=simulcast:");
+                fitted.push_str(&rewritten);
+                fitted.push_str(ending);
+                continue;
+            }
+            // `a=rid:<id> recv …` of a rid cut from the list goes too.
+            let cut_rid = text.strip_prefix("a=rid:").and_then(|rid| rid.split_once(' ')).is_some_and(|(id, rest)| {
+                rest.split_whitespace().next() == Some("recv") && !recv.iter().any(|kept| kept == id)
+            });
+            if !cut_rid {
+                fitted.push_str(line);
+            }
+        }
+    }
+    (fitted, asked)
+}
+
+/// An `a=simulcast:` value (`recv a;b;c`, maybe with a `send` part) with its `recv` list cut to
+/// `keep` entries; the rids kept and the new value. None without a `recv` list.
+fn cut_simulcast_recv(value: &str, keep: usize) -> Option<(Vec<String>, String)> {
+    let words: Vec<&str> = value.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "recv")?;
+    let list = words.get(at + 1)?;
+    let entries: Vec<&str> = list.split(';').filter(|e| !e.is_empty()).take(keep).collect();
+    // An entry may list alternatives (`a,b`) and be paused (`~a`): each of its rids is kept.
+    let kept: Vec<String> =
+        entries.iter().flat_map(|e| e.split(',')).map(|rid| rid.trim_start_matches('~').to_owned()).collect();
+    let mut rewritten: Vec<String> = words.iter().map(|w| (*w).to_owned()).collect();
+    rewritten[at + 1] = entries.join(";");
+    Some((kept, rewritten.join(" ")))
+}
+
 /// RFC 3551's static payload types that browsers and phones still offer.
 fn static_payload_type(pt: &str) -> Option<&'static str> {
     Some(match pt {
@@ -146,6 +208,41 @@ pub(crate) fn codec_list(codecs: impl IntoIterator<Item = Codec>) -> String {
 mod tests {
     use super::*;
     use str0m::change::SdpOffer;
+
+    const PULL_OFFER: &str = "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+        m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=recvonly\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=recvonly\r\n\
+        a=rid:l0 recv\r\na=rid:l1 recv\r\na=rid:l2 recv\r\na=rid:l3 recv\r\n\
+        a=simulcast:recv l0;l1;l2;l3\r\na=rtcp-mux\r\n";
+
+    #[test]
+    fn a_simulcast_receive_offer_is_cut_to_the_layers_the_stream_has() {
+        let (fitted, asked) = fit_simulcast_recv(PULL_OFFER, 3);
+        assert!(asked);
+        assert!(fitted.contains("a=simulcast:recv l0;l1;l2\r\n"), "{fitted}");
+        assert!(fitted.contains("a=rid:l2 recv\r\n") && !fitted.contains("a=rid:l3"), "{fitted}");
+        assert!(fitted.contains("a=mid:0\r\na=recvonly\r\nm=video") && fitted.ends_with("a=rtcp-mux\r\n"));
+
+        // A stream of one encoding is sent on the first rid.
+        let (fitted, _) = fit_simulcast_recv(PULL_OFFER, 0);
+        assert!(fitted.contains("a=simulcast:recv l0\r\n") && !fitted.contains("a=rid:l1"), "{fitted}");
+        // More layers than offered: the offer as it is.
+        assert_eq!(fit_simulcast_recv(PULL_OFFER, 4).0, PULL_OFFER);
+    }
+
+    #[test]
+    fn offers_without_simulcast_receive_are_left_alone() {
+        let plain = PULL_OFFER.replace("a=simulcast:recv l0;l1;l2;l3\r\n", "");
+        assert_eq!(fit_simulcast_recv(&plain, 1), (plain.clone(), false));
+        // A publisher's send list is not touched.
+        let send = PULL_OFFER.replace(" recv", " send").replace(":recv", ":send");
+        assert_eq!(fit_simulcast_recv(&send, 1), (send.clone(), false));
+        // Odd input changes nothing and panics nowhere.
+        for odd in ["a=simulcast:recv", "a=simulcast:recv ;;;", "a=simulcast:send a recv ~b,c;d", "m=\na=rid:"] {
+            let _ = fit_simulcast_recv(odd, 1);
+        }
+        assert_eq!(fit_simulcast_recv("a=simulcast:send a recv ~b,c;d\n", 1).0, "a=simulcast:send a recv ~b,c\n");
+    }
 
     fn message_for(offer: &str) -> String {
         let error = SdpOffer::from_sdp_string(offer).expect_err("the offer does not parse");

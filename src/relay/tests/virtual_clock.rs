@@ -1,6 +1,7 @@
 //! The sans-IO engine against in-memory str0m clients on a virtual clock: no thread, socket or
 //! wall clock. A [`Sim`] runs one engine, or several sharing a stream directory and passing
-//! crossings as the shard threads do; it moves datagrams between engines and clients with a fixed
+//! crossings as the shard threads do, and more relays that pull streams from the first (a
+//! cascade); it moves datagrams between engines and clients with a fixed
 //! one-way delay, drops a given fraction of a client's RTP packets by a seeded hash, and jumps
 //! time to the next deadline. Every scenario runs twice with the same seed and must give the
 //! same figures: what is asserted does not depend on the machine's speed or load.
@@ -49,8 +50,9 @@ struct SimClient {
     pending: Option<SdpPendingOffer>,
     audio: Option<Mid>,
     video: Option<Mid>,
-    /// Its session id at the engine.
+    /// Its session id at the engine, and which engine (index in `Sim::engines`).
     peer: PeerId,
+    engine: usize,
     publish: bool,
     /// Keyframes every this many frames (and the first, and after a request).
     key_every: u32,
@@ -96,6 +98,7 @@ impl SimClient {
             audio: None,
             video: None,
             peer: 0,
+            engine: 0,
             publish: false,
             key_every: KEY_EVERY,
             loss: 0.0,
@@ -226,11 +229,13 @@ impl SimClient {
     }
 }
 
-/// One engine (shard) of the simulated relay.
+/// One engine (shard) of the simulated relay, or another relay (a cascade edge).
 struct SimEngine {
     engine: Engine,
     shared: Arc<Shared>,
     addr: SocketAddr,
+    /// The stream directory of its relay.
+    directory: Arc<Directory>,
 }
 
 /// The engines, their clients and the network between them.
@@ -263,7 +268,7 @@ impl Sim {
                 let shared = Arc::new(Shared::default());
                 let shard = ShardInfo { index, count, directory: Arc::clone(&directory) };
                 let engine = Engine::new(vec![addr], Arc::clone(&shared), shard, connect_timeout, now).unwrap();
-                SimEngine { engine, shared, addr }
+                SimEngine { engine, shared, addr, directory: Arc::clone(&directory) }
             })
             .collect();
         Sim {
@@ -277,6 +282,28 @@ impl Sim {
             dropped: 0,
             crossings: 0,
         }
+    }
+
+    /// Another relay of one engine, with its own stream directory (a cascade edge); returns its
+    /// index among the engines.
+    fn relay(&mut self) -> usize {
+        let index = self.engines.len();
+        let addr = relay_addr(index);
+        let shared = Arc::new(Shared::default());
+        let directory = Arc::new(Directory::default());
+        let shard = ShardInfo { index: 0, count: 1, directory: Arc::clone(&directory) };
+        let engine = Engine::new(vec![addr], Arc::clone(&shared), shard, CONNECT_TIMEOUT, self.now).unwrap();
+        self.engines.push(SimEngine { engine, shared, addr, directory });
+        index
+    }
+
+    /// Makes relay `edge` pull `stream` from the first relay, as a player of it there.
+    fn pull(&mut self, edge: usize, stream: &str) {
+        let now = self.now;
+        let (peer, offer) = self.engines[edge].engine.pull_offer(now, key(stream)).expect("pull offered");
+        let origin = claim_player(&mut lock(&self.directory), &key(stream), 0).expect("stream published");
+        let (_, answer) = self.engines[0].engine.play(now, key(stream), origin, &offer).expect("pull accepted");
+        self.engines[edge].engine.pull_answer(now, peer, &answer).expect("pull answered");
     }
 
     /// A publisher of `stream`; returns its index among the clients.
@@ -300,10 +327,8 @@ impl Sim {
 
     /// Sets a player's simulcast layer choice at its engine.
     fn choose(&mut self, client: usize, choice: LayerChoice) -> u8 {
-        let peer = self.clients[client].peer;
-        // Peer ids are `k * engines + engine`.
-        let shard = (peer % self.engines.len() as PeerId) as usize;
-        self.engines[shard].engine.set_player_layer(self.now, peer, choice).expect("a player")
+        let (peer, engine) = (self.clients[client].peer, self.clients[client].engine);
+        self.engines[engine].engine.set_player_layer(self.now, peer, choice).expect("a player")
     }
 
     /// A player of `stream` whose leg loses `loss` of its media packets once connected.
@@ -316,11 +341,15 @@ impl Sim {
         let mut client = SimClient::new(name, self.clients.len() as u8, self.now);
         client.loss = loss;
         let offer = client.offer(Direction::RecvOnly);
-        let origin = claim_player(&mut lock(&self.directory), &key(stream), shard).expect("stream published");
+        let directory = Arc::clone(&self.engines[shard].directory);
+        // Its index among its relay's engines (another relay has one).
+        let index = if Arc::ptr_eq(&directory, &self.directory) { shard } else { 0 };
+        let origin = claim_player(&mut lock(&directory), &key(stream), index).expect("stream published");
         let engine = &mut self.engines[shard].engine;
         let (peer, answer) = engine.play(self.now, key(stream), origin, &offer).expect("play accepted");
         client.accept(&answer);
         client.peer = peer;
+        client.engine = shard;
         self.clients.push(client);
         self.clients.len() - 1
     }
@@ -398,6 +427,12 @@ impl Sim {
             }
         }
         for (from, to, data) in out {
+            if self.engine_at(from).is_some() && self.engine_at(to).is_some() {
+                // Between relays (a cascade): no loss, no limit.
+                let at = self.in_flight.partition_point(|(t, ..)| *t <= self.now + LATENCY);
+                self.in_flight.insert(at, (self.now + LATENCY, from, to, data));
+                continue;
+            }
             let client = if self.engine_at(from).is_some() { self.client_at(to) } else { self.client_at(from) };
             let Some(client) = client else { continue };
             if self.lost(client, &data) {
@@ -833,6 +868,49 @@ fn players_get_the_simulcast_layer_they_ask_for_and_switch_on_keyframes() {
         assert_eq!(switches, 3);
         let frames = |p: usize| sim.clients[p].layered.len();
         assert!(frames(local) >= 290 && frames(remote) >= 290, "{} {}", frames(local), frames(remote));
+        requests
+    });
+    println!("keyframe requests per layer: {figures:?}");
+}
+
+#[test]
+fn a_cascade_edge_pulls_every_layer_and_its_players_choose_their_own() {
+    let figures = twice(|seed| {
+        let mut sim = Sim::new(seed, CONNECT_TIMEOUT);
+        let publisher = sim.simulcast_publisher("publisher", "cam", &["l", "m", "h"]);
+        sim.clients[publisher].key_every = u32::MAX;
+        sim.run_for(Duration::from_secs(2));
+        let edge = sim.relay();
+        sim.pull(edge, "cam");
+        // The edge measures the rates of the layers it receives (once a second); it lets a
+        // pulled stream go after 2 s without players.
+        sim.run_for(Duration::from_millis(1500));
+        let small = sim.player_on(edge, "small", "cam", 0.0);
+        let big = sim.player_on(edge, "big", "cam", 0.0);
+        let at_origin = sim.player("at origin", "cam", 0.0);
+        sim.run_for(Duration::from_secs(2));
+        for p in [small, big, at_origin] {
+            assert_eq!(layers_played(&sim.clients[p]), (vec![2], 0), "{}: the top layer", sim.clients[p].name);
+        }
+
+        assert_eq!(sim.choose(small, LayerChoice::Low), 3, "the edge has the stream's three layers");
+        sim.run_for(Duration::from_secs(2));
+        assert_eq!(layers_played(&sim.clients[small]), (vec![2, 0], 0), "no frame missed");
+        assert_eq!(layers_played(&sim.clients[big]), (vec![2], 0), "the edge's other player is not moved");
+        assert_eq!(layers_played(&sim.clients[at_origin]), (vec![2], 0), "nor the origin's");
+        // The edge asked for a keyframe of the small layer, through the origin, of the publisher.
+        let requests = sim.clients[publisher].layer_requests.clone();
+        assert!(requests[0] >= 1, "{requests:?}");
+        sim.choose(small, LayerChoice::High);
+        sim.run_for(Duration::from_secs(2));
+        assert_eq!(layers_played(&sim.clients[small]), (vec![2, 0, 2], 0));
+
+        // The origin sends the edge each layer once, whatever the edge's audience.
+        let origin_peers = sim.engines[0].shared.peers.load(Ordering::Relaxed);
+        let edge_peers = sim.engines[edge].shared.peers.load(Ordering::Relaxed);
+        assert_eq!((origin_peers, edge_peers), (3, 3), "publisher, edge, player; pull and two players");
+        let frames = |p: usize| sim.clients[p].layered.len();
+        assert!(frames(small) >= 290 && frames(big) >= 290, "{} {}", frames(small), frames(big));
         requests
     });
     println!("keyframe requests per layer: {figures:?}");
