@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::ws::WsClient;
 use common::*;
+use huddle::loadtest::peer::{MediaPeer, PeerOptions};
 use serde_json::json;
 
 fn cluster_options(redis_url: &str) -> ServerOptions<'static> {
@@ -266,14 +267,16 @@ struct Cascade {
     alice: ws::WsClient,
     camera: huddle::loadtest::peer::MediaPeer,
     published_at: Instant,
-    /// p1..p4's websockets and players, in that order.
+    /// p1..p4's websockets, players and relay sessions' URLs, in that order.
     viewers: Vec<ws::WsClient>,
     players: Vec<huddle::loadtest::peer::MediaPeer>,
+    sessions: Vec<String>,
     origin: usize,
     edges: [usize; 2],
 }
 
-async fn cascade(redis: &PrivateRedis, db: &TestDb, app: &TestApp) -> Cascade {
+/// `camera` says how alice publishes (one encoding or simulcast).
+async fn cascade(redis: &PrivateRedis, db: &TestDb, app: &TestApp, camera: PeerOptions) -> Cascade {
     let node = |role: &str| {
         let mut options = cluster_options(&redis.url());
         options.extra_env.push(("HUDDLE_ROLE", role.to_owned()));
@@ -289,21 +292,23 @@ async fn cascade(redis: &PrivateRedis, db: &TestDb, app: &TestApp) -> Cascade {
     }
 
     let (mut alice, _) = join(&signaling.base, app, "room-1", "alice", false).await;
-    let camera = publish_media(&mut alice, "alice-cam", "").await;
+    let camera = publish_media_with(&mut alice, "alice-cam", "", camera).await;
     let published_at = Instant::now();
     let mut viewers = Vec::new();
     let mut players = Vec::new();
     let mut urls = Vec::new();
-    let play = async |viewers: &mut Vec<ws::WsClient>, name: &str| {
+    let mut sessions = Vec::new();
+    let play = async |viewers: &mut Vec<ws::WsClient>, sessions: &mut Vec<String>, name: &str| {
         let (mut client, _) = join(&signaling.base, app, "room-1", name, false).await;
-        let (player, grant) = play_media(&mut client, "alice-cam").await;
+        let (player, grant, session) = play_media_session(&mut client, "alice-cam").await;
         wait_for_video(&player, 10).await;
         viewers.push(client);
+        sessions.push(session);
         (player, grant["url"].as_str().expect("url").to_owned())
     };
     // The first two players go to the stream's relay.
     for name in ["p1", "p2"] {
-        let (player, url) = play(&mut viewers, name).await;
+        let (player, url) = play(&mut viewers, &mut sessions, name).await;
         players.push(player);
         urls.push(url);
     }
@@ -313,16 +318,27 @@ async fn cascade(redis: &PrivateRedis, db: &TestDb, app: &TestApp) -> Cascade {
     // pulls the stream from the origin; once that one has announced its player, the next goes
     // to the third.
     announced(redis, &relays[origin].base, 3).await;
-    let (player, url) = play(&mut viewers, "p3").await;
+    let (player, url) = play(&mut viewers, &mut sessions, "p3").await;
     players.push(player);
     let edge1 = relays.iter().position(|r| url.starts_with(&r.base)).expect("a relay node");
     assert_ne!(edge1, origin, "p3 went to another relay: {url}");
     announced(redis, &relays[edge1].base, 2).await;
-    let (player, url) = play(&mut viewers, "p4").await;
+    let (player, url) = play(&mut viewers, &mut sessions, "p4").await;
     players.push(player);
     let edge2 = relays.iter().position(|r| url.starts_with(&r.base)).expect("a relay node");
     assert!(edge2 != origin && edge2 != edge1, "p4 went to the third relay: {url}");
-    Cascade { relays, signaling, alice, camera, published_at, viewers, players, origin, edges: [edge1, edge2] }
+    Cascade {
+        relays,
+        signaling,
+        alice,
+        camera,
+        published_at,
+        viewers,
+        players,
+        sessions,
+        origin,
+        edges: [edge1, edge2],
+    }
 }
 
 /// Waits until a relay node holds no session (its players and pulls have ended).
@@ -339,8 +355,8 @@ async fn a_busy_relay_s_players_are_sent_to_relays_that_pull_the_stream() {
     let redis = PrivateRedis::start();
     let db = TestDb::new(Db::Postgres).await;
     let app = create_app(&db);
-    let Cascade { relays, signaling, alice: _alice, camera, published_at, mut viewers, players, origin, edges } =
-        cascade(&redis, &db, &app).await;
+    let Cascade { relays, signaling, alice: _alice, camera, published_at, mut viewers, players, origin, edges, .. } =
+        cascade(&redis, &db, &app, PeerOptions::default()).await;
 
     // The origin serves its publisher, two players and one pull per edge, not the edges' players.
     assert_eq!(relay_peers(&relays[origin]).await, 5);
@@ -372,13 +388,79 @@ async fn a_busy_relay_s_players_are_sent_to_relays_that_pull_the_stream() {
     db.cleanup().await;
 }
 
+/// `POST {session}/layer` with `{"video": choice}`; how many layers the stream has.
+async fn choose_layer(session: &str, choice: &str) -> u64 {
+    let response = reqwest::Client::new()
+        .post(format!("{session}/layer"))
+        .json(&json!({"video": choice}))
+        .send()
+        .await
+        .expect("relay reachable");
+    assert_eq!(response.status(), 200, "{session}");
+    let body: serde_json::Value = response.json().await.expect("a JSON answer");
+    assert_eq!(body["video"], choice, "{body}");
+    body["layers"].as_u64().expect("layers")
+}
+
+/// Waits until `player`'s video comes from `layer` and 10 more frames of it have arrived.
+async fn plays_layer(player: &MediaPeer, layer: u8, who: &str) {
+    let started = Instant::now();
+    let mut since: Option<u64> = None;
+    loop {
+        let stats = player.stats();
+        let frames = stats.layer_frames[usize::from(layer)];
+        match since {
+            Some(first) if stats.last_layer == layer && frames >= first + 10 => return,
+            None if stats.last_layer == layer => since = Some(frames),
+            _ => {}
+        }
+        let waited = started.elapsed();
+        assert!(waited < Duration::from_secs(10), "{who}: not on layer {layer} after {waited:?}: {stats:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn players_on_edges_choose_their_own_simulcast_layer() {
+    let redis = PrivateRedis::start();
+    let db = TestDb::new(Db::Postgres).await;
+    let app = create_app(&db);
+    // Three layers of about 20, 75 and 300 kbit/s.
+    let simulcast = PeerOptions { simulcast_layers: 3, ..PeerOptions::for_video_kbps(300) };
+    let Cascade { relays, signaling, alice: _alice, camera, viewers, players, sessions, origin, edges, .. } =
+        cascade(&redis, &db, &app, simulcast).await;
+    let [p1, _p2, p3, p4] = &players[..] else { panic!("four players") };
+
+    // Each edge pulled every layer: its players choose among the stream's three.
+    assert_eq!(choose_layer(&sessions[2], "low").await, 3, "p3, on edge 1");
+    assert_eq!(choose_layer(&sessions[3], "high").await, 3, "p4, on edge 2");
+    assert_eq!(choose_layer(&sessions[0], "high").await, 3, "p1, at the origin");
+    plays_layer(p3, 0, "p3 (low, edge 1)").await;
+    plays_layer(p4, 2, "p4 (high, edge 2)").await;
+    plays_layer(p1, 2, "p1 (high, origin)").await;
+    // Up again on the edge: a keyframe of the top layer is asked of the publisher through the
+    // origin; p4, on the other edge, stays where it is.
+    choose_layer(&sessions[2], "high").await;
+    plays_layer(p3, 2, "p3 (high, edge 1)").await;
+    choose_layer(&sessions[3], "low").await;
+    plays_layer(p4, 0, "p4 (low, edge 2)").await;
+    assert_eq!(p3.stats().last_layer, 2, "p3 is not moved by p4's choice");
+    // The origin still serves one session per edge, whatever the edges' players receive.
+    assert_eq!(relay_peers(&relays[origin]).await, 5);
+    for edge in edges {
+        assert_eq!(relay_peers(&relays[edge]).await, 2, "its pull and its player");
+    }
+    drop((camera, players, viewers, relays, signaling, redis));
+    db.cleanup().await;
+}
+
 #[tokio::test]
 async fn an_origin_relay_killed_mid_stream_ends_the_stream_on_its_edges_and_in_the_room() {
     let redis = PrivateRedis::start();
     let db = TestDb::new(Db::Postgres).await;
     let app = create_app(&db);
     let Cascade { mut relays, signaling, alice: _alice, camera, mut viewers, players, origin, edges, .. } =
-        cascade(&redis, &db, &app).await;
+        cascade(&redis, &db, &app, PeerOptions::default()).await;
 
     // kill -9 of the origin: no goodbye to the publisher, the pulls or the room.
     relays[origin].kill();

@@ -6,8 +6,10 @@
 //! from the relay) and Opus frames at 50/s. Delta frames are [`PeerOptions::video_frame_bytes`]
 //! long (1000 by default, ~240 kbit/s; str0m packetizes larger frames into several RTP
 //! packets), keyframes three times that. Every
-//! payload carries the peer's frame sequence number after a small header, so a player can
-//! check order and identity of what it receives.
+//! payload carries the peer's frame sequence number after a small header, then its simulcast
+//! layer, so a player can check order and identity of what it receives. A publisher may send
+//! up to three simulcast layers ([`PeerOptions::simulcast_layers`]): rids `s0`, `s1`, `s2`,
+//! low to high, each a quarter the size of the next.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -17,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use str0m::change::{SdpAnswer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc, RtcConfig};
 
@@ -55,6 +57,10 @@ pub(super) struct Counters {
     first_keyframe_after_connect: Mutex<Option<Duration>>,
     /// A light player: it counts frames from the RTP headers (see [`super::light`]).
     pub(super) light: AtomicBool,
+    /// Player: video frames received per simulcast layer (0 for a stream of one encoding).
+    layer_frames: [AtomicU64; MAX_SIMULCAST_LAYERS],
+    /// Player: the layer of the last video frame received.
+    last_layer: AtomicU64,
 }
 
 /// A copy of a peer's counters.
@@ -76,6 +82,11 @@ pub struct PeerStats {
     pub first_keyframe_after_connect: Option<Duration>,
     /// A light player (frames counted from RTP headers, by timestamp, not decrypted).
     pub light: bool,
+    /// Full player: video frames received per simulcast layer of the publisher (0 for one
+    /// encoding).
+    pub layer_frames: [u64; MAX_SIMULCAST_LAYERS],
+    /// Full player: the layer of the last video frame received.
+    pub last_layer: u8,
 }
 
 /// At most this many sequence numbers are kept per peer ([`PeerStats::video_sequence`]).
@@ -93,28 +104,40 @@ const MIN_FRAME_BYTES: usize = 16;
 /// Largest delta frame (keyframes are three times as large): ~48 Mbit/s at 30 fps.
 const MAX_FRAME_BYTES: usize = 200_000;
 
+/// Most simulcast layers a publisher sends.
+pub const MAX_SIMULCAST_LAYERS: usize = 3;
+
 /// How a peer publishes (players ignore these).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerOptions {
     /// Size of each delta video frame in bytes (clamped to 16..=200 000); keyframes are three
-    /// times as large. At 30 fps, `bitrate_bps / 8 / 30`: 4167 bytes make ~1 Mbit/s.
+    /// times as large. At 30 fps, `bitrate_bps / 8 / 30`: 4167 bytes make ~1 Mbit/s. With
+    /// simulcast, the top layer's; each lower layer's frames are a quarter of the next.
     pub video_frame_bytes: usize,
+    /// Simulcast layers sent (0 or 1: one encoding; at most [`MAX_SIMULCAST_LAYERS`]).
+    pub simulcast_layers: u8,
 }
 
 impl Default for PeerOptions {
     fn default() -> Self {
-        PeerOptions { video_frame_bytes: 1000 }
+        PeerOptions { video_frame_bytes: 1000, simulcast_layers: 0 }
     }
 }
 
 impl PeerOptions {
     /// Options for a publisher sending about `kbps` kilobits of video per second.
     pub fn for_video_kbps(kbps: u32) -> PeerOptions {
-        PeerOptions { video_frame_bytes: (u64::from(kbps) * 1000 / 8 / VIDEO_FPS) as usize }
+        PeerOptions { video_frame_bytes: (u64::from(kbps) * 1000 / 8 / VIDEO_FPS) as usize, simulcast_layers: 0 }
     }
 
     fn frame_bytes(&self) -> usize {
         self.video_frame_bytes.clamp(MIN_FRAME_BYTES, MAX_FRAME_BYTES)
+    }
+
+    /// The rids of the simulcast layers sent, low to high (empty: one encoding).
+    fn rids(&self) -> Vec<Rid> {
+        let layers = usize::from(self.simulcast_layers).min(MAX_SIMULCAST_LAYERS);
+        if layers < 2 { Vec::new() } else { (0..layers).map(|i| Rid::from(format!("s{i}").as_str())).collect() }
     }
 }
 
@@ -149,9 +172,16 @@ impl PendingPeer {
             Role::Publish => Direction::SendOnly,
             Role::Play => Direction::RecvOnly,
         };
+        let simulcast = match (role, options.rids()) {
+            (Role::Publish, rids) if !rids.is_empty() => Some(Simulcast {
+                send: rids.iter().map(|rid| SimulcastLayer::new(&rid.to_string())).collect(),
+                recv: Vec::new(),
+            }),
+            _ => None,
+        };
         let mut change = rtc.sdp_api();
         let audio = change.add_media(MediaKind::Audio, direction, None, None, None);
-        let video = change.add_media(MediaKind::Video, direction, None, None, None);
+        let video = change.add_media(MediaKind::Video, direction, None, None, simulcast);
         let (offer, pending) = change.apply().ok_or("no changes to offer")?;
         Ok((PendingPeer { rtc, pending, socket, role, audio, video, options }, offer.to_sdp_string()))
     }
@@ -169,11 +199,11 @@ impl PendingPeer {
         let stop = Arc::new(AtomicBool::new(false));
         let (thread_counters, thread_stop) = (counters.clone(), stop.clone());
         let (rtc, socket, role, mids) = (self.rtc, self.socket, self.role, (self.audio, self.video));
-        let frame_bytes = self.options.frame_bytes();
+        let options = self.options;
         let thread = std::thread::Builder::new()
             .name("huddle-peer".into())
             .spawn(move || {
-                let result = drive(rtc, socket, role, mids, frame_bytes, &thread_counters, &thread_stop);
+                let result = drive(rtc, socket, role, mids, options, &thread_counters, &thread_stop);
                 if let Err(err) = result {
                     tracing::debug!(error = %err, "peer ended");
                 }
@@ -227,6 +257,8 @@ impl MediaPeer {
             frame_latency_us: c.frame_latency_us.lock().map(|v| v.clone()).unwrap_or_default(),
             first_keyframe_after_connect: c.first_keyframe_after_connect.lock().ok().and_then(|v| *v),
             light: c.light.load(Ordering::Relaxed),
+            layer_frames: std::array::from_fn(|i| c.layer_frames[i].load(Ordering::Relaxed)),
+            last_layer: c.last_layer.load(Ordering::Relaxed) as u8,
         }
     }
 
@@ -268,22 +300,30 @@ impl Drop for MediaPeer {
 }
 
 /// A synthetic VP8 frame: a valid VP8 frame tag (keyframes with the start code and a
-/// 320x240 size) followed by the sequence number and filler; `frame_bytes` long (delta) or
-/// three times that (keyframe).
-fn vp8_frame(sequence: u32, keyframe: bool, frame_bytes: usize) -> Vec<u8> {
+/// 320x240 size) followed by the sequence number, the simulcast layer and filler;
+/// `frame_bytes` long (delta) or three times that (keyframe).
+fn vp8_frame(sequence: u32, keyframe: bool, frame_bytes: usize, layer: u8) -> Vec<u8> {
     let mut frame = if keyframe {
         vec![0x10, 0x02, 0x00, 0x9d, 0x01, 0x2a, 0x40, 0x01, 0xf0, 0x00]
     } else {
         vec![0x11, 0x02, 0x00]
     };
     frame.extend_from_slice(&sequence.to_be_bytes());
+    frame.push(layer);
     frame.resize(if keyframe { 3 * frame_bytes } else { frame_bytes }, 0x5a);
     frame
 }
 
-fn sequence_of(frame: &[u8], keyframe: bool) -> Option<u32> {
+/// (sequence number, simulcast layer) of a [`vp8_frame`].
+fn sequence_of(frame: &[u8], keyframe: bool) -> Option<(u32, u8)> {
     let at = if keyframe { 10 } else { 3 };
-    frame.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    let bytes = frame.get(at..at + 5)?;
+    Some((u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]), bytes[4]))
+}
+
+/// Delta frame size of simulcast layer `layer` of `layers` (each a quarter of the next).
+fn layer_frame_bytes(top: usize, layer: usize, layers: usize) -> usize {
+    (top >> (2 * layers.saturating_sub(layer + 1))).max(MIN_FRAME_BYTES)
 }
 
 /// The next send time on a fixed schedule, so that late wake-ups (socket timeouts are rounded
@@ -298,11 +338,17 @@ fn drive(
     socket: UdpSocket,
     role: Role,
     (audio_mid, video_mid): (Mid, Mid),
-    frame_bytes: usize,
+    options: PeerOptions,
     counters: &Counters,
     stop: &AtomicBool,
 ) -> Result<(), String> {
     let local = socket.local_addr().map_err(|e| e.to_string())?;
+    let frame_bytes = options.frame_bytes();
+    // One encoding is written without a rid.
+    let rids: Vec<Option<Rid>> = match options.rids() {
+        rids if rids.is_empty() => vec![None],
+        rids => rids.into_iter().map(Some).collect(),
+    };
     let mut buffer = vec![0u8; 2000];
     let mut connected_at: Option<Instant> = None;
     let started = Instant::now();
@@ -360,8 +406,14 @@ fn drive(
                                     *first = Some(at.elapsed());
                                 }
                             }
-                            if let (Some(sequence), Ok(mut seen)) =
-                                (sequence_of(&data.data, keyframe), counters.video_sequence.lock())
+                            let identity = sequence_of(&data.data, keyframe);
+                            if let Some((_, layer)) = identity
+                                && let Some(count) = counters.layer_frames.get(usize::from(layer))
+                            {
+                                count.fetch_add(1, Ordering::Relaxed);
+                                counters.last_layer.store(u64::from(layer), Ordering::Relaxed);
+                            }
+                            if let (Some((sequence, _)), Ok(mut seen)) = (identity, counters.video_sequence.lock())
                                 && seen.len() < SEQUENCE_CAP
                             {
                                 seen.push(sequence);
@@ -381,27 +433,42 @@ fn drive(
         if role == Role::Publish && connected_at.is_some() {
             if now >= next_video {
                 let mid = video_mid;
+                // A keyframe request for any layer is answered on every layer.
                 let keyframe = video_sequence.is_multiple_of(KEYFRAME_EVERY) || std::mem::take(&mut keyframe_requested);
-                if let Some(writer) = rtc.writer(mid) {
-                    let pt = writer.payload_params().find(|p| p.spec().codec == Codec::Vp8).map(|p| p.pt());
-                    if let Some(pt) = pt {
-                        let ticks = (now - started).as_micros() as u64 * 90 / 1000;
-                        let rtp_time = MediaTime::new(ticks, Frequency::NINETY_KHZ);
-                        if writer.write(pt, now, rtp_time, vp8_frame(video_sequence, keyframe, frame_bytes)).is_ok() {
-                            wrote = true;
-                            counters.video_frames.fetch_add(1, Ordering::Relaxed);
-                            if let (Ok(mut sent), Ok(mut timestamps)) =
-                                (counters.video_sequence.lock(), counters.video_timestamps.lock())
-                                && sent.len() < SEQUENCE_CAP
-                            {
-                                sent.push(video_sequence);
-                                // str0m sends the RTP time as given, modulo 2^32; one-layer
-                                // streams keep it through the relay.
-                                timestamps.push(ticks as u32);
-                            }
-                            video_sequence += 1;
-                        }
+                let ticks = (now - started).as_micros() as u64 * 90 / 1000;
+                let rtp_time = MediaTime::new(ticks, Frequency::NINETY_KHZ);
+                let mut written = false;
+                for (layer, rid) in rids.iter().enumerate() {
+                    let Some(writer) = rtc.writer(mid) else { break };
+                    let Some(pt) = writer.payload_params().find(|p| p.spec().codec == Codec::Vp8).map(|p| p.pt())
+                    else {
+                        break;
+                    };
+                    let writer = match rid {
+                        Some(rid) => writer.rid(*rid),
+                        None => writer,
+                    };
+                    let frame = vp8_frame(
+                        video_sequence,
+                        keyframe,
+                        layer_frame_bytes(frame_bytes, layer, rids.len()),
+                        layer as u8,
+                    );
+                    written |= writer.write(pt, now, rtp_time, frame).is_ok();
+                }
+                if written {
+                    wrote = true;
+                    counters.video_frames.fetch_add(1, Ordering::Relaxed);
+                    if let (Ok(mut sent), Ok(mut timestamps)) =
+                        (counters.video_sequence.lock(), counters.video_timestamps.lock())
+                        && sent.len() < SEQUENCE_CAP
+                    {
+                        sent.push(video_sequence);
+                        // str0m sends the RTP time as given, modulo 2^32; one-layer
+                        // streams keep it through the relay.
+                        timestamps.push(ticks as u32);
                     }
+                    video_sequence += 1;
                 }
                 next_video = next_tick(next_video, VIDEO_FRAME_INTERVAL, now);
             }

@@ -361,6 +361,13 @@ pub async fn join(
 /// Posts an SDP offer to a relay URL with a media grant, as WHIP/WHEP clients do; returns the
 /// SDP answer of the `201`.
 pub async fn exchange_offer(url: &str, grant: &str, offer: String) -> String {
+    offer_to_relay(url, grant, offer).await.0
+}
+
+/// [`exchange_offer`], also returning the relay session's URL (the 201's `Location`, resolved
+/// against `url`), where a player's controls (`/mute`, `/layer`) are.
+pub async fn offer_to_relay(url: &str, grant: &str, offer: String) -> (String, String) {
+    let parsed = reqwest::Url::parse(url).expect("relay url");
     let response = reqwest::Client::new()
         .post(url)
         .header("content-type", "application/sdp")
@@ -370,23 +377,26 @@ pub async fn exchange_offer(url: &str, grant: &str, offer: String) -> String {
         .await
         .expect("relay reachable");
     assert_eq!(response.status(), 201);
-    response.text().await.expect("answer")
+    let location = response.headers()["location"].to_str().expect("location").to_owned();
+    let session = parsed.join(&location).expect("session url").to_string();
+    (response.text().await.expect("answer"), session)
 }
 
 /// Asks signaling for a grant (`kind` is `publishStream` or `playStream`), then offers to the
-/// relay it names; returns the running peer and the grant reply.
+/// relay it names; returns the running peer, the grant reply and the relay session's URL.
 async fn start_media(
     client: &mut ws::WsClient,
     kind: &str,
     request: Value,
     role: huddle::loadtest::peer::Role,
-) -> (huddle::loadtest::peer::MediaPeer, Value) {
+    options: huddle::loadtest::peer::PeerOptions,
+) -> (huddle::loadtest::peer::MediaPeer, Value, String) {
     use huddle::loadtest::peer::PendingPeer;
     let grant = client.ok(kind, request).await;
-    let (pending, offer) = PendingPeer::offer(role, "127.0.0.1".parse().expect("ip")).expect("offer");
+    let (pending, offer) = PendingPeer::offer_with(role, "127.0.0.1".parse().expect("ip"), options).expect("offer");
     let url = grant["url"].as_str().expect("relay url");
-    let answer = exchange_offer(url, grant["grant"].as_str().expect("grant"), offer).await;
-    (pending.connect(&answer).expect("connect"), grant)
+    let (answer, session) = offer_to_relay(url, grant["grant"].as_str().expect("grant"), offer).await;
+    (pending.connect(&answer).expect("connect"), grant, session)
 }
 
 /// Waits for this client's `publisherStateUpdate`/`playerStateUpdate` of a stream.
@@ -407,8 +417,19 @@ pub async fn publish_media(
     stream_id: &str,
     extra_info: &str,
 ) -> huddle::loadtest::peer::MediaPeer {
+    publish_media_with(client, stream_id, extra_info, Default::default()).await
+}
+
+/// [`publish_media`] with publishing options (frame size, simulcast layers).
+pub async fn publish_media_with(
+    client: &mut ws::WsClient,
+    stream_id: &str,
+    extra_info: &str,
+    options: huddle::loadtest::peer::PeerOptions,
+) -> huddle::loadtest::peer::MediaPeer {
     let request = serde_json::json!({"streamID": stream_id, "extraInfo": extra_info});
-    let (peer, _) = start_media(client, "publishStream", request, huddle::loadtest::peer::Role::Publish).await;
+    let role = huddle::loadtest::peer::Role::Publish;
+    let (peer, _, _) = start_media(client, "publishStream", request, role, options).await;
     media_state(client, "publisherStateUpdate", stream_id, "PUBLISHING").await;
     peer
 }
@@ -416,10 +437,20 @@ pub async fn publish_media(
 /// Plays `stream_id` through signaling; returns once the client's `playerStateUpdate` is
 /// PLAYING, with the grant reply (to check where it was sent).
 pub async fn play_media(client: &mut ws::WsClient, stream_id: &str) -> (huddle::loadtest::peer::MediaPeer, Value) {
-    let request = serde_json::json!({"streamID": stream_id});
-    let (peer, grant) = start_media(client, "playStream", request, huddle::loadtest::peer::Role::Play).await;
-    media_state(client, "playerStateUpdate", stream_id, "PLAYING").await;
+    let (peer, grant, _) = play_media_session(client, stream_id).await;
     (peer, grant)
+}
+
+/// [`play_media`], also returning the relay session's URL (for `/mute`, `/layer`).
+pub async fn play_media_session(
+    client: &mut ws::WsClient,
+    stream_id: &str,
+) -> (huddle::loadtest::peer::MediaPeer, Value, String) {
+    let request = serde_json::json!({"streamID": stream_id});
+    let role = huddle::loadtest::peer::Role::Play;
+    let played = start_media(client, "playStream", request, role, Default::default()).await;
+    media_state(client, "playerStateUpdate", stream_id, "PLAYING").await;
+    played
 }
 
 /// Waits until a player has received `frames` video frames.
