@@ -888,32 +888,54 @@ fn a_cascade_edge_pulls_every_layer_and_its_players_choose_their_own() {
         let small = sim.player_on(edge, "small", "cam", 0.0);
         let big = sim.player_on(edge, "big", "cam", 0.0);
         let at_origin = sim.player("at origin", "cam", 0.0);
+        let small_at_origin = sim.player("small at origin", "cam", 0.0);
         sim.run_for(Duration::from_secs(2));
-        for p in [small, big, at_origin] {
+        for p in [small, big, at_origin, small_at_origin] {
             assert_eq!(layers_played(&sim.clients[p]), (vec![2], 0), "{}: the top layer", sim.clients[p].name);
         }
+        let started = sim.clients[publisher].connected_at.expect("publisher connected");
+        // When frame n was sent, relative to `t`, in milliseconds.
+        let sent_after = |n: u32, t: Instant| (started + FRAME * n).saturating_duration_since(t).as_millis();
+        // The first frame of `layer` a player got, as sent after `t`.
+        let switched = |sim: &Sim, p: usize, layer: u8, t: Instant| {
+            let frames = &sim.clients[p].layered;
+            let from = frames.iter().rev().take_while(|f| f.1 == layer).last();
+            from.map(|f| sent_after(f.0, t)).expect("switched")
+        };
 
+        // Down, on the edge and at the origin at once.
+        let down_at = sim.now;
         assert_eq!(sim.choose(small, LayerChoice::Low), 3, "the edge has the stream's three layers");
+        assert_eq!(sim.choose(small_at_origin, LayerChoice::Low), 3);
         sim.run_for(Duration::from_secs(2));
         assert_eq!(layers_played(&sim.clients[small]), (vec![2, 0], 0), "no frame missed");
+        assert_eq!(layers_played(&sim.clients[small_at_origin]), (vec![2, 0], 0));
         assert_eq!(layers_played(&sim.clients[big]), (vec![2], 0), "the edge's other player is not moved");
         assert_eq!(layers_played(&sim.clients[at_origin]), (vec![2], 0), "nor the origin's");
+        let down = (switched(&sim, small, 0, down_at), switched(&sim, small_at_origin, 0, down_at));
         // The edge asked for a keyframe of the small layer, through the origin, of the publisher.
         let requests = sim.clients[publisher].layer_requests.clone();
         assert!(requests[0] >= 1, "{requests:?}");
+        let up_at = sim.now;
         sim.choose(small, LayerChoice::High);
         sim.run_for(Duration::from_secs(2));
         assert_eq!(layers_played(&sim.clients[small]), (vec![2, 0, 2], 0));
+        let up = switched(&sim, small, 2, up_at);
 
         // The origin sends the edge each layer once, whatever the edge's audience.
         let origin_peers = sim.engines[0].shared.peers.load(Ordering::Relaxed);
         let edge_peers = sim.engines[edge].shared.peers.load(Ordering::Relaxed);
-        assert_eq!((origin_peers, edge_peers), (3, 3), "publisher, edge, player; pull and two players");
+        assert_eq!((origin_peers, edge_peers), (4, 3), "publisher, edge, two players; pull and two players");
         let frames = |p: usize| sim.clients[p].layered.len();
         assert!(frames(small) >= 290 && frames(big) >= 290, "{} {}", frames(small), frames(big));
-        requests
+        (down, up, requests)
     });
-    println!("keyframe requests per layer: {figures:?}");
+    let ((edge_down, origin_down), edge_up, requests) = figures;
+    println!(
+        "asked-for switch, first frame of the new layer sent after the request: down {edge_down} ms at \
+         the edge ({origin_down} ms at the origin), up {edge_up} ms at the edge; keyframe requests per \
+         layer: {requests:?}"
+    );
 }
 
 #[test]
