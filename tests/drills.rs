@@ -438,6 +438,7 @@ async fn check_broadcasts(cluster: &Cluster, crowd: &Crowd, label: &str) -> Vec<
         // may still time a request out while members resync. A client retries; so does the
         // drill, once, and the broadcast must then reach everyone.
         if matches!(&answer, Ok(reply) if reply["error"]["code"] == 1007) {
+            println!("{label}: the broadcast in {room} (worker {worker}) was refused with 1007; retried once");
             tokio::time::sleep(Duration::from_millis(500)).await;
             at = Instant::now();
             answer = sender.request("sendBroadcastMessage", json!({"message": text}), DELIVERY).await;
