@@ -162,7 +162,8 @@ impl AppState {
                 node.clone().follow(events);
                 node.clone().publish_link_levels();
                 // Announced before the node says it listens: a relay that is up can be chosen.
-                if let Err(err) = signaling.rooms.backend().announce_relay(relay_info(&node, &node_id)).await {
+                let info = relay_info(&node, &node_id, &signaling.config.region);
+                if let Err(err) = signaling.rooms.backend().announce_relay(info).await {
                     tracing::warn!(error = %err, "could not announce the relay");
                 }
                 announce_relay(signaling.clone(), node.clone(), node_id);
@@ -203,7 +204,9 @@ fn announce_relay(signaling: Arc<SignalingContext>, node: Arc<MediaService>, nod
             if signaling.drain.is_draining() {
                 return; // withdrawn by the drain: no new streams for it
             }
-            if let Err(err) = signaling.rooms.backend().announce_relay(relay_info(&node, &node_id)).await {
+            if let Err(err) =
+                signaling.rooms.backend().announce_relay(relay_info(&node, &node_id, &signaling.config.region)).await
+            {
                 tracing::warn!(error = %err, "could not announce the relay");
             }
             if signaling.drain.is_draining() {
@@ -216,13 +219,14 @@ fn announce_relay(signaling: Arc<SignalingContext>, node: Arc<MediaService>, nod
 }
 
 /// What a relay announces: where it is and how busy.
-fn relay_info(node: &MediaService, node_id: &str) -> RelayInfo {
+fn relay_info(node: &MediaService, node_id: &str, region: &str) -> RelayInfo {
     let load = node.load();
     RelayInfo {
         id: node_id.to_owned(),
         url: node.public_url().to_owned(),
         peers: load.peers as u64,
         streams: load.streams as u64,
+        region: region.to_owned(),
         updated_at: crate::rooms::unix_millis(),
     }
 }

@@ -388,6 +388,13 @@ pub struct ServeArgs {
     /// many peers and another relay announces fewer. 0: players always go to the stream's relay.
     #[arg(long, env = "HUDDLE_RELAY_CASCADE_ABOVE", default_value_t = 400)]
     pub relay_cascade_above: u64,
+    /// Where this node runs (`eu-west`, `us-east`: any name up to 64 letters, digits, `.`, `_`,
+    /// `-`). A relay announces it; signaling sends its clients (which reached this node, the
+    /// nearest to them) to relays of its own region: publishers to the least busy there, and
+    /// players of a stream held in another region to one there that pulls it (a cascade across
+    /// regions). Empty (the default): relays are chosen by load alone.
+    #[arg(long, env = "HUDDLE_REGION", default_value = "")]
+    pub region: String,
     /// Base URL clients reach this node's HTTP at (used in the relay URLs handed out with
     /// media grants). Default: `http://` plus the bound HTTP address.
     #[arg(long, env = "HUDDLE_PUBLIC_URL")]
@@ -495,6 +502,11 @@ pub struct Settings {
     pub turn: Option<crate::auth::turn::TurnConfig>,
 }
 
+/// A region name: short, and safe to show in logs and announcements.
+fn valid_region(region: &str) -> bool {
+    region.len() <= 64 && region.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
 /// Reads an environment variable (the process's in production, a fixed map in tests).
 pub type Env = dyn Fn(&str) -> Option<String>;
 
@@ -564,6 +576,11 @@ impl ServeArgs {
         if self.relay_threads > crate::relay::MAX_THREADS {
             return Err(ConfigError::Invalid("--relay-threads must be at most 64 (0: one per core)"));
         }
+        if !valid_region(&self.region) {
+            return Err(ConfigError::Invalid(
+                "--region must be at most 64 letters, digits, '.', '_' or '-' (e.g. eu-west), or empty",
+            ));
+        }
         if self.nonce_cap_per_app < 1000 {
             return Err(ConfigError::Invalid("--nonce-cap-per-app must be at least 1000"));
         }
@@ -602,6 +619,7 @@ impl ServeArgs {
             reconnect_grace: ms(self.reconnect_grace_ms),
             max_connections: self.max_connections,
             cascade_above: self.relay_cascade_above,
+            region: self.region.clone(),
         };
         Ok(Settings {
             role: self.role,
@@ -754,6 +772,12 @@ mod tests {
         assert!(serve(&["serve", "--http-addr", "0.0.0.0:8080"]).resolve().is_ok(), "one node uses Host");
         let too_many = serve(&["serve", "--relay-threads", "65"]).resolve().unwrap_err();
         assert!(too_many.to_string().contains("--relay-threads"));
+        let region = serve(&["serve", "--region", "eu-west.2"]).resolve().unwrap();
+        assert_eq!(region.signaling.region, "eu-west.2");
+        for bad in ["eu west", "eu/west", &"x".repeat(65)] {
+            let err = serve(&["serve", "--region", bad]).resolve().unwrap_err();
+            assert!(err.to_string().contains("--region"), "{bad}: {err}");
+        }
     }
 
     #[test]

@@ -258,6 +258,59 @@ async fn relay_peers(node: &Server) -> u64 {
         .expect("huddle_relay_peers")
 }
 
+/// Which of `relays` a grant's relay URL names.
+fn relay_of(grant: &serde_json::Value, relays: &[&Server]) -> usize {
+    let url = grant["url"].as_str().expect("a relay url");
+    relays.iter().position(|r| url.starts_with(&r.base)).unwrap_or_else(|| panic!("{url} is none of the relays"))
+}
+
+#[tokio::test]
+async fn clients_use_the_relays_of_their_signaling_nodes_region() {
+    let redis = PrivateRedis::start();
+    let db = TestDb::new(Db::Postgres).await;
+    let app = create_app(&db);
+    let node = |role: &str, region: &str| {
+        let mut options = cluster_options(&redis.url());
+        options.extra_env.push(("HUDDLE_ROLE", role.to_owned()));
+        options.extra_env.push(("HUDDLE_REGION", region.to_owned()));
+        options.extra_env.push(("HUDDLE_RELAY_THREADS", "1".to_owned()));
+        Server::start_with(&db, options)
+    };
+    let (eu_relay, us_relay) = (node("relay", "eu"), node("relay", "us"));
+    let (eu, us) = (node("signaling", "eu"), node("signaling", "us"));
+    for relay in [&eu_relay, &us_relay] {
+        announced(&redis, &relay.base, 0).await;
+    }
+    let relays = [&eu_relay, &us_relay];
+
+    // Publishers go to their region's relay, whichever is less busy.
+    let (mut alice, _) = join(&eu.base, &app, "room-1", "alice", false).await;
+    let (mut dave, _) = join(&us.base, &app, "room-1", "dave", false).await;
+    assert_eq!(relay_of(&alice.ok("publishStream", json!({"streamID": "probe"})).await, &relays), 0);
+    assert_eq!(relay_of(&dave.ok("publishStream", json!({"streamID": "probe"})).await, &relays), 1);
+    let alice_cam = publish_media(&mut alice, "alice-cam", "").await;
+
+    // A player in the other region gets the stream from its own region's relay, which pulls it
+    // across; a player in the stream's region plays it where it is.
+    let (mut bob, _) = join(&us.base, &app, "room-1", "bob", false).await;
+    let (bob_player, grant) = play_media(&mut bob, "alice-cam").await;
+    assert_eq!(relay_of(&grant, &relays), 1, "bob (us) plays from the us relay");
+    let (mut carol, _) = join(&eu.base, &app, "room-1", "carol", false).await;
+    let (carol_player, grant) = play_media(&mut carol, "alice-cam").await;
+    assert_eq!(relay_of(&grant, &relays), 0, "carol (eu) plays from the eu relay");
+    wait_for_video(&bob_player, 20).await;
+    wait_for_video(&carol_player, 20).await;
+    // eu: alice's publisher, carol, and the us relay's pull; us: the pull and bob.
+    assert_eq!((relay_peers(&eu_relay).await, relay_peers(&us_relay).await), (3, 2));
+
+    drop((alice_cam, bob_player, carol_player));
+    for relay in relays {
+        emptied(relay, Duration::from_secs(5)).await;
+    }
+    drop((alice, bob, carol, dave, eu, us, eu_relay, us_relay, redis));
+    db.cleanup().await;
+}
+
 /// Three relay nodes and a signaling node; alice publishes on one relay (the origin), p1 and
 /// p2 play there, and once it is busy p3 and p4 are sent to the two others (the edges), each
 /// of which pulls the stream from the origin.

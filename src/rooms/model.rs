@@ -132,6 +132,9 @@ pub struct RelayInfo {
     pub url: String,
     pub peers: u64,
     pub streams: u64,
+    /// Its `--region` (empty: unnamed; also what relays of older versions announce).
+    #[serde(default)]
+    pub region: String,
     /// Unix milliseconds of the last announcement.
     pub updated_at: i64,
 }

@@ -13,7 +13,7 @@ use crate::auth::grant::{GrantSpec, MediaAction};
 use crate::error::{ApiError, ErrorCode};
 use crate::ids;
 use crate::media::{MediaService, grants};
-use crate::rooms::RoomError;
+use crate::rooms::{RelayInfo, RoomError};
 
 /// How long a grant from signaling lives: enough for one offer/answer round trip.
 const GRANT_TTL_SECS: u64 = 30;
@@ -23,17 +23,25 @@ fn relay(ctx: &SignalingContext) -> Result<&MediaService, ApiError> {
 }
 
 /// Where a new stream is published: this node's relay, or else the least-loaded relay that
-/// announced itself in the rooms backend.
+/// announced itself in the rooms backend, of this node's region when there is one there.
 async fn relay_for_publish(ctx: &SignalingContext, state: &SessionState) -> Result<String, ApiError> {
     if let Some(node) = ctx.relay.as_deref() {
         return Ok(node.base_url(state.base_url.as_deref()).to_owned());
     }
     let relays = ctx.rooms.backend().relays().await?;
-    relays
-        .into_iter()
-        .min_by_key(|r| (r.peers, r.streams))
-        .map(|r| r.url)
+    pick_publish_relay(&relays, &ctx.config.region)
         .ok_or_else(|| ApiError::new(ErrorCode::RelayUnavailable, "no relay node is up"))
+}
+
+/// The relays a client of a node in `region` should use: those of the region, or all of them
+/// when the region has none (or the node names no region).
+fn nearby<'a>(relays: &'a [RelayInfo], region: &str) -> Vec<&'a RelayInfo> {
+    let local: Vec<&RelayInfo> = relays.iter().filter(|r| !region.is_empty() && r.region == region).collect();
+    if local.is_empty() { relays.iter().collect() } else { local }
+}
+
+fn pick_publish_relay(relays: &[RelayInfo], region: &str) -> Option<String> {
+    nearby(relays, region).into_iter().min_by_key(|r| (r.peers, r.streams, &r.url)).map(|r| r.url.clone())
 }
 
 async fn grant_reply(
@@ -111,7 +119,9 @@ pub async fn play(ctx: &SignalingContext, state: &SessionState, request: StreamR
 /// The relay a new player of a stream held by the relay at `origin` is sent to: the origin
 /// until it announces `cascade_above` peers, then the relay announcing the fewest peers if it
 /// has fewer than the origin (it pulls the stream from the origin; see
-/// [`crate::media::MediaService::open`]). The origin when the announcements cannot be read.
+/// [`crate::media::MediaService::open`]). With regions, only relays of this node's region are
+/// considered when it has any, and a stream held in another region is always pulled to one of
+/// them. The origin when the announcements cannot be read.
 async fn relay_for_play(ctx: &SignalingContext, origin: String) -> String {
     let threshold = ctx.config.cascade_above;
     if threshold == 0 {
@@ -124,19 +134,23 @@ async fn relay_for_play(ctx: &SignalingContext, origin: String) -> String {
             return origin;
         }
     };
-    pick_play_relay(&relays, origin, threshold)
+    pick_play_relay(&relays, origin, threshold, &ctx.config.region)
 }
 
-fn pick_play_relay(relays: &[crate::rooms::RelayInfo], origin: String, threshold: u64) -> String {
+fn pick_play_relay(relays: &[RelayInfo], origin: String, threshold: u64, region: &str) -> String {
     let Some(origin_load) = relays.iter().find(|r| r.url == origin).map(|r| r.peers) else {
         return origin;
     };
-    if origin_load < threshold {
+    let candidates = nearby(relays, region);
+    let origin_nearby = candidates.iter().any(|r| r.url == origin);
+    if origin_nearby && origin_load < threshold {
         return origin;
     }
     // Ties (announcements lag behind a burst of players) go to one relay, by URL: one pull,
     // not one per idle relay.
-    match relays.iter().min_by_key(|r| (r.peers, r.streams, &r.url)) {
+    match candidates.into_iter().min_by_key(|r| (r.peers, r.streams, &r.url)) {
+        // The stream is held in another region: a relay of this one pulls it across once.
+        Some(least) if !origin_nearby => least.url.clone(),
         Some(least) if least.peers < origin_load => least.url.clone(),
         _ => origin,
     }
@@ -177,20 +191,47 @@ pub async fn ask_publishers_to_move(ctx: &SignalingContext) {
 
 #[cfg(test)]
 mod tests {
-    use super::pick_play_relay;
+    use super::{pick_play_relay, pick_publish_relay};
     use crate::rooms::RelayInfo;
 
     fn relay(url: &str, peers: u64) -> RelayInfo {
-        RelayInfo { id: url.into(), url: url.into(), peers, streams: 1, updated_at: 0 }
+        RelayInfo { id: url.into(), url: url.into(), peers, streams: 1, updated_at: 0, region: String::new() }
+    }
+
+    fn relay_in(region: &str, url: &str, peers: u64) -> RelayInfo {
+        RelayInfo { region: region.into(), ..relay(url, peers) }
     }
 
     #[test]
     fn players_leave_the_streams_relay_only_when_it_is_busy_and_another_is_not() {
         let relays = [relay("a", 500), relay("b", 20), relay("c", 10)];
-        assert_eq!(pick_play_relay(&relays, "a".into(), 400), "c");
-        assert_eq!(pick_play_relay(&relays, "a".into(), 501), "a", "below the threshold");
-        assert_eq!(pick_play_relay(&relays, "c".into(), 5), "c", "the origin is the least busy");
-        assert_eq!(pick_play_relay(&relays, "gone".into(), 1), "gone", "an origin not announced");
-        assert_eq!(pick_play_relay(&[relay("a", 9)], "a".into(), 1), "a", "no other relay");
+        assert_eq!(pick_play_relay(&relays, "a".into(), 400, ""), "c");
+        assert_eq!(pick_play_relay(&relays, "a".into(), 501, ""), "a", "below the threshold");
+        assert_eq!(pick_play_relay(&relays, "c".into(), 5, ""), "c", "the origin is the least busy");
+        assert_eq!(pick_play_relay(&relays, "gone".into(), 1, ""), "gone", "an origin not announced");
+        assert_eq!(pick_play_relay(&[relay("a", 9)], "a".into(), 1, ""), "a", "no other relay");
+    }
+
+    #[test]
+    fn clients_use_relays_of_their_signaling_nodes_region() {
+        let relays = [relay_in("eu", "eu-1", 50), relay_in("eu", "eu-2", 10), relay_in("us", "us-1", 0)];
+        // Publishers: the least busy relay of the region, however idle another region's are.
+        assert_eq!(pick_publish_relay(&relays, "eu").as_deref(), Some("eu-2"));
+        assert_eq!(pick_publish_relay(&relays, "us").as_deref(), Some("us-1"));
+        assert_eq!(pick_publish_relay(&relays, "").as_deref(), Some("us-1"), "no region: load alone");
+        assert_eq!(pick_publish_relay(&relays, "ap").as_deref(), Some("us-1"), "a region without relays");
+        assert_eq!(pick_publish_relay(&[], "eu"), None);
+
+        // Players of a stream held in the region: the usual rule, within the region.
+        assert_eq!(pick_play_relay(&relays, "eu-1".into(), 400, "eu"), "eu-1", "not busy");
+        assert_eq!(pick_play_relay(&relays, "eu-1".into(), 40, "eu"), "eu-2", "busy: the region's least busy");
+        let busy_region = [relay_in("eu", "eu-1", 50), relay_in("eu", "eu-2", 60), relay_in("us", "us-1", 0)];
+        assert_eq!(pick_play_relay(&busy_region, "eu-1".into(), 40, "eu"), "eu-1", "nothing idler nearby");
+        // Held in another region: pulled to the region's least busy relay, busy or not.
+        assert_eq!(pick_play_relay(&relays, "us-1".into(), 400, "eu"), "eu-2");
+        assert_eq!(pick_play_relay(&relays, "eu-2".into(), 400, "us"), "us-1");
+        // A region without relays, or none named: as without regions.
+        assert_eq!(pick_play_relay(&relays, "us-1".into(), 400, "ap"), "us-1");
+        assert_eq!(pick_play_relay(&relays, "us-1".into(), 400, ""), "us-1");
     }
 }

@@ -36,6 +36,9 @@ pub struct SignalingConfig {
     /// Players go to another relay (a cascade edge) once the stream's relay announces this
     /// many peers and another announces fewer (0: never).
     pub cascade_above: u64,
+    /// Where this node runs (empty: unnamed). Relays announce it; clients of this node are sent
+    /// to relays of the same region when there are any.
+    pub region: String,
 }
 
 impl Default for SignalingConfig {
@@ -46,6 +49,7 @@ impl Default for SignalingConfig {
             reconnect_grace: Duration::from_secs(30),
             max_connections: 100_000,
             cascade_above: 400,
+            region: String::new(),
         }
     }
 }
