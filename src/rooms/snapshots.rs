@@ -26,6 +26,19 @@ struct Read {
     result: SharedRead,
 }
 
+/// Takes a read out of the map when its reader is done with it (read or dropped).
+struct Forget<'a> {
+    reads: &'a SnapshotReads,
+    room: &'a RoomKey,
+    read: SharedRead,
+}
+
+impl Drop for Forget<'_> {
+    fn drop(&mut self) {
+        self.reads.forget(self.room, &self.read);
+    }
+}
+
 /// Snapshot reads in flight, one per room at most.
 #[derive(Default)]
 pub struct SnapshotReads {
@@ -55,12 +68,17 @@ impl SnapshotReads {
                 }
             }
         };
-        let snapshot = read.clone().await;
+        // Forgotten once read, or when this reader is dropped (its connection closed): a read
+        // whose readers all went away is not kept for a room that may never resync again.
+        let _forget = Forget { reads: self, room, read: read.clone() };
+        read.await
+    }
+
+    fn forget(&self, room: &RoomKey, read: &SharedRead) {
         let mut in_flight = self.in_flight.lock().unwrap_or_else(PoisonError::into_inner);
-        if in_flight.get(room).is_some_and(|current| current.result.ptr_eq(&read)) {
+        if in_flight.get(room).is_some_and(|current| current.result.ptr_eq(read)) {
             in_flight.remove(room);
         }
-        snapshot
     }
 
     /// Rooms with a read under way (for tests).
@@ -134,6 +152,17 @@ mod tests {
         let first = read_number(shared.read(&room(), Instant::now(), fetch(&reads)).await);
         let second = read_number(shared.read(&room(), Instant::now(), fetch(&reads)).await);
         assert_eq!((first.as_str(), second.as_str()), ("1", "2"));
+    }
+
+    #[tokio::test]
+    async fn a_read_whose_readers_went_away_is_forgotten() {
+        let reads = Arc::new(AtomicUsize::new(0));
+        let shared = SnapshotReads::default();
+        let room = room();
+        let abandoned =
+            tokio::time::timeout(Duration::from_millis(5), shared.read(&room, Instant::now(), fetch(&reads)));
+        assert!(abandoned.await.is_err(), "the reader gave up before the read finished");
+        assert_eq!(shared.pending(), 0);
     }
 
     #[tokio::test]
