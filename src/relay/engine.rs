@@ -520,6 +520,8 @@ impl Engine {
         if simulcast {
             // The estimate chooses the player's layer (`LayerChoice::Auto`).
             config = config.enable_bwe(Some(Bitrate::bps(INITIAL_ESTIMATE)));
+        } else {
+            config = peer::without_bandwidth_feedback(config);
         }
         let accepted = peer::accept(&offer, config, &self.candidates, now)?;
 

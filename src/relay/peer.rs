@@ -13,7 +13,7 @@ use str0m::config::CryptoProvider;
 use str0m::format::PayloadParams;
 use str0m::media::{MediaKind, Mid, Pt, Rid, Rids, Simulcast, SimulcastLayer};
 use str0m::net::Transmit;
-use str0m::rtp::{RtpPacket, Ssrc};
+use str0m::rtp::{Extension, ExtensionMap, RtpPacket, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Output, Rtc, RtcConfig};
 
 use super::forward::TrackOut;
@@ -256,6 +256,21 @@ pub(crate) fn config_with_codecs(crypto: &Arc<CryptoProvider>, params: &[Payload
         config.codec_config().add_config(pt, resend, spec.codec, spec.clock_rate, spec.channels, spec.format);
     }
     config
+}
+
+/// A player's config when the relay runs no bandwidth estimate towards it (one encoding to
+/// send, or every layer to a cascade edge): the answer leaves out the header extensions only an
+/// estimate uses (transport-wide sequence numbers, absolute send time), so the player sends no
+/// transport-wide feedback for the relay to receive, decrypt and discard, and the relay stamps
+/// and records no sequence number per packet. NACK, PLI and receiver reports are unaffected.
+pub(crate) fn without_bandwidth_feedback(mut config: RtcConfig) -> RtcConfig {
+    let mut kept = ExtensionMap::empty();
+    for (id, extension) in config.extension_map().iter() {
+        if !matches!(extension, Extension::TransportSequenceNumber | Extension::AbsoluteSendTime) {
+            kept.set(id, extension.clone());
+        }
+    }
+    config.set_extension_map(kept)
 }
 
 /// `preferred` if nothing in `taken` uses it, else the first free dynamic payload type

@@ -17,6 +17,8 @@ use super::*;
 
 /// One-way delay of every datagram.
 const LATENCY: Duration = Duration::from_millis(10);
+/// The transport-wide sequence number header extension (what its feedback is about).
+const TWCC_URI: &str = "transport-wide-cc-extensions-01";
 /// A rate-limited downlink drops what would wait longer than this in its queue.
 const QUEUE_LIMIT: Duration = Duration::from_millis(250);
 /// Where the engines' sessions are told they are reachable: engine i at .100+i.
@@ -53,6 +55,8 @@ struct SimClient {
     /// Its session id at the engine, and which engine (index in `Sim::engines`).
     peer: PeerId,
     engine: usize,
+    /// The engine's SDP answer to it.
+    answer: String,
     publish: bool,
     /// Keyframes every this many frames (and the first, and after a request).
     key_every: u32,
@@ -99,6 +103,7 @@ impl SimClient {
             video: None,
             peer: 0,
             engine: 0,
+            answer: String::new(),
             publish: false,
             key_every: KEY_EVERY,
             loss: 0.0,
@@ -350,6 +355,7 @@ impl Sim {
         client.accept(&answer);
         client.peer = peer;
         client.engine = shard;
+        client.answer = answer;
         self.clients.push(client);
         self.clients.len() - 1
     }
@@ -572,6 +578,10 @@ fn forwards_every_frame_to_every_player() {
         let live = sim.events.iter().filter(|e| matches!(e, RelayEvent::StreamLive { .. })).count();
         let started = sim.events.iter().filter(|e| matches!(e, RelayEvent::PlayerStarted { .. })).count();
         assert_eq!((live, started), (1, 3));
+        // No bandwidth estimate towards players of one encoding: no transport-wide feedback.
+        for &p in &players {
+            assert!(!sim.clients[p].answer.contains(TWCC_URI), "{}", sim.clients[p].answer);
+        }
         (sent, per_player, sim.forwarded())
     });
     println!("frames sent, (video, audio) per player, RTP packets forwarded: {figures:?}");
@@ -840,6 +850,8 @@ fn players_get_the_simulcast_layer_they_ask_for_and_switch_on_keyframes() {
         // One player on the publisher's engine, one handed the stream by it.
         let local = sim.player_on(0, "local", "cam", 0.0);
         let remote = sim.player_on(1, "remote", "cam", 0.0);
+        // Their layer follows a bandwidth estimate, fed by transport-wide feedback.
+        assert!(sim.clients[local].answer.contains(TWCC_URI), "{}", sim.clients[local].answer);
         sim.run_for(Duration::from_secs(2));
         for p in [local, remote] {
             assert_eq!(
