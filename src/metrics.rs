@@ -567,7 +567,7 @@ static USAGE: LazyLock<UsageCollectors> = LazyLock::new(|| {
             r,
             IntGauge::new(
                 "webhook_endpoints_unreachable",
-                "Apps whose webhook endpoint this worker holds back after a timeout or refused connection",
+                "Apps whose webhook endpoint this worker could not reach at its last attempt (timeout or refused connection): held back, or waiting for a probe",
             ),
         ),
     }

@@ -60,9 +60,11 @@ impl Breakers {
         self.apps.insert(app, Breaker { failures, open_until });
     }
 
-    /// Apps whose endpoint is currently not tried.
-    pub fn open_count(&self, now_ms: i64) -> usize {
-        self.apps.values().filter(|b| b.open_until > now_ms).count()
+    /// Apps whose endpoint was not reached at its last attempt: held back, or waiting for its
+    /// next probe. (Counting only those inside their backoff would make the gauge flap between
+    /// 1 and 0 while an endpoint stays down.)
+    pub fn unreachable_count(&self) -> usize {
+        self.apps.len()
     }
 }
 
@@ -78,13 +80,14 @@ mod tests {
 
         breakers.record(1, false, 0, backoff);
         breakers.record(2, true, 0, backoff);
-        assert_eq!(breakers.open_count(10), 1);
+        assert_eq!(breakers.unreachable_count(), 1);
         // Open: app 1 waits until its backoff is over; app 2 is unaffected.
         assert_eq!(
             breakers.admit(&[1, 2, 1], 500, 50),
             vec![Admission::Defer(1_000), Admission::Send, Admission::Defer(1_000)]
         );
-        // Backoff over: one probe, the rest wait for its outcome.
+        // Backoff over: one probe, the rest wait for its outcome; still unreachable until then.
+        assert_eq!(breakers.unreachable_count(), 1);
         assert_eq!(
             breakers.admit(&[1, 1, 2, 1], 1_000, 50),
             vec![Admission::Send, Admission::Defer(1_050), Admission::Send, Admission::Defer(1_050)]
@@ -95,6 +98,6 @@ mod tests {
         // The next probe is answered: everything goes again.
         breakers.record(1, true, 3_000, backoff);
         assert_eq!(breakers.admit(&[1, 1], 3_000, 50), vec![Admission::Send, Admission::Send]);
-        assert_eq!(breakers.open_count(3_000), 0);
+        assert_eq!(breakers.unreachable_count(), 0);
     }
 }

@@ -264,7 +264,7 @@ impl Dispatcher {
             let backoff = |failures: u32| retry_delay(&self.config, i64::from(failures)).as_millis() as i64;
             breakers.record(app, reached, now, backoff);
         }
-        crate::metrics::webhook_endpoints_unreachable(breakers.open_count(now));
+        crate::metrics::webhook_endpoints_unreachable(breakers.unreachable_count());
         outcomes
     }
 
