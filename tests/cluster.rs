@@ -443,14 +443,8 @@ async fn a_busy_relay_s_players_are_sent_to_relays_that_pull_the_stream() {
 
 /// `POST {session}/layer` with `{"video": choice}`; how many layers the stream has.
 async fn choose_layer(session: &str, choice: &str) -> u64 {
-    let response = reqwest::Client::new()
-        .post(format!("{session}/layer"))
-        .json(&json!({"video": choice}))
-        .send()
-        .await
-        .expect("relay reachable");
-    assert_eq!(response.status(), 200, "{session}");
-    let body: serde_json::Value = response.json().await.expect("a JSON answer");
+    let (status, body) = control(session, "layer", "application/json", &json!({"video": choice}).to_string()).await;
+    assert_eq!(status, 200, "{session}: {body}");
     assert_eq!(body["video"], choice, "{body}");
     body["layers"].as_u64().expect("layers")
 }

@@ -10,44 +10,16 @@ use common::*;
 use huddle::loadtest::peer::{MediaPeer, PendingPeer, Role};
 use serde_json::{Value, json};
 
-/// Plays `stream_id` through signaling like `play_media`, but keeps the relay session's URL
-/// (the `Location` of the 201, resolved against the play URL) for the player-side controls.
+/// Plays `stream_id` through signaling; the player and its relay session's URL (for the
+/// player-side controls).
 async fn play_with_session(client: &mut ws::WsClient, stream_id: &str) -> (MediaPeer, String) {
-    let grant = client.ok("playStream", json!({"streamID": stream_id})).await;
-    let (pending, offer) = PendingPeer::offer(Role::Play, "127.0.0.1".parse().unwrap()).unwrap();
-    let url = reqwest::Url::parse(grant["url"].as_str().unwrap()).unwrap();
-    let response = reqwest::Client::new()
-        .post(url.clone())
-        .header("content-type", "application/sdp")
-        .header("authorization", format!("Bearer {}", grant["grant"].as_str().unwrap()))
-        .body(offer)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 201);
-    let location = response.headers()["location"].to_str().unwrap().to_owned();
-    let session = url.join(&location).unwrap().to_string();
-    let peer = pending.connect(&response.text().await.unwrap()).unwrap();
-    media_state(client, "playerStateUpdate", stream_id, "PLAYING").await;
+    let (peer, _, session) = play_media_session(client, stream_id).await;
     (peer, session)
 }
 
 /// `POST {session}/mute` with a JSON body; the status and the JSON answer.
 async fn mute_player(session: &str, content_type: &str, body: &str) -> (u16, Value) {
     control(session, "mute", content_type, body).await
-}
-
-/// `POST {session}/{what}` (`mute`, `layer`) with a JSON body; the status and the JSON answer.
-async fn control(session: &str, what: &str, content_type: &str, body: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .post(format!("{session}/{what}"))
-        .header("content-type", content_type)
-        .body(body.to_owned())
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
 }
 
 /// Audio and video frames a player received in `window`.

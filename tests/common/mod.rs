@@ -441,6 +441,20 @@ pub async fn play_media(client: &mut ws::WsClient, stream_id: &str) -> (huddle::
     (peer, grant)
 }
 
+/// `POST {session}/{what}` (`mute`, `layer`: a player's controls on its relay session) with a
+/// body of `content_type`; the status and the JSON answer.
+pub async fn control(session: &str, what: &str, content_type: &str, body: &str) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{session}/{what}"))
+        .header("content-type", content_type)
+        .body(body.to_owned())
+        .send()
+        .await
+        .expect("relay reachable");
+    let status = response.status().as_u16();
+    (status, response.json().await.unwrap_or(Value::Null))
+}
+
 /// [`play_media`], also returning the relay session's URL (for `/mute`, `/layer`).
 pub async fn play_media_session(
     client: &mut ws::WsClient,
