@@ -383,6 +383,11 @@ pub struct ServeArgs {
     /// --relay-udp-addr port P the relay binds P..P+threads-1.
     #[arg(long, env = "HUDDLE_RELAY_THREADS", default_value_t = 0)]
     pub relay_threads: usize,
+    /// Relay: send a run of equal-sized datagrams to one peer (a video frame's packets) as one
+    /// segmented message (UDP GSO, Linux 4.18+): one trip down the kernel's UDP/IP stack
+    /// instead of one per packet. Falls back by itself where the kernel refuses.
+    #[arg(long, env = "HUDDLE_RELAY_UDP_SEGMENTATION", value_enum, default_value_t = Switch::On)]
+    pub relay_udp_segmentation: Switch,
     /// Relay cascade: a player is sent to another relay node (which pulls the stream from the
     /// stream's relay once and fans it out) when the stream's relay announces at least this
     /// many peers and another relay announces fewer. 0: players always go to the stream's relay.
@@ -652,6 +657,7 @@ impl ServeArgs {
                 udp_addr: self.relay_udp_addr,
                 public_ips: self.relay_public_ips.clone(),
                 threads: self.relay_threads,
+                udp_segmentation: self.relay_udp_segmentation == Switch::On,
             },
             public_url: self.public_url.clone().filter(|u| !u.is_empty()),
             allowed_origins,

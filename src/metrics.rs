@@ -184,7 +184,7 @@ static COLLECTORS: LazyLock<Collectors> = LazyLock::new(|| {
             IntCounterVec::new(
                 Opts::new(
                     "relay_total",
-                    "Relay traffic: UDP packets and bytes in and out, RTP packets forwarded to players, keyframe requests sent to publishers",
+                    "Relay traffic: UDP packets and bytes in and out, RTP packets forwarded to players, keyframe requests sent to publishers, packets sent in segmented messages and messages handed to the kernel",
                 ),
                 &["what"],
             ),
@@ -447,6 +447,8 @@ pub fn relay_observed(
         ("keyframe_requests", stats.keyframe_requests, seen.keyframe_requests),
         ("handed_off", stats.handed_off, seen.handed_off),
         ("layer_switches", stats.layer_switches, seen.layer_switches),
+        ("packets_segmented", stats.packets_segmented, seen.packets_segmented),
+        ("send_messages", stats.send_messages, seen.send_messages),
     ] {
         c.relay_counters.with_label_values(&[what]).inc_by(now.saturating_sub(before));
     }

@@ -126,6 +126,11 @@ struct Report {
     relay_packets_in_per_second: f64,
     relay_packets_out_per_second: f64,
     relay_mbit_out_per_second: f64,
+    /// Messages the relay handed to the kernel per second: packets out less what UDP
+    /// segmentation joined (a run of equal packets to one player leaves as one message).
+    relay_send_messages_per_second: f64,
+    /// Share of the relay's packets out that left in a segmented message with others.
+    relay_segmented_share: f64,
     relay_keyframe_requests: f64,
     /// Mean time from a datagram's arrival at the relay to its copies leaving for every player
     /// (`huddle_relay_forward_duration_seconds` over the window), microseconds.
@@ -462,6 +467,12 @@ pub async fn run(args: MediaLoadArgs) -> Result<(), String> {
         relay_packets_in_per_second: rate("packets_in"),
         relay_packets_out_per_second: rate("packets_out"),
         relay_mbit_out_per_second: rate("bytes_out") * 8.0 / 1e6,
+        relay_send_messages_per_second: rate("send_messages"),
+        relay_segmented_share: if rate("packets_out") > 0.0 {
+            rate("packets_segmented") / rate("packets_out")
+        } else {
+            0.0
+        },
         relay_keyframe_requests: rate("keyframe_requests") * elapsed,
         relay_forward_mean_us: (rate(FORWARD_COUNT) > 0.0).then(|| rate(FORWARD_SUM) / rate(FORWARD_COUNT) * 1e6),
         server_cpu_seconds: server_cpu,
@@ -640,7 +651,7 @@ fn stat_ticks(stat: &str) -> Option<u64> {
 }
 
 /// utime and stime (fields 14 and 15) of a `/proc/…/stat` line.
-fn stat_user_system(stat: &str) -> Option<(u64, u64)> {
+pub(super) fn stat_user_system(stat: &str) -> Option<(u64, u64)> {
     let fields: Vec<&str> = stat.get(stat.rfind(')')? + 1..)?.split_whitespace().collect();
     // After the name, field 3 (state) is index 0: utime (14) is index 11, stime (15) index 12.
     Some((fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?))

@@ -6,6 +6,7 @@ mod light;
 mod media;
 pub mod peer;
 mod signaling;
+mod udp_floor;
 mod webhooks;
 
 use clap::Subcommand;
@@ -13,6 +14,7 @@ use clap::Subcommand;
 pub use http::HttpLoadArgs;
 pub use media::MediaLoadArgs;
 pub use signaling::SignalingLoadArgs;
+pub use udp_floor::UdpFloorArgs;
 pub use webhooks::WebhookReceiverArgs;
 
 #[derive(Debug, Subcommand)]
@@ -23,6 +25,8 @@ pub enum LoadtestCommand {
     Signaling(SignalingLoadArgs),
     /// str0m publishers and players through the relay: forwarded packets/s, frame loss, relay CPU per packet.
     Media(MediaLoadArgs),
+    /// The host's cost of the relay's UDP sends alone (no relay): a floor under its CPU per packet.
+    UdpFloor(UdpFloorArgs),
     /// A webhook endpoint that counts, verifies and times what the outbox dispatchers deliver.
     WebhookReceiver(WebhookReceiverArgs),
 }
@@ -33,6 +37,7 @@ impl LoadtestCommand {
             LoadtestCommand::Http(args) => http::run(args).await,
             LoadtestCommand::Signaling(args) => signaling::run(args).await,
             LoadtestCommand::Media(args) => media::run(args).await,
+            LoadtestCommand::UdpFloor(args) => udp_floor::run(args).await,
             LoadtestCommand::WebhookReceiver(args) => webhooks::run(args).await,
         }
     }

@@ -4,7 +4,8 @@
 //! # async fn demo(offer: String, player_offer: String) -> Result<(), huddle::relay::RelayError> {
 //! use huddle::relay::{Relay, RelayConfig, StreamKey};
 //! let (events, _rx) = tokio::sync::mpsc::unbounded_channel();
-//! let config = RelayConfig { udp_addr: "127.0.0.1:0".parse().unwrap(), public_ips: vec![], threads: 0 };
+//! let config =
+//!     RelayConfig { udp_addr: "127.0.0.1:0".parse().unwrap(), public_ips: vec![], threads: 0, udp_segmentation: true };
 //! let relay = Relay::start(config, events)?;
 //! let key = StreamKey { app_id: 1, stream_id: "cam".into() };
 //! let (publisher, answer) = relay.publish(key.clone(), offer).await?;
@@ -56,6 +57,7 @@ mod shard;
 mod simulcast;
 #[cfg(test)]
 mod tests;
+mod udp_out;
 
 /// At most one keyframe request per publisher in this interval.
 pub const KEYFRAME_INTERVAL: Duration = Duration::from_millis(500);
@@ -81,6 +83,10 @@ pub struct RelayConfig {
     /// Engine threads (shards), each with its own UDP socket. 0: one per available core (at
     /// most [`MAX_THREADS`]).
     pub threads: usize,
+    /// Send a run of equal datagrams to one destination (a video frame's packets to one
+    /// player) as one segmented message (`UDP_SEGMENT`); off: one message per datagram. The
+    /// relay turns it off by itself if the kernel refuses.
+    pub udp_segmentation: bool,
 }
 
 /// One published stream: an app's stream id.
@@ -167,6 +173,10 @@ pub struct RelayStats {
     pub handed_off: u64,
     /// Players moved from one simulcast layer to another (at a keyframe of the new one).
     pub layer_switches: u64,
+    /// Datagrams (of `packets_out`) that left in a segmented message with others.
+    pub packets_segmented: u64,
+    /// Messages handed to the kernel: `packets_out` less what segmentation saved.
+    pub send_messages: u64,
 }
 
 /// Counters one engine writes and the handle reads (one per shard: no cache line is written by
@@ -183,6 +193,8 @@ pub(crate) struct Shared {
     keyframe_requests: AtomicU64,
     handed_off: AtomicU64,
     layer_switches: AtomicU64,
+    packets_segmented: AtomicU64,
+    send_messages: AtomicU64,
     /// A sibling shard has queued a crossing and woken this shard's socket since the shard
     /// last emptied its channel: later senders need not wake it again.
     wake_pending: AtomicBool,
@@ -333,6 +345,7 @@ pub(crate) enum Command {
 }
 
 pub use simulcast::LayerChoice;
+pub(crate) use udp_out::DatagramSender;
 
 /// What a player has asked the relay not to send it (see [`Relay::mute_player`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -456,7 +469,14 @@ impl Relay {
             let shared = Arc::clone(&shards[index].shared);
             let shard = ShardInfo { index, count, directory: Arc::clone(&directory) };
             let engine = engine::Engine::new(candidates, shared, shard, connect_timeout, Instant::now())?;
-            let running = shard::Shard::new(engine, socket, events.clone(), Arc::clone(&siblings), index)?;
+            let running = shard::Shard::new(
+                engine,
+                socket,
+                events.clone(),
+                Arc::clone(&siblings),
+                index,
+                config.udp_segmentation,
+            )?;
             let spawned =
                 std::thread::Builder::new().name(format!("huddle-relay-{index}")).spawn(move || running.run(rx));
             if let Err(e) = spawned {
@@ -646,6 +666,8 @@ impl Relay {
             total.keyframe_requests += get(&s.keyframe_requests);
             total.handed_off += get(&s.handed_off);
             total.layer_switches += get(&s.layer_switches);
+            total.packets_segmented += get(&s.packets_segmented);
+            total.send_messages += get(&s.send_messages);
         }
         total
     }

@@ -17,18 +17,18 @@
 //! one-byte datagram is nothing WebRTC sends (STUN, DTLS and RTP are longer), so it is never
 //! handed to the engine.
 
-use std::io::{ErrorKind, IoSlice};
+use std::io::ErrorKind;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, UdpSocket};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use rustix::event::{PollFd, PollFlags, Timespec, poll};
-use rustix::net::{MMsgHdr, SendAncillaryBuffer, SendFlags, SocketAddrAny, sendmmsg};
 use str0m::net::Transmit;
 use tokio::sync::mpsc::UnboundedSender;
 
 use super::engine::Engine;
+use super::udp_out::DatagramSender;
 use super::{Command, RelayError, RelayEvent, Shared};
 
 /// Longest the loop blocks on the socket, so commands are noticed.
@@ -71,6 +71,7 @@ pub(crate) struct Shard {
     index: usize,
     /// The datagrams of one `sendmmsg` (scratch, reused).
     send_batch: Vec<Transmit>,
+    sender: DatagramSender,
 }
 
 impl Shard {
@@ -80,12 +81,21 @@ impl Shard {
         events: UnboundedSender<RelayEvent>,
         siblings: Arc<Vec<Sibling>>,
         index: usize,
+        udp_segmentation: bool,
     ) -> Result<Shard, RelayError> {
         socket.set_nonblocking(true).map_err(|e| RelayError::Unavailable(e.to_string()))?;
         if index >= siblings.len() {
             return Err(RelayError::Unavailable(format!("relay thread {index} is not among its siblings")));
         }
-        Ok(Shard { engine, socket, events, siblings, index, send_batch: Vec::with_capacity(SEND_BATCH) })
+        Ok(Shard {
+            engine,
+            socket,
+            events,
+            siblings,
+            index,
+            send_batch: Vec::with_capacity(SEND_BATCH),
+            sender: DatagramSender::new(udp_segmentation),
+        })
     }
 
     /// Blocks until the socket has a datagram or `wait` has passed. `ppoll` keeps the engine's
@@ -221,37 +231,14 @@ impl Shard {
         }
     }
 
-    /// Sends `batch` with as few `sendmmsg` calls as the kernel takes; a datagram the kernel
-    /// refuses (a full send buffer, an unreachable destination) is dropped, as with `sendto`.
-    fn send(&self, batch: &[Transmit]) {
+    /// Sends `batch` (see [`DatagramSender`]) and counts what left.
+    fn send(&mut self, batch: &[Transmit]) {
+        let sent = self.sender.send(&self.socket, batch);
         let shared = &self.siblings[self.index].shared;
-        let addrs: Vec<SocketAddrAny> = batch.iter().map(|t| SocketAddrAny::from(t.destination)).collect();
-        let iovs: Vec<[IoSlice<'_>; 1]> = batch.iter().map(|t| [IoSlice::new(&t.contents)]).collect();
-        let mut controls: Vec<SendAncillaryBuffer<'_, '_, '_>> = batch.iter().map(|_| Default::default()).collect();
-        let mut messages: Vec<MMsgHdr<'_>> = addrs
-            .iter()
-            .zip(&iovs)
-            .zip(controls.iter_mut())
-            .map(|((addr, iov), control)| MMsgHdr::new_with_addr(addr, iov, control))
-            .collect();
-        let mut next = 0;
-        while next < messages.len() {
-            match sendmmsg(&self.socket, &mut messages[next..], SendFlags::empty()) {
-                Ok(0) => break,
-                Ok(sent) => {
-                    let sent = sent.min(batch.len() - next);
-                    let bytes: usize = batch[next..next + sent].iter().map(|t| t.contents.len()).sum();
-                    Shared::add(&shared.packets_out, sent as u64);
-                    Shared::add(&shared.bytes_out, bytes as u64);
-                    next += sent;
-                }
-                Err(e) => {
-                    // The first datagram failed: skip it, send the rest.
-                    tracing::debug!(error = %e, dest = %batch[next].destination, "relay send failed");
-                    next += 1;
-                }
-            }
-        }
+        Shared::add(&shared.packets_out, sent.datagrams);
+        Shared::add(&shared.bytes_out, sent.bytes);
+        Shared::add(&shared.packets_segmented, sent.segmented);
+        Shared::add(&shared.send_messages, sent.messages);
     }
 
     /// Sends the engine's queued datagrams, reports its queued events, then passes its

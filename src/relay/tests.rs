@@ -26,7 +26,7 @@ fn key(stream_id: &str) -> StreamKey {
 }
 
 fn config(threads: usize) -> RelayConfig {
-    RelayConfig { udp_addr: "127.0.0.1:0".parse().unwrap(), public_ips: vec![], threads }
+    RelayConfig { udp_addr: "127.0.0.1:0".parse().unwrap(), public_ips: vec![], threads, udp_segmentation: true }
 }
 
 /// A relay on two shards: the single-stream tests also run through the shard routing.
@@ -600,6 +600,10 @@ async fn publish_to_three_players() {
     );
     let stats = relay.stats();
     assert!(stats.keyframe_requests >= 1 && stats.forwarded > 0 && stats.packets_in > 0 && stats.bytes_out > 0);
+    // A keyframe's packets to one player left as one segmented message, and every frame
+    // checked above arrived whole: the segmentation is invisible on the wire.
+    assert!(stats.packets_segmented > 0, "no run of packets was segmented: {stats:?}");
+    assert!(stats.send_messages < stats.packets_out, "{stats:?}");
 }
 
 #[tokio::test(flavor = "current_thread")]
@@ -684,7 +688,10 @@ async fn bad_input_is_refused_and_leaves_nothing_behind() {
 #[test]
 fn start_refuses_a_wildcard_bind_without_public_ips() {
     let (tx, _rx) = unbounded_channel();
-    let r = Relay::start(RelayConfig { udp_addr: "0.0.0.0:0".parse().unwrap(), public_ips: vec![], threads: 1 }, tx);
+    let r = Relay::start(
+        RelayConfig { udp_addr: "0.0.0.0:0".parse().unwrap(), public_ips: vec![], threads: 1, udp_segmentation: true },
+        tx,
+    );
     assert!(matches!(r, Err(RelayError::Unavailable(_))));
     let (tx, _rx) = unbounded_channel();
     let r = Relay::start(
@@ -692,6 +699,7 @@ fn start_refuses_a_wildcard_bind_without_public_ips() {
             udp_addr: "0.0.0.0:0".parse().unwrap(),
             public_ips: vec!["127.0.0.1".parse().unwrap()],
             threads: 2,
+            udp_segmentation: true,
         },
         tx,
     );
