@@ -147,11 +147,15 @@ struct Report {
     relay_thread_peers: Vec<u64>,
     relay_thread_cpu_us_per_forwarded: Option<f64>,
     /// Split of the above: user space (str0m, SRTP, forwarding) and kernel (sendto/recvfrom;
-    /// on loopback a send also runs the receiving socket's side of the stack).
+    /// on loopback a send also runs the receiving socket's side of the stack). Where the
+    /// kernel accounts CPU time by ticks (CONFIG_TICK_CPU_ACCOUNTING) the split is sampled at
+    /// the tick and can be far off at partial load; the total above is not.
     relay_thread_user_us_per_forwarded: Option<f64>,
     relay_thread_system_us_per_forwarded: Option<f64>,
     /// This process's CPU in the window, in cores (1.0 = one core busy).
     generator_cpu_cores: Option<f64>,
+    /// The server's resident memory at the window's end (`VmRSS`), with every session open.
+    server_rss_mib: Option<f64>,
     /// Datagrams the kernel dropped (receive buffer full) at the players' sockets and at the
     /// relay's socket during the window.
     udp_drops_players: Option<u64>,
@@ -368,6 +372,7 @@ pub async fn run(args: MediaLoadArgs) -> Result<(), String> {
     let sent_end = snapshot(&publishers);
     let metrics_end = scrape(&target).await;
     let cpu_end = Cpu::read(args.server_pid);
+    let server_rss_mib = args.server_pid.and_then(resident_kib).map(|kib| kib as f64 / 1024.0);
     let drops_end = udp_drops();
     let elapsed = started.elapsed().as_secs_f64();
     // Frames sent just before the end are still on their way.
@@ -491,6 +496,7 @@ pub async fn run(args: MediaLoadArgs) -> Result<(), String> {
         relay_thread_user_us_per_forwarded: per_forwarded(relay_split.map(|(user, _)| user)),
         relay_thread_system_us_per_forwarded: per_forwarded(relay_split.map(|(_, system)| system)),
         generator_cpu_cores: own_cpu,
+        server_rss_mib,
         udp_drops_players: drops_of(&our_ports),
         udp_drops_relay: drops_of(&relay_ports),
     };
@@ -657,6 +663,13 @@ pub(super) fn stat_user_system(stat: &str) -> Option<(u64, u64)> {
     Some((fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?))
 }
 
+/// Resident memory of a process in KiB (`VmRSS` in `/proc/PID/status`).
+fn resident_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
 /// Receive-buffer drops per local UDP port, from `/proc/net/udp` and `/proc/net/udp6`.
 fn udp_drops() -> Option<HashMap<u16, u64>> {
     let mut drops = HashMap::new();
@@ -689,6 +702,9 @@ mod tests {
         let udp = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops\n\
             12: 0100007F:1F90 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 1 2 0000000000000000 17\n";
         assert_eq!(parse_udp_drops(udp), vec![(8080, 17)]);
+        // This test process has some resident memory, and an absent process none.
+        assert!(resident_kib(std::process::id()).is_some_and(|kib| kib > 0));
+        assert_eq!(resident_kib(u32::MAX), None);
         let metrics = "# HELP x\nhuddle_relay_total{what=\"forwarded\"} 1234\nhuddle_relay_total{what=\"packets_in\"} 5\n\
             huddle_relay_forward_duration_seconds_sum 0.5\nhuddle_relay_forward_duration_seconds_count 7\n\
             huddle_relay_thread_peers{thread=\"1\"} 9\nhuddle_relay_thread_peers{thread=\"0\"} 12\n";
