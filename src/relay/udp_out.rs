@@ -185,13 +185,15 @@ fn send_runs(socket: &UdpSocket, batch: &[Transmit], runs: &[Run]) -> std::io::R
     let (space, len) = unsafe { (libc::CMSG_SPACE(2) as usize, libc::CMSG_LEN(2) as usize) };
     debug_assert!(space <= std::mem::size_of::<SegmentControl>());
     let mut messages: Vec<libc::mmsghdr> = Vec::with_capacity(runs.len());
+    // One pointer to the iovecs, offset per message (no borrow of `iovecs` is taken again).
+    let iov_base = iovecs.as_mut_ptr();
     let mut iov_at = 0;
     for ((run, addr), control) in runs.iter().zip(&addrs).zip(controls.iter_mut()) {
         // SAFETY: all-zero is a valid `msghdr` (null pointers, zero lengths).
         let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
         header.msg_name = addr.as_ptr() as *mut libc::c_void;
         header.msg_namelen = addr.len();
-        header.msg_iov = iovecs[iov_at..].as_mut_ptr();
+        header.msg_iov = iov_base.wrapping_add(iov_at);
         header.msg_iovlen = run.count as _;
         iov_at += run.count;
         if run.count > 1 {
