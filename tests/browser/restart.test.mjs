@@ -10,7 +10,13 @@ import { Env, framesKeepComing, playLikeTheTutorial, uid } from './harness.mjs';
 
 const redisUrl = process.env.HUDDLE_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const GRACE_MS = 5000;
-const env = new Env({ serverArgs: ['--redis-url', redisUrl, '--redis-lease-ms', '1000', '--reconnect-grace-ms', String(GRACE_MS)] });
+// A short lease, so the killed process's sessions are reaped quickly; the Redis call timeout
+// is set apart from it (by default a fifth of the lease: 200 ms at a 1 s lease, which a first
+// login on a CI machine busy starting Chromium once exceeded, failing with 1007).
+const env = new Env({
+  serverArgs: ['--redis-url', redisUrl, '--redis-lease-ms', '1500', '--redis-timeout-ms', '500',
+    '--reconnect-grace-ms', String(GRACE_MS)],
+});
 before(() => env.start());
 afterEach(() => env.closeUsers());
 after(() => env.stop());
